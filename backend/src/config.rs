@@ -1,0 +1,138 @@
+//! Typed, layered settings: built-in defaults, then an optional TOML file, then the environment.
+//!
+//! Environment variables are `SELFSERVICE_<FIELD>` (nested fields joined with `__`), plus the
+//! conventional `DATABASE_URL`. Every field is documented in the README's configuration table.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use figment::{
+    providers::{Env, Format, Serialized, Toml},
+    Figment,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server binds; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// Folder for the embedded SQLite database and other local state; created on first run.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; unset means the SQLite file `<data_dir>/selfservice.db`.
+    pub database_url: Option<String>,
+    /// The built SPA (`trunk build` output) served at `/`; if it is missing only the API is served.
+    pub dist_dir: PathBuf,
+    /// WebSocket URLs of the card agent that the SPA may open (they go into the CSP's connect-src).
+    pub agent_urls: Vec<String>,
+    /// Default `tracing` filter; `RUST_LOG` overrides it.
+    pub log: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            dist_dir: PathBuf::from("dist"),
+            agent_urls: vec!["ws://127.0.0.1:47101".into(), "ws://localhost:47101".into()],
+            log: "info,sqlx=warn,tower_http=info".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults → `file` (if given; it must exist) → environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+        Self::figment(file, Env::prefixed("SELFSERVICE_"), Env::raw().only(&["DATABASE_URL"])).extract()
+    }
+
+    fn figment(file: Option<&Path>, prefixed: Env, raw: Env) -> Figment {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            // SELFSERVICE_CONFIG names the file itself (read by the CLI), not a field.
+            .merge(prefixed.ignore(&["CONFIG"]).split("__"))
+            .merge(raw.map(|_| "database_url".into()))
+    }
+
+    /// The database URL in effect, with the embedded default resolved.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("selfservice.db").display()),
+        }
+    }
+
+    /// The settings as JSON with any password in the database URL replaced by `***`.
+    pub fn redacted_toml(&self) -> anyhow::Result<String> {
+        let mut copy = self.clone();
+        copy.database_url = Some(redact_url_password(&self.effective_database_url()));
+        Ok(serde_json::to_string_pretty(&copy)?)
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order_defaults_file_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("s.toml", "listen = \"127.0.0.1:9000\"\ndist_dir = \"web\"\n")?;
+            jail.set_env("SELFSERVICE_DIST_DIR", "from-env");
+            jail.set_env("DATABASE_URL", "postgres://u:p@h/db");
+            let s = Settings::load(Some(Path::new("s.toml")))?;
+            assert_eq!(s.listen.port(), 9000, "file overrides default");
+            assert_eq!(s.dist_dir, PathBuf::from("from-env"), "environment overrides file");
+            assert_eq!(s.database_url.as_deref(), Some("postgres://u:p@h/db"));
+            assert_eq!(s.data_dir, PathBuf::from("data"), "untouched fields keep defaults");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_with_their_name() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("s.toml", "lisen = \"127.0.0.1:9000\"\n")?;
+            let err = Settings::load(Some(Path::new("s.toml"))).expect_err("typo must fail");
+            assert!(err.to_string().contains("lisen"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_settings_file_is_an_error() {
+        figment::Jail::expect_with(|_| {
+            assert!(Settings::load(Some(Path::new("absent.toml"))).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sqlite_is_the_embedded_default() {
+        let s = Settings::default();
+        assert_eq!(s.effective_database_url(), "sqlite://data/selfservice.db?mode=rwc");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url_password("postgres://u:secret@h:5/db"), "postgres://u:***@h:5/db");
+        assert_eq!(redact_url_password("sqlite://x.db"), "sqlite://x.db");
+    }
+}

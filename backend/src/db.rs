@@ -1,0 +1,134 @@
+//! The database: one `sqlx::AnyPool` over SQLite (embedded default) or PostgreSQL (production).
+//!
+//! Queries are written in the SQL both engines share, with `$1`-style parameters (SQLite accepts
+//! them too), timestamps as integer Unix seconds and bytes as BLOB/BYTEA. The schema differs only
+//! in DDL, so each engine has its own migrations folder with the same numbered files.
+
+use std::{fmt, str::FromStr};
+
+use anyhow::Context;
+use sqlx::{
+    any::{install_default_drivers, AnyPoolOptions},
+    migrate::Migrator,
+    AnyPool,
+};
+
+use crate::config::Settings;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which engine a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+impl fmt::Display for DatabaseKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DatabaseKind::Sqlite => "sqlite",
+            DatabaseKind::Postgres => "postgres",
+        })
+    }
+}
+
+impl FromStr for DatabaseKind {
+    type Err = anyhow::Error;
+
+    fn from_str(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(DatabaseKind::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DatabaseKind::Postgres)
+        } else {
+            anyhow::bail!("Unsupported database URL: it must start with sqlite: or postgres://")
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    kind: DatabaseKind,
+}
+
+impl Database {
+    /// Connects to the configured database, creating the SQLite file and its folder if needed.
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        Self::connect_url(&settings.effective_database_url(), settings).await
+    }
+
+    pub async fn connect_url(url: &str, settings: &Settings) -> anyhow::Result<Self> {
+        install_default_drivers();
+        let kind: DatabaseKind = url.parse()?;
+        if kind == DatabaseKind::Sqlite && settings.database_url.is_none() {
+            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+                format!("Failed to create the data directory {}", settings.data_dir.display())
+            })?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(match kind {
+                // One writer at a time is SQLite's model; a few readers help the SPA's parallel calls.
+                DatabaseKind::Sqlite => 4,
+                DatabaseKind::Postgres => 16,
+            })
+            .connect(url)
+            .await
+            .with_context(|| format!("Failed to connect to the {kind} database"))?;
+        if kind == DatabaseKind::Sqlite {
+            // WAL lets readers proceed during a write; the setting persists in the file.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
+        Ok(Self { pool, kind })
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.kind {
+            DatabaseKind::Sqlite => &SQLITE_MIGRATIONS,
+            DatabaseKind::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.context("Failed to apply the database migrations")
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    /// Whether the database answers a trivial query right now.
+    pub async fn is_reachable(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// The newest applied migration, `None` before the first one.
+    pub async fn schema_version(&self) -> anyhow::Result<Option<i64>> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(version)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_scheme_selects_the_engine() {
+        assert_eq!("sqlite://x.db".parse::<DatabaseKind>().unwrap(), DatabaseKind::Sqlite);
+        assert_eq!("sqlite::memory:".parse::<DatabaseKind>().unwrap(), DatabaseKind::Sqlite);
+        assert_eq!("postgres://h/db".parse::<DatabaseKind>().unwrap(), DatabaseKind::Postgres);
+        assert_eq!("postgresql://h/db".parse::<DatabaseKind>().unwrap(), DatabaseKind::Postgres);
+        assert!("mysql://h/db".parse::<DatabaseKind>().is_err());
+    }
+}

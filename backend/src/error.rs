@@ -1,0 +1,79 @@
+//! The one API error type.
+//!
+//! Rule: modules return `thiserror` errors (or this type) at their boundaries and use `anyhow`
+//! with `.context("Failed to …")` inside. Handlers return [`ApiError`]; every variant names its
+//! HTTP status, 4xx bodies say what to do, 5xx bodies are opaque and the cause is logged.
+
+use axum::{
+    extract::{rejection::JsonRejection, FromRequest},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use protocol::api::ApiErrorBody;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not the JSON this route expects.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// 404: no such route or resource.
+    #[error("Not found")]
+    NotFound,
+    /// 503: a dependency (the database) does not answer.
+    #[error("The service is temporarily unavailable; please try again shortly")]
+    Unavailable(#[source] anyhow::Error),
+    /// 500: anything unexpected. The message stays generic; the cause goes to the log.
+    #[error("Something went wrong on our side; please try again")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::NotFound => "not_found",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        ApiError::InvalidJson(rejection.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal(cause) | ApiError::Unavailable(cause) => {
+                tracing::error!(error = ?cause, "request failed");
+            }
+            _ => {}
+        }
+        let body = ApiErrorBody { code: self.code().into(), message: self.to_string() };
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+/// `axum::Json` whose rejections come back in the [`ApiErrorBody`] envelope.
+#[derive(Debug, FromRequest)]
+#[from_request(via(Json), rejection(ApiError))]
+pub struct AppJson<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for AppJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}

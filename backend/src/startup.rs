@@ -1,0 +1,102 @@
+//! Builds the application: database, migrations, the SPA in memory, the router, the listener.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use axum::{extract::DefaultBodyLimit, middleware, Router};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::{
+    config::Settings, db::Database, routes, security_headers::SecurityHeaders, static_files::StaticFiles,
+};
+
+/// JSON bodies of this API are small; anything larger is refused before it is read.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Database,
+    pub settings: Arc<Settings>,
+}
+
+/// The whole HTTP surface: `/api/*` JSON routes, everything else the SPA.
+pub fn app(state: AppState, files: StaticFiles, headers: SecurityHeaders) -> Router {
+    let spa = Router::new().fallback(crate::static_files::serve).with_state(files);
+    Router::new()
+        .nest("/api", routes::router())
+        .with_state(state)
+        .merge(spa)
+        .layer(middleware::map_response_with_state(headers, crate::security_headers::apply))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+}
+
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    address: SocketAddr,
+    db: Database,
+}
+
+impl Application {
+    /// Connects and migrates the database, loads the SPA and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = Database::connect(&settings).await?;
+        db.migrate().await?;
+        let dist = settings.dist_dir.clone();
+        // Compressing the SPA takes a moment of CPU: keep it off the async workers.
+        let files = tokio::task::spawn_blocking(move || StaticFiles::load(&dist))
+            .await?
+            .context("Failed to load the SPA")?;
+        if files.is_empty() {
+            tracing::warn!(dist = %settings.dist_dir.display(), "no SPA found; serving the API only");
+        }
+        let headers = SecurityHeaders::new(files.index_html(), &settings.agent_urls)?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("Failed to listen on {}", settings.listen))?;
+        let address = listener.local_addr()?;
+        let state = AppState { db: db.clone(), settings: Arc::new(settings) };
+        Ok(Self { listener, router: app(state, files, headers), address, db })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests and closes the pool.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown_signal()).await?;
+        self.db.close().await;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,305 @@
+//! The built SPA, held in memory and compressed once at start-up.
+//!
+//! `dist/` is small (a few hundred KB), so every file is read, gzip- and brotli-compressed up
+//! front, and served from memory with an ETag: no disk I/O or compression on the request path.
+//! Paths that are not files fall back to `index.html` so client-side routes survive a reload.
+
+use std::{
+    collections::HashMap,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use anyhow::Context;
+use axum::{
+    body::Body,
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri},
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+/// Files under this size are not worth compressing.
+const MIN_COMPRESS_SIZE: usize = 1024;
+
+#[derive(Debug)]
+struct Asset {
+    content_type: &'static str,
+    identity: Bytes,
+    gzip: Option<Bytes>,
+    brotli: Option<Bytes>,
+    etag: HeaderValue,
+    cache_control: &'static str,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StaticFiles {
+    files: Arc<HashMap<String, Asset>>,
+}
+
+impl StaticFiles {
+    /// Reads and compresses every file under `dist`. A missing folder yields an empty set (API-only
+    /// mode, e.g. in the API tests); an unreadable file is an error.
+    pub fn load(dist: &Path) -> anyhow::Result<Self> {
+        let mut files = HashMap::new();
+        if dist.is_dir() {
+            for path in walk(dist)? {
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("Failed to read {}", path.display()))?;
+                let relative = path.strip_prefix(dist)?.to_string_lossy().replace('\\', "/");
+                let asset = Asset::new(&relative, bytes)?;
+                files.insert(format!("/{relative}"), asset);
+            }
+        }
+        Ok(Self { files: Arc::new(files) })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The text of `index.html`, for the CSP script hashes.
+    pub fn index_html(&self) -> Option<&str> {
+        self.files.get("/index.html").and_then(|a| std::str::from_utf8(&a.identity).ok())
+    }
+
+    /// Answers a GET or HEAD for a path outside `/api`.
+    pub fn respond(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Response {
+        if method != Method::GET && method != Method::HEAD {
+            return StatusCode::METHOD_NOT_ALLOWED.into_response();
+        }
+        let path = uri.path();
+        let asset = match self.files.get(path) {
+            Some(asset) => asset,
+            // A path whose last segment has a dot asks for a file: a missing one is a 404, not the
+            // app (a broken <script> would otherwise receive HTML).
+            None if last_segment_has_extension(path) => return StatusCode::NOT_FOUND.into_response(),
+            None => match self.files.get("/index.html") {
+                Some(index) => index,
+                None => {
+                    return (StatusCode::NOT_FOUND, "The web app is not built (dist/ is empty).")
+                        .into_response()
+                }
+            },
+        };
+        asset.respond(method, headers)
+    }
+}
+
+impl Asset {
+    fn new(relative: &str, bytes: Vec<u8>) -> anyhow::Result<Self> {
+        let content_type = content_type(relative);
+        let compressible = is_compressible(content_type) && bytes.len() >= MIN_COMPRESS_SIZE;
+        let (gzip, brotli) = if compressible {
+            (smaller(gzip(&bytes)?, bytes.len()), smaller(brotli(&bytes)?, bytes.len()))
+        } else {
+            (None, None)
+        };
+        let digest = Sha256::digest(&bytes);
+        let etag = HeaderValue::from_str(&format!("\"{}\"", hex16(&digest)))?;
+        let cache_control = if relative == "index.html" || !looks_content_hashed(relative) {
+            "no-cache"
+        } else {
+            "public, max-age=31536000, immutable"
+        };
+        Ok(Self { content_type, identity: Bytes::from(bytes), gzip, brotli, etag, cache_control })
+    }
+
+    fn respond(&self, method: &Method, headers: &HeaderMap) -> Response {
+        let mut builder = Response::builder()
+            .header(header::CONTENT_TYPE, self.content_type)
+            .header(header::ETAG, self.etag.clone())
+            .header(header::CACHE_CONTROL, self.cache_control)
+            .header(header::VARY, "Accept-Encoding");
+        if headers.get(header::IF_NONE_MATCH).is_some_and(|v| etag_matches(v, &self.etag)) {
+            return builder.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap_or_default();
+        }
+        let accepted = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let (body, encoding) = match (&self.brotli, &self.gzip) {
+            (Some(br), _) if accepts(accepted, "br") => (br.clone(), Some("br")),
+            (_, Some(gz)) if accepts(accepted, "gzip") => (gz.clone(), Some("gzip")),
+            _ => (self.identity.clone(), None),
+        };
+        if let Some(encoding) = encoding {
+            builder = builder.header(header::CONTENT_ENCODING, encoding);
+        }
+        builder = builder.header(header::CONTENT_LENGTH, body.len());
+        let body = if method == Method::HEAD { Body::empty() } else { Body::from(body) };
+        builder.body(body).unwrap_or_default()
+    }
+}
+
+fn walk(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("Failed to list {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            out.extend(walk(&path)?);
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("wasm") => "application/wasm",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json" | "map") => "application/json",
+        Some("webmanifest") => "application/manifest+json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("woff2") => "font/woff2",
+        Some("woff") => "font/woff",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+fn is_compressible(content_type: &str) -> bool {
+    content_type.starts_with("text/")
+        || matches!(content_type, "application/wasm" | "application/json" | "image/svg+xml" | "image/x-icon")
+        || content_type.starts_with("application/manifest")
+}
+
+fn gzip(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?)
+}
+
+fn brotli(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let params = brotli::enc::BrotliEncoderParams { quality: 11, lgwin: 22, ..Default::default() };
+    brotli::BrotliCompress(&mut &bytes[..], &mut out, &params)?;
+    Ok(out)
+}
+
+/// Keeps a compressed form only if it actually saves bytes.
+fn smaller(compressed: Vec<u8>, original: usize) -> Option<Bytes> {
+    (compressed.len() < original).then(|| Bytes::from(compressed))
+}
+
+/// Whether `Accept-Encoding` admits `coding` (present and not `q=0`).
+fn accepts(accept_encoding: &str, coding: &str) -> bool {
+    accept_encoding.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let name = parts.next().unwrap_or("");
+        let refused =
+            parts.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()).is_some_and(|q| q <= 0.0));
+        (name.eq_ignore_ascii_case(coding) || name == "*") && !refused
+    })
+}
+
+fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> bool {
+    let Ok(value) = if_none_match.to_str() else { return false };
+    let Ok(etag) = etag.to_str() else { return false };
+    value.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+}
+
+fn last_segment_has_extension(path: &str) -> bool {
+    path.rsplit('/').next().is_some_and(|segment| segment.contains('.'))
+}
+
+/// Trunk names outputs `name-<16 hex>.ext` (or `_bg.wasm`); those never change, so cache forever.
+fn looks_content_hashed(path: &str) -> bool {
+    let stem = path.rsplit('/').next().unwrap_or(path);
+    let stem = stem.split('.').next().unwrap_or(stem).trim_end_matches("_bg");
+    stem.rsplit_once('-')
+        .is_some_and(|(_, hash)| hash.len() >= 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn hex16(digest: &[u8]) -> String {
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The axum fallback: everything outside `/api` is the SPA.
+pub async fn serve(
+    axum::extract::State(files): axum::extract::State<StaticFiles>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    files.respond(&method, &uri, &headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dist_with(files: &[(&str, &[u8])]) -> (tempfile::TempDir, StaticFiles) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        let files = StaticFiles::load(dir.path()).unwrap();
+        (dir, files)
+    }
+
+    fn get(files: &StaticFiles, path: &str, accept: &str) -> Response {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(accept).unwrap());
+        files.respond(&Method::GET, &path.parse().unwrap(), &headers)
+    }
+
+    #[test]
+    fn wasm_is_served_as_application_wasm_and_compressed_by_preference() {
+        let wasm = vec![0u8; 10_000];
+        let (_dir, files) =
+            dist_with(&[("index.html", b"<html></html>"), ("app-0123456789abcdef_bg.wasm", &wasm)]);
+        let br = get(&files, "/app-0123456789abcdef_bg.wasm", "gzip, deflate, br");
+        assert_eq!(br.headers()[header::CONTENT_TYPE], "application/wasm");
+        assert_eq!(br.headers()[header::CONTENT_ENCODING], "br");
+        assert_eq!(br.headers()[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
+        let gz = get(&files, "/app-0123456789abcdef_bg.wasm", "gzip");
+        assert_eq!(gz.headers()[header::CONTENT_ENCODING], "gzip");
+        let plain = get(&files, "/app-0123456789abcdef_bg.wasm", "br;q=0, identity");
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(plain.headers()[header::CONTENT_LENGTH], "10000");
+    }
+
+    #[test]
+    fn client_routes_fall_back_to_index_but_missing_files_are_404() {
+        let (_dir, files) = dist_with(&[("index.html", b"<html>app</html>")]);
+        let route = get(&files, "/unlock/start", "");
+        assert_eq!(route.status(), StatusCode::OK);
+        assert_eq!(route.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(route.headers()[header::CACHE_CONTROL], "no-cache");
+        assert_eq!(get(&files, "/missing-0123456789abcdef.js", "").status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn a_matching_etag_gets_304() {
+        let (_dir, files) = dist_with(&[("index.html", b"<html>app</html>")]);
+        let first = get(&files, "/", "");
+        let etag = first.headers()[header::ETAG].clone();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::IF_NONE_MATCH, etag);
+        let again = files.respond(&Method::GET, &"/".parse().unwrap(), &headers);
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    }
+
+    #[test]
+    fn accept_encoding_parsing_honours_q_zero_and_wildcards() {
+        assert!(accepts("gzip, br", "br"));
+        assert!(accepts("GZIP;q=0.5", "gzip"));
+        assert!(!accepts("gzip;q=0", "gzip"));
+        assert!(accepts("*", "br"));
+        assert!(!accepts("", "gzip"));
+    }
+
+    #[test]
+    fn only_trunk_hashed_names_are_cached_forever() {
+        assert!(looks_content_hashed("frontend-5f2b3c4d5e6f7a8b.js"));
+        assert!(looks_content_hashed("frontend-5f2b3c4d5e6f7a8b_bg.wasm"));
+        assert!(!looks_content_hashed("favicon.ico"));
+        assert!(!looks_content_hashed("nhs-logo.svg"));
+    }
+}

@@ -1,0 +1,97 @@
+//! `TestApp`: the real application spawned on port 0 over a fresh database.
+
+use std::path::Path;
+
+use backend::{config::Settings, db::Database, startup::Application};
+use sqlx::{Connection, PgConnection};
+
+/// Which engine a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug)]
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: Database,
+    pub settings: Settings,
+    _data_dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn spawn(engine: Engine) -> Self {
+        Self::spawn_with(engine, |_| {}).await
+    }
+
+    /// Spawns with settings adjusted by `configure` (after the test defaults are applied).
+    pub async fn spawn_with(engine: Engine, configure: impl FnOnce(&mut Settings)) -> Self {
+        backend::telemetry::init("warn");
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            data_dir: data_dir.path().join("data"),
+            dist_dir: data_dir.path().join("no-dist"),
+            ..Settings::default()
+        };
+        if let Engine::Postgres = engine {
+            settings.database_url = Some(fresh_postgres_database().await);
+        }
+        configure(&mut settings);
+        let app = Application::build(settings.clone()).await.expect("application builds");
+        let address = app.url();
+        let db = Database::connect(&settings).await.expect("second pool");
+        tokio::spawn(app.run_until_stopped());
+        let client =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        Self { address, client, db, settings, _data_dir: data_dir }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.address)).send().await.expect("request")
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.settings.data_dir
+    }
+}
+
+fn admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL").expect(
+        "TEST_POSTGRES_URL is not set: run scripts/test.sh, which starts a PostgreSQL server, \
+         or point it at one (postgres://user@host:port/postgres)",
+    )
+}
+
+/// A connection to the test server's maintenance database.
+pub async fn admin_connection() -> PgConnection {
+    PgConnection::connect(&admin_url()).await.expect("connect to test PostgreSQL")
+}
+
+/// Creates an empty database on the test PostgreSQL server and returns its URL.
+async fn fresh_postgres_database() -> String {
+    let admin_url = admin_url();
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = admin_connection().await;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create database");
+    let (base, _) = admin_url.rsplit_once('/').expect("URL has a database path");
+    format!("{base}/{name}")
+}
+
+/// Defines `mod $name { sqlite(); postgres(); }` running the same async body on both engines.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($(#[$meta:meta])* async fn $name:ident($engine:ident: Engine) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            async fn run($engine: $crate::helpers::Engine) $body
+            #[tokio::test]
+            async fn sqlite() { run($crate::helpers::Engine::Sqlite).await }
+            #[tokio::test]
+            async fn postgres() { run($crate::helpers::Engine::Postgres).await }
+        }
+    };
+}

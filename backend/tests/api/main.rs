@@ -1,0 +1,7 @@
+//! API integration tests: one binary, a fresh database per test, every test on SQLite and on
+//! PostgreSQL (`TEST_POSTGRES_URL`, started by `scripts/test.sh`).
+
+mod helpers;
+
+mod health;
+mod spa_hosting;

@@ -1,0 +1,51 @@
+//! Typed calls to the backend's JSON API. Every call returns `Result<_, ApiError>`.
+
+use gloo_net::http::{Request, Response};
+use protocol::api::{ApiErrorBody, Health};
+use serde::de::DeserializeOwned;
+
+/// What can go wrong calling the API, phrased for the person in front of the screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// The request never got an answer (offline, server down).
+    Network,
+    /// The server answered with an error envelope.
+    Server { status: u16, body: ApiErrorBody },
+    /// The server answered something this app does not understand.
+    Unexpected { status: u16 },
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Network => {
+                f.write_str("We could not reach the service. Check your connection and try again.")
+            }
+            ApiError::Server { body, .. } => f.write_str(&body.message),
+            ApiError::Unexpected { status } => {
+                write!(f, "The service gave an unexpected answer (HTTP {status}).")
+            }
+        }
+    }
+}
+
+async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, ApiError> {
+    let status = response.status();
+    if response.ok() {
+        return response.json::<T>().await.map_err(|_| ApiError::Unexpected { status });
+    }
+    match response.json::<ApiErrorBody>().await {
+        Ok(body) => Err(ApiError::Server { status, body }),
+        Err(_) => Err(ApiError::Unexpected { status }),
+    }
+}
+
+/// `GET /api/health`. A 503 still carries a [`Health`] body, so it is decoded as one.
+pub async fn health() -> Result<Health, ApiError> {
+    let response = Request::get("/api/health").send().await.map_err(|_| ApiError::Network)?;
+    let status = response.status();
+    if status == 503 {
+        return response.json::<Health>().await.map_err(|_| ApiError::Unexpected { status });
+    }
+    decode(response).await
+}

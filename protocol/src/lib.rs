@@ -1,0 +1,6 @@
+//! The JSON wire types shared by the backend, the SPA and the card agent.
+//!
+//! Every type that crosses a process boundary lives here, so the three programs cannot drift.
+//! Keep this crate free of heavy dependencies: it is compiled into the wasm SPA.
+
+pub mod api;

@@ -1,0 +1,41 @@
+# Shared helpers for the project's scripts (sourced, not run).
+# shellcheck shell=bash
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*" >&2; }
+
+# The wasm build uses Debian's compiler with -Zbuild-std (TOOLCHAIN.md); never set these globally.
+wasm_env() { RUSTUP_TOOLCHAIN=debian-web RUSTC_BOOTSTRAP=1 "$@"; }
+
+build_spa() {
+  step "Building the SPA (trunk, release)"
+  (cd "$ROOT" && wasm_env trunk build --release)
+}
+
+# Runs "$@" as the postgres system user when we are root (PostgreSQL refuses to run as root).
+as_postgres() {
+  if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Starts a throw-away PostgreSQL server from Debian's package on a free port and exports
+# TEST_POSTGRES_URL. It is stopped and deleted by stop_postgres (call it from an EXIT trap).
+PG_BIN=/usr/lib/postgresql/15/bin
+start_postgres() {
+  step "Starting a throw-away PostgreSQL server"
+  PG_DIR=$(mktemp -d /tmp/selfservice-pg.XXXXXX)
+  [[ $(id -u) -eq 0 ]] && chown postgres: "$PG_DIR"
+  PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  as_postgres "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres -E UTF8 >/dev/null
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -o \
+    "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300" \
+    start >/dev/null
+  export TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+}
+stop_postgres() {
+  if [[ -n ${PG_DIR:-} && -d $PG_DIR ]]; then
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR"
+  fi
+}

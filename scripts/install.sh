@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs everything the run and test commands need on a fresh Debian 12 machine.
+# Idempotent: every step checks first, so a rerun costs seconds. See ../README.md.
+set -euo pipefail
+
+APT_PACKAGES=(
+  # wasm toolchain (TOOLCHAIN.md): Debian's compiler ships std sources for -Zbuild-std
+  build-essential pkg-config rustc-web cargo-web rust-web-src lld-22
+  # PC/SC stack, the virtual reader driver and independent PIV tools
+  pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc yubico-piv-tool openssl
+  # browsers for the journey tests
+  chromium chromium-driver firefox-esr
+  # real servers the tests start: PostgreSQL and an SMTP sink
+  postgresql python3-aiosmtpd
+  # the npm registry hosts wasm-opt (binaryen)
+  nodejs npm
+)
+
+log() { printf '\033[1;34m[install]\033[0m %s\n' "$*" >&2; }
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# node/npm may come from elsewhere on the machine (nvm, /usr/local); accept those.
+if command -v npm >/dev/null 2>&1; then
+  filtered=()
+  for p in "${missing[@]}"; do [[ $p == nodejs || $p == npm ]] || filtered+=("$p"); done
+  missing=("${filtered[@]+"${filtered[@]}"}")
+fi
+if ((${#missing[@]})); then
+  log "apt packages: ${missing[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The distro's pcscd is socket-activated by systemd; we start our own instances, so make sure
+# a stale system one does not hold the vpcd port. (No-op in containers without systemd.)
+
+if ! rustup toolchain list | grep -q '^debian-web'; then
+  log "rustup toolchain link debian-web /usr"
+  rustup toolchain link debian-web /usr
+fi
+
+cargo_install() { # name version bin [--locked]
+  local name=$1 version=$2 bin=$3; shift 3
+  if command -v "$bin" >/dev/null 2>&1 && "$bin" --version 2>/dev/null | grep -q "$version"; then
+    return
+  fi
+  log "cargo install $name $version"
+  cargo install "$name" --version "$version" "$@"
+}
+# No --locked: the crates.io mirror lacks the newest version of one of its dependencies.
+cargo_install wasm-bindgen-cli 0.2.130 wasm-bindgen
+cargo_install trunk 0.21.14 trunk --locked
+cargo_install geckodriver 0.37.1 geckodriver
+
+if ! (command -v wasm-opt >/dev/null 2>&1 && wasm-opt --version | grep -q 'version 132'); then
+  log "npm install -g binaryen@132 (wasm-opt)"
+  npm install -g --no-fund --no-audit binaryen@132 >/dev/null
+fi

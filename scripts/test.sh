@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, native tests (backend on SQLite and PostgreSQL), the SPA's
+# wasm tests in headless Chromium, and the browser tests in Chromium and Firefox ESR.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+
+"$ROOT/scripts/install.sh"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+build_spa
+
+trap stop_postgres EXIT
+start_postgres
+
+step "Native tests (unit, API on SQLite and PostgreSQL, browser journeys)"
+cargo test --workspace
+
+step "SPA wasm tests in headless Chromium"
+(cd "$ROOT/frontend" && wasm_env cargo test -p frontend --target wasm32-unknown-unknown)
+
+step "All tests passed"

@@ -1,0 +1,186 @@
+//! A minimal W3C WebDriver client: enough to open pages, find elements, click, type and read.
+//! Each [`Browser`] starts its own driver process on a free port and its own profile.
+
+use std::{process::Command, time::Duration};
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::{json, Value};
+
+use crate::process::{free_port, wait_until, ChildGuard};
+
+/// The browsers the tests drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// Debian's `chromium` through `chromedriver`.
+    Chromium,
+    /// Debian's `firefox-esr` through `geckodriver` (from crates.io).
+    Firefox,
+}
+
+/// The W3C element reference key.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52f-4a5cb4a3e8fa";
+
+#[derive(Debug)]
+pub struct Browser {
+    http: reqwest::Client,
+    session_url: String,
+    _profile: tempfile::TempDir,
+    _driver: ChildGuard,
+}
+
+#[derive(Debug, Clone)]
+pub struct Element(String);
+
+impl Browser {
+    pub async fn start(engine: Engine) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let profile = tempfile::tempdir()?;
+        let mut driver = match engine {
+            Engine::Chromium => {
+                let mut cmd = Command::new("chromedriver");
+                cmd.arg(format!("--port={port}")).arg("--silent");
+                ChildGuard::spawn("chromedriver", &mut cmd)?
+            }
+            Engine::Firefox => {
+                let mut cmd = Command::new("geckodriver");
+                cmd.args(["--port", &port.to_string(), "--log", "warn"]);
+                ChildGuard::spawn("geckodriver", &mut cmd)?
+            }
+        };
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        wait_until("the WebDriver server", Duration::from_secs(20), || {
+            let http = http.clone();
+            let url = format!("{base}/status");
+            async move { http.get(url).send().await.is_ok() }
+        })
+        .await?;
+        driver.check_alive()?;
+        let capabilities = match engine {
+            Engine::Chromium => json!({
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": "/usr/bin/chromium",
+                    "args": [
+                        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        "--disable-background-networking", "--disable-component-update",
+                        "--disable-sync", "--no-first-run", "--disable-quic",
+                        format!("--user-data-dir={}", profile.path().display()),
+                    ]
+                }
+            }),
+            Engine::Firefox => json!({
+                "browserName": "firefox",
+                "moz:firefoxOptions": {
+                    "binary": "/usr/bin/firefox-esr",
+                    "args": ["-headless", "-profile", profile.path().display().to_string()]
+                }
+            }),
+        };
+        let response: Value = http
+            .post(format!("{base}/session"))
+            .json(&json!({ "capabilities": { "alwaysMatch": capabilities } }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let session = response["value"]["sessionId"]
+            .as_str()
+            .ok_or_else(|| anyhow!("the driver refused a session: {response}"))?;
+        Ok(Self {
+            http,
+            session_url: format!("{base}/session/{session}"),
+            _profile: profile,
+            _driver: driver,
+        })
+    }
+
+    async fn command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.session_url);
+        let mut request = self.http.request(method, &url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response: Value =
+            request.send().await?.json().await.with_context(|| format!("{url}: not JSON"))?;
+        if let Some(error) = response["value"]["error"].as_str() {
+            bail!("WebDriver {path}: {error}: {}", response["value"]["message"]);
+        }
+        Ok(response["value"].clone())
+    }
+
+    pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
+        self.command(reqwest::Method::POST, "/url", Some(json!({ "url": url }))).await.map(drop)
+    }
+
+    pub async fn current_url(&self) -> anyhow::Result<String> {
+        let value = self.command(reqwest::Method::GET, "/url", None).await?;
+        value.as_str().map(str::to_owned).ok_or_else(|| anyhow!("no URL"))
+    }
+
+    pub async fn find(&self, css: &str) -> anyhow::Result<Element> {
+        let value = self
+            .command(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await?;
+        value[ELEMENT_KEY]
+            .as_str()
+            .map(|id| Element(id.to_owned()))
+            .ok_or_else(|| anyhow!("{css}: no element"))
+    }
+
+    pub async fn text(&self, element: &Element) -> anyhow::Result<String> {
+        let value = self.command(reqwest::Method::GET, &format!("/element/{}/text", element.0), None).await?;
+        Ok(value.as_str().unwrap_or_default().to_owned())
+    }
+
+    pub async fn click(&self, element: &Element) -> anyhow::Result<()> {
+        self.command(reqwest::Method::POST, &format!("/element/{}/click", element.0), Some(json!({})))
+            .await
+            .map(drop)
+    }
+
+    pub async fn type_into(&self, element: &Element, text: &str) -> anyhow::Result<()> {
+        self.command(
+            reqwest::Method::POST,
+            &format!("/element/{}/value", element.0),
+            Some(json!({ "text": text })),
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn execute(&self, script: &str) -> anyhow::Result<Value> {
+        self.command(reqwest::Method::POST, "/execute/sync", Some(json!({ "script": script, "args": [] })))
+            .await
+    }
+
+    /// Waits until the element matching `css` exists and its text contains `expected`.
+    pub async fn wait_for_text(&self, css: &str, expected: &str) -> anyhow::Result<String> {
+        let mut last = String::new();
+        for _ in 0..200 {
+            if let Ok(element) = self.find(css).await {
+                last = self.text(&element).await.unwrap_or_default();
+                if last.contains(expected) {
+                    return Ok(last);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("{css} never showed {expected:?}; last text: {last:?}")
+    }
+
+    /// Ends the session (the driver process itself is killed on drop).
+    pub async fn quit(self) -> anyhow::Result<()> {
+        self.http.delete(&self.session_url).send().await?;
+        Ok(())
+    }
+}

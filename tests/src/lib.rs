@@ -1,0 +1,13 @@
+//! Harness for the end-to-end tests: free ports, child processes that die with the test, a
+//! minimal W3C WebDriver client, and the real backend serving the real `dist/`.
+
+pub mod browser;
+pub mod process;
+pub mod system;
+
+use std::path::PathBuf;
+
+/// The workspace root (this crate lives in `<root>/tests`).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+}
