@@ -1,0 +1,181 @@
+//! `virtual-card`: create, personalise and run a software PIV card in pcscd's vpcd reader.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use der::EncodePem;
+use piv::{
+    host::{PinStatus, PivSession},
+    ids::{alg, object},
+    mgmt::{encode_hex, ManagementKey, DEFAULT_3DES_KEY},
+    pin::PaddedPin,
+};
+use virtual_card::{
+    card::Card,
+    personalise::{self, DemoCa},
+    state::{CardState, DEFAULT_PIN, DEFAULT_PUK},
+    vpcd,
+};
+
+#[derive(Debug, Parser)]
+#[command(version, about = "A software PIV card for pcscd's vpcd reader")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MgmtAlgorithm {
+    #[value(name = "3des")]
+    Tdes,
+    Aes128,
+    Aes192,
+    Aes256,
+}
+
+impl MgmtAlgorithm {
+    fn id(self) -> u8 {
+        match self {
+            MgmtAlgorithm::Tdes => alg::TDES,
+            MgmtAlgorithm::Aes128 => alg::AES_128,
+            MgmtAlgorithm::Aes192 => alg::AES_192,
+            MgmtAlgorithm::Aes256 => alg::AES_256,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Make a new blank card: random serial, default PIN/PUK/management key, 3 tries each.
+    Init {
+        #[arg(long)]
+        state: PathBuf,
+        #[arg(long, default_value = DEFAULT_PIN)]
+        pin: String,
+        #[arg(long, default_value = DEFAULT_PUK)]
+        puk: String,
+        /// Management key in hex (default: the well-known 3DES key 0102…08 ×3).
+        #[arg(long)]
+        mgmt_key: Option<String>,
+        #[arg(long, value_enum, default_value = "3des")]
+        mgmt_algorithm: MgmtAlgorithm,
+        /// Replace an existing card at this path.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Insert the card into vpcd's reader and answer APDUs until stopped (Ctrl-C = card removed).
+    Run {
+        #[arg(long)]
+        state: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:35963")]
+        vpcd: String,
+        /// Exit when vpcd drops the connection instead of re-inserting the card.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Generate 9A and 9E keys on the card, certify them with the demo CA, write them and a CHUID.
+    Personalise {
+        #[arg(long)]
+        state: PathBuf,
+        /// Folder of the demo CA (`ca.key.pem`, `ca.cert.pem`), created on first use.
+        #[arg(long)]
+        ca_dir: PathBuf,
+        /// The cardholder's name for the certificates.
+        #[arg(long, default_value = "Demo Cardholder")]
+        name: String,
+        #[arg(long)]
+        mgmt_key: Option<String>,
+        #[arg(long, value_enum, default_value = "3des")]
+        mgmt_algorithm: MgmtAlgorithm,
+        /// Also write the 9A certificate (PEM) here.
+        #[arg(long)]
+        cert_out: Option<PathBuf>,
+    },
+    /// Show what the card holds (serial, GUID, tries left, keys) — never secrets.
+    Status {
+        #[arg(long)]
+        state: PathBuf,
+    },
+}
+
+fn management_key(algorithm: MgmtAlgorithm, hex: Option<&str>) -> anyhow::Result<ManagementKey> {
+    Ok(match hex {
+        Some(hex) => ManagementKey::from_hex(algorithm.id(), hex)?,
+        None => ManagementKey::new(algorithm.id(), &DEFAULT_3DES_KEY)?,
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
+    match Cli::parse().command {
+        Cmd::Init { state, pin, puk, mgmt_key, mgmt_algorithm, force } => {
+            if state.exists() && !force {
+                bail!("{} already holds a card; pass --force to replace it", state.display());
+            }
+            PaddedPin::new(&pin).context("--pin")?;
+            PaddedPin::new(&puk).context("--puk")?;
+            let key = management_key(mgmt_algorithm, mgmt_key.as_deref())?;
+            let card = CardState::blank(&pin, &puk, key.algorithm(), key.key_bytes());
+            card.save(&state)?;
+            println!("new blank card {} (serial {})", state.display(), card.serial);
+            Ok(())
+        }
+        Cmd::Run { state, vpcd: address, once } => run(state, &address, once),
+        Cmd::Personalise { state, ca_dir, name, mgmt_key, mgmt_algorithm, cert_out } => {
+            let card = Card::new(CardState::load(&state)?, Some(state.clone()));
+            let mut session = PivSession::new(card);
+            let ca = DemoCa::load_or_create(&ca_dir)?;
+            let key = management_key(mgmt_algorithm, mgmt_key.as_deref())?;
+            let done = personalise::personalise(&mut session, &key, &ca, &name)?;
+            if let Some(path) = cert_out {
+                std::fs::write(path, done.piv_auth_certificate.to_pem(der::pem::LineEnding::LF)?)?;
+            }
+            println!("personalised {} for {name}: GUID {}", state.display(), encode_hex(&done.guid));
+            Ok(())
+        }
+        Cmd::Status { state } => {
+            let card = CardState::load(&state)?;
+            let mut session = PivSession::new(Card::new(card.clone(), None));
+            session.select()?;
+            let guid = session
+                .get_data(object::CHUID)?
+                .and_then(|c| personalise::guid_from_chuid(&c))
+                .map(|g| encode_hex(&g))
+                .unwrap_or_else(|| "none (not personalised)".into());
+            let pin = match session.pin_status()? {
+                PinStatus::Blocked => "blocked".to_owned(),
+                PinStatus::TriesLeft(Some(n)) => format!("{n} tries left"),
+                _ => "unknown".to_owned(),
+            };
+            println!("serial:   {}", card.serial);
+            println!("GUID:     {guid}");
+            println!("PIN:      {pin}");
+            println!("PUK:      {} tries left", card.puk_tries_left);
+            println!("keys:     {}", card.keys.keys().cloned().collect::<Vec<_>>().join(", "));
+            Ok(())
+        }
+    }
+}
+
+fn run(state_path: PathBuf, address: &str, once: bool) -> anyhow::Result<()> {
+    let state = CardState::load(&state_path)?;
+    let mut card = Card::new(state, Some(state_path.clone()));
+    loop {
+        let mut stream = vpcd::connect(address, Duration::from_secs(30)).with_context(|| {
+            format!("Failed to reach vpcd at {address}: is pcscd running with vsmartcard-vpcd?")
+        })?;
+        tracing::info!(card = %state_path.display(), %address, "card inserted");
+        let result = vpcd::serve(&mut stream, &mut card);
+        tracing::info!("card removed");
+        if once {
+            return result.context("the connection to vpcd failed");
+        }
+        if let Err(error) = result {
+            tracing::warn!(%error, "connection to vpcd lost; re-inserting");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
