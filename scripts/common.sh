@@ -39,3 +39,18 @@ stop_postgres() {
     rm -rf "$PG_DIR"
   fi
 }
+
+# pcscd with vsmartcard's vpcd reader (Debian's /etc/reader.conf.d/vpcd: ports 35963/35964).
+# There is one per machine: reuse a running one, otherwise start it and remember to stop it.
+start_pcscd() {
+  if pgrep -x pcscd >/dev/null; then
+    PCSCD_STARTED=""
+  else
+    step "Starting pcscd (with the vpcd virtual reader)"
+    pcscd
+    PCSCD_STARTED=1
+  fi
+}
+stop_pcscd() {
+  if [[ -n ${PCSCD_STARTED:-} ]]; then pkill -x pcscd || true; fi
+}

@@ -15,10 +15,14 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 build_spa
 
-trap stop_postgres EXIT
+trap 'stop_postgres; stop_pcscd' EXIT
 start_postgres
+start_pcscd
 
-step "Native tests (unit, API on SQLite and PostgreSQL, browser journeys)"
+step "Building the workspace's programs (the end-to-end tests start them)"
+cargo build --workspace --bins
+
+step "Native tests (unit, API on SQLite and PostgreSQL, PC/SC with PIV tools, browsers)"
 cargo test --workspace
 
 step "SPA wasm tests in headless Chromium"

@@ -181,7 +181,7 @@ mod tests {
         let c = Command::parse(&[0x00, 0xC0, 0x00, 0x00, 0x10]).unwrap();
         assert_eq!((c.data.len(), c.le), (0, Some(0x10)));
         let c = Command::parse(&[0x00, 0x20, 0x00, 0x80, 0x02, 0x31, 0x32]).unwrap();
-        assert_eq!((c.data, c.le.is_none()), (vec![0x31, 0x32], true));
+        assert_eq!((c.data.clone(), c.le.is_none()), (vec![0x31, 0x32], true));
         let c = Command::parse(&[0x00, 0xCB, 0x3F, 0xFF, 0x01, 0x7E, 0x00]).unwrap();
         assert_eq!((c.data.clone(), c.le, c.max_response()), (vec![0x7E], Some(0), 256));
     }

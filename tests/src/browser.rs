@@ -1,7 +1,10 @@
 //! A minimal W3C WebDriver client: enough to open pages, find elements, click, type and read.
 //! Each [`Browser`] starts its own driver process on a free port and its own profile.
 
-use std::{process::Command, time::Duration};
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
@@ -18,7 +21,7 @@ pub enum Engine {
 }
 
 /// The W3C element reference key.
-const ELEMENT_KEY: &str = "element-6066-11e4-a52f-4a5cb4a3e8fa";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 #[derive(Debug)]
 pub struct Browser {
@@ -38,12 +41,13 @@ impl Browser {
         let mut driver = match engine {
             Engine::Chromium => {
                 let mut cmd = Command::new("chromedriver");
-                cmd.arg(format!("--port={port}")).arg("--silent");
+                cmd.arg(format!("--port={port}")).arg("--silent").stdout(Stdio::null()).stderr(Stdio::null());
                 ChildGuard::spawn("chromedriver", &mut cmd)?
             }
             Engine::Firefox => {
                 let mut cmd = Command::new("geckodriver");
-                cmd.args(["--port", &port.to_string(), "--log", "warn"]);
+                // Firefox is chatty on stderr about the closed network; keep the test output readable.
+                cmd.args(["--port", &port.to_string(), "--log", "fatal"]).stdout(Stdio::null()).stderr(Stdio::null());
                 ChildGuard::spawn("geckodriver", &mut cmd)?
             }
         };
@@ -59,6 +63,7 @@ impl Browser {
         let capabilities = match engine {
             Engine::Chromium => json!({
                 "browserName": "chrome",
+                "goog:loggingPrefs": { "browser": "ALL" },
                 "goog:chromeOptions": {
                     "binary": "/usr/bin/chromium",
                     "args": [
@@ -175,7 +180,16 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        bail!("{css} never showed {expected:?}; last text: {last:?}")
+        let url = self.current_url().await.unwrap_or_default();
+        let body = self.execute("return document.documentElement.outerHTML").await.unwrap_or_default();
+        let body: String = body.as_str().unwrap_or_default().chars().take(2000).collect();
+        // Chromium's console (ignored where the driver has no log endpoint).
+        let console = self
+            .command(reqwest::Method::POST, "/se/log", Some(json!({ "type": "browser" })))
+            .await
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        bail!("{css} never showed {expected:?}; last text: {last:?}\nat {url}:\n{body}\nconsole: {console}")
     }
 
     /// Ends the session (the driver process itself is killed on drop).

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod process;
+pub mod smartcard;
 pub mod system;
 
 use std::path::PathBuf;

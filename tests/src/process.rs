@@ -21,7 +21,11 @@ pub struct ChildGuard {
 }
 
 impl ChildGuard {
+    /// Spawns `command` as the leader of a new process group, so that dropping the guard also
+    /// ends whatever it started (a WebDriver server's browser, for instance).
     pub fn spawn(name: &str, command: &mut Command) -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(command, 0);
         let child = command
             .stdin(Stdio::null())
             .spawn()
@@ -40,6 +44,11 @@ impl ChildGuard {
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
+        #[cfg(unix)]
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

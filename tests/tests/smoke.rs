@@ -29,12 +29,12 @@ async fn app_renders_and_navigates(engine: Engine) -> anyhow::Result<()> {
     browser.quit().await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_runs_the_app() -> anyhow::Result<()> {
     app_renders_and_navigates(Engine::Chromium).await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firefox_runs_the_app() -> anyhow::Result<()> {
     app_renders_and_navigates(Engine::Firefox).await
 }

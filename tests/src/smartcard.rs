@@ -1,0 +1,156 @@
+//! The real PC/SC stack for tests: pcscd with vsmartcard's vpcd driver, and the virtual card
+//! process inserted into its first reader ("Virtual PCD 00 00", vpcd port 35963).
+//!
+//! There is one pcscd per machine, so card tests take [`exclusive`] for their whole run.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{Mutex, MutexGuard, OnceLock},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+
+use crate::process::ChildGuard;
+
+/// The vpcd slot the tests use (Debian's `/etc/reader.conf.d/vpcd`: 0x8C7B).
+pub const VPCD_PORT: u16 = 35963;
+/// The reader pcscd shows for that slot.
+pub const READER: &str = "Virtual PCD 00 00";
+
+static CARD_LOCK: Mutex<()> = Mutex::new(());
+static PCSCD: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Serialises the tests that use the (single) virtual reader, and makes sure pcscd runs.
+pub fn exclusive() -> anyhow::Result<MutexGuard<'static, ()>> {
+    let guard = CARD_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    ensure_pcscd()?;
+    Ok(guard)
+}
+
+fn pcscd_running() -> bool {
+    Command::new("pgrep").args(["-x", "pcscd"]).output().is_ok_and(|o| o.status.success())
+}
+
+/// Starts pcscd if nothing runs it (scripts/test.sh normally has). It is left running with
+/// `--auto-exit`, so it goes away a minute after the last test.
+pub fn ensure_pcscd() -> anyhow::Result<()> {
+    PCSCD
+        .get_or_init(|| {
+            if pcscd_running() {
+                return Ok(());
+            }
+            let status = Command::new("pcscd").arg("--auto-exit").status().map_err(|e| format!("pcscd: {e}"))?;
+            if !status.success() {
+                return Err(format!("pcscd exited with {status}"));
+            }
+            Ok(())
+        })
+        .clone()
+        .map_err(|e| anyhow::anyhow!("Failed to start pcscd ({e}); install it with scripts/install.sh"))
+}
+
+/// A workspace binary built by `cargo test --workspace` / `cargo build` (next to `deps/`).
+pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().and_then(Path::parent).context("test binary has no target folder")?;
+    let path = dir.join(name);
+    if !path.is_file() {
+        bail!("{} is not built; run `cargo build --workspace` (scripts/test.sh does)", path.display());
+    }
+    Ok(path)
+}
+
+/// A virtual card file: `virtual-card init` (+ `personalise`) in a temporary folder.
+#[derive(Debug)]
+pub struct CardFile {
+    pub dir: tempfile::TempDir,
+    pub state: PathBuf,
+    pub ca_dir: PathBuf,
+}
+
+impl CardFile {
+    pub fn blank() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let state = dir.path().join("card.json");
+        let ca_dir = dir.path().join("ca");
+        run_ok(Command::new(workspace_binary("virtual-card")?).arg("init").arg("--state").arg(&state))?;
+        Ok(Self { dir, state, ca_dir })
+    }
+
+    pub fn personalised(holder: &str) -> anyhow::Result<Self> {
+        let card = Self::blank()?;
+        run_ok(
+            Command::new(workspace_binary("virtual-card")?)
+                .arg("personalise")
+                .arg("--state")
+                .arg(&card.state)
+                .arg("--ca-dir")
+                .arg(&card.ca_dir)
+                .args(["--name", holder]),
+        )?;
+        Ok(card)
+    }
+}
+
+/// The virtual card inserted in [`READER`]; dropping it removes the card.
+#[derive(Debug)]
+pub struct InsertedCard {
+    process: Option<ChildGuard>,
+}
+
+impl Drop for InsertedCard {
+    /// Removes the card and waits until pcscd has noticed, so the next insertion is seen as new.
+    fn drop(&mut self) {
+        drop(self.process.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while card_present() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl InsertedCard {
+    pub fn insert(card: &CardFile) -> anyhow::Result<Self> {
+        let mut command = Command::new(workspace_binary("virtual-card")?);
+        command.arg("run").arg("--state").arg(&card.state).arg("--vpcd").arg(format!("127.0.0.1:{VPCD_PORT}"));
+        command.arg("--once");
+        let mut process = ChildGuard::spawn("virtual-card", &mut command)?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !card_present() {
+            process.check_alive()?;
+            if Instant::now() > deadline {
+                bail!("the virtual card did not appear in {READER}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Self { process: Some(process) })
+    }
+}
+
+/// Whether pcscd reports a card in [`READER`] (asked through OpenSC, an independent client).
+pub fn card_present() -> bool {
+    Command::new("opensc-tool")
+        .arg("--list-readers")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.contains(READER) && l.contains("Yes")))
+        .unwrap_or(false)
+}
+
+/// Runs a command, failing with its output if it does not succeed; returns stdout + stderr.
+pub fn run_ok(command: &mut Command) -> anyhow::Result<String> {
+    let output = command.output().with_context(|| format!("Failed to run {command:?}"))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    if !output.status.success() {
+        bail!("{command:?} failed ({}):\n{text}", output.status);
+    }
+    Ok(text)
+}
+
+/// Runs a command that may fail; returns (success, stdout + stderr).
+pub fn run(command: &mut Command) -> anyhow::Result<(bool, String)> {
+    let output = command.output().with_context(|| format!("Failed to run {command:?}"))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    Ok((output.status.success(), text))
+}
