@@ -26,6 +26,7 @@ step "Native tests (unit, API on SQLite and PostgreSQL, PC/SC with PIV tools, br
 cargo test --workspace
 
 step "SPA wasm tests in headless Chromium"
-(cd "$ROOT/frontend" && wasm_env cargo test -p frontend --target wasm32-unknown-unknown)
+# The runner reads frontend/webdriver.json (headless, no sandbox as root) from its working folder.
+(cd "$ROOT/frontend" && CHROMEDRIVER=$(command -v chromedriver) wasm_env cargo test -p frontend --target wasm32-unknown-unknown)
 
 step "All tests passed"

@@ -46,8 +46,10 @@ impl Default for Settings {
 
 impl Settings {
     /// Defaults → `file` (if given; it must exist) → environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
-        Self::figment(file, Env::prefixed("SELFSERVICE_"), Env::raw().only(&["DATABASE_URL"])).extract()
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        Self::figment(file, Env::prefixed("SELFSERVICE_"), Env::raw().only(&["DATABASE_URL"]))
+            .extract()
+            .map_err(Box::new)
     }
 
     fn figment(file: Option<&Path>, prefixed: Env, raw: Env) -> Figment {
@@ -88,6 +90,7 @@ fn redact_url_password(url: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err, reason = "figment::Jail's closure signature is fixed")]
 mod tests {
     use super::*;
 
@@ -97,7 +100,7 @@ mod tests {
             jail.create_file("s.toml", "listen = \"127.0.0.1:9000\"\ndist_dir = \"web\"\n")?;
             jail.set_env("SELFSERVICE_DIST_DIR", "from-env");
             jail.set_env("DATABASE_URL", "postgres://u:p@h/db");
-            let s = Settings::load(Some(Path::new("s.toml")))?;
+            let s = Settings::load(Some(Path::new("s.toml"))).map_err(|e| *e)?;
             assert_eq!(s.listen.port(), 9000, "file overrides default");
             assert_eq!(s.dist_dir, PathBuf::from("from-env"), "environment overrides file");
             assert_eq!(s.database_url.as_deref(), Some("postgres://u:p@h/db"));

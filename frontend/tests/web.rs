@@ -1,11 +1,11 @@
 //! Wasm tests in headless Chromium (`wasm-bindgen-test-runner`): the app mounts, routes and
 //! renders API failures as a readable error rather than a blank page.
 #![cfg(target_arch = "wasm32")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
 
 use std::time::Duration;
 
-use leptos::prelude::*;
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -14,7 +14,14 @@ fn document() -> web_sys::Document {
     web_sys::window().and_then(|w| w.document()).expect("a document")
 }
 
-fn mount_fresh() -> web_sys::HtmlElement {
+/// Mounts the app at `path` into a new element (tests share one page, so each sets its route).
+fn mount_at(path: &str) -> web_sys::HtmlElement {
+    web_sys::window()
+        .unwrap()
+        .history()
+        .unwrap()
+        .push_state_with_url(&JsValue::NULL, "", Some(path))
+        .unwrap();
     let root: web_sys::HtmlElement = document().create_element("div").unwrap().unchecked_into();
     document().body().unwrap().append_child(&root).unwrap();
     let handle = leptos::mount::mount_to(root.clone(), frontend::App);
@@ -36,10 +43,23 @@ async fn gloo_timers_sleep(duration: Duration) {
     wasm_bindgen_futures::JsFuture::from(promise).await.unwrap();
 }
 
+/// The router renders a route's view asynchronously: poll the text for up to 2.5 s.
+async fn text_once_it_contains(root: &web_sys::HtmlElement, needle: &str) -> String {
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = root.text_content().unwrap_or_default();
+        if text.contains(needle) {
+            break;
+        }
+        sleep(50).await;
+    }
+    text
+}
+
 #[wasm_bindgen_test]
-fn the_start_page_renders_its_heading_and_the_misconduct_warning() {
-    let root = mount_fresh();
-    let text = root.text_content().unwrap_or_default();
+async fn the_start_page_renders_its_heading_and_the_misconduct_warning() {
+    let root = mount_at("/");
+    let text = text_once_it_contains(&root, "Only unlock your own card").await;
     assert!(text.contains("Smartcard self-service"), "{text}");
     assert!(text.contains("Only unlock your own card"), "{text}");
     assert!(root.query_selector("a.skip-link").unwrap().is_some(), "skip link for keyboard users");
@@ -48,21 +68,8 @@ fn the_start_page_renders_its_heading_and_the_misconduct_warning() {
 #[wasm_bindgen_test]
 async fn the_status_page_shows_a_readable_error_when_the_api_is_absent() {
     // The test runner's server has no /api: the page must say so, not stay blank.
-    web_sys::window()
-        .unwrap()
-        .history()
-        .unwrap()
-        .push_state_with_url(&JsValue::NULL, "", Some("/status"))
-        .unwrap();
-    let root = mount_fresh();
-    let mut text = String::new();
-    for _ in 0..50 {
-        sleep(50).await;
-        text = root.text_content().unwrap_or_default();
-        if text.contains("could not be read") {
-            break;
-        }
-    }
+    let root = mount_at("/status");
+    let text = text_once_it_contains(&root, "could not be read").await;
     assert!(text.contains("Service status"), "{text}");
     assert!(text.contains("The service status could not be read"), "{text}");
 }

@@ -3,4 +3,5 @@
 //! Every type that crosses a process boundary lives here, so the three programs cannot drift.
 //! Keep this crate free of heavy dependencies: it is compiled into the wasm SPA.
 
+pub mod agent;
 pub mod api;

@@ -47,7 +47,9 @@ impl Browser {
             Engine::Firefox => {
                 let mut cmd = Command::new("geckodriver");
                 // Firefox is chatty on stderr about the closed network; keep the test output readable.
-                cmd.args(["--port", &port.to_string(), "--log", "fatal"]).stdout(Stdio::null()).stderr(Stdio::null());
+                cmd.args(["--port", &port.to_string(), "--log", "fatal"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
                 ChildGuard::spawn("geckodriver", &mut cmd)?
             }
         };

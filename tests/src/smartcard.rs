@@ -41,7 +41,8 @@ pub fn ensure_pcscd() -> anyhow::Result<()> {
             if pcscd_running() {
                 return Ok(());
             }
-            let status = Command::new("pcscd").arg("--auto-exit").status().map_err(|e| format!("pcscd: {e}"))?;
+            let status =
+                Command::new("pcscd").arg("--auto-exit").status().map_err(|e| format!("pcscd: {e}"))?;
             if !status.success() {
                 return Err(format!("pcscd exited with {status}"));
             }
@@ -114,7 +115,12 @@ impl Drop for InsertedCard {
 impl InsertedCard {
     pub fn insert(card: &CardFile) -> anyhow::Result<Self> {
         let mut command = Command::new(workspace_binary("virtual-card")?);
-        command.arg("run").arg("--state").arg(&card.state).arg("--vpcd").arg(format!("127.0.0.1:{VPCD_PORT}"));
+        command
+            .arg("run")
+            .arg("--state")
+            .arg(&card.state)
+            .arg("--vpcd")
+            .arg(format!("127.0.0.1:{VPCD_PORT}"));
         command.arg("--once");
         let mut process = ChildGuard::spawn("virtual-card", &mut command)?;
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -141,7 +147,8 @@ pub fn card_present() -> bool {
 /// Runs a command, failing with its output if it does not succeed; returns stdout + stderr.
 pub fn run_ok(command: &mut Command) -> anyhow::Result<String> {
     let output = command.output().with_context(|| format!("Failed to run {command:?}"))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     if !output.status.success() {
         bail!("{command:?} failed ({}):\n{text}", output.status);
     }
@@ -151,6 +158,7 @@ pub fn run_ok(command: &mut Command) -> anyhow::Result<String> {
 /// Runs a command that may fail; returns (success, stdout + stderr).
 pub fn run(command: &mut Command) -> anyhow::Result<(bool, String)> {
     let output = command.output().with_context(|| format!("Failed to run {command:?}"))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     Ok((output.status.success(), text))
 }

@@ -1,5 +1,6 @@
 //! Browser smoke test: the real backend serves the real built SPA; Chromium and Firefox ESR both
 //! run the wasm, render the start page, navigate client-side, and load a deep link directly.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
 
 use tests::{
     browser::{Browser, Engine},

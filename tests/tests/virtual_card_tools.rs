@@ -1,5 +1,6 @@
 //! The virtual card through the real PC/SC stack (pcscd + vpcd), driven by independent PIV tools:
 //! OpenSC (`opensc-tool`, `pkcs15-tool`, `pkcs11-tool`), `yubico-piv-tool` and `openssl`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
 
 use std::process::Command;
 
@@ -31,7 +32,8 @@ fn opensc_recognises_a_personalised_card_and_lists_its_certificates() -> anyhow:
     let pem = run_ok(Command::new("pkcs15-tool").args(["--read-certificate", "01"]))?;
     let pem_path = card.dir.path().join("9a.pem");
     std::fs::write(&pem_path, pem)?;
-    let subject = run_ok(Command::new("openssl").arg("x509").arg("-in").arg(&pem_path).args(["-noout", "-subject"]))?;
+    let subject =
+        run_ok(Command::new("openssl").arg("x509").arg("-in").arg(&pem_path).args(["-noout", "-subject"]))?;
     assert!(subject.contains("CN = Alice Example"), "{subject}");
     Ok(())
 }
@@ -55,7 +57,14 @@ fn pkcs11_signs_with_the_9a_key_and_openssl_verifies_against_the_certificate() -
     )?;
     let pem = run_ok(Command::new("pkcs15-tool").args(["--read-certificate", "01"]))?;
     std::fs::write(dir.join("cert.pem"), pem)?;
-    run_ok(Command::new("openssl").arg("x509").arg("-in").arg(dir.join("cert.pem")).args(["-pubkey", "-noout", "-out"]).arg(dir.join("pub.pem")))?;
+    run_ok(
+        Command::new("openssl")
+            .arg("x509")
+            .arg("-in")
+            .arg(dir.join("cert.pem"))
+            .args(["-pubkey", "-noout", "-out"])
+            .arg(dir.join("pub.pem")),
+    )?;
     let verified = run_ok(
         Command::new("openssl")
             .args(["dgst", "-sha256", "-verify"])
@@ -66,18 +75,33 @@ fn pkcs11_signs_with_the_9a_key_and_openssl_verifies_against_the_certificate() -
     )?;
     assert!(verified.contains("Verified OK"), "{verified}");
     // The certificate chains to the demo CA the backend will be configured to trust.
-    let chain = run_ok(Command::new("openssl").arg("verify").arg("-CAfile").arg(card.ca_dir.join("ca.cert.pem")).arg(dir.join("cert.pem")))?;
+    let chain = run_ok(
+        Command::new("openssl")
+            .arg("verify")
+            .arg("-CAfile")
+            .arg(card.ca_dir.join("ca.cert.pem"))
+            .arg(dir.join("cert.pem")),
+    )?;
     assert!(chain.contains(": OK"), "{chain}");
 
     // A wrong PIN is refused by the card and costs a try.
-    let (ok, out) = run(
-        Command::new("pkcs11-tool")
-            .args(["--module", PKCS11, "--login", "--pin", "999999", "--sign", "--mechanism", "ECDSA-SHA256", "--id", "01"])
-            .arg("-i")
-            .arg(dir.join("data"))
-            .arg("-o")
-            .arg(dir.join("sig2")),
-    )?;
+    let (ok, out) = run(Command::new("pkcs11-tool")
+        .args([
+            "--module",
+            PKCS11,
+            "--login",
+            "--pin",
+            "999999",
+            "--sign",
+            "--mechanism",
+            "ECDSA-SHA256",
+            "--id",
+            "01",
+        ])
+        .arg("-i")
+        .arg(dir.join("data"))
+        .arg("-o")
+        .arg(dir.join("sig2")))?;
     assert!(!ok && out.contains("CKR_PIN_INCORRECT"), "{out}");
     Ok(())
 }

@@ -30,6 +30,9 @@ enum PendingAuth {
     Challenge(Zeroizing<Vec<u8>>),
 }
 
+/// A command's INS, P1 and P2: chained blocks must all carry the same.
+type Header = (u8, u8, u8);
+
 /// What a reset or power cycle forgets.
 #[derive(Debug, Default)]
 struct Session {
@@ -40,7 +43,7 @@ struct Session {
     mgmt_authenticated: bool,
     pending_auth: Option<PendingAuth>,
     /// Command chaining: (INS, P1, P2) and the data received so far.
-    chain: Option<((u8, u8, u8), Zeroizing<Vec<u8>>)>,
+    chain: Option<(Header, Zeroizing<Vec<u8>>)>,
     /// Response bytes still to be fetched with GET RESPONSE.
     pending_response: Vec<u8>,
 }

@@ -1,4 +1,5 @@
 //! The virtual card in-process: every command and the status word a real card gives.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
 
 use piv::{
     apdu::Command,
@@ -70,7 +71,10 @@ fn commands_before_select_and_unknown_instructions_are_refused() {
 fn a_failed_select_of_another_applet_keeps_piv_selected() {
     let mut session = selected();
     let card = session.transport_mut();
-    assert_eq!(raw(card, &[0x00, 0xA4, 0x04, 0x00, 0x07, 0xA0, 0x00, 0x00, 0x05, 0x27, 0x20, 0x01]).1, 0x6A82);
+    assert_eq!(
+        raw(card, &[0x00, 0xA4, 0x04, 0x00, 0x07, 0xA0, 0x00, 0x00, 0x05, 0x27, 0x20, 0x01]).1,
+        0x6A82
+    );
     assert_eq!(session.pin_status().unwrap(), PinStatus::TriesLeft(Some(3)));
 }
 
@@ -98,9 +102,15 @@ fn verify_counts_down_blocks_and_a_right_pin_restores_the_counter() {
 fn malformed_pin_blocks_are_refused_without_spending_a_try() {
     let mut s = selected();
     let card = s.transport_mut();
-    assert_eq!(raw(card, &[0x00, 0x20, 0x00, 0x80, 0x08, 0x31, 0xFF, 0x32, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]).1, 0x6A80);
+    assert_eq!(
+        raw(card, &[0x00, 0x20, 0x00, 0x80, 0x08, 0x31, 0xFF, 0x32, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]).1,
+        0x6A80
+    );
     assert_eq!(raw(card, &[0x00, 0x20, 0x00, 0x80, 0x04, 0x31, 0x32, 0x33, 0x34]).1, 0x6700);
-    assert_eq!(raw(card, &[0x00, 0x20, 0x00, 0x81, 0x08, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38]).1, 0x6A86);
+    assert_eq!(
+        raw(card, &[0x00, 0x20, 0x00, 0x81, 0x08, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38]).1,
+        0x6A86
+    );
     assert_eq!(s.pin_status().unwrap(), PinStatus::TriesLeft(Some(3)));
 }
 
@@ -172,11 +182,15 @@ fn management_key_external_authentication() {
     let mgmt = ManagementKey::default_3des();
     let mut s = selected();
     let ask = tlv::encode(0x7C, &tlv::encode(0x81, &[]));
-    let r = s.transceive(&Command::new(0x00, ins::GENERAL_AUTHENTICATE, alg::TDES, key::CARD_MANAGEMENT, ask)).unwrap();
+    let r = s
+        .transceive(&Command::new(0x00, ins::GENERAL_AUTHENTICATE, alg::TDES, key::CARD_MANAGEMENT, ask))
+        .unwrap();
     let (dynamic, _) = tlv::parse_one(&r.data).unwrap();
     let challenge = tlv::find(dynamic.value, 0x81).unwrap().unwrap().to_vec();
     let answer = tlv::encode(0x7C, &tlv::encode(0x82, &mgmt.encrypt_block(&challenge).unwrap()));
-    let r = s.transceive(&Command::new(0x00, ins::GENERAL_AUTHENTICATE, alg::TDES, key::CARD_MANAGEMENT, answer)).unwrap();
+    let r = s
+        .transceive(&Command::new(0x00, ins::GENERAL_AUTHENTICATE, alg::TDES, key::CARD_MANAGEMENT, answer))
+        .unwrap();
     assert_eq!(r.sw, StatusWord::Success);
     s.generate_ec(key::PIV_AUTHENTICATION, alg::ECC_P256).unwrap();
 }
@@ -185,7 +199,9 @@ fn management_key_external_authentication() {
 fn wrong_algorithm_for_the_management_key_is_6a86() {
     let mut s = selected();
     let ask = tlv::encode(0x7C, &tlv::encode(0x80, &[]));
-    let r = s.transceive(&Command::new(0x00, ins::GENERAL_AUTHENTICATE, alg::AES_128, key::CARD_MANAGEMENT, ask)).unwrap();
+    let r = s
+        .transceive(&Command::new(0x00, ins::GENERAL_AUTHENTICATE, alg::AES_128, key::CARD_MANAGEMENT, ask))
+        .unwrap();
     assert_eq!(r.sw, StatusWord::IncorrectP1P2);
 }
 
@@ -219,7 +235,10 @@ fn signing_rules_per_slot() {
     // 9E: no PIN needed (proof of card presence).
     s.sign_ec(key::CARD_AUTHENTICATION, alg::ECC_P256, &digest).unwrap();
     // 9A: only after VERIFY.
-    assert_eq!(s.sign_ec(key::PIV_AUTHENTICATION, alg::ECC_P256, &digest), Err(HostError::SecurityNotSatisfied));
+    assert_eq!(
+        s.sign_ec(key::PIV_AUTHENTICATION, alg::ECC_P256, &digest),
+        Err(HostError::SecurityNotSatisfied)
+    );
     s.verify_pin(&pin("123456")).unwrap();
     let der = s.sign_ec(key::PIV_AUTHENTICATION, alg::ECC_P256, &digest).unwrap();
     use ecdsa::signature::hazmat::PrehashVerifier;
@@ -229,7 +248,10 @@ fn signing_rules_per_slot() {
     // 9C: only right after VERIFY, once.
     s.verify_pin(&pin("123456")).unwrap();
     s.sign_ec(key::DIGITAL_SIGNATURE, alg::ECC_P256, &digest).unwrap();
-    assert_eq!(s.sign_ec(key::DIGITAL_SIGNATURE, alg::ECC_P256, &digest), Err(HostError::SecurityNotSatisfied));
+    assert_eq!(
+        s.sign_ec(key::DIGITAL_SIGNATURE, alg::ECC_P256, &digest),
+        Err(HostError::SecurityNotSatisfied)
+    );
     // Wrong digest length, wrong algorithm, empty slot.
     assert!(matches!(
         s.sign_ec(key::CARD_AUTHENTICATION, alg::ECC_P256, &[1; 20]),
@@ -270,7 +292,8 @@ fn long_objects_use_chaining_in_and_61xx_with_get_response_out() {
     assert_eq!(s.get_data(object::CERT_PIV_AUTH).unwrap().unwrap(), big);
     // An extended Le takes it all at once.
     let card = s.transport_mut();
-    let (all, sw) = raw(card, &[0x00, 0xCB, 0x3F, 0xFF, 0x00, 0x00, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x05, 0x00, 0x00]);
+    let (all, sw) =
+        raw(card, &[0x00, 0xCB, 0x3F, 0xFF, 0x00, 0x00, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x05, 0x00, 0x00]);
     assert_eq!((sw, all.len()), (0x9000, big.len() + 4));
 }
 
@@ -301,10 +324,12 @@ fn personalisation_goes_through_the_cards_commands_and_yields_verifiable_certifi
     let dir = tempfile::tempdir().unwrap();
     let ca = DemoCa::load_or_create(dir.path()).unwrap();
     let mut s = PivSession::new(blank());
-    let done = personalise::personalise(&mut s, &ManagementKey::default_3des(), &ca, "Alice Example").unwrap();
+    let done =
+        personalise::personalise(&mut s, &ManagementKey::default_3des(), &ca, "Alice Example").unwrap();
     let chuid = s.get_data(object::CHUID).unwrap().unwrap();
     assert_eq!(personalise::guid_from_chuid(&chuid), Some(done.guid));
-    let cert = personalise::certificate_from_object(&s.get_data(object::CERT_PIV_AUTH).unwrap().unwrap()).unwrap();
+    let cert =
+        personalise::certificate_from_object(&s.get_data(object::CERT_PIV_AUTH).unwrap().unwrap()).unwrap();
     assert_eq!(cert, done.piv_auth_certificate);
     assert!(s.get_data(object::CERT_CARD_AUTH).unwrap().is_some());
     // The same CA loads again from its folder.

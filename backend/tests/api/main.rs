@@ -1,5 +1,6 @@
 //! API integration tests: one binary, a fresh database per test, every test on SQLite and on
 //! PostgreSQL (`TEST_POSTGRES_URL`, started by `scripts/test.sh`).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
 
 mod helpers;
 

@@ -1,0 +1,189 @@
+//! The card agent's WebSocket protocol (`ws://127.0.0.1:47101`), JSON text frames.
+//!
+//! On connect the agent sends [`AgentMessage::Hello`]. The page sends [`Request`]s, each with an
+//! `id` the agent echoes in its [`AgentMessage::Response`]. Reader and card changes are pushed as
+//! [`AgentMessage::Event`]. Operations are high level: a page can never send a raw APDU.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change; the SPA refuses an agent with another major version.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    #[serde(flatten)]
+    pub operation: Operation,
+}
+
+/// What a page may ask. Challenges are base64 (standard alphabet), 32 bytes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Operation {
+    /// The readers and whether each holds a card.
+    ListReaders,
+    /// GUID, certificates and PIN state, without a PIN and without spending a try.
+    CardIdentity { reader: String },
+    /// VERIFY the PIN, then sign the challenge with the PIV Authentication key (9A).
+    SignWithPin { reader: String, pin: String, challenge: String },
+    /// Sign the challenge with the Card Authentication key (9E): no PIN, proves presence.
+    ProvePresence { reader: String, challenge: String },
+    /// CHANGE REFERENCE DATA for the PIN.
+    ChangePin { reader: String, old_pin: String, new_pin: String },
+}
+
+/// PINs never reach a log through `Debug`.
+impl std::fmt::Debug for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Operation::ListReaders => f.write_str("ListReaders"),
+            Operation::CardIdentity { reader } => write!(f, "CardIdentity {{ reader: {reader:?} }}"),
+            Operation::SignWithPin { reader, .. } => {
+                write!(f, "SignWithPin {{ reader: {reader:?}, pin: *** }}")
+            }
+            Operation::ProvePresence { reader, .. } => write!(f, "ProvePresence {{ reader: {reader:?} }}"),
+            Operation::ChangePin { reader, .. } => write!(f, "ChangePin {{ reader: {reader:?}, pins: *** }}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMessage {
+    Hello {
+        agent_version: String,
+        protocol_version: u32,
+    },
+    Response {
+        id: u64,
+        #[serde(flatten)]
+        outcome: Outcome,
+    },
+    Event {
+        #[serde(flatten)]
+        event: Event,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok(Reply),
+    Error(AgentError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reply {
+    Readers {
+        readers: Vec<ReaderInfo>,
+    },
+    Identity(CardIdentity),
+    /// DER ECDSA signature, base64.
+    Signature {
+        signature: String,
+    },
+    Done,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReaderInfo {
+    pub name: String,
+    pub card_present: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardIdentity {
+    /// The CHUID GUID, 32 lowercase hex digits.
+    pub guid: String,
+    /// DER certificates, base64, if present.
+    pub piv_auth_certificate: Option<String>,
+    pub card_auth_certificate: Option<String>,
+    pub pin: PinState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PinState {
+    /// `tries_left` is `None` when the card does not say.
+    Ready {
+        tries_left: Option<u8>,
+    },
+    Blocked,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    ReaderAdded {
+        reader: String,
+    },
+    ReaderRemoved {
+        reader: String,
+    },
+    CardInserted {
+        reader: String,
+    },
+    CardRemoved {
+        reader: String,
+    },
+    /// pcscd stopped answering; the agent keeps trying and reports readers again when it returns.
+    ServiceUnavailable,
+}
+
+/// Errors a person can act on; `message` is the sentence to show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentError {
+    pub code: AgentErrorCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum AgentErrorCode {
+    NoReader,
+    NoCard,
+    CardRemoved,
+    WrongPin { tries_left: Option<u8> },
+    PinBlocked,
+    InvalidPin,
+    NotPiv,
+    NotPersonalised,
+    ServiceUnavailable,
+    Busy,
+    BadRequest,
+    CardError,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_flat_json_with_an_op_tag() {
+        let json = r#"{"id":7,"op":"sign_with_pin","reader":"R","pin":"123456","challenge":"AA=="}"#;
+        let request: Request = serde_json::from_str(json).unwrap();
+        assert_eq!(request.id, 7);
+        assert!(matches!(request.operation, Operation::SignWithPin { .. }));
+        assert!(!format!("{request:?}").contains("123456"), "Debug hides the PIN");
+    }
+
+    #[test]
+    fn responses_and_events_round_trip() {
+        for message in [
+            AgentMessage::Hello { agent_version: "1".into(), protocol_version: PROTOCOL_VERSION },
+            AgentMessage::Response { id: 1, outcome: Outcome::Ok(Reply::Done) },
+            AgentMessage::Response {
+                id: 2,
+                outcome: Outcome::Error(AgentError {
+                    code: AgentErrorCode::WrongPin { tries_left: Some(2) },
+                    message: "Wrong passcode".into(),
+                }),
+            },
+            AgentMessage::Event { event: Event::CardInserted { reader: "R".into() } },
+        ] {
+            let json = serde_json::to_string(&message).unwrap();
+            assert_eq!(serde_json::from_str::<AgentMessage>(&json).unwrap(), message, "{json}");
+        }
+    }
+}
