@@ -1,1 +1,13 @@
 //! The workstation card agent: PC/SC and PIV behind a guarded localhost WebSocket.
+//!
+//! - [`guard`]: which WebSocket handshakes are accepted (Origin allow-list, loopback Host).
+//! - [`ops`]: the high-level card operations, over any [`piv::host::Transport`].
+//! - [`pcsc_worker`]: the blocking PC/SC side: a monitor thread pushing reader/card events and
+//!   a worker thread running operations inside PC/SC transactions.
+//! - [`server`]: the WebSocket service tying them together.
+
+pub mod config;
+pub mod guard;
+pub mod ops;
+pub mod pcsc_worker;
+pub mod server;

@@ -1,0 +1,57 @@
+//! Agent settings: defaults, then an optional TOML file, then the command line.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+pub const DEFAULT_PORT: u16 = 47101;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// TCP port on 127.0.0.1 (the agent never listens on another address).
+    pub port: u16,
+    /// Web origins allowed to open the WebSocket, e.g. `https://selfservice.example.nhs.uk`.
+    pub allowed_origins: Vec<String>,
+    /// Largest accepted WebSocket message, bytes.
+    pub max_message_bytes: usize,
+    /// Requests per second one connection may send before it is closed.
+    pub max_requests_per_second: u32,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            port: DEFAULT_PORT,
+            allowed_origins: Vec::new(),
+            max_message_bytes: 16 * 1024,
+            max_requests_per_second: 20,
+        }
+    }
+}
+
+impl AgentConfig {
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("Failed to read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{} is not a valid agent configuration", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_overrides_defaults_and_typos_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "port = 47200\nallowed_origins = [\"http://127.0.0.1:8080\"]\n").unwrap();
+        let config = AgentConfig::from_file(&path).unwrap();
+        assert_eq!(config.port, 47200);
+        assert_eq!(config.allowed_origins, vec!["http://127.0.0.1:8080".to_owned()]);
+        assert_eq!(config.max_message_bytes, AgentConfig::default().max_message_bytes);
+        std::fs::write(&path, "prot = 1\n").unwrap();
+        assert!(AgentConfig::from_file(&path).is_err());
+    }
+}

@@ -1,0 +1,174 @@
+//! The WebSocket service on 127.0.0.1: guarded handshake, hello, requests, pushed events.
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use futures_util::{SinkExt, StreamExt};
+use protocol::agent::{
+    AgentErrorCode, AgentMessage, Operation, Outcome, Reply, Request, PROTOCOL_VERSION,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::{
+    handshake::server::{ErrorResponse, Request as HttpRequest, Response as HttpResponse},
+    http::{header, StatusCode},
+    protocol::WebSocketConfig,
+    Message,
+};
+use zeroize::Zeroizing;
+
+use crate::{config::AgentConfig, guard, ops, pcsc_worker::Pcsc};
+
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    config: AgentConfig,
+    pcsc: Pcsc,
+}
+
+impl Server {
+    /// Binds 127.0.0.1 only: the agent is never reachable from the network.
+    pub async fn bind(config: AgentConfig, pcsc: Pcsc) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], config.port))).await?;
+        Ok(Self { listener, config, pcsc })
+    }
+
+    pub fn address(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    pub async fn run(self) -> anyhow::Result<()> {
+        let port = self.address()?.port();
+        loop {
+            let (stream, peer) = self.listener.accept().await?;
+            let config = self.config.clone();
+            let pcsc = self.pcsc.clone();
+            tokio::spawn(async move {
+                if let Err(e) = connection(stream, config, pcsc, port).await {
+                    tracing::debug!(%peer, error = %e, "connection ended");
+                }
+            });
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, config: AgentConfig, pcsc: Pcsc, port: u16) -> anyhow::Result<()> {
+    let allowed = config.allowed_origins.clone();
+    #[allow(clippy::result_large_err, reason = "tungstenite's handshake callback signature is fixed")]
+    let check = move |request: &HttpRequest, response: HttpResponse| -> Result<HttpResponse, ErrorResponse> {
+        let header = |name: header::HeaderName| request.headers().get(name).and_then(|v| v.to_str().ok());
+        match guard::check(header(header::ORIGIN), header(header::HOST), &allowed, port) {
+            Ok(()) => Ok(response),
+            Err(refusal) => {
+                tracing::warn!(%refusal, "WebSocket handshake refused");
+                let mut denied = ErrorResponse::new(Some("Forbidden".into()));
+                *denied.status_mut() = StatusCode::FORBIDDEN;
+                Err(denied)
+            }
+        }
+    };
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(config.max_message_bytes))
+        .max_frame_size(Some(config.max_message_bytes));
+    let mut ws = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config)).await?;
+    let mut events = pcsc.subscribe();
+    send(&mut ws, &AgentMessage::Hello { agent_version: env!("CARGO_PKG_VERSION").into(), protocol_version: PROTOCOL_VERSION }).await?;
+
+    let mut window = (Instant::now(), 0u32);
+    loop {
+        tokio::select! {
+            incoming = ws.next() => {
+                let Some(message) = incoming else { return Ok(()) };
+                let text = match message? {
+                    Message::Text(text) => Zeroizing::new(text.to_string()),
+                    Message::Close(_) => return Ok(()),
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                    _ => {
+                        reply(&mut ws, 0, bad_request("Only JSON text messages are accepted.")).await?;
+                        continue;
+                    }
+                };
+                if window.0.elapsed() > Duration::from_secs(1) {
+                    window = (Instant::now(), 0);
+                }
+                window.1 += 1;
+                if window.1 > config.max_requests_per_second {
+                    tracing::warn!("closing a connection that exceeded the request rate");
+                    return Ok(());
+                }
+                let outcome_and_id = match serde_json::from_str::<Request>(&text) {
+                    Ok(request) => (request.id, handle(&pcsc, request.operation).await),
+                    Err(e) => (0, bad_request(&format!("Not a valid request: {e}"))),
+                };
+                reply(&mut ws, outcome_and_id.0, outcome_and_id.1).await?;
+            }
+            event = events.recv() => {
+                match event {
+                    Ok(event) => send(&mut ws, &AgentMessage::Event { event }).await?,
+                    // A slow page missed events: the next list_readers tells the truth.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                }
+            }
+        }
+    }
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+async fn send(ws: &mut Ws, message: &AgentMessage) -> anyhow::Result<()> {
+    ws.send(Message::text(serde_json::to_string(message)?)).await?;
+    Ok(())
+}
+
+async fn reply(ws: &mut Ws, id: u64, outcome: Outcome) -> anyhow::Result<()> {
+    send(ws, &AgentMessage::Response { id, outcome }).await
+}
+
+fn bad_request(message: &str) -> Outcome {
+    Outcome::Error(ops::error(AgentErrorCode::BadRequest, message))
+}
+
+async fn handle(pcsc: &Pcsc, operation: Operation) -> Outcome {
+    tracing::info!(?operation, "request");
+    match operation {
+        Operation::ListReaders => Outcome::Ok(Reply::Readers { readers: pcsc.readers() }),
+        Operation::CardIdentity { reader } => {
+            pcsc.run(reader, Box::new(|s| into_outcome(ops::card_identity(s).map(Reply::Identity)))).await
+        }
+        Operation::SignWithPin { reader, pin, challenge } => {
+            let pin = Zeroizing::new(pin);
+            let challenge = match ops::challenge_from(&challenge) {
+                Ok(c) => c,
+                Err(e) => return Outcome::Error(e),
+            };
+            pcsc.run(reader, Box::new(move |s| into_outcome(ops::sign_with_pin(s, &pin, &challenge).map(signature))))
+                .await
+        }
+        Operation::ProvePresence { reader, challenge } => {
+            let challenge = match ops::challenge_from(&challenge) {
+                Ok(c) => c,
+                Err(e) => return Outcome::Error(e),
+            };
+            pcsc.run(reader, Box::new(move |s| into_outcome(ops::prove_presence(s, &challenge).map(signature)))).await
+        }
+        Operation::ChangePin { reader, old_pin, new_pin } => {
+            let (old_pin, new_pin) = (Zeroizing::new(old_pin), Zeroizing::new(new_pin));
+            pcsc.run(reader, Box::new(move |s| into_outcome(ops::change_pin(s, &old_pin, &new_pin).map(|()| Reply::Done))))
+                .await
+        }
+    }
+}
+
+fn signature(der: Vec<u8>) -> Reply {
+    Reply::Signature { signature: STANDARD.encode(der) }
+}
+
+fn into_outcome(result: ops::OpResult<Reply>) -> Outcome {
+    match result {
+        Ok(reply) => Outcome::Ok(reply),
+        Err(error) => Outcome::Error(error),
+    }
+}
