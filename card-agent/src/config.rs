@@ -33,8 +33,10 @@ impl Default for AgentConfig {
 
 impl AgentConfig {
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("Failed to read {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{} is not a valid agent configuration", path.display()))
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("Failed to read {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid agent configuration", path.display()))
     }
 }
 

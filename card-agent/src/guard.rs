@@ -36,7 +36,8 @@ fn is_loopback_host(host: &str, port: u16) -> bool {
         _ => (host, None),
     };
     // Browsers always send the port for a non-default one; require it to be ours.
-    host_port == Some(port) && matches!(name.to_ascii_lowercase().as_str(), "127.0.0.1" | "localhost" | "[::1]")
+    host_port == Some(port)
+        && matches!(name.to_ascii_lowercase().as_str(), "127.0.0.1" | "localhost" | "[::1]")
 }
 
 #[cfg(test)]
@@ -52,7 +53,10 @@ mod tests {
         for host in ["127.0.0.1:47101", "localhost:47101", "[::1]:47101", "LOCALHOST:47101"] {
             assert_eq!(check(Some("http://127.0.0.1:8080"), Some(host), &allowed(), 47101), Ok(()), "{host}");
         }
-        assert_eq!(check(Some("https://SelfService.example.nhs.uk/"), Some("127.0.0.1:47101"), &allowed(), 47101), Ok(()));
+        assert_eq!(
+            check(Some("https://SelfService.example.nhs.uk/"), Some("127.0.0.1:47101"), &allowed(), 47101),
+            Ok(())
+        );
     }
 
     #[test]
@@ -63,13 +67,21 @@ mod tests {
         );
         assert_eq!(check(None, Some("127.0.0.1:47101"), &allowed(), 47101), Err(Refusal::NoOrigin));
         // A look-alike prefix is not the allowed origin.
-        assert!(check(Some("http://127.0.0.1:8080.evil.example"), Some("127.0.0.1:47101"), &allowed(), 47101).is_err());
+        assert!(check(
+            Some("http://127.0.0.1:8080.evil.example"),
+            Some("127.0.0.1:47101"),
+            &allowed(),
+            47101
+        )
+        .is_err());
         assert!(check(Some("null"), Some("127.0.0.1:47101"), &allowed(), 47101).is_err());
     }
 
     #[test]
     fn rebinding_hosts_and_wrong_ports_are_refused() {
-        for host in ["evil.example:47101", "127.0.0.1.nip.io:47101", "127.0.0.1:8080", "127.0.0.1", "10.0.0.1:47101"] {
+        for host in
+            ["evil.example:47101", "127.0.0.1.nip.io:47101", "127.0.0.1:8080", "127.0.0.1", "10.0.0.1:47101"]
+        {
             assert_eq!(
                 check(Some("http://127.0.0.1:8080"), Some(host), &allowed(), 47101),
                 Err(Refusal::HostNotLoopback(host.into())),

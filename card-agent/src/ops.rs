@@ -95,7 +95,11 @@ fn not_personalised() -> AgentError {
 }
 
 /// VERIFY then sign with 9A; the PIN is logged out again afterwards.
-pub fn sign_with_pin<T: Transport>(session: &mut PivSession<T>, pin: &str, challenge: &[u8]) -> OpResult<Vec<u8>> {
+pub fn sign_with_pin<T: Transport>(
+    session: &mut PivSession<T>,
+    pin: &str,
+    challenge: &[u8],
+) -> OpResult<Vec<u8>> {
     let pin = pin_from(pin)?;
     session.select().map_err(from_host)?;
     session.verify_pin(&pin).map_err(from_host)?;
@@ -126,7 +130,8 @@ mod tests {
     fn personalised() -> (PivSession<Card>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let ca = personalise::DemoCa::load_or_create(dir.path()).unwrap();
-        let card = Card::new(CardState::blank("123456", "12345678", alg::TDES, &piv::mgmt::DEFAULT_3DES_KEY), None);
+        let card =
+            Card::new(CardState::blank("123456", "12345678", alg::TDES, &piv::mgmt::DEFAULT_3DES_KEY), None);
         let mut session = PivSession::new(card);
         personalise::personalise(&mut session, &ManagementKey::default_3des(), &ca, "Test Holder").unwrap();
         session.transport_mut().reset();
@@ -145,7 +150,8 @@ mod tests {
 
     #[test]
     fn a_blank_card_is_not_personalised() {
-        let card = Card::new(CardState::blank("123456", "12345678", alg::TDES, &piv::mgmt::DEFAULT_3DES_KEY), None);
+        let card =
+            Card::new(CardState::blank("123456", "12345678", alg::TDES, &piv::mgmt::DEFAULT_3DES_KEY), None);
         let err = card_identity(&mut PivSession::new(card)).unwrap_err();
         assert_eq!(err.code, AgentErrorCode::NotPersonalised);
     }
@@ -174,7 +180,10 @@ mod tests {
     fn presence_needs_no_pin_and_change_pin_needs_the_old_one() {
         let (mut s, _dir) = personalised();
         prove_presence(&mut s, &[1; 32]).unwrap();
-        assert!(matches!(change_pin(&mut s, "111111", "24681357").unwrap_err().code, AgentErrorCode::WrongPin { .. }));
+        assert!(matches!(
+            change_pin(&mut s, "111111", "24681357").unwrap_err().code,
+            AgentErrorCode::WrongPin { .. }
+        ));
         change_pin(&mut s, "123456", "24681357").unwrap();
         sign_with_pin(&mut s, "24681357", &[2; 32]).unwrap();
     }

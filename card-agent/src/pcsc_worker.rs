@@ -40,7 +40,9 @@ impl Transport for PcscTransport<'_> {
 
 fn transport_error(e: pcsc::Error) -> TransportError {
     match e {
-        pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard | pcsc::Error::ResetCard => TransportError::CardRemoved,
+        pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard | pcsc::Error::ResetCard => {
+            TransportError::CardRemoved
+        }
         pcsc::Error::ReaderUnavailable | pcsc::Error::UnknownReader => TransportError::ReaderGone,
         pcsc::Error::NoService | pcsc::Error::ServiceStopped => TransportError::ServiceUnavailable,
         other => TransportError::Other(other.to_string()),
@@ -98,7 +100,10 @@ impl Pcsc {
     /// The readers as the monitor last saw them.
     pub fn readers(&self) -> Vec<ReaderInfo> {
         let readers = self.readers.lock().unwrap_or_else(|p| p.into_inner());
-        readers.iter().map(|(name, present)| ReaderInfo { name: name.clone(), card_present: *present }).collect()
+        readers
+            .iter()
+            .map(|(name, present)| ReaderInfo { name: name.clone(), card_present: *present })
+            .collect()
     }
 
     /// Runs `work` on the card in `reader` (one operation at a time).
@@ -142,7 +147,9 @@ fn run_job(context: &mut Option<pcsc::Context>, reader: &str, work: Work) -> Out
         let mut card = match ctx.connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY) {
             Ok(card) => card,
             // pcscd restarted under us: a new context, once.
-            Err(pcsc::Error::InvalidHandle | pcsc::Error::ServiceStopped | pcsc::Error::NoService) if attempt == 0 => {
+            Err(pcsc::Error::InvalidHandle | pcsc::Error::ServiceStopped | pcsc::Error::NoService)
+                if attempt == 0 =>
+            {
                 *context = None;
                 continue;
             }
@@ -161,7 +168,9 @@ fn run_job(context: &mut Option<pcsc::Context>, reader: &str, work: Work) -> Out
         let transaction = match card.transaction() {
             Ok(tx) => tx,
             Err(e) => {
-                return Outcome::Error(crate::ops::from_host(piv::host::HostError::Transport(transport_error(e))));
+                return Outcome::Error(crate::ops::from_host(piv::host::HostError::Transport(
+                    transport_error(e),
+                )));
             }
         };
         let mut session = PivSession::new(PcscTransport { card: &transaction });

@@ -7,9 +7,7 @@ use std::{
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use futures_util::{SinkExt, StreamExt};
-use protocol::agent::{
-    AgentErrorCode, AgentMessage, Operation, Outcome, Reply, Request, PROTOCOL_VERSION,
-};
+use protocol::agent::{AgentErrorCode, AgentMessage, Operation, Outcome, Reply, Request, PROTOCOL_VERSION};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::{
     handshake::server::{ErrorResponse, Request as HttpRequest, Response as HttpResponse},
@@ -74,7 +72,14 @@ async fn connection(stream: TcpStream, config: AgentConfig, pcsc: Pcsc, port: u1
         .max_frame_size(Some(config.max_message_bytes));
     let mut ws = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config)).await?;
     let mut events = pcsc.subscribe();
-    send(&mut ws, &AgentMessage::Hello { agent_version: env!("CARGO_PKG_VERSION").into(), protocol_version: PROTOCOL_VERSION }).await?;
+    send(
+        &mut ws,
+        &AgentMessage::Hello {
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            protocol_version: PROTOCOL_VERSION,
+        },
+    )
+    .await?;
 
     let mut window = (Instant::now(), 0u32);
     loop {
@@ -144,20 +149,30 @@ async fn handle(pcsc: &Pcsc, operation: Operation) -> Outcome {
                 Ok(c) => c,
                 Err(e) => return Outcome::Error(e),
             };
-            pcsc.run(reader, Box::new(move |s| into_outcome(ops::sign_with_pin(s, &pin, &challenge).map(signature))))
-                .await
+            pcsc.run(
+                reader,
+                Box::new(move |s| into_outcome(ops::sign_with_pin(s, &pin, &challenge).map(signature))),
+            )
+            .await
         }
         Operation::ProvePresence { reader, challenge } => {
             let challenge = match ops::challenge_from(&challenge) {
                 Ok(c) => c,
                 Err(e) => return Outcome::Error(e),
             };
-            pcsc.run(reader, Box::new(move |s| into_outcome(ops::prove_presence(s, &challenge).map(signature)))).await
+            pcsc.run(
+                reader,
+                Box::new(move |s| into_outcome(ops::prove_presence(s, &challenge).map(signature))),
+            )
+            .await
         }
         Operation::ChangePin { reader, old_pin, new_pin } => {
             let (old_pin, new_pin) = (Zeroizing::new(old_pin), Zeroizing::new(new_pin));
-            pcsc.run(reader, Box::new(move |s| into_outcome(ops::change_pin(s, &old_pin, &new_pin).map(|()| Reply::Done))))
-                .await
+            pcsc.run(
+                reader,
+                Box::new(move |s| into_outcome(ops::change_pin(s, &old_pin, &new_pin).map(|()| Reply::Done))),
+            )
+            .await
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Harness for the end-to-end tests: free ports, child processes that die with the test, a
 //! minimal W3C WebDriver client, and the real backend serving the real `dist/`.
 
+pub mod agent;
 pub mod browser;
 pub mod process;
 pub mod smartcard;
