@@ -82,10 +82,31 @@ impl Settings {
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
 fn redact_url_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+    // The user-info ends at the last '@' (a password may contain '@').
+    let redacted = match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
         None => url.to_owned(),
+    };
+    // sqlx also takes `?password=…`.
+    match redacted.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> =
+                query
+                    .split('&')
+                    .map(|pair| {
+                        if pair.starts_with("password=") {
+                            "password=***".to_owned()
+                        } else {
+                            pair.to_owned()
+                        }
+                    })
+                    .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => redacted,
     }
 }
 
@@ -137,5 +158,10 @@ mod tests {
     fn passwords_are_redacted() {
         assert_eq!(redact_url_password("postgres://u:secret@h:5/db"), "postgres://u:***@h:5/db");
         assert_eq!(redact_url_password("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(redact_url_password("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url_password("postgres://h/db?user=u&password=s"),
+            "postgres://h/db?user=u&password=***"
+        );
     }
 }

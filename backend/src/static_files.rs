@@ -107,20 +107,29 @@ impl Asset {
     }
 
     fn respond(&self, method: &Method, headers: &HeaderMap) -> Response {
-        let mut builder = Response::builder()
-            .header(header::CONTENT_TYPE, self.content_type)
-            .header(header::ETAG, self.etag.clone())
-            .header(header::CACHE_CONTROL, self.cache_control)
-            .header(header::VARY, "Accept-Encoding");
-        if headers.get(header::IF_NONE_MATCH).is_some_and(|v| etag_matches(v, &self.etag)) {
-            return builder.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap_or_default();
-        }
         let accepted = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
         let (body, encoding) = match (&self.brotli, &self.gzip) {
             (Some(br), _) if accepts(accepted, "br") => (br.clone(), Some("br")),
             (_, Some(gz)) if accepts(accepted, "gzip") => (gz.clone(), Some("gzip")),
             _ => (self.identity.clone(), None),
         };
+        // A strong ETag must differ per content coding (RFC 9110 §8.8.3).
+        let etag = match encoding {
+            Some(coding) => HeaderValue::from_str(&format!(
+                "{}-{coding}\"",
+                self.etag.to_str().unwrap_or("").trim_end_matches('"')
+            ))
+            .unwrap_or_else(|_| self.etag.clone()),
+            None => self.etag.clone(),
+        };
+        let mut builder = Response::builder()
+            .header(header::CONTENT_TYPE, self.content_type)
+            .header(header::ETAG, etag)
+            .header(header::CACHE_CONTROL, self.cache_control)
+            .header(header::VARY, "Accept-Encoding");
+        if headers.get(header::IF_NONE_MATCH).is_some_and(|v| etag_matches(v, &self.etag)) {
+            return builder.status(StatusCode::NOT_MODIFIED).body(Body::empty()).unwrap_or_default();
+        }
         if let Some(encoding) = encoding {
             builder = builder.header(header::CONTENT_ENCODING, encoding);
         }
@@ -187,19 +196,34 @@ fn smaller(compressed: Vec<u8>, original: usize) -> Option<Bytes> {
 
 /// Whether `Accept-Encoding` admits `coding` (present and not `q=0`).
 fn accepts(accept_encoding: &str, coding: &str) -> bool {
-    accept_encoding.split(',').any(|item| {
-        let mut parts = item.split(';').map(str::trim);
-        let name = parts.next().unwrap_or("");
-        let refused =
-            parts.any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()).is_some_and(|q| q <= 0.0));
-        (name.eq_ignore_ascii_case(coding) || name == "*") && !refused
-    })
+    let items: Vec<(&str, bool)> = accept_encoding
+        .split(',')
+        .map(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let refused = parts
+                .any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()).is_some_and(|q| q <= 0.0));
+            (name, refused)
+        })
+        .collect();
+    // An explicit entry for the coding decides; the wildcard only speaks for unnamed codings.
+    match items.iter().find(|(name, _)| name.eq_ignore_ascii_case(coding)) {
+        Some((_, refused)) => !refused,
+        None => items.iter().any(|(name, refused)| *name == "*" && !refused),
+    }
 }
 
 fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> bool {
     let Ok(value) = if_none_match.to_str() else { return false };
     let Ok(etag) = etag.to_str() else { return false };
-    value.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+    // Any coding's tag of the same content matches: a 304 lets the cache keep its own coding.
+    let base = etag.trim_end_matches('"');
+    value.split(',').map(str::trim).any(|tag| {
+        let tag = tag.trim_start_matches("W/");
+        tag == "*"
+            || tag == etag
+            || tag.strip_prefix(base).is_some_and(|rest| matches!(rest, "-br\"" | "-gzip\""))
+    })
 }
 
 fn last_segment_has_extension(path: &str) -> bool {
@@ -293,6 +317,8 @@ mod tests {
         assert!(!accepts("gzip;q=0", "gzip"));
         assert!(accepts("*", "br"));
         assert!(!accepts("", "gzip"));
+        assert!(!accepts("br;q=0, *", "br"), "an explicit refusal beats the wildcard");
+        assert!(accepts("br;q=0, *", "gzip"));
     }
 
     #[test]

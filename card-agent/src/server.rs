@@ -105,7 +105,11 @@ async fn connection(stream: TcpStream, config: AgentConfig, pcsc: Pcsc, port: u1
                 }
                 let outcome_and_id = match serde_json::from_str::<Request>(&text) {
                     Ok(request) => (request.id, handle(&pcsc, request.operation).await),
-                    Err(e) => (0, bad_request(&format!("Not a valid request: {e}"))),
+                    // serde's message quotes the offending value, which may be a PIN: never echo it.
+                    Err(e) => {
+                        tracing::debug!(category = ?e.classify(), line = e.line(), column = e.column(), "invalid request");
+                        (0, bad_request("Not a valid request."))
+                    }
                 };
                 reply(&mut ws, outcome_and_id.0, outcome_and_id.1).await?;
             }

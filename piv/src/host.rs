@@ -13,6 +13,9 @@ use crate::{
     tlv::{self, TlvError},
 };
 
+/// No PIV object comes near this; more is a misbehaving card.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
 /// Sends one command APDU and returns the response APDU (PC/SC `SCardTransmit`, or in-process).
 pub trait Transport {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError>;
@@ -51,6 +54,8 @@ pub enum HostError {
     ManagementKey(#[from] MgmtKeyError),
     #[error("management key authentication failed")]
     ManagementKeyRejected,
+    #[error("the card kept sending data past {0} bytes")]
+    ResponseTooLong(usize),
     #[error("the card answered {sw} to instruction {ins:02X}")]
     Status { ins: u8, sw: StatusWord },
 }
@@ -115,6 +120,10 @@ impl<T: Transport> PivSession<T> {
         let mut data = std::mem::take(&mut response.data);
         let mut sw = response.sw;
         while let StatusWord::MoreData(n) = sw {
+            // A faulty card answering 61xx forever must not hold the reader (or memory) hostage.
+            if data.len() > MAX_RESPONSE_BYTES {
+                return Err(HostError::ResponseTooLong(MAX_RESPONSE_BYTES));
+            }
             let mut more = Command::new(0x00, ins::GET_RESPONSE, 0, 0, Vec::new());
             more.le = Some(usize::from(n));
             let next = Response::parse(&self.transport.transmit(&more.to_bytes())?)?;

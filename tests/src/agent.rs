@@ -1,6 +1,9 @@
 //! The card agent as a process, and a WebSocket client that speaks its protocol.
 
-use std::{process::Command, time::Duration};
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 use anyhow::{bail, Context};
 use futures_util::{SinkExt, StreamExt};
@@ -10,10 +13,7 @@ use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
 };
 
-use crate::{
-    process::{free_port, wait_until, ChildGuard},
-    smartcard::workspace_binary,
-};
+use crate::{process::ChildGuard, smartcard::workspace_binary};
 
 /// The origin the test agent allows.
 pub const ALLOWED_ORIGIN: &str = "http://app.selfservice.test";
@@ -25,15 +25,25 @@ pub struct RunningAgent {
 }
 
 impl RunningAgent {
+    /// Starts the agent on a port the OS picks (no race with other tests for a "free" port)
+    /// and reads the port from its first line of output.
     pub async fn start() -> anyhow::Result<Self> {
-        let port = free_port()?;
         let mut command = Command::new(workspace_binary("card-agent")?);
-        command.args(["--port", &port.to_string(), "--allow-origin", ALLOWED_ORIGIN]);
+        command.args(["--port", "0", "--allow-origin", ALLOWED_ORIGIN]).stdout(Stdio::piped());
         let mut process = ChildGuard::spawn("card-agent", &mut command)?;
-        wait_until("the card agent to listen", Duration::from_secs(20), || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
-        })
-        .await?;
+        let stdout = process.take_stdout().context("no stdout")?;
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).map(|_| line)
+        });
+        let line = tokio::time::timeout(Duration::from_secs(20), line)
+            .await
+            .context("the agent did not start")???;
+        let port = line
+            .trim()
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .with_context(|| format!("unexpected agent output {line:?}"))?;
         process.check_alive()?;
         Ok(Self { port, _process: process })
     }

@@ -33,6 +33,11 @@ impl ChildGuard {
         Ok(Self { name: name.to_owned(), child })
     }
 
+    /// The child's piped stdout, if it was spawned with `Stdio::piped()`.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
     /// Fails if the process has already exited (e.g. it could not bind its port).
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {

@@ -21,6 +21,9 @@ use crate::{
 
 type Answer = Result<Vec<u8>, StatusWord>;
 
+/// The largest command a chain may build: the biggest object plus its tag list.
+const MAX_CHAINED_BYTES: usize = 8 * 1024;
+
 /// An unfinished management-key authentication.
 #[derive(Debug)]
 enum PendingAuth {
@@ -106,15 +109,24 @@ impl Card {
         if command.is_chained() {
             match &mut self.session.chain {
                 Some((h, buffer)) if *h == header => buffer.extend_from_slice(&command.data),
-                _ => self.session.chain = Some((header, Zeroizing::new(command.data.clone()))),
+                Some(_) => {
+                    self.session.chain = None;
+                    return (Vec::new(), StatusWord::Other(0x6883)); // last command of chain expected
+                }
+                None => self.session.chain = Some((header, Zeroizing::new(command.data.clone()))),
+            }
+            if self.session.chain.as_ref().is_some_and(|(_, b)| b.len() > MAX_CHAINED_BYTES) {
+                self.session.chain = None;
+                return (Vec::new(), StatusWord::NotEnoughMemory);
             }
             return (Vec::new(), StatusWord::Success);
         }
         if let Some((h, mut buffer)) = self.session.chain.take() {
-            if h == header {
-                buffer.extend_from_slice(&command.data);
-                command.data = buffer.to_vec();
+            if h != header {
+                return (Vec::new(), StatusWord::Other(0x6883));
             }
+            buffer.extend_from_slice(&command.data);
+            command.data = buffer.to_vec();
         }
 
         let max = match command.max_response() {
@@ -263,7 +275,7 @@ impl Card {
     // VERIFY (Part 2 §3.2.1).
     fn verify(&mut self, command: &Command) -> Answer {
         if command.p2 != key::PIN {
-            return Err(StatusWord::IncorrectP1P2);
+            return Err(StatusWord::ReferenceNotFound);
         }
         match command.p1 {
             0xFF if command.data.is_empty() => {
@@ -343,7 +355,8 @@ impl Card {
         let acceptable = if new_is_pin {
             std::str::from_utf8(second.unpadded()).ok().and_then(|d| PaddedPin::new(d).ok()).is_some()
         } else {
-            (6..=8).contains(&second.unpadded().len())
+            // Stored as text: anything but printable ASCII would not round-trip.
+            (6..=8).contains(&second.unpadded().len()) && second.unpadded().iter().all(u8::is_ascii_graphic)
         };
         if !acceptable {
             return Err(StatusWord::IncorrectData);
@@ -353,8 +366,11 @@ impl Card {
 
     // CHANGE REFERENCE DATA (Part 2 §3.2.2): PIN (80) or PUK (81).
     fn change_reference_data(&mut self, command: &Command) -> Answer {
-        if command.p1 != 0x00 || !matches!(command.p2, key::PIN | key::PUK) {
+        if command.p1 != 0x00 {
             return Err(StatusWord::IncorrectP1P2);
+        }
+        if !matches!(command.p2, key::PIN | key::PUK) {
+            return Err(StatusWord::ReferenceNotFound);
         }
         let is_pin = command.p2 == key::PIN;
         let (old, new) = Self::split_pair(&command.data, is_pin)?;
@@ -379,8 +395,11 @@ impl Card {
 
     // RESET RETRY COUNTER (Part 2 §3.2.3): PUK ‖ new PIN.
     fn reset_retry_counter(&mut self, command: &Command) -> Answer {
-        if command.p1 != 0x00 || command.p2 != key::PIN {
+        if command.p1 != 0x00 {
             return Err(StatusWord::IncorrectP1P2);
+        }
+        if command.p2 != key::PIN {
+            return Err(StatusWord::ReferenceNotFound);
         }
         let (puk, new_pin) = Self::split_pair(&command.data, true)?;
         if self.state.puk_tries_left == 0 {

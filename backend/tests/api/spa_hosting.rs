@@ -58,6 +58,9 @@ async fn every_response_carries_the_security_headers() {
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(h["x-frame-options"], "DENY", "{path}");
         assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        if path.starts_with("/api") {
+            assert_eq!(h["cache-control"], "no-store", "{path}");
+        }
         let csp = h["content-security-policy"].to_str().unwrap();
         assert!(csp.contains("script-src 'self' 'wasm-unsafe-eval' 'sha256-"), "{csp}");
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
