@@ -302,7 +302,7 @@ impl Card {
             return Err(StatusWord::Blocked);
         }
         let offered = PaddedPin::from_padded(&command.data).ok_or(StatusWord::IncorrectData)?;
-        if self.check_pin(&offered)? {
+        if self.check_secret(key::PIN, &offered)? {
             self.session.pin_verified = true;
             self.session.pin_just_verified = true;
             Ok(Vec::new())
@@ -311,38 +311,28 @@ impl Card {
         }
     }
 
-    /// Compares in constant time; a wrong PIN spends a try (saved before answering), a right one
-    /// restores the counter.
-    fn check_pin(&mut self, offered: &PaddedPin) -> Result<bool, StatusWord> {
-        let stored = PaddedPin::new(&self.state.pin).map_err(|_| StatusWord::Other(0x6F00))?;
-        if stored.ct_eq(offered) {
-            if self.state.pin_tries_left != self.state.pin_tries_max {
-                self.state.pin_tries_left = self.state.pin_tries_max;
-                self.persist()?;
-            }
-            Ok(true)
+    /// Checks the PIN (`key::PIN`) or PUK (`key::PUK`) in constant time; a wrong one spends a
+    /// try (saved before answering), a right one restores the counter.
+    fn check_secret(&mut self, reference: u8, offered: &PaddedPin) -> Result<bool, StatusWord> {
+        let is_pin = reference == key::PIN;
+        let stored = padded_stored(if is_pin { &self.state.pin } else { &self.state.puk })?;
+        let correct = stored.ct_eq(offered);
+        let (left, max) = if is_pin {
+            (&mut self.state.pin_tries_left, self.state.pin_tries_max)
         } else {
-            self.state.pin_tries_left = self.state.pin_tries_left.saturating_sub(1);
+            (&mut self.state.puk_tries_left, self.state.puk_tries_max)
+        };
+        let before = *left;
+        *left = if correct { max } else { before.saturating_sub(1) };
+        let changed = *left != before;
+        if !correct && is_pin {
             self.session.pin_verified = false;
             self.session.pin_just_verified = false;
-            self.persist()?;
-            Ok(false)
         }
-    }
-
-    fn check_puk(&mut self, offered: &PaddedPin) -> Result<bool, StatusWord> {
-        let stored = padded_puk(&self.state.puk)?;
-        if stored.ct_eq(offered) {
-            if self.state.puk_tries_left != self.state.puk_tries_max {
-                self.state.puk_tries_left = self.state.puk_tries_max;
-                self.persist()?;
-            }
-            Ok(true)
-        } else {
-            self.state.puk_tries_left = self.state.puk_tries_left.saturating_sub(1);
+        if changed || !correct {
             self.persist()?;
-            Ok(false)
         }
+        Ok(correct)
     }
 
     /// Splits `old ‖ new` (8 + 8 bytes), checking both formats before any try is spent.
@@ -378,7 +368,7 @@ impl Card {
         if tries_left == 0 {
             return Err(StatusWord::Blocked);
         }
-        let correct = if is_pin { self.check_pin(&old)? } else { self.check_puk(&old)? };
+        let correct = self.check_secret(command.p2, &old)?;
         if !correct {
             let left = if is_pin { self.state.pin_tries_left } else { self.state.puk_tries_left };
             return Err(StatusWord::WrongSecret { tries_left: Some(left) });
@@ -405,7 +395,7 @@ impl Card {
         if self.state.puk_tries_left == 0 {
             return Err(StatusWord::Blocked);
         }
-        if !self.check_puk(&puk)? {
+        if !self.check_secret(key::PUK, &puk)? {
             return Err(StatusWord::WrongSecret { tries_left: Some(self.state.puk_tries_left) });
         }
         self.state.pin = String::from_utf8_lossy(new_pin.unpadded()).into_owned();
@@ -558,7 +548,7 @@ impl Card {
     }
 }
 
-fn padded_puk(puk: &str) -> Result<PaddedPin, StatusWord> {
+fn padded_stored(puk: &str) -> Result<PaddedPin, StatusWord> {
     let mut bytes = [0xFF; 8];
     let raw = puk.as_bytes();
     if raw.is_empty() || raw.len() > 8 {
