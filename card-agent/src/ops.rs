@@ -3,13 +3,16 @@
 //! happened since the last one) and never spends a PIN try to probe.
 
 use base64::{engine::general_purpose::STANDARD, Engine};
+use envelope::{EnvelopeError, UnblockSecrets};
 use piv::{
     host::{HostError, PinStatus, PivSession, Transport, TransportError},
     ids::{alg, key, object},
     pin::{PaddedPin, PinFormatError},
     tlv,
 };
-use protocol::agent::{AgentError, AgentErrorCode, CardIdentity, PinState};
+use protocol::agent::{
+    AgentError, AgentErrorCode, CardIdentity, PinState, PukOnCard, StepFailure, UnblockReport, UnblockStep,
+};
 use zeroize::Zeroizing;
 
 pub type OpResult<T> = Result<T, AgentError>;
@@ -67,15 +70,7 @@ pub fn challenge_from(b64: &str) -> OpResult<Zeroizing<Vec<u8>>> {
 /// GUID, certificates and PIN state: no PIN asked, no try spent.
 pub fn card_identity<T: Transport>(session: &mut PivSession<T>) -> OpResult<CardIdentity> {
     session.select().map_err(from_host)?;
-    let chuid = session.get_data(object::CHUID).map_err(from_host)?.ok_or_else(not_personalised)?;
-    let guid = tlv::find(&chuid, 0x34)
-        .ok()
-        .flatten()
-        .filter(|g| g.len() == 16)
-        .ok_or_else(not_personalised)?
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let guid = read_guid(session)?;
     let certificate = |session: &mut PivSession<T>, tag: u32| -> OpResult<Option<String>> {
         let object = session.get_data(tag).map_err(from_host)?;
         Ok(object.and_then(|o| tlv::find(&o, 0x70).ok().flatten().map(|der| STANDARD.encode(der))))
@@ -88,6 +83,19 @@ pub fn card_identity<T: Transport>(session: &mut PivSession<T>) -> OpResult<Card
         PinStatus::Verified => PinState::Ready { tries_left: None },
     };
     Ok(CardIdentity { guid, piv_auth_certificate, card_auth_certificate, pin })
+}
+
+/// The CHUID's GUID as 32 lowercase hex digits (the card must be selected).
+fn read_guid<T: Transport>(session: &mut PivSession<T>) -> OpResult<String> {
+    let chuid = session.get_data(object::CHUID).map_err(from_host)?.ok_or_else(not_personalised)?;
+    Ok(tlv::find(&chuid, 0x34)
+        .ok()
+        .flatten()
+        .filter(|g| g.len() == 16)
+        .ok_or_else(not_personalised)?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn not_personalised() -> AgentError {
@@ -120,6 +128,143 @@ pub fn change_pin<T: Transport>(session: &mut PivSession<T>, old: &str, new: &st
     session.change_reference(key::PIN, &old, &new).map_err(from_host)
 }
 
+/// Envelope problems as sentences; none of them has touched the card.
+pub fn from_envelope(problem: EnvelopeError) -> AgentError {
+    match problem {
+        EnvelopeError::WrongCard => error(
+            AgentErrorCode::WrongCard,
+            "This is not the card the unlock was started with. Put that card in the reader and start again.",
+        ),
+        EnvelopeError::Expired => error(
+            AgentErrorCode::EnvelopeRejected,
+            "The unlock took too long and has expired. Start again. (If this keeps happening, check this computer's clock.)",
+        ),
+        other => {
+            tracing::warn!(problem = %other, "unblock envelope refused");
+            error(AgentErrorCode::EnvelopeRejected, "The unlock could not be completed securely. Start again.")
+        }
+    }
+}
+
+/// First half of an unblock: the GUID, and the card's 9E signature binding the agent's
+/// one-time `public_key` to this card and the backend's `challenge`.
+pub fn begin_unblock<T: Transport>(
+    session: &mut PivSession<T>,
+    challenge: &[u8],
+    public_key: &[u8; 32],
+) -> OpResult<(String, Vec<u8>)> {
+    session.select().map_err(from_host)?;
+    let guid = read_guid(session)?;
+    let digest = envelope::offer_digest(challenge, public_key, &guid);
+    let signature = session.sign_ec(key::CARD_AUTHENTICATION, alg::ECC_P256, &digest).map_err(from_host)?;
+    Ok((guid, signature))
+}
+
+/// Second half: RESET RETRY COUNTER with the first PUK candidate the card accepts, CHANGE
+/// REFERENCE DATA to the new PUK, VERIFY the new PIN and sign `challenge` with 9A.
+///
+/// An `Err` means the card was not changed (bad input, another card, expired secrets). Once a
+/// card command has been sent the answer is always a report, stopped at the first failed step.
+pub fn unblock<T: Transport>(
+    session: &mut PivSession<T>,
+    secrets: &UnblockSecrets,
+    new_pin: &str,
+    challenge: &[u8],
+    now_unix: u64,
+) -> OpResult<UnblockReport> {
+    let new_pin = pin_from(new_pin)?;
+    let bad_puk = || from_envelope(EnvelopeError::BadContents);
+    let candidates = secrets
+        .current_puks
+        .iter()
+        .map(|p| PaddedPin::new(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad_puk())?;
+    let new_puk = PaddedPin::new(&secrets.new_puk).map_err(|_| bad_puk())?;
+    session.select().map_err(from_host)?;
+    let guid = read_guid(session)?;
+    secrets.check(&guid, now_unix).map_err(from_envelope)?;
+
+    let mut report =
+        UnblockReport { guid, pin_reset: false, puk: PukOnCard::Unchanged, proof: None, failure: None };
+    let fail = |mut report: UnblockReport, step, error| {
+        report.failure = Some(StepFailure { step, error });
+        Ok(report)
+    };
+
+    let mut accepted = None;
+    let mut refusal = None;
+    for (index, puk) in candidates.iter().enumerate() {
+        match session.reset_retry_counter(puk, &new_pin) {
+            Ok(()) => {
+                accepted = Some((index, puk));
+                break;
+            }
+            // Another candidate only while one more wrong guess cannot block the PUK.
+            Err(HostError::WrongSecret { tries_left }) => {
+                refusal = Some(wrong_puk(tries_left));
+                if tries_left.is_none_or(|left| left < 2) {
+                    break;
+                }
+            }
+            Err(HostError::Blocked) => {
+                refusal = Some(puk_blocked());
+                break;
+            }
+            Err(other) => {
+                refusal = Some(from_host(other));
+                break;
+            }
+        }
+    }
+    let Some((index, old_puk)) = accepted else {
+        let refusal = refusal.unwrap_or_else(bad_puk);
+        return fail(report, UnblockStep::ResetRetryCounter, refusal);
+    };
+    let index = u8::try_from(index).unwrap_or(u8::MAX);
+    report.pin_reset = true;
+
+    match session.change_reference(key::PUK, old_puk, &new_puk) {
+        Ok(()) => report.puk = PukOnCard::Rotated,
+        // The command may or may not have reached the card's memory.
+        Err(HostError::Transport(e)) => {
+            report.puk = PukOnCard::Unknown { index };
+            return fail(report, UnblockStep::ChangePuk, from_host(HostError::Transport(e)));
+        }
+        Err(other) => {
+            report.puk = PukOnCard::Candidate { index };
+            return fail(report, UnblockStep::ChangePuk, from_host(other));
+        }
+    }
+
+    if let Err(e) = session.verify_pin(&new_pin) {
+        return fail(report, UnblockStep::VerifyNewPin, from_host(e));
+    }
+    let signed = session.sign_ec(key::PIV_AUTHENTICATION, alg::ECC_P256, challenge);
+    let _ = session.logout();
+    match signed {
+        Ok(signature) => {
+            report.proof = Some(STANDARD.encode(signature));
+            Ok(report)
+        }
+        Err(e) => fail(report, UnblockStep::SignProof, from_host(e)),
+    }
+}
+
+fn wrong_puk(tries_left: Option<u8>) -> AgentError {
+    error(
+        AgentErrorCode::WrongPuk { tries_left },
+        "The card refused the unlock key the service holds for it. Contact your RA.",
+    )
+}
+
+fn puk_blocked() -> AgentError {
+    error(
+        AgentErrorCode::PukBlocked,
+        "This card can no longer be unlocked here. Contact your RA for a new card.",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use piv::mgmt::ManagementKey;
@@ -128,14 +273,57 @@ mod tests {
     use super::*;
 
     fn personalised() -> (PivSession<Card>, tempfile::TempDir) {
+        personalised_with_puk("12345678")
+    }
+
+    fn personalised_with_puk(puk: &str) -> (PivSession<Card>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let ca = personalise::DemoCa::load_or_create(dir.path()).unwrap();
-        let card =
-            Card::new(CardState::blank("123456", "12345678", alg::TDES, &piv::mgmt::DEFAULT_3DES_KEY), None);
+        let card = Card::new(CardState::blank("123456", puk, alg::TDES, &piv::mgmt::DEFAULT_3DES_KEY), None);
         let mut session = PivSession::new(card);
         personalise::personalise(&mut session, &ManagementKey::default_3des(), &ca, "Test Holder").unwrap();
         session.transport_mut().reset();
         (session, dir)
+    }
+
+    /// The card "pulled out" at the command with `ins`: after the card has processed it
+    /// (answer lost) or before it sees it.
+    struct Unplugged {
+        card: Card,
+        ins: u8,
+        card_saw_it: bool,
+        gone: bool,
+    }
+
+    impl Transport for Unplugged {
+        fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+            if self.gone || command.get(1) == Some(&self.ins) {
+                if !self.gone && self.card_saw_it {
+                    self.card.process(command);
+                }
+                self.gone = true;
+                return Err(TransportError::CardRemoved);
+            }
+            Ok(self.card.process(command))
+        }
+    }
+
+    fn secrets_for(guid: &str, current: &[&str], new: &str) -> UnblockSecrets {
+        UnblockSecrets {
+            guid: guid.into(),
+            expires_at: NOW + 300,
+            current_puks: current.iter().map(|p| Zeroizing::new((*p).to_owned())).collect(),
+            new_puk: Zeroizing::new(new.into()),
+        }
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn block_pin<T: Transport>(s: &mut PivSession<T>) {
+        for _ in 0..3 {
+            let _ = sign_with_pin(s, "000000", &[0; 32]);
+        }
+        assert_eq!(card_identity(s).unwrap().pin, PinState::Blocked);
     }
 
     #[test]
@@ -186,6 +374,109 @@ mod tests {
         ));
         change_pin(&mut s, "123456", "24681357").unwrap();
         sign_with_pin(&mut s, "24681357", &[2; 32]).unwrap();
+    }
+
+    #[test]
+    fn unblock_resets_the_pin_rotates_the_puk_and_proves_the_new_pin() {
+        let (mut s, _dir) = personalised();
+        block_pin(&mut s);
+        let guid = card_identity(&mut s).unwrap().guid;
+        let report =
+            unblock(&mut s, &secrets_for(&guid, &["12345678"], "55667788"), "97531864", &[7; 32], NOW)
+                .unwrap();
+        assert_eq!(report.failure, None);
+        assert!(report.pin_reset && report.proof.is_some());
+        assert_eq!(report.puk, PukOnCard::Rotated);
+        let state = s.transport_mut().state();
+        assert_eq!(
+            (state.pin.as_str(), state.puk.as_str(), state.pin_tries_left),
+            ("97531864", "55667788", 3)
+        );
+        assert_eq!(card_identity(&mut s).unwrap().pin, PinState::Ready { tries_left: Some(3) });
+    }
+
+    #[test]
+    fn the_second_candidate_is_tried_only_when_a_miss_cannot_block_the_puk() {
+        let (mut s, _dir) = personalised_with_puk("11112222");
+        let guid = card_identity(&mut s).unwrap().guid;
+        let secrets = secrets_for(&guid, &["12345678", "11112222"], "33334444");
+        let report = unblock(&mut s, &secrets, "97531864", &[7; 32], NOW).unwrap();
+        assert_eq!((report.puk, report.failure), (PukOnCard::Rotated, None));
+        assert_eq!(s.transport_mut().state().puk_tries_left, 3, "the right PUK restored the counter");
+
+        // Two tries left: one miss leaves one, so the second candidate is not risked.
+        let (mut s, _dir) = personalised_with_puk("11112222");
+        s.select().unwrap();
+        let _ =
+            s.reset_retry_counter(&PaddedPin::new("99999999").unwrap(), &PaddedPin::new("123456").unwrap());
+        assert_eq!(s.transport_mut().state().puk_tries_left, 2);
+        let guid = card_identity(&mut s).unwrap().guid;
+        let secrets = secrets_for(&guid, &["12345678", "11112222"], "33334444");
+        let report = unblock(&mut s, &secrets, "97531864", &[7; 32], NOW).unwrap();
+        assert_eq!(report.puk, PukOnCard::Unchanged);
+        assert!(!report.pin_reset);
+        let failure = report.failure.unwrap();
+        assert_eq!(failure.step, UnblockStep::ResetRetryCounter);
+        assert_eq!(failure.error.code, AgentErrorCode::WrongPuk { tries_left: Some(1) });
+        assert_eq!(s.transport_mut().state().puk, "11112222");
+    }
+
+    #[test]
+    fn another_card_expired_secrets_or_bad_input_leave_the_card_untouched() {
+        let (mut s, _dir) = personalised();
+        block_pin(&mut s);
+        let guid = card_identity(&mut s).unwrap().guid;
+        let other = secrets_for("00000000000000000000000000000000", &["12345678"], "55667788");
+        assert_eq!(
+            unblock(&mut s, &other, "97531864", &[7; 32], NOW).unwrap_err().code,
+            AgentErrorCode::WrongCard
+        );
+        let secrets = secrets_for(&guid, &["12345678"], "55667788");
+        let late = unblock(&mut s, &secrets, "97531864", &[7; 32], NOW + 301).unwrap_err();
+        assert_eq!(late.code, AgentErrorCode::EnvelopeRejected);
+        assert_eq!(
+            unblock(&mut s, &secrets, "12ab", &[7; 32], NOW).unwrap_err().code,
+            AgentErrorCode::InvalidPin
+        );
+        let state = s.transport_mut().state();
+        assert_eq!((state.puk.as_str(), state.puk_tries_left, state.pin_tries_left), ("12345678", 3, 0));
+    }
+
+    #[test]
+    fn a_card_pulled_out_during_the_puk_change_is_reported_as_unknown() {
+        for card_saw_it in [true, false] {
+            let (mut s, _dir) = personalised();
+            block_pin(&mut s);
+            let guid = card_identity(&mut s).unwrap().guid;
+            let card = s.into_inner();
+            let mut s = PivSession::new(Unplugged {
+                card,
+                ins: piv::ids::ins::CHANGE_REFERENCE_DATA,
+                card_saw_it,
+                gone: false,
+            });
+            let report =
+                unblock(&mut s, &secrets_for(&guid, &["12345678"], "55667788"), "97531864", &[7; 32], NOW)
+                    .unwrap();
+            assert!(report.pin_reset);
+            assert_eq!(report.puk, PukOnCard::Unknown { index: 0 });
+            let failure = report.failure.unwrap();
+            assert_eq!(
+                (failure.step, failure.error.code),
+                (UnblockStep::ChangePuk, AgentErrorCode::CardRemoved)
+            );
+            let expected = if card_saw_it { "55667788" } else { "12345678" };
+            assert_eq!(s.transport_mut().card.state().puk, expected);
+        }
+    }
+
+    #[test]
+    fn the_offer_signature_binds_the_key_to_the_card() {
+        let (mut s, _dir) = personalised();
+        let key = envelope::OneTimeKey::generate();
+        let (guid, signature) = begin_unblock(&mut s, &[5; 32], &key.public_key_bytes()).unwrap();
+        assert_eq!(guid, card_identity(&mut s).unwrap().guid);
+        assert!(!signature.is_empty());
     }
 
     #[test]

@@ -34,7 +34,26 @@ impl Transport for PcscTransport<'_> {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
         let mut buffer = [0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
         let response = self.card.transmit(command, &mut buffer).map_err(transport_error)?;
+        if response.len() < 2 && self.card_went_away() {
+            return Err(TransportError::CardRemoved);
+        }
         Ok(response.to_vec())
+    }
+}
+
+impl PcscTransport<'_> {
+    /// A card never answers without a status word; some reader drivers (vpcd among them) hand
+    /// back an empty answer when the card is pulled out mid-command, and only notice the removal
+    /// on their next presence poll. Watch for up to a second before calling it malformed.
+    fn card_went_away(&self) -> bool {
+        for _ in 0..10 {
+            match self.card.status2_owned() {
+                Ok(status) if status.status().contains(pcsc::Status::PRESENT) => {}
+                _ => return true,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
     }
 }
 

@@ -17,6 +17,8 @@ use tokio_tungstenite::tungstenite::{
 };
 use zeroize::Zeroizing;
 
+use envelope::{EnvelopeError, OneTimeKey};
+
 use crate::{config::AgentConfig, guard, ops, pcsc_worker::Pcsc};
 
 #[derive(Debug)]
@@ -82,6 +84,7 @@ async fn connection(stream: TcpStream, config: AgentConfig, pcsc: Pcsc, port: u1
     .await?;
 
     let mut window = (Instant::now(), 0u32);
+    let mut pending_unblock: Option<PendingUnblock> = None;
     loop {
         tokio::select! {
             incoming = ws.next() => {
@@ -104,7 +107,7 @@ async fn connection(stream: TcpStream, config: AgentConfig, pcsc: Pcsc, port: u1
                     return Ok(());
                 }
                 let outcome_and_id = match serde_json::from_str::<Request>(&text) {
-                    Ok(request) => (request.id, handle(&pcsc, request.operation).await),
+                    Ok(request) => (request.id, handle(&pcsc, request.operation, &mut pending_unblock).await),
                     // serde's message quotes the offending value, which may be a PIN: never echo it.
                     Err(e) => {
                         tracing::debug!(category = ?e.classify(), line = e.line(), column = e.column(), "invalid request");
@@ -140,7 +143,20 @@ fn bad_request(message: &str) -> Outcome {
     Outcome::Error(ops::error(AgentErrorCode::BadRequest, message))
 }
 
-async fn handle(pcsc: &Pcsc, operation: Operation) -> Outcome {
+/// An unblock begun on this connection: the one-time key lives only here, in memory, until the
+/// envelope is opened (or another unblock is begun, or the connection closes).
+struct PendingUnblock {
+    key: OneTimeKey,
+    reader: String,
+    guid: String,
+    begun: Instant,
+}
+
+/// Long enough to answer the questions and read the emailed code; the backend's own expiry on
+/// the envelope is usually shorter.
+const UNBLOCK_KEY_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+async fn handle(pcsc: &Pcsc, operation: Operation, pending_unblock: &mut Option<PendingUnblock>) -> Outcome {
     tracing::info!(?operation, "request");
     match operation {
         Operation::ListReaders => Outcome::Ok(Reply::Readers { readers: pcsc.readers() }),
@@ -178,7 +194,87 @@ async fn handle(pcsc: &Pcsc, operation: Operation) -> Outcome {
             )
             .await
         }
+        Operation::BeginUnblock { reader, challenge } => {
+            let challenge = match ops::challenge_from(&challenge) {
+                Ok(c) => c,
+                Err(e) => return Outcome::Error(e),
+            };
+            *pending_unblock = None;
+            let key = OneTimeKey::generate();
+            let public_key = key.public_key_bytes();
+            let outcome = pcsc
+                .run(
+                    reader.clone(),
+                    Box::new(move |s| {
+                        into_outcome(ops::begin_unblock(s, &challenge, &public_key).map(
+                            |(guid, signature)| Reply::UnblockOffer {
+                                guid,
+                                public_key: STANDARD.encode(public_key),
+                                signature: STANDARD.encode(signature),
+                            },
+                        ))
+                    }),
+                )
+                .await;
+            if let Outcome::Ok(Reply::UnblockOffer { guid, .. }) = &outcome {
+                *pending_unblock =
+                    Some(PendingUnblock { key, reader, guid: guid.clone(), begun: Instant::now() });
+            }
+            outcome
+        }
+        Operation::Unblock { reader, envelope, new_pin, challenge } => {
+            let new_pin = Zeroizing::new(new_pin);
+            let challenge = match ops::challenge_from(&challenge) {
+                Ok(c) => c,
+                Err(e) => return Outcome::Error(e),
+            };
+            let Some(pending) = pending_unblock.take() else {
+                return Outcome::Error(ops::error(
+                    AgentErrorCode::EnvelopeRejected,
+                    "No unlock was started on this page. Start again.",
+                ));
+            };
+            if pending.begun.elapsed() > UNBLOCK_KEY_LIFETIME {
+                return Outcome::Error(ops::from_envelope(EnvelopeError::Expired));
+            }
+            if pending.reader != reader {
+                return Outcome::Error(ops::from_envelope(EnvelopeError::WrongCard));
+            }
+            let now = unix_now();
+            let secrets = match pending.key.open(&envelope).and_then(|secrets| {
+                secrets.check(&pending.guid, now)?;
+                Ok(secrets)
+            }) {
+                Ok(secrets) => secrets,
+                Err(problem) => return Outcome::Error(ops::from_envelope(problem)),
+            };
+            let outcome = pcsc
+                .run(
+                    reader,
+                    Box::new(move |s| {
+                        into_outcome(
+                            ops::unblock(s, &secrets, &new_pin, &challenge, now).map(Reply::Unblocked),
+                        )
+                    }),
+                )
+                .await;
+            if let Outcome::Ok(Reply::Unblocked(report)) = &outcome {
+                // Steps and PUK state only: never a secret.
+                tracing::info!(
+                    guid = %report.guid,
+                    pin_reset = report.pin_reset,
+                    puk = ?report.puk,
+                    failure = ?report.failure.as_ref().map(|f| (f.step, f.error.code)),
+                    "unblock finished"
+                );
+            }
+            outcome
+        }
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn signature(der: Vec<u8>) -> Reply {

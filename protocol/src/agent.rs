@@ -30,6 +30,15 @@ pub enum Operation {
     ProvePresence { reader: String, challenge: String },
     /// CHANGE REFERENCE DATA for the PIN.
     ChangePin { reader: String, old_pin: String, new_pin: String },
+    /// First half of an unblock: the agent makes a one-time key pair for this connection and
+    /// the card signs (9E) the backend's challenge bound to that key and its GUID
+    /// (`envelope::offer_digest`). Replies [`Reply::UnblockOffer`].
+    BeginUnblock { reader: String, challenge: String },
+    /// Second half: `envelope` holds the PUKs the backend sealed to the offered key. The agent
+    /// resets the PIN to `new_pin`, rotates the PUK and proves the new PIN by signing
+    /// `challenge` with 9A. Replies [`Reply::Unblocked`] once the envelope opened, whatever the
+    /// card then did, so the backend always learns which PUK the card holds.
+    Unblock { reader: String, envelope: String, new_pin: String, challenge: String },
 }
 
 /// PINs never reach a log through `Debug`.
@@ -43,6 +52,8 @@ impl std::fmt::Debug for Operation {
             }
             Operation::ProvePresence { reader, .. } => write!(f, "ProvePresence {{ reader: {reader:?} }}"),
             Operation::ChangePin { reader, .. } => write!(f, "ChangePin {{ reader: {reader:?}, pins: *** }}"),
+            Operation::BeginUnblock { reader, .. } => write!(f, "BeginUnblock {{ reader: {reader:?} }}"),
+            Operation::Unblock { reader, .. } => write!(f, "Unblock {{ reader: {reader:?}, pin: *** }}"),
         }
     }
 }
@@ -84,6 +95,56 @@ pub enum Reply {
         signature: String,
     },
     Done,
+    /// The agent's one-time public key (X25519, base64) and the card's 9E signature (DER,
+    /// base64) over `envelope::offer_digest(challenge, public_key, guid)`.
+    UnblockOffer {
+        guid: String,
+        public_key: String,
+        signature: String,
+    },
+    Unblocked(UnblockReport),
+}
+
+/// What each unblock step did. Read `puk` first: it is what the backend must remember.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnblockReport {
+    pub guid: String,
+    /// RESET RETRY COUNTER succeeded: the PIN is now the new one, with all its tries.
+    pub pin_reset: bool,
+    pub puk: PukOnCard,
+    /// The 9A signature (DER, base64) over the challenge, made after VERIFY with the new PIN.
+    pub proof: Option<String>,
+    /// The first step that failed, if one did.
+    pub failure: Option<StepFailure>,
+}
+
+/// Which PUK the card holds after the unblock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PukOnCard {
+    /// The card accepted none of the candidates (or was never asked): its PUK is unchanged.
+    Unchanged,
+    /// The card accepted candidate `index` and still holds it.
+    Candidate { index: u8 },
+    /// The card now holds the envelope's new PUK.
+    Rotated,
+    /// The card was lost during the change: it holds candidate `index` or the new PUK.
+    Unknown { index: u8 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnblockStep {
+    ResetRetryCounter,
+    ChangePuk,
+    VerifyNewPin,
+    SignProof,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepFailure {
+    pub step: UnblockStep,
+    pub error: AgentError,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,8 +205,19 @@ pub enum AgentErrorCode {
     NoReader,
     NoCard,
     CardRemoved,
-    WrongPin { tries_left: Option<u8> },
+    WrongPin {
+        tries_left: Option<u8>,
+    },
     PinBlocked,
+    WrongPuk {
+        tries_left: Option<u8>,
+    },
+    PukBlocked,
+    /// The card in the reader is not the one the operation was prepared for.
+    WrongCard,
+    /// The unblock envelope could not be used: malformed, for another key, expired, or no
+    /// unblock was begun on this connection.
+    EnvelopeRejected,
     InvalidPin,
     NotPiv,
     NotPersonalised,
@@ -173,6 +245,19 @@ mod tests {
         for message in [
             AgentMessage::Hello { agent_version: "1".into(), protocol_version: PROTOCOL_VERSION },
             AgentMessage::Response { id: 1, outcome: Outcome::Ok(Reply::Done) },
+            AgentMessage::Response {
+                id: 3,
+                outcome: Outcome::Ok(Reply::Unblocked(UnblockReport {
+                    guid: "ab".into(),
+                    pin_reset: true,
+                    puk: PukOnCard::Unknown { index: 1 },
+                    proof: None,
+                    failure: Some(StepFailure {
+                        step: UnblockStep::ChangePuk,
+                        error: AgentError { code: AgentErrorCode::CardRemoved, message: "gone".into() },
+                    }),
+                })),
+            },
             AgentMessage::Response {
                 id: 2,
                 outcome: Outcome::Error(AgentError {

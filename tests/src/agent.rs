@@ -2,18 +2,30 @@
 
 use std::{
     process::{Command, Stdio},
-    time::Duration,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{bail, Context};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use der::{Decode, Encode};
+use envelope::UnblockSecrets;
 use futures_util::{SinkExt, StreamExt};
-use protocol::agent::{AgentMessage, Event, Operation, Outcome, Request};
+use p256::{
+    ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey},
+    pkcs8::DecodePublicKey,
+};
+use protocol::agent::{AgentMessage, CardIdentity, Event, Operation, Outcome, PinState, Reply, Request};
 use tokio_tungstenite::{
     tungstenite::{client::IntoClientRequest, http::HeaderValue, Message},
     MaybeTlsStream, WebSocketStream,
 };
 
-use crate::{process::ChildGuard, smartcard::workspace_binary};
+use zeroize::Zeroizing;
+
+use crate::{
+    process::ChildGuard,
+    smartcard::{workspace_binary, READER},
+};
 
 /// The origin the test agent allows.
 pub const ALLOWED_ORIGIN: &str = "http://app.selfservice.test";
@@ -138,5 +150,102 @@ impl AgentClient {
     pub async fn send_raw(&mut self, text: &str) -> anyhow::Result<()> {
         self.socket.send(Message::text(text.to_owned())).await?;
         Ok(())
+    }
+}
+
+/// The public key in a DER certificate (base64), as the backend would read it.
+pub fn verifying_key(certificate_b64: &str) -> anyhow::Result<VerifyingKey> {
+    let der = STANDARD.decode(certificate_b64)?;
+    let certificate = x509_cert::Certificate::from_der(&der)?;
+    let spki = certificate.tbs_certificate.subject_public_key_info.to_der()?;
+    Ok(VerifyingKey::from_public_key_der(&spki)?)
+}
+
+/// Seals PUKs to an offered one-time key, as the backend does, valid for five minutes.
+pub fn seal_for(public_key: &str, guid: &str, current: &[&str], new: &str) -> anyhow::Result<String> {
+    let expires_at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 300;
+    let secrets = UnblockSecrets {
+        guid: guid.into(),
+        expires_at,
+        current_puks: current.iter().map(|p| Zeroizing::new((*p).to_owned())).collect(),
+        new_puk: Zeroizing::new(new.into()),
+    };
+    Ok(envelope::seal(public_key, &secrets)?)
+}
+
+/// Card-level conveniences on the test reader, shared by the tests and the benchmark.
+impl AgentClient {
+    /// Waits until the agent lists a card in [`READER`].
+    pub async fn wait_for_card(&mut self) -> anyhow::Result<()> {
+        for _ in 0..200 {
+            if let Outcome::Ok(Reply::Readers { readers }) = self.request(Operation::ListReaders).await? {
+                if readers.iter().any(|r| r.name == READER && r.card_present) {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("the agent never saw the card in {READER}")
+    }
+
+    pub async fn identity(&mut self) -> anyhow::Result<CardIdentity> {
+        match self.request(Operation::CardIdentity { reader: READER.into() }).await? {
+            Outcome::Ok(Reply::Identity(identity)) => Ok(identity),
+            other => bail!("expected the card identity, got {other:?}"),
+        }
+    }
+
+    /// Three wrong PINs.
+    pub async fn block_pin(&mut self) -> anyhow::Result<()> {
+        for _ in 0..3 {
+            let wrong = Operation::SignWithPin {
+                reader: READER.into(),
+                pin: "000000".into(),
+                challenge: STANDARD.encode([0; 32]),
+            };
+            if let Outcome::Ok(reply) = self.request(wrong).await? {
+                bail!("a wrong PIN was accepted: {reply:?}");
+            }
+        }
+        match self.identity().await?.pin {
+            PinState::Blocked => Ok(()),
+            other => bail!("the PIN is not blocked: {other:?}"),
+        }
+    }
+
+    /// Plays the backend's part of the offer: checks that the card's 9E key signed the binding
+    /// of the agent's one-time key to this card and challenge. Returns (GUID, public key).
+    pub async fn begin_unblock(&mut self, card_auth: &VerifyingKey) -> anyhow::Result<(String, String)> {
+        let challenge = [0x17u8; 32];
+        let begin = Operation::BeginUnblock { reader: READER.into(), challenge: STANDARD.encode(challenge) };
+        let (guid, public_key, signature) = match self.request(begin).await? {
+            Outcome::Ok(Reply::UnblockOffer { guid, public_key, signature }) => (guid, public_key, signature),
+            other => bail!("expected an unblock offer, got {other:?}"),
+        };
+        let key_bytes: [u8; 32] = STANDARD
+            .decode(&public_key)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("the one-time key is not 32 bytes"))?;
+        let digest = envelope::offer_digest(&challenge, &key_bytes, &guid);
+        let signature = Signature::from_der(&STANDARD.decode(signature)?)?;
+        card_auth
+            .verify_prehash(&digest, &signature)
+            .context("the offer is not signed by this card's 9E key")?;
+        Ok((guid, public_key))
+    }
+
+    pub async fn unblock(
+        &mut self,
+        envelope: String,
+        new_pin: &str,
+        challenge: [u8; 32],
+    ) -> anyhow::Result<Outcome> {
+        let operation = Operation::Unblock {
+            reader: READER.into(),
+            envelope,
+            new_pin: new_pin.into(),
+            challenge: STANDARD.encode(challenge),
+        };
+        self.request(operation).await
     }
 }

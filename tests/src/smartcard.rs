@@ -4,9 +4,9 @@
 //! There is one pcscd per machine, so card tests take [`exclusive`] for their whole run.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::Command,
-    sync::{Mutex, MutexGuard, OnceLock},
+    sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -20,7 +20,6 @@ pub const VPCD_PORT: u16 = 35963;
 pub const READER: &str = "Virtual PCD 00 00";
 
 static CARD_LOCK: Mutex<()> = Mutex::new(());
-static PCSCD: OnceLock<Result<(), String>> = OnceLock::new();
 
 /// Serialises the tests that use the (single) virtual reader, and makes sure pcscd runs.
 pub fn exclusive() -> anyhow::Result<MutexGuard<'static, ()>> {
@@ -33,34 +32,55 @@ fn pcscd_running() -> bool {
     Command::new("pgrep").args(["-x", "pcscd"]).output().is_ok_and(|o| o.status.success())
 }
 
-/// Starts pcscd if nothing runs it (scripts/test.sh normally has). It is left running with
-/// `--auto-exit`, so it goes away a minute after the last test.
+/// Starts pcscd if nothing runs it (scripts/test.sh normally has). One started here is left
+/// running with `--auto-exit`, so it goes away a minute after its last client; checked on every
+/// call, so that does not matter either.
 pub fn ensure_pcscd() -> anyhow::Result<()> {
-    PCSCD
-        .get_or_init(|| {
-            if pcscd_running() {
-                return Ok(());
-            }
-            let status =
-                Command::new("pcscd").arg("--auto-exit").status().map_err(|e| format!("pcscd: {e}"))?;
-            if !status.success() {
-                return Err(format!("pcscd exited with {status}"));
-            }
-            Ok(())
-        })
-        .clone()
-        .map_err(|e| anyhow::anyhow!("Failed to start pcscd ({e}); install it with scripts/install.sh"))
+    if pcscd_running() {
+        return Ok(());
+    }
+    start_pcscd()
 }
 
-/// A workspace binary built by `cargo test --workspace` / `cargo build` (next to `deps/`).
+pub fn start_pcscd() -> anyhow::Result<()> {
+    let status = Command::new("pcscd")
+        .arg("--auto-exit")
+        .status()
+        .context("Failed to start pcscd; install it with scripts/install.sh")?;
+    if !status.success() {
+        bail!("pcscd exited with {status}");
+    }
+    Ok(())
+}
+
+/// Stops the machine's pcscd (for tests of the agent surviving a restart) and waits until gone.
+pub fn stop_pcscd() -> anyhow::Result<()> {
+    Command::new("pkill").args(["-x", "pcscd"]).status()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pcscd_running() {
+        if Instant::now() > deadline {
+            bail!("pcscd did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// A workspace binary of the same build profile: next to this executable (a binary such as
+/// the benchmark) or one folder up (a test, which lives in `deps/`).
 pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let dir = exe.parent().and_then(Path::parent).context("test binary has no target folder")?;
-    let path = dir.join(name);
-    if !path.is_file() {
-        bail!("{} is not built; run `cargo build --workspace` (scripts/test.sh does)", path.display());
+    let here = exe.parent().context("executable has no folder")?;
+    for dir in [Some(here), here.parent()].into_iter().flatten() {
+        let path = dir.join(name);
+        if path.is_file() {
+            return Ok(path);
+        }
     }
-    Ok(path)
+    bail!(
+        "{name} is not built next to {}; run `cargo build --workspace --bins` (scripts/test.sh does)",
+        here.display()
+    )
 }
 
 /// A virtual card file: `virtual-card init` (+ `personalise`) in a temporary folder.
@@ -114,6 +134,11 @@ impl Drop for InsertedCard {
 
 impl InsertedCard {
     pub fn insert(card: &CardFile) -> anyhow::Result<Self> {
+        Self::insert_with(card, &[])
+    }
+
+    /// Inserts the card with extra `virtual-card run` arguments (e.g. fault injection).
+    pub fn insert_with(card: &CardFile, extra: &[&str]) -> anyhow::Result<Self> {
         let mut command = Command::new(workspace_binary("virtual-card")?);
         command
             .arg("run")
@@ -121,7 +146,7 @@ impl InsertedCard {
             .arg(&card.state)
             .arg("--vpcd")
             .arg(format!("127.0.0.1:{VPCD_PORT}"));
-        command.arg("--once");
+        command.arg("--once").args(extra);
         let mut process = ChildGuard::spawn("virtual-card", &mut command)?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while !card_present() {
@@ -142,6 +167,11 @@ pub fn card_present() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.contains(READER) && l.contains("Yes")))
         .unwrap_or(false)
+}
+
+/// Yubico's PIV tool on the virtual reader: an independent check of what is on the card.
+pub fn yubico(args: &[&str]) -> anyhow::Result<(bool, String)> {
+    run(Command::new("yubico-piv-tool").args(["-r", "Virtual"]).args(args))
 }
 
 /// Runs a command, failing with its output if it does not succeed; returns stdout + stderr.

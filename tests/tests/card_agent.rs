@@ -8,25 +8,15 @@
 use std::time::{Duration, Instant};
 
 use base64::{engine::general_purpose::STANDARD, Engine};
-use der::{Decode, Encode};
-use p256::{
-    ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey},
-    pkcs8::DecodePublicKey,
-};
+use p256::ecdsa::{signature::hazmat::PrehashVerifier, Signature};
 use protocol::agent::{
-    AgentErrorCode, AgentMessage, Event, Operation, Outcome, PinState, Reply, PROTOCOL_VERSION,
+    AgentErrorCode, AgentMessage, Event, Operation, Outcome, PinState, PukOnCard, Reply, UnblockReport,
+    UnblockStep, PROTOCOL_VERSION,
 };
 use tests::{
-    agent::{handshake, AgentClient, RunningAgent, ALLOWED_ORIGIN},
-    smartcard::{exclusive, CardFile, InsertedCard, READER},
+    agent::{handshake, seal_for, verifying_key, AgentClient, RunningAgent, ALLOWED_ORIGIN},
+    smartcard::{exclusive, yubico, CardFile, InsertedCard, READER},
 };
-
-fn verifying_key(certificate_b64: &str) -> VerifyingKey {
-    let der = STANDARD.decode(certificate_b64).unwrap();
-    let certificate = x509_cert::Certificate::from_der(&der).unwrap();
-    let spki = certificate.tbs_certificate.subject_public_key_info.to_der().unwrap();
-    VerifyingKey::from_public_key_der(&spki).unwrap()
-}
 
 fn signature_of(outcome: Outcome) -> Signature {
     match outcome {
@@ -37,19 +27,6 @@ fn signature_of(outcome: Outcome) -> Signature {
     }
 }
 
-async fn wait_for_card(client: &mut AgentClient) {
-    for _ in 0..100 {
-        if let Outcome::Ok(Reply::Readers { readers }) = client.request(Operation::ListReaders).await.unwrap()
-        {
-            if readers.iter().any(|r| r.name == READER && r.card_present) {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the agent never saw the card in {READER}");
-}
-
 #[tokio::test]
 async fn identity_sign_in_presence_and_pin_change_over_the_websocket() {
     let _lock = exclusive().unwrap();
@@ -58,7 +35,7 @@ async fn identity_sign_in_presence_and_pin_change_over_the_websocket() {
     let agent = RunningAgent::start().await.unwrap();
     let (mut client, hello) = AgentClient::connect(&agent).await.unwrap();
     assert!(matches!(hello, AgentMessage::Hello { protocol_version: PROTOCOL_VERSION, .. }), "{hello:?}");
-    wait_for_card(&mut client).await;
+    client.wait_for_card().await.unwrap();
 
     let identity = match client.request(Operation::CardIdentity { reader: READER.into() }).await.unwrap() {
         Outcome::Ok(Reply::Identity(identity)) => identity,
@@ -66,8 +43,8 @@ async fn identity_sign_in_presence_and_pin_change_over_the_websocket() {
     };
     assert_eq!(identity.guid.len(), 32);
     assert_eq!(identity.pin, PinState::Ready { tries_left: Some(3) });
-    let piv_auth = verifying_key(identity.piv_auth_certificate.as_deref().unwrap());
-    let card_auth = verifying_key(identity.card_auth_certificate.as_deref().unwrap());
+    let piv_auth = verifying_key(identity.piv_auth_certificate.as_deref().unwrap()).unwrap();
+    let card_auth = verifying_key(identity.card_auth_certificate.as_deref().unwrap()).unwrap();
 
     let challenge = [0x42u8; 32];
     let sign = |pin: &str| Operation::SignWithPin {
@@ -120,7 +97,7 @@ async fn card_removal_and_insertion_are_pushed_as_events() {
     let inserted = InsertedCard::insert(&card).unwrap();
     let agent = RunningAgent::start().await.unwrap();
     let (mut client, _) = AgentClient::connect(&agent).await.unwrap();
-    wait_for_card(&mut client).await;
+    client.wait_for_card().await.unwrap();
 
     let removed_at = Instant::now();
     drop(inserted);
@@ -155,4 +132,137 @@ async fn foreign_origins_and_rebinding_hosts_are_refused_with_403() {
         "rebinding host"
     );
     assert!(handshake(&agent.url(), ALLOWED_ORIGIN, None).await.is_ok(), "the allowed origin still gets in");
+}
+
+fn report_of(outcome: Outcome) -> UnblockReport {
+    match outcome {
+        Outcome::Ok(Reply::Unblocked(report)) => report,
+        other => panic!("expected an unblock report, got {other:?}"),
+    }
+}
+
+fn rejected(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Error(e) if e.code == AgentErrorCode::EnvelopeRejected)
+}
+
+#[tokio::test]
+async fn unblock_resets_the_pin_rotates_the_puk_and_proves_it_over_the_websocket() {
+    let _lock = exclusive().unwrap();
+    let card = CardFile::personalised("Erin Example").unwrap();
+    let _inserted = InsertedCard::insert(&card).unwrap();
+    let agent = RunningAgent::start().await.unwrap();
+    let (mut client, _) = AgentClient::connect(&agent).await.unwrap();
+    client.wait_for_card().await.unwrap();
+    let id = client.identity().await.unwrap();
+    let piv_auth = verifying_key(id.piv_auth_certificate.as_deref().unwrap()).unwrap();
+    let card_auth = verifying_key(id.card_auth_certificate.as_deref().unwrap()).unwrap();
+    client.block_pin().await.unwrap();
+
+    let (guid, public_key) = client.begin_unblock(&card_auth).await.unwrap();
+    assert_eq!(guid, id.guid);
+    // An envelope sealed to any other key is refused, and spends the offer.
+    let stranger = envelope::OneTimeKey::generate();
+    let forged = seal_for(&stranger.public_key(), &guid, &["12345678"], "24682468").unwrap();
+    assert!(rejected(&client.unblock(forged, "97531864", [1; 32]).await.unwrap()));
+
+    let (_, public_key_2) = client.begin_unblock(&card_auth).await.unwrap();
+    assert_ne!(public_key, public_key_2, "each offer has a fresh key");
+    let envelope = seal_for(&public_key_2, &guid, &["12345678"], "24682468").unwrap();
+    let challenge = [0x5Au8; 32];
+    let report = report_of(client.unblock(envelope.clone(), "97531864", challenge).await.unwrap());
+    assert_eq!(report.failure, None);
+    assert!(report.pin_reset);
+    assert_eq!(report.puk, PukOnCard::Rotated);
+    let proof = Signature::from_der(&STANDARD.decode(report.proof.unwrap()).unwrap()).unwrap();
+    piv_auth.verify_prehash(&challenge, &proof).expect("the proof is the card's 9A signature");
+    assert!(rejected(&client.unblock(envelope, "97531864", challenge).await.unwrap()), "no replay");
+    assert_eq!(client.identity().await.unwrap().pin, PinState::Ready { tries_left: Some(3) });
+
+    // An independent tool agrees: the new PIN works, the old PUK is gone, the new one works.
+    let (ok, out) = yubico(&["-a", "verify-pin", "-P", "97531864"]).unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = yubico(&["-a", "unblock-pin", "-P", "12345678", "-N", "11335577"]).unwrap();
+    assert!(!ok, "the old PUK must no longer work: {out}");
+    let (ok, out) = yubico(&["-a", "unblock-pin", "-P", "24682468", "-N", "11335577"]).unwrap();
+    assert!(ok, "the new PUK works: {out}");
+}
+
+#[tokio::test]
+async fn a_card_pulled_out_during_the_puk_change_is_reported_and_the_next_unblock_recovers() {
+    let _lock = exclusive().unwrap();
+    let card = CardFile::personalised("Fay Example").unwrap();
+    // CHANGE REFERENCE DATA (24): the card rotates its PUK, then is gone before it answers.
+    let inserted = InsertedCard::insert_with(&card, &["--remove-on-ins", "24"]).unwrap();
+    let agent = RunningAgent::start().await.unwrap();
+    let (mut client, _) = AgentClient::connect(&agent).await.unwrap();
+    client.wait_for_card().await.unwrap();
+    let card_auth =
+        verifying_key(client.identity().await.unwrap().card_auth_certificate.as_deref().unwrap()).unwrap();
+    client.block_pin().await.unwrap();
+
+    let (guid, public_key) = client.begin_unblock(&card_auth).await.unwrap();
+    let envelope = seal_for(&public_key, &guid, &["12345678"], "24682468").unwrap();
+    let report = report_of(client.unblock(envelope, "97531864", [3; 32]).await.unwrap());
+    assert!(report.pin_reset);
+    assert_eq!(report.puk, PukOnCard::Unknown { index: 0 }, "the agent cannot know; it says so");
+    let failure = report.failure.unwrap();
+    assert_eq!((failure.step, failure.error.code), (UnblockStep::ChangePuk, AgentErrorCode::CardRemoved));
+    assert!(failure.error.message.contains("removed"), "{}", failure.error.message);
+
+    drop(inserted);
+    let _inserted = InsertedCard::insert(&card).unwrap();
+    client.wait_for_card().await.unwrap();
+    // The backend offers both PUKs it may have left on the card; the card had rotated.
+    let (guid, public_key) = client.begin_unblock(&card_auth).await.unwrap();
+    let envelope = seal_for(&public_key, &guid, &["12345678", "24682468"], "86428642").unwrap();
+    let report = report_of(client.unblock(envelope, "13579246", [4; 32]).await.unwrap());
+    assert_eq!((report.puk, report.failure), (PukOnCard::Rotated, None));
+    assert!(report.proof.is_some());
+    let (ok, out) = yubico(&["-a", "unblock-pin", "-P", "86428642", "-N", "11335577"]).unwrap();
+    assert!(ok, "the rotated PUK works: {out}");
+}
+
+#[tokio::test]
+async fn a_card_pulled_out_mid_operation_gets_a_typed_error_and_an_event() {
+    let _lock = exclusive().unwrap();
+    let card = CardFile::personalised("Gus Example").unwrap();
+    // GENERAL AUTHENTICATE (87): pulled out while signing.
+    let _inserted = InsertedCard::insert_with(&card, &["--remove-on-ins", "87"]).unwrap();
+    let agent = RunningAgent::start().await.unwrap();
+    let (mut client, _) = AgentClient::connect(&agent).await.unwrap();
+    client.wait_for_card().await.unwrap();
+    let presence = Operation::ProvePresence { reader: READER.into(), challenge: STANDARD.encode([8; 32]) };
+    match client.request(presence).await.unwrap() {
+        Outcome::Error(e) => assert_eq!(e.code, AgentErrorCode::CardRemoved, "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+    client
+        .wait_for_event(&Event::CardRemoved { reader: READER.into() }, Duration::from_secs(10))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn pcscd_restarting_under_the_agent_is_reported_and_survived() {
+    let _lock = exclusive().unwrap();
+    let card = CardFile::personalised("Hal Example").unwrap();
+    let inserted = InsertedCard::insert(&card).unwrap();
+    let agent = RunningAgent::start().await.unwrap();
+    let (mut client, _) = AgentClient::connect(&agent).await.unwrap();
+    client.wait_for_card().await.unwrap();
+
+    tests::smartcard::stop_pcscd().unwrap();
+    client.wait_for_event(&Event::ServiceUnavailable, Duration::from_secs(20)).await.unwrap();
+    match client.request(Operation::CardIdentity { reader: READER.into() }).await.unwrap() {
+        Outcome::Error(e) => {
+            assert!(matches!(e.code, AgentErrorCode::ServiceUnavailable | AgentErrorCode::NoReader), "{e:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(inserted);
+
+    tests::smartcard::start_pcscd().unwrap();
+    let _inserted = InsertedCard::insert(&card).unwrap();
+    client.wait_for_card().await.unwrap();
+    assert_eq!(client.identity().await.unwrap().pin, PinState::Ready { tries_left: Some(3) });
 }

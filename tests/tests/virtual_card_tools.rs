@@ -4,13 +4,9 @@
 
 use std::process::Command;
 
-use tests::smartcard::{exclusive, run, run_ok, CardFile, InsertedCard, READER};
+use tests::smartcard::{exclusive, run, run_ok, yubico, CardFile, InsertedCard, READER};
 
 const PKCS11: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
-
-fn yubico(args: &[&str]) -> anyhow::Result<(bool, String)> {
-    run(Command::new("yubico-piv-tool").args(["-r", "Virtual"]).args(args))
-}
 
 #[test]
 fn opensc_recognises_a_personalised_card_and_lists_its_certificates() -> anyhow::Result<()> {

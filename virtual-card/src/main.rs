@@ -73,6 +73,10 @@ enum Cmd {
         /// Exit when vpcd drops the connection instead of re-inserting the card.
         #[arg(long)]
         once: bool,
+        /// Fault injection for tests: act as if the holder pulls the card out the moment it has
+        /// carried out a command with this instruction byte (hex, e.g. 24), before it answers.
+        #[arg(long, value_parser = parse_hex_byte, hide = true)]
+        remove_on_ins: Option<u8>,
     },
     /// Generate 9A and 9E keys on the card, certify them with the demo CA, write them and a CHUID.
     Personalise {
@@ -123,7 +127,7 @@ fn main() -> anyhow::Result<()> {
             println!("new blank card {} (serial {})", state.display(), card.serial);
             Ok(())
         }
-        Cmd::Run { state, vpcd: address, once } => run(state, &address, once),
+        Cmd::Run { state, vpcd: address, once, remove_on_ins } => run(state, &address, once, remove_on_ins),
         Cmd::Personalise { state, ca_dir, name, mgmt_key, mgmt_algorithm, cert_out } => {
             let card = Card::new(CardState::load(&state)?, Some(state.clone()));
             let mut session = PivSession::new(card);
@@ -160,7 +164,11 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn run(state_path: PathBuf, address: &str, once: bool) -> anyhow::Result<()> {
+fn parse_hex_byte(text: &str) -> Result<u8, String> {
+    u8::from_str_radix(text.trim_start_matches("0x"), 16).map_err(|e| format!("not a hex byte: {e}"))
+}
+
+fn run(state_path: PathBuf, address: &str, once: bool, remove_on_ins: Option<u8>) -> anyhow::Result<()> {
     let state = CardState::load(&state_path)?;
     let mut card = Card::new(state, Some(state_path.clone()));
     loop {
@@ -168,7 +176,7 @@ fn run(state_path: PathBuf, address: &str, once: bool) -> anyhow::Result<()> {
             format!("Failed to reach vpcd at {address}: is pcscd running with vsmartcard-vpcd?")
         })?;
         tracing::info!(card = %state_path.display(), %address, "card inserted");
-        let result = vpcd::serve(&mut stream, &mut card);
+        let result = vpcd::serve(&mut stream, &mut card, remove_on_ins);
         tracing::info!("card removed");
         if once {
             return result.context("the connection to vpcd failed");

@@ -43,9 +43,12 @@ fn quick_ack(stream: &TcpStream) {
 #[cfg(not(target_os = "linux"))]
 fn quick_ack(_stream: &TcpStream) {}
 
-/// Serves the card until vpcd closes the connection (`Ok`) or the socket fails (`Err`).
-pub fn serve(stream: &mut TcpStream, card: &mut Card) -> io::Result<()> {
+/// Serves the card until vpcd closes the connection (`Ok`) or the socket fails (`Err`), or,
+/// with `remove_on_ins`, until the card has carried out that instruction (`Ok`, no answer sent:
+/// to the host the card was pulled out mid-command).
+pub fn serve(stream: &mut TcpStream, card: &mut Card, remove_on_ins: Option<u8>) -> io::Result<()> {
     card.reset();
+    let mut pulled_out = false;
     loop {
         let mut length = [0u8; 2];
         match stream.read_exact(&mut length) {
@@ -70,10 +73,20 @@ pub fn serve(stream: &mut TcpStream, card: &mut Card) -> io::Result<()> {
             apdu => {
                 let response = card.process(apdu);
                 log_exchange(apdu, &response);
-                Some(response)
+                if remove_on_ins.is_some() && apdu.get(1).copied() == remove_on_ins {
+                    tracing::info!(ins = apdu[1], "removing the card before answering (fault injection)");
+                    pulled_out = true;
+                    None
+                } else {
+                    Some(response)
+                }
             }
         };
         zeroize::Zeroize::zeroize(&mut message);
+        if pulled_out {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            return Ok(());
+        }
         if let Some(reply) = reply {
             let mut framed = Vec::with_capacity(reply.len() + 2);
             framed.extend_from_slice(&(reply.len() as u16).to_be_bytes());

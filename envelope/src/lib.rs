@@ -1,0 +1,266 @@
+//! The unblock envelope: how a card's PUKs travel from the backend to the card agent through a
+//! browser that must never see them.
+//!
+//! 1. The agent makes a [`OneTimeKey`] for one unblock and offers its public half, bound to the
+//!    card in the reader by a 9E signature over [`offer_digest`] (the backend checks it with the
+//!    card's registered key, so nobody without the card can get PUKs sealed to a key of theirs).
+//! 2. The backend [`seal`]s the [`UnblockSecrets`] to that key: X25519 with a fresh sender key,
+//!    HKDF-SHA256, AES-256-GCM (the shape of HPKE base mode, with fixed algorithms).
+//! 3. The agent [`OneTimeKey::open`]s it — once, since opening consumes the key — and uses the
+//!    PUKs only if [`UnblockSecrets::check`] says they name the card in the reader and are fresh.
+//!
+//! Wire form (base64): `version (1) ‖ sender public key (32) ‖ AES-GCM ciphertext and tag`.
+
+use aes_gcm::{aead::Aead, Aes256Gcm, KeyInit, Nonce};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use hkdf::Hkdf;
+use rand_core::OsRng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use x25519_dalek::{EphemeralSecret, PublicKey};
+use zeroize::Zeroizing;
+
+pub const VERSION: u8 = 1;
+const KEY_INFO: &[u8] = b"smartcard-selfservice unblock envelope v1";
+const OFFER_CONTEXT: &[u8] = b"smartcard-selfservice unblock offer v1";
+/// At most the PUK the backend believes is on the card and the pending one from an unlock that
+/// may have stopped half-way (see [`UnblockSecrets::current_puks`]).
+pub const MAX_CANDIDATES: usize = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("the envelope is not in the expected format")]
+    Malformed,
+    #[error("the public key is not a valid X25519 key")]
+    BadPublicKey,
+    #[error("the envelope was not sealed to this operation's key, or was altered")]
+    NotForThisKey,
+    #[error("the envelope's contents are not valid")]
+    BadContents,
+    #[error("the envelope names another card")]
+    WrongCard,
+    #[error("the envelope has expired")]
+    Expired,
+}
+
+/// What the backend releases for one unblock. Secrets are zeroized on drop and never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnblockSecrets {
+    /// The card these PUKs belong to: its CHUID GUID, 32 hex digits.
+    pub guid: String,
+    /// Unix seconds after which the agent refuses the envelope.
+    pub expires_at: u64,
+    /// The PUKs the card may hold, most likely first. The second exists for a card whose last
+    /// unblock rotated the PUK but whose report never reached the backend.
+    pub current_puks: Vec<Zeroizing<String>>,
+    /// The PUK to rotate to, already recorded by the backend as pending.
+    pub new_puk: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for UnblockSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnblockSecrets")
+            .field("guid", &self.guid)
+            .field("expires_at", &self.expires_at)
+            .field("current_puks", &format_args!("[{} × ***]", self.current_puks.len()))
+            .field("new_puk", &format_args!("***"))
+            .finish()
+    }
+}
+
+impl UnblockSecrets {
+    /// Accepts the secrets only for the card with `guid`, before they expire, with 1–2 candidates.
+    pub fn check(&self, guid: &str, now_unix: u64) -> Result<(), EnvelopeError> {
+        if self.current_puks.is_empty() || self.current_puks.len() > MAX_CANDIDATES {
+            return Err(EnvelopeError::BadContents);
+        }
+        if !self.guid.eq_ignore_ascii_case(guid) {
+            return Err(EnvelopeError::WrongCard);
+        }
+        if now_unix > self.expires_at {
+            return Err(EnvelopeError::Expired);
+        }
+        Ok(())
+    }
+}
+
+/// The agent's key pair for one unblock. Opening an envelope consumes it.
+pub struct OneTimeKey {
+    secret: EphemeralSecret,
+    public: PublicKey,
+}
+
+impl std::fmt::Debug for OneTimeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OneTimeKey({})", self.public_key())
+    }
+}
+
+impl OneTimeKey {
+    pub fn generate() -> Self {
+        let secret = EphemeralSecret::random_from_rng(OsRng);
+        let public = PublicKey::from(&secret);
+        Self { secret, public }
+    }
+
+    /// The public key, base64.
+    pub fn public_key(&self) -> String {
+        STANDARD.encode(self.public.as_bytes())
+    }
+
+    pub fn public_key_bytes(&self) -> [u8; 32] {
+        self.public.to_bytes()
+    }
+
+    pub fn open(self, envelope: &str) -> Result<UnblockSecrets, EnvelopeError> {
+        let bytes = STANDARD.decode(envelope).map_err(|_| EnvelopeError::Malformed)?;
+        let [version, rest @ ..] = bytes.as_slice() else { return Err(EnvelopeError::Malformed) };
+        if *version != VERSION || rest.len() < 32 + 16 {
+            return Err(EnvelopeError::Malformed);
+        }
+        let (sender, ciphertext) = rest.split_at(32);
+        let sender: [u8; 32] = sender.try_into().map_err(|_| EnvelopeError::Malformed)?;
+        let sender = PublicKey::from(sender);
+        let shared = self.secret.diffie_hellman(&sender);
+        if !shared.was_contributory() {
+            return Err(EnvelopeError::BadPublicKey);
+        }
+        let (cipher, nonce, aad) = derive(shared.as_bytes(), &sender, &self.public)?;
+        let plaintext = Zeroizing::new(
+            cipher
+                .decrypt(&nonce, aes_gcm::aead::Payload { msg: ciphertext, aad: &aad })
+                .map_err(|_| EnvelopeError::NotForThisKey)?,
+        );
+        serde_json::from_slice(&plaintext).map_err(|_| EnvelopeError::BadContents)
+    }
+}
+
+/// Seals `secrets` to the agent's one-time public key (base64), with a fresh sender key.
+pub fn seal(agent_public_key: &str, secrets: &UnblockSecrets) -> Result<String, EnvelopeError> {
+    let recipient = parse_public_key(agent_public_key)?;
+    let sender_secret = EphemeralSecret::random_from_rng(OsRng);
+    let sender = PublicKey::from(&sender_secret);
+    let shared = sender_secret.diffie_hellman(&recipient);
+    if !shared.was_contributory() {
+        return Err(EnvelopeError::BadPublicKey);
+    }
+    let (cipher, nonce, aad) = derive(shared.as_bytes(), &sender, &recipient)?;
+    let plaintext = Zeroizing::new(serde_json::to_vec(secrets).map_err(|_| EnvelopeError::BadContents)?);
+    let ciphertext = cipher
+        .encrypt(&nonce, aes_gcm::aead::Payload { msg: &plaintext, aad: &aad })
+        .map_err(|_| EnvelopeError::BadContents)?;
+    let mut out = Vec::with_capacity(1 + 32 + ciphertext.len());
+    out.push(VERSION);
+    out.extend_from_slice(sender.as_bytes());
+    out.extend_from_slice(&ciphertext);
+    Ok(STANDARD.encode(out))
+}
+
+pub fn parse_public_key(b64: &str) -> Result<PublicKey, EnvelopeError> {
+    let bytes: [u8; 32] =
+        STANDARD.decode(b64).ok().and_then(|b| b.try_into().ok()).ok_or(EnvelopeError::BadPublicKey)?;
+    Ok(PublicKey::from(bytes))
+}
+
+/// Key, nonce and associated data for one envelope. Both public keys go into the salt and the
+/// associated data, so an envelope cannot be re-targeted to another key.
+fn derive(
+    shared: &[u8; 32],
+    sender: &PublicKey,
+    recipient: &PublicKey,
+) -> Result<(Aes256Gcm, Nonce<aes_gcm::aead::consts::U12>, Vec<u8>), EnvelopeError> {
+    let mut salt = Vec::with_capacity(64);
+    salt.extend_from_slice(sender.as_bytes());
+    salt.extend_from_slice(recipient.as_bytes());
+    let mut okm = Zeroizing::new([0u8; 44]);
+    Hkdf::<Sha256>::new(Some(&salt), shared)
+        .expand(KEY_INFO, okm.as_mut())
+        .map_err(|_| EnvelopeError::Malformed)?;
+    let cipher = Aes256Gcm::new_from_slice(&okm[..32]).map_err(|_| EnvelopeError::Malformed)?;
+    // Key and nonce are both fresh per envelope (the sender key is), so a derived nonce is safe.
+    let nonce = *Nonce::from_slice(&okm[32..]);
+    let mut aad = Vec::with_capacity(65);
+    aad.push(VERSION);
+    aad.extend_from_slice(&salt);
+    Ok((cipher, nonce, aad))
+}
+
+/// What the card signs with 9E to bind the agent's one-time key to itself and to the backend's
+/// challenge: SHA-256 over a context label, the challenge, the public key and the GUID.
+pub fn offer_digest(challenge: &[u8], agent_public_key: &[u8; 32], guid: &str) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(OFFER_CONTEXT);
+    hash.update((challenge.len() as u32).to_be_bytes());
+    hash.update(challenge);
+    hash.update(agent_public_key);
+    hash.update(guid.to_ascii_lowercase().as_bytes());
+    hash.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets() -> UnblockSecrets {
+        UnblockSecrets {
+            guid: "00112233445566778899aabbccddeeff".into(),
+            expires_at: 2_000_000_000,
+            current_puks: vec![Zeroizing::new("12345678".into())],
+            new_puk: Zeroizing::new("87654321".into()),
+        }
+    }
+
+    #[test]
+    fn an_envelope_opens_only_with_its_key_and_only_once() {
+        let key = OneTimeKey::generate();
+        let sealed = seal(&key.public_key(), &secrets()).unwrap();
+        assert!(!sealed.contains("12345678"));
+        assert_eq!(key.open(&sealed).unwrap(), secrets());
+
+        let other = OneTimeKey::generate();
+        assert_eq!(other.open(&sealed).unwrap_err(), EnvelopeError::NotForThisKey);
+    }
+
+    #[test]
+    fn any_altered_byte_is_detected() {
+        let key = OneTimeKey::generate();
+        let public = key.public_key();
+        let sealed = STANDARD.decode(seal(&public, &secrets()).unwrap()).unwrap();
+        for i in [0, 1, 20, 33, sealed.len() - 1] {
+            let key = OneTimeKey::generate();
+            let mut altered = sealed.clone();
+            altered[i] ^= 0x01;
+            assert!(key.open(&STANDARD.encode(&altered)).is_err(), "byte {i}");
+        }
+        let key = OneTimeKey::generate();
+        assert_eq!(key.open("not base64").unwrap_err(), EnvelopeError::Malformed);
+        assert_eq!(OneTimeKey::generate().open("AQ==").unwrap_err(), EnvelopeError::Malformed);
+    }
+
+    #[test]
+    fn a_low_order_public_key_is_refused() {
+        assert_eq!(seal(&STANDARD.encode([0u8; 32]), &secrets()).unwrap_err(), EnvelopeError::BadPublicKey);
+        assert_eq!(seal("AAAA", &secrets()).unwrap_err(), EnvelopeError::BadPublicKey);
+    }
+
+    #[test]
+    fn secrets_name_their_card_and_expire() {
+        let s = secrets();
+        assert_eq!(s.check("00112233445566778899AABBCCDDEEFF", 1_999_999_999), Ok(()));
+        assert_eq!(s.check("ffffffffffffffffffffffffffffffff", 0), Err(EnvelopeError::WrongCard));
+        assert_eq!(s.check(&s.guid, 2_000_000_001), Err(EnvelopeError::Expired));
+        let mut none = secrets();
+        none.current_puks.clear();
+        assert_eq!(none.check(&none.guid, 0), Err(EnvelopeError::BadContents));
+        assert!(!format!("{s:?}").contains("1234"), "Debug hides PUKs");
+    }
+
+    #[test]
+    fn the_offer_digest_covers_challenge_key_and_card() {
+        let base = offer_digest(&[1; 32], &[2; 32], "aa");
+        assert_eq!(base, offer_digest(&[1; 32], &[2; 32], "AA"));
+        assert_ne!(base, offer_digest(&[9; 32], &[2; 32], "aa"));
+        assert_ne!(base, offer_digest(&[1; 32], &[9; 32], "aa"));
+        assert_ne!(base, offer_digest(&[1; 32], &[2; 32], "bb"));
+    }
+}
