@@ -26,7 +26,7 @@ impl Default for AgentConfig {
             port: DEFAULT_PORT,
             allowed_origins: Vec::new(),
             max_message_bytes: 16 * 1024,
-            max_requests_per_second: 20,
+            max_requests_per_second: 50,
         }
     }
 }

@@ -102,9 +102,16 @@ async fn connection(stream: TcpStream, config: AgentConfig, pcsc: Pcsc, port: u1
                     window = (Instant::now(), 0);
                 }
                 window.1 += 1;
-                if window.1 > config.max_requests_per_second {
-                    tracing::warn!("closing a connection that exceeded the request rate");
+                // Over the limit a request is refused; a page that keeps going is cut off.
+                if window.1 > config.max_requests_per_second.saturating_mul(2) {
+                    tracing::warn!("closing a connection that far exceeded the request rate");
                     return Ok(());
+                }
+                if window.1 > config.max_requests_per_second {
+                    let id = serde_json::from_str::<Request>(&text).map_or(0, |r| r.id);
+                    let slow_down = ops::error(AgentErrorCode::Busy, "Too many requests at once. Wait a moment and try again.");
+                    reply(&mut ws, id, Outcome::Error(slow_down)).await?;
+                    continue;
                 }
                 let outcome_and_id = match serde_json::from_str::<Request>(&text) {
                     Ok(request) => (request.id, handle(&pcsc, request.operation, &mut pending_unblock).await),

@@ -40,8 +40,13 @@ impl RunningAgent {
     /// Starts the agent on a port the OS picks (no race with other tests for a "free" port)
     /// and reads the port from its first line of output.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts the agent with extra command-line arguments (e.g. `--config`).
+    pub async fn start_with(extra: &[&std::ffi::OsStr]) -> anyhow::Result<Self> {
         let mut command = Command::new(workspace_binary("card-agent")?);
-        command.args(["--port", "0", "--allow-origin", ALLOWED_ORIGIN]).stdout(Stdio::piped());
+        command.args(["--port", "0", "--allow-origin", ALLOWED_ORIGIN]).args(extra).stdout(Stdio::piped());
         let mut process = ChildGuard::spawn("card-agent", &mut command)?;
         let stdout = process.take_stdout().context("no stdout")?;
         let line = tokio::task::spawn_blocking(move || {

@@ -32,9 +32,7 @@ fn pcscd_running() -> bool {
     Command::new("pgrep").args(["-x", "pcscd"]).output().is_ok_and(|o| o.status.success())
 }
 
-/// Starts pcscd if nothing runs it (scripts/test.sh normally has). One started here is left
-/// running with `--auto-exit`, so it goes away a minute after its last client; checked on every
-/// call, so that does not matter either.
+/// Starts pcscd if nothing runs it (scripts/test.sh normally has, and stops it at the end).
 pub fn ensure_pcscd() -> anyhow::Result<()> {
     if pcscd_running() {
         return Ok(());
@@ -43,8 +41,9 @@ pub fn ensure_pcscd() -> anyhow::Result<()> {
 }
 
 pub fn start_pcscd() -> anyhow::Result<()> {
+    // Not `--auto-exit`: a pcscd that quits during a quiet minute of the suite would race the
+    // next card test's check that it runs.
     let status = Command::new("pcscd")
-        .arg("--auto-exit")
         .status()
         .context("Failed to start pcscd; install it with scripts/install.sh")?;
     if !status.success() {

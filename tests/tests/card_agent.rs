@@ -266,3 +266,43 @@ async fn pcscd_restarting_under_the_agent_is_reported_and_survived() {
     client.wait_for_card().await.unwrap();
     assert_eq!(client.identity().await.unwrap().pin, PinState::Ready { tries_left: Some(3) });
 }
+
+#[tokio::test]
+async fn request_floods_are_refused_then_cut_off_and_huge_messages_close_the_connection() {
+    let agent = RunningAgent::start().await.unwrap();
+    let (mut client, _) = AgentClient::connect(&agent).await.unwrap();
+    // The default limit is 50 a second: the next ones are refused, past 100 the agent hangs up.
+    let list = r#"{"id": 1, "op": "list_readers"}"#;
+    let mut busy = 0;
+    let mut closed = false;
+    for _ in 0..150 {
+        if client.send_raw(list).await.is_err() {
+            closed = true;
+            break;
+        }
+    }
+    loop {
+        match client.next_message(Duration::from_secs(5)).await {
+            Ok(AgentMessage::Response { outcome: Outcome::Error(e), .. })
+                if e.code == AgentErrorCode::Busy =>
+            {
+                busy += 1
+            }
+            Ok(_) => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(busy >= 40, "requests over the limit get a busy error ({busy})");
+    assert!(closed, "a flood is cut off");
+
+    let (mut client, _) = AgentClient::connect(&agent).await.unwrap();
+    let huge = format!(r#"{{"id": 1, "op": "card_identity", "reader": "{}"}}"#, "x".repeat(64 * 1024));
+    let _ = client.send_raw(&huge).await;
+    assert!(
+        client.next_message(Duration::from_secs(5)).await.is_err(),
+        "an oversized message ends the connection"
+    );
+}

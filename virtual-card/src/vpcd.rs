@@ -50,15 +50,19 @@ pub fn serve(stream: &mut TcpStream, card: &mut Card, remove_on_ins: Option<u8>)
     card.reset();
     let mut pulled_out = false;
     loop {
+        // vpcd writes the length and the APDU separately with Nagle on: its second write waits
+        // for our ACK of the first. Linux drops quick-ACK mode after a while, so re-arm it
+        // before each read, or every APDU waits out the 40 ms delayed-ACK timer.
+        quick_ack(stream);
         let mut length = [0u8; 2];
         match stream.read_exact(&mut length) {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(error) => return Err(error),
         }
+        quick_ack(stream);
         let mut message = vec![0u8; usize::from(u16::from_be_bytes(length))];
         stream.read_exact(&mut message)?;
-        quick_ack(stream);
         let reply = match message.as_slice() {
             [POWER_OFF] | [POWER_ON] | [RESET] => {
                 tracing::debug!(code = message[0], "power event");
