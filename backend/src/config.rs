@@ -29,6 +29,9 @@ pub struct Settings {
     pub agent_urls: Vec<String>,
     /// Default `tracing` filter; `RUST_LOG` overrides it.
     pub log: String,
+    /// The address people use (e.g. `https://selfservice.example.nhs.uk` behind a TLS proxy):
+    /// links in emails, and `https` here makes the session cookie `Secure`. Unset: the listen URL.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -40,6 +43,7 @@ impl Default for Settings {
             dist_dir: PathBuf::from("dist"),
             agent_urls: vec!["ws://127.0.0.1:47101".into(), "ws://localhost:47101".into()],
             log: "info,sqlx=warn,tower_http=info".into(),
+            public_url: None,
         }
     }
 }
@@ -61,6 +65,15 @@ impl Settings {
             // SELFSERVICE_CONFIG names the file itself (read by the CLI), not a field.
             .merge(prefixed.ignore(&["CONFIG"]).split("__"))
             .merge(raw.map(|_| "database_url".into()))
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// Cookies are `Secure` whenever people reach the service over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url().starts_with("https://")
     }
 
     /// The database URL in effect, with the embedded default resolved.

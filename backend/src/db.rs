@@ -10,7 +10,7 @@ use anyhow::Context;
 use sqlx::{
     any::{install_default_drivers, AnyPoolOptions},
     migrate::Migrator,
-    AnyPool,
+    Any, AnyPool, Transaction,
 };
 
 use crate::config::Settings;
@@ -90,6 +90,16 @@ impl Database {
             DatabaseKind::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&self.pool).await.context("Failed to apply the database migrations")
+    }
+
+    /// A transaction that will write. SQLite gets `BEGIN IMMEDIATE`: taking the write lock up
+    /// front means two writers queue (busy timeout) instead of one failing when it upgrades a
+    /// read snapshot another writer has since changed. PostgreSQL locks rows as it goes.
+    pub async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Any>> {
+        match self.kind {
+            DatabaseKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            DatabaseKind::Postgres => self.pool.begin().await,
+        }
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -20,6 +20,15 @@ pub enum ApiError {
     /// 404: no such route or resource.
     #[error("Not found")]
     NotFound,
+    /// 401: no live session.
+    #[error("Please sign in with your smartcard.")]
+    Unauthenticated,
+    /// 403: a state change that did not come from this site.
+    #[error("This request did not come from the self-service site and was refused.")]
+    CrossSite,
+    /// A request the rules refuse, with its own status, code and sentence for the person.
+    #[error("{message}")]
+    Rejected { status: StatusCode, code: &'static str, message: String },
     /// 503: a dependency (the database) does not answer.
     #[error("The service is temporarily unavailable; please try again shortly")]
     Unavailable(#[source] anyhow::Error),
@@ -33,6 +42,9 @@ impl ApiError {
         match self {
             ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::CrossSite => StatusCode::FORBIDDEN,
+            ApiError::Rejected { status, .. } => *status,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -42,9 +54,24 @@ impl ApiError {
         match self {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::NotFound => "not_found",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::CrossSite => "cross_site",
+            ApiError::Rejected { code, .. } => code,
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
+    }
+}
+
+impl ApiError {
+    pub fn rejected(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Rejected { status, code, message: message.into() }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::Internal(error.into())
     }
 }
 

@@ -3,11 +3,19 @@
 //! `main.rs` stays thin; [`startup::Application`] builds everything and tests drive
 //! [`startup::app`] or a spawned [`startup::Application`] on port 0.
 
+pub mod audit;
+pub mod card_proof;
+pub mod challenges;
 pub mod config;
+pub mod csrf;
 pub mod db;
 pub mod error;
+pub mod people;
 pub mod routes;
+pub mod secrets;
 pub mod security_headers;
+pub mod session;
 pub mod startup;
 pub mod static_files;
 pub mod telemetry;
+pub mod time;

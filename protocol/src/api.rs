@@ -56,3 +56,54 @@ mod tests {
         assert_eq!(back, health);
     }
 }
+
+/// A challenge for the card to sign (`POST /api/sign-in/challenge` and the re-proofs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeIssued {
+    pub challenge_id: String,
+    /// 32 random bytes, base64: what the agent asks the card to sign.
+    pub challenge: String,
+}
+
+/// `POST /api/sign-in`: the card's 9A signature over the challenge, made after VERIFY.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInRequest {
+    pub challenge_id: String,
+    /// The card's CHUID GUID, as the agent read it.
+    pub guid: String,
+    /// DER ECDSA signature, base64.
+    pub signature: String,
+}
+
+/// `GET /api/me`: the signed-in person, their cards and their self-service state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub user_id: String,
+    pub name: String,
+    pub contact_email: Option<String>,
+    pub roles: Vec<String>,
+    /// The GUID of the card this session signed in with: removing it signs out.
+    pub signed_in_with: String,
+    pub cards: Vec<CardSummary>,
+    pub self_service: SelfService,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardSummary {
+    pub guid: String,
+    /// `active`, `suspended` or `revoked`.
+    pub status: String,
+    /// Unix seconds.
+    pub issued_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SelfService {
+    NotRegistered,
+    Registered {
+        /// Unix seconds.
+        registered_at: i64,
+        email: String,
+    },
+}

@@ -5,7 +5,14 @@ use axum::Router;
 use crate::{error::ApiError, startup::AppState};
 
 mod health;
+pub mod profile;
+mod sign_in;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(health::router()).fallback(|| async { ApiError::NotFound })
+    Router::new()
+        .merge(health::router())
+        .merge(sign_in::router())
+        .merge(profile::router())
+        .fallback(|| async { ApiError::NotFound })
+        .layer(axum::middleware::from_fn(crate::csrf::require_same_origin))
 }

@@ -44,9 +44,24 @@ impl TestApp {
         let address = app.url();
         let db = Database::connect(&settings).await.expect("second pool");
         tokio::spawn(app.run_until_stopped());
-        let client =
-            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let client = Self::browser_like_client(&address);
         Self { address, client, db, settings, _data_dir: data_dir }
+    }
+
+    /// Keeps cookies and sends this site's `Origin`, as the SPA in a browser does.
+    pub fn browser_like_client(address: &str) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::ORIGIN, address.parse().expect("origin header"));
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .default_headers(headers)
+            .build()
+            .expect("client")
+    }
+
+    pub async fn post<T: serde::Serialize>(&self, path: &str, body: &T) -> reqwest::Response {
+        self.client.post(format!("{}{path}", self.address)).json(body).send().await.expect("request")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

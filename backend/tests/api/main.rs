@@ -2,7 +2,10 @@
 //! PostgreSQL (`TEST_POSTGRES_URL`, started by `scripts/test.sh`).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
 
+mod cards;
 mod helpers;
 
+mod audit_trail;
 mod health;
+mod sign_in;
 mod spa_hosting;

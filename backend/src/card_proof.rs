@@ -1,0 +1,53 @@
+//! Checks what a card signed: ECDSA P-256 over a 32-byte challenge the backend issued, with the
+//! public key recorded for that card (the card signs the challenge as a prehashed digest).
+
+use p256::{
+    ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey},
+    pkcs8::DecodePublicKey,
+};
+
+/// Whether `signature_der` is that key's signature over `challenge`. Malformed keys or
+/// signatures are simply "no".
+pub fn verifies(public_key_spki_der: &[u8], challenge: &[u8], signature_der: &[u8]) -> bool {
+    let Ok(key) = VerifyingKey::from_public_key_der(public_key_spki_der) else { return false };
+    let Ok(signature) = Signature::from_der(signature_der) else { return false };
+    key.verify_prehash(challenge, &signature).is_ok()
+}
+
+/// The SubjectPublicKeyInfo of a DER or PEM X.509 certificate (for binding a card by its
+/// certificates).
+pub fn public_key_of_certificate(certificate: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use der::{Decode, DecodePem, Encode};
+    let parsed = if certificate.starts_with(b"-----BEGIN") {
+        x509_cert::Certificate::from_pem(certificate)?
+    } else {
+        x509_cert::Certificate::from_der(certificate)?
+    };
+    Ok(parsed.tbs_certificate.subject_public_key_info.to_der()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use p256::{
+        ecdsa::{signature::hazmat::PrehashSigner, SigningKey},
+        pkcs8::EncodePublicKey,
+    };
+
+    use super::*;
+
+    #[test]
+    fn only_the_right_key_over_the_right_challenge_verifies() {
+        let card = SigningKey::random(&mut rand_core::OsRng);
+        let spki = card.verifying_key().to_public_key_der().unwrap().into_vec();
+        let challenge = [3u8; 32];
+        let signature: Signature = card.sign_prehash(&challenge).unwrap();
+        let der = signature.to_der();
+        assert!(verifies(&spki, &challenge, der.as_bytes()));
+        assert!(!verifies(&spki, &[4u8; 32], der.as_bytes()));
+        let other = SigningKey::random(&mut rand_core::OsRng);
+        let other_spki = other.verifying_key().to_public_key_der().unwrap().into_vec();
+        assert!(!verifies(&other_spki, &challenge, der.as_bytes()));
+        assert!(!verifies(b"junk", &challenge, der.as_bytes()));
+        assert!(!verifies(&spki, &challenge, b"junk"));
+    }
+}

@@ -1,0 +1,102 @@
+//! One-time challenges for a card to sign: random, single use, short lived, bound to a purpose
+//! (and, for a re-proof, to the session that asked), so a signature made for one thing cannot be
+//! replayed for another.
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use sqlx::{Any, Row, Transaction};
+
+use crate::{
+    db::Database,
+    error::ApiError,
+    secrets::{random_bytes, random_token},
+    time::now_unix,
+};
+
+pub const LIFETIME_SECONDS: i64 = 120;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    SignIn,
+    RegistrationProof,
+    Unlock,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::SignIn => "sign_in",
+            Purpose::RegistrationProof => "registration_proof",
+            Purpose::Unlock => "unlock",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub id: String,
+    pub challenge: [u8; 32],
+}
+
+impl Issued {
+    pub fn challenge_b64(&self) -> String {
+        STANDARD.encode(self.challenge)
+    }
+}
+
+pub async fn issue(db: &Database, purpose: Purpose, session_ref: Option<&[u8]>) -> anyhow::Result<Issued> {
+    let issued = Issued { id: random_token(), challenge: random_bytes() };
+    let now = now_unix();
+    let mut tx = db.begin_write().await?;
+    sqlx::query("DELETE FROM challenges WHERE expires_at < $1")
+        .bind(now - LIFETIME_SECONDS)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO challenges (id, purpose, challenge, session_ref, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&issued.id)
+    .bind(purpose.as_str())
+    .bind(issued.challenge.to_vec())
+    .bind(session_ref.map(|s| STANDARD.encode(s)))
+    .bind(now + LIFETIME_SECONDS)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(issued)
+}
+
+/// Uses up the challenge (whatever the signature turns out to be) and returns its bytes.
+pub async fn redeem(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    purpose: Purpose,
+    session_ref: Option<&[u8]>,
+) -> Result<Vec<u8>, ApiError> {
+    let now = now_unix();
+    let row = sqlx::query(
+        "UPDATE challenges SET used_at = $1 \
+         WHERE id = $2 AND purpose = $3 AND used_at IS NULL AND expires_at >= $1 \
+         AND (session_ref IS NULL OR session_ref = $4) RETURNING challenge, session_ref",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(purpose.as_str())
+    .bind(session_ref.map(|s| STANDARD.encode(s)).unwrap_or_default())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(anyhow::Error::from)?;
+    let row = row.ok_or_else(expired)?;
+    let bound: Option<String> = row.try_get("session_ref").map_err(anyhow::Error::from)?;
+    if bound.is_some() != session_ref.is_some() {
+        return Err(expired());
+    }
+    row.try_get("challenge").map_err(|e| ApiError::Internal(e.into()))
+}
+
+fn expired() -> ApiError {
+    ApiError::rejected(
+        axum::http::StatusCode::BAD_REQUEST,
+        "challenge_expired",
+        "That attempt has expired. Please try again.",
+    )
+}

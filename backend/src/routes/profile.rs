@@ -1,0 +1,50 @@
+//! `GET /api/me`: the signed-in person, their cards and their self-service state.
+
+use axum::{extract::State, routing::get, Router};
+use protocol::api::{CardSummary, Profile, SelfService};
+use sqlx::Row;
+
+use crate::{
+    error::{ApiError, AppJson},
+    people::{self, User},
+    session::SignedIn,
+    startup::AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/me", get(me))
+}
+
+async fn me(State(state): State<AppState>, signed_in: SignedIn) -> Result<AppJson<Profile>, ApiError> {
+    Ok(AppJson(load(&state, &signed_in.user, &signed_in.session.card_guid).await?))
+}
+
+pub async fn load(state: &AppState, user: &User, signed_in_with: &str) -> Result<Profile, ApiError> {
+    let cards = people::cards_of(&state.db, user.id)
+        .await?
+        .into_iter()
+        .map(|c| CardSummary { guid: c.guid, status: c.status.as_str().to_owned(), issued_at: c.issued_at })
+        .collect();
+    let registration = sqlx::query(
+        "SELECT email, registered_at FROM registrations WHERE user_ref = $1 AND status = 'active'",
+    )
+    .bind(user.id)
+    .fetch_optional(state.db.pool())
+    .await?;
+    let self_service = match registration {
+        Some(row) => SelfService::Registered {
+            registered_at: row.try_get::<Option<i64>, _>("registered_at")?.unwrap_or_default(),
+            email: row.try_get("email")?,
+        },
+        None => SelfService::NotRegistered,
+    };
+    Ok(Profile {
+        user_id: user.user_id.clone(),
+        name: user.name.clone(),
+        contact_email: user.contact_email.clone(),
+        roles: user.roles.clone(),
+        signed_in_with: signed_in_with.to_owned(),
+        cards,
+        self_service,
+    })
+}

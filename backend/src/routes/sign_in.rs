@@ -1,0 +1,112 @@
+//! Sign-in with the card: a one-time challenge, the card's 9A signature made after the holder's
+//! passcode (VERIFY on the card, through the agent), checked with the key recorded for that
+//! card; then a server-side session in an HttpOnly, SameSite=Strict cookie.
+
+use axum::{
+    extract::State,
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+    Router,
+};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use protocol::api::{ChallengeIssued, SignInRequest};
+
+use crate::{
+    audit::{self, Entry, ANONYMOUS},
+    card_proof,
+    challenges::{self, Purpose},
+    error::{ApiError, AppJson},
+    people::{self, CardStatus},
+    routes::profile,
+    session::{self, SignedIn},
+    startup::AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sign-in/challenge", post(challenge))
+        .route("/sign-in", post(sign_in))
+        .route("/sign-out", post(sign_out))
+}
+
+async fn challenge(State(state): State<AppState>) -> Result<AppJson<ChallengeIssued>, ApiError> {
+    let issued = challenges::issue(&state.db, Purpose::SignIn, None).await?;
+    Ok(AppJson(ChallengeIssued { challenge_id: issued.id.clone(), challenge: issued.challenge_b64() }))
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<SignInRequest>,
+) -> Result<Response, ApiError> {
+    let signature = STANDARD.decode(&request.signature).map_err(|_| bad_signature_format())?;
+    let guid = request.guid.to_ascii_lowercase();
+    let mut tx = state.db.begin_write().await?;
+    let challenge = challenges::redeem(&mut tx, &request.challenge_id, Purpose::SignIn, None).await?;
+    let card = people::card_by_guid(&state.db, &guid).await?;
+    let Some(card) = card else {
+        audit::append(
+            &mut tx,
+            Entry::new(ANONYMOUS, "sign_in_refused").subject(&guid).details(reason("unknown_card")),
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(ApiError::rejected(
+            StatusCode::FORBIDDEN,
+            "card_not_recognised",
+            "This card is not known to this service. Contact your Registration Authority (RA).",
+        ));
+    };
+    if card.status != CardStatus::Active {
+        audit::append(
+            &mut tx,
+            Entry::new(ANONYMOUS, "sign_in_refused").subject(&guid).details(reason(card.status.as_str())),
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(ApiError::rejected(
+            StatusCode::FORBIDDEN,
+            "card_not_active",
+            "This card has been suspended or revoked. Contact your Registration Authority (RA).",
+        ));
+    }
+    if !card_proof::verifies(&card.piv_auth_key, &challenge, &signature) {
+        audit::append(
+            &mut tx,
+            Entry::new(ANONYMOUS, "sign_in_refused").subject(&guid).details(reason("bad_signature")),
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(ApiError::rejected(
+            StatusCode::UNAUTHORIZED,
+            "signature_invalid",
+            "The card's answer could not be verified. Remove the card, put it back and try again.",
+        ));
+    }
+    let user = people::user_by_ref(&state.db, card.user_ref).await?.ok_or(ApiError::Unauthenticated)?;
+    let token = session::create(&mut tx, user.id, &guid).await?;
+    audit::append(&mut tx, Entry::new(&user.user_id, "sign_in").subject(&guid)).await?;
+    tx.commit().await?;
+    let profile = profile::load(&state, &user, &guid).await?;
+    let cookie = session::set_cookie(Some(&token), state.settings.secure_cookies());
+    Ok(([(header::SET_COOKIE, cookie)], AppJson(profile)).into_response())
+}
+
+async fn sign_out(State(state): State<AppState>, signed_in: SignedIn) -> Result<Response, ApiError> {
+    session::delete(&state.db, &signed_in.session).await?;
+    audit::record(
+        &state.db,
+        Entry::new(&signed_in.user.user_id, "sign_out").subject(&signed_in.session.card_guid),
+    )
+    .await?;
+    let cookie = session::set_cookie(None, state.settings.secure_cookies());
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+fn reason(why: &str) -> serde_json::Value {
+    serde_json::json!({ "reason": why })
+}
+
+fn bad_signature_format() -> ApiError {
+    ApiError::rejected(StatusCode::BAD_REQUEST, "invalid_request", "The signature must be base64.")
+}

@@ -1,0 +1,59 @@
+//! The hash-chained audit trail: appended by the routes, verified end to end, tampering found.
+
+use backend::audit;
+
+use crate::{
+    cards::TestCard,
+    helpers::TestApp,
+    on_both_databases,
+};
+
+on_both_databases! {
+    async fn sign_ins_are_audited_in_a_chain_that_detects_an_edited_row(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let card = TestCard::new();
+        card.issue_to(&app, "u9", "Eve Holder", "eve@nhs.net").await;
+        for _ in 0..3 {
+            assert_eq!(card.sign_in(&app).await.status(), 200);
+        }
+        assert_eq!(TestCard::new().sign_in(&app).await.status(), 403);
+        let events: Vec<String> = sqlx::query_scalar("SELECT event FROM audit_log ORDER BY id")
+            .fetch_all(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(events, ["sign_in", "sign_in", "sign_in", "sign_in_refused"]);
+        assert_eq!(audit::first_broken_row(&app.db).await.unwrap(), None);
+
+        let second: i64 = sqlx::query_scalar("SELECT id FROM audit_log ORDER BY id LIMIT 1 OFFSET 1")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE audit_log SET actor = 'someone-else' WHERE id = $1")
+            .bind(second)
+            .execute(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(audit::first_broken_row(&app.db).await.unwrap(), Some(second));
+    }
+}
+
+on_both_databases! {
+    async fn concurrent_appends_keep_one_unbroken_chain(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let db = app.db.clone();
+                tokio::spawn(async move {
+                    audit::record(&db, audit::Entry::new(audit::SYSTEM, "test_event").details(serde_json::json!({"i": i})))
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(app.db.pool()).await.unwrap();
+        assert_eq!(count, 20);
+        assert_eq!(audit::first_broken_row(&app.db).await.unwrap(), None);
+    }
+}

@@ -1,0 +1,70 @@
+//! An in-process stand-in for a personalised card (its 9A and 9E keys) and its holder, for API
+//! tests. The browser journeys use the real virtual card through the real agent instead.
+
+use backend::people::{self, NewUser, User};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use p256::{
+    ecdsa::{signature::hazmat::PrehashSigner, Signature, SigningKey},
+    pkcs8::EncodePublicKey,
+};
+use protocol::api::{ChallengeIssued, SignInRequest};
+
+use crate::helpers::TestApp;
+
+pub struct TestCard {
+    pub guid: String,
+    pub piv_auth: SigningKey,
+    pub card_auth: SigningKey,
+}
+
+impl TestCard {
+    pub fn new() -> Self {
+        let guid: String = (0..16).map(|_| format!("{:02x}", rand_byte())).collect();
+        Self {
+            guid,
+            piv_auth: SigningKey::random(&mut rand_core::OsRng),
+            card_auth: SigningKey::random(&mut rand_core::OsRng),
+        }
+    }
+
+    /// The 9A signature of a base64 challenge, base64 DER (what the agent returns).
+    pub fn sign_9a(&self, challenge_b64: &str) -> String {
+        sign(&self.piv_auth, challenge_b64)
+    }
+
+    /// Creates a user and issues this card to them.
+    pub async fn issue_to(&self, app: &TestApp, user_id: &str, name: &str, email: &str) -> User {
+        let user =
+            people::add_user(&app.db, &NewUser { user_id, name, contact_email: Some(email), roles: &[] })
+                .await
+                .unwrap();
+        let spki = |key: &SigningKey| key.verifying_key().to_public_key_der().unwrap().into_vec();
+        people::bind_card(&app.db, &user, &self.guid, &spki(&self.piv_auth), &spki(&self.card_auth))
+            .await
+            .unwrap();
+        user
+    }
+
+    /// The whole sign-in: challenge, 9A signature, `POST /api/sign-in`.
+    pub async fn sign_in(&self, app: &TestApp) -> reqwest::Response {
+        let issued: ChallengeIssued = app.post("/api/sign-in/challenge", &()).await.json().await.unwrap();
+        let request = SignInRequest {
+            challenge_id: issued.challenge_id,
+            guid: self.guid.clone(),
+            signature: self.sign_9a(&issued.challenge),
+        };
+        app.post("/api/sign-in", &request).await
+    }
+}
+
+pub fn sign(key: &SigningKey, challenge_b64: &str) -> String {
+    let challenge = STANDARD.decode(challenge_b64).unwrap();
+    let signature: Signature = key.sign_prehash(&challenge).unwrap();
+    STANDARD.encode(signature.to_der().as_bytes())
+}
+
+fn rand_byte() -> u8 {
+    let mut byte = [0u8; 1];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut byte);
+    byte[0]
+}

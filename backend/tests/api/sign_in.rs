@@ -1,0 +1,133 @@
+//! Sign-in with the card, the session cookie, `GET /api/me`, sign-out, and the refusals.
+
+use protocol::api::{ApiErrorBody, ChallengeIssued, Profile, SelfService, SignInRequest};
+
+use crate::{
+    cards::{sign, TestCard},
+    helpers::TestApp,
+    on_both_databases,
+};
+
+async fn error_code(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: ApiErrorBody = response.json().await.unwrap();
+    (status, body.code)
+}
+
+on_both_databases! {
+    async fn the_cards_signature_opens_a_session_that_shows_the_profile_until_sign_out(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let card = TestCard::new();
+        card.issue_to(&app, "555000111222", "Ada Holder", "ada@nhs.net").await;
+        assert_eq!(app.get("/api/me").await.status(), 401, "no session yet");
+
+        let response = card.sign_in(&app).await;
+        assert_eq!(response.status(), 200);
+        let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+        assert!(!cookie.contains("Secure"), "plain http in tests: {cookie}");
+        let profile: Profile = response.json().await.unwrap();
+        assert_eq!((profile.name.as_str(), profile.user_id.as_str()), ("Ada Holder", "555000111222"));
+        assert_eq!(profile.signed_in_with, card.guid);
+        assert_eq!(profile.cards.len(), 1);
+        assert_eq!(profile.self_service, SelfService::NotRegistered);
+
+        let me: Profile = app.get("/api/me").await.json().await.unwrap();
+        assert_eq!(me, profile);
+        // Only a hash of the token is stored.
+        let token = cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_owned();
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE token_hash = $1")
+            .bind(token.as_bytes().to_vec())
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(stored, 0);
+
+        assert_eq!(app.post("/api/sign-out", &()).await.status(), 204);
+        assert_eq!(app.get("/api/me").await.status(), 401);
+    }
+}
+
+on_both_databases! {
+    async fn a_challenge_works_once_and_not_after_it_expires(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let card = TestCard::new();
+        card.issue_to(&app, "u1", "Ben Holder", "ben@nhs.net").await;
+        let issued: ChallengeIssued = app.post("/api/sign-in/challenge", &()).await.json().await.unwrap();
+        let request = SignInRequest {
+            challenge_id: issued.challenge_id.clone(),
+            guid: card.guid.clone(),
+            signature: card.sign_9a(&issued.challenge),
+        };
+        assert_eq!(app.post("/api/sign-in", &request).await.status(), 200);
+        assert_eq!(error_code(app.post("/api/sign-in", &request).await).await, (400, "challenge_expired".into()));
+
+        let issued: ChallengeIssued = app.post("/api/sign-in/challenge", &()).await.json().await.unwrap();
+        sqlx::query("UPDATE challenges SET expires_at = 0").execute(app.db.pool()).await.unwrap();
+        let late = SignInRequest {
+            challenge_id: issued.challenge_id,
+            guid: card.guid.clone(),
+            signature: card.sign_9a(&issued.challenge),
+        };
+        assert_eq!(error_code(app.post("/api/sign-in", &late).await).await, (400, "challenge_expired".into()));
+    }
+}
+
+on_both_databases! {
+    async fn unknown_cards_wrong_keys_and_suspended_cards_are_refused(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let card = TestCard::new();
+        card.issue_to(&app, "u2", "Cat Holder", "cat@nhs.net").await;
+
+        let stranger = TestCard::new();
+        assert_eq!(error_code(stranger.sign_in(&app).await).await, (403, "card_not_recognised".into()));
+
+        let issued: ChallengeIssued = app.post("/api/sign-in/challenge", &()).await.json().await.unwrap();
+        let forged = SignInRequest {
+            challenge_id: issued.challenge_id,
+            guid: card.guid.clone(),
+            signature: sign(&card.card_auth, &issued.challenge), // 9E, not 9A
+        };
+        assert_eq!(error_code(app.post("/api/sign-in", &forged).await).await, (401, "signature_invalid".into()));
+
+        let garbage = serde_json::json!({"challenge_id": "x", "guid": card.guid, "signature": "%%%"});
+        assert_eq!(error_code(app.post("/api/sign-in", &garbage).await).await, (400, "invalid_request".into()));
+        let missing = serde_json::json!({"guid": card.guid});
+        assert_eq!(error_code(app.post("/api/sign-in", &missing).await).await, (400, "invalid_json".into()));
+
+        sqlx::query("UPDATE cards SET status = 'suspended'").execute(app.db.pool()).await.unwrap();
+        assert_eq!(error_code(card.sign_in(&app).await).await, (403, "card_not_active".into()));
+        assert_eq!(app.get("/api/me").await.status(), 401);
+    }
+}
+
+on_both_databases! {
+    async fn idle_and_old_sessions_end(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let card = TestCard::new();
+        card.issue_to(&app, "u3", "Dee Holder", "dee@nhs.net").await;
+        assert_eq!(card.sign_in(&app).await.status(), 200);
+        assert_eq!(app.get("/api/me").await.status(), 200);
+        let idle = backend::time::now_unix() - backend::session::IDLE_SECONDS - 1;
+        sqlx::query("UPDATE sessions SET last_seen_at = $1").bind(idle).execute(app.db.pool()).await.unwrap();
+        assert_eq!(app.get("/api/me").await.status(), 401);
+
+        assert_eq!(card.sign_in(&app).await.status(), 200);
+        sqlx::query("UPDATE sessions SET expires_at = 1").execute(app.db.pool()).await.unwrap();
+        assert_eq!(app.get("/api/me").await.status(), 401);
+    }
+}
+
+on_both_databases! {
+    async fn state_changes_from_another_site_are_refused(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let plain = reqwest::Client::new();
+        let url = format!("{}/api/sign-in/challenge", app.address);
+        let no_origin = plain.post(&url).json(&()).send().await.unwrap();
+        assert_eq!(error_code(no_origin).await, (403, "cross_site".into()));
+        let foreign = plain.post(&url).header("Origin", "https://evil.example").json(&()).send().await.unwrap();
+        assert_eq!(error_code(foreign).await, (403, "cross_site".into()));
+        let fetch_metadata = plain.post(&url).header("Sec-Fetch-Site", "same-origin").json(&()).send().await.unwrap();
+        assert_eq!(fetch_metadata.status(), 200);
+    }
+}
