@@ -3,6 +3,7 @@
 //! `main.rs` stays thin; [`startup::Application`] builds everything and tests drive
 //! [`startup::app`] or a spawned [`startup::Application`] on port 0.
 
+pub mod admin;
 pub mod audit;
 pub mod card_proof;
 pub mod challenges;

@@ -24,6 +24,9 @@ enum Command {
     Migrate,
     /// Print the effective settings (secrets redacted) and exit.
     Settings,
+    /// Operator commands: users, cards, audit check.
+    #[command(subcommand)]
+    Admin(backend::admin::AdminCommand),
 }
 
 #[tokio::main]
@@ -43,6 +46,13 @@ async fn main() -> anyhow::Result<()> {
             db.migrate().await?;
             println!("migrations applied ({})", db.kind());
             Ok(())
+        }
+        Command::Admin(command) => {
+            let db = backend::db::Database::connect(&settings).await?;
+            db.migrate().await?;
+            let result = backend::admin::run(&db, command).await;
+            db.close().await;
+            result
         }
         Command::Settings => {
             println!("{}", settings.redacted_toml()?);

@@ -4,12 +4,15 @@
 use anyhow::{ensure, Context};
 use backend::{config::Settings, startup::Application};
 
-use crate::workspace_root;
+use crate::{
+    smartcard::{run_ok, workspace_binary, CardFile},
+    workspace_root,
+};
 
 #[derive(Debug)]
 pub struct RunningBackend {
     pub url: String,
-    _data_dir: tempfile::TempDir,
+    data_dir: tempfile::TempDir,
 }
 
 impl RunningBackend {
@@ -31,6 +34,58 @@ impl RunningBackend {
         let app = Application::build(settings).await.context("Failed to start the backend")?;
         let url = app.url();
         tokio::spawn(app.run_until_stopped());
-        Ok(Self { url, _data_dir: data_dir })
+        Ok(Self { url, data_dir })
+    }
+
+    /// Runs `backend admin <args>` (the real binary) on this backend's database.
+    pub fn admin(&self, args: &[&str]) -> anyhow::Result<String> {
+        run_ok(
+            std::process::Command::new(workspace_binary("backend")?)
+                .env("SELFSERVICE_DATA_DIR", self.data_dir.path())
+                .arg("admin")
+                .args(args),
+        )
+    }
+
+    /// Creates a user and binds the (personalised) card to them with the admin commands, as
+    /// the run command's bootstrap does. Returns the card's GUID.
+    pub fn issue_card(
+        &self,
+        card: &CardFile,
+        user_id: &str,
+        name: &str,
+        email: &str,
+    ) -> anyhow::Result<String> {
+        let export = card.dir.path().join("export");
+        run_ok(
+            std::process::Command::new(workspace_binary("virtual-card")?)
+                .arg("export")
+                .arg("--state")
+                .arg(&card.state)
+                .arg("--out-dir")
+                .arg(&export),
+        )?;
+        let guid = std::fs::read_to_string(export.join("guid"))?;
+        self.admin(&["add-user", "--user-id", user_id, "--name", name, "--email", email])?;
+        let (piv_auth, card_auth) = (export.join("piv-auth.pem"), export.join("card-auth.pem"));
+        self.admin(&[
+            "bind-card",
+            "--user-id",
+            user_id,
+            "--guid",
+            &guid,
+            "--piv-auth-cert",
+            &piv_auth.to_string_lossy(),
+            "--card-auth-cert",
+            &card_auth.to_string_lossy(),
+        ])?;
+        Ok(guid)
+    }
+
+    /// An HTTP client that behaves like the SPA in a browser: cookies, and this site's Origin.
+    pub fn client(&self) -> anyhow::Result<reqwest::Client> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::ORIGIN, self.url.parse()?);
+        Ok(reqwest::Client::builder().cookie_store(true).default_headers(headers).build()?)
     }
 }

@@ -101,6 +101,15 @@ enum Cmd {
         #[arg(long)]
         state: PathBuf,
     },
+    /// Write what an issuer records about a personalised card into a folder: `guid` (32 hex
+    /// digits), `piv-auth.pem` (9A) and `card-auth.pem` (9E), read through the card's own
+    /// commands.
+    Export {
+        #[arg(long)]
+        state: PathBuf,
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
 }
 
 fn management_key(algorithm: MgmtAlgorithm, hex: Option<&str>) -> anyhow::Result<ManagementKey> {
@@ -138,6 +147,27 @@ fn main() -> anyhow::Result<()> {
                 std::fs::write(path, done.piv_auth_certificate.to_pem(der::pem::LineEnding::LF)?)?;
             }
             println!("personalised {} for {name}: GUID {}", state.display(), encode_hex(&done.guid));
+            Ok(())
+        }
+        Cmd::Export { state, out_dir } => {
+            let mut session = PivSession::new(Card::new(CardState::load(&state)?, None));
+            session.select()?;
+            let guid = session
+                .get_data(object::CHUID)?
+                .and_then(|c| personalise::guid_from_chuid(&c))
+                .context("the card is not personalised (no CHUID)")?;
+            std::fs::create_dir_all(&out_dir)?;
+            std::fs::write(out_dir.join("guid"), encode_hex(&guid))?;
+            for (tag, file) in
+                [(object::CERT_PIV_AUTH, "piv-auth.pem"), (object::CERT_CARD_AUTH, "card-auth.pem")]
+            {
+                let certificate = session
+                    .get_data(tag)?
+                    .and_then(|o| personalise::certificate_from_object(&o))
+                    .with_context(|| format!("the card has no certificate for {file}"))?;
+                std::fs::write(out_dir.join(file), certificate.to_pem(der::pem::LineEnding::LF)?)?;
+            }
+            println!("exported GUID {} and certificates to {}", encode_hex(&guid), out_dir.display());
             Ok(())
         }
         Cmd::Status { state } => {

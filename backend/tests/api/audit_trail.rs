@@ -2,11 +2,7 @@
 
 use backend::audit;
 
-use crate::{
-    cards::TestCard,
-    helpers::TestApp,
-    on_both_databases,
-};
+use crate::{cards::TestCard, helpers::TestApp, on_both_databases};
 
 on_both_databases! {
     async fn sign_ins_are_audited_in_a_chain_that_detects_an_edited_row(engine: Engine) {

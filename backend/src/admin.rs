@@ -1,0 +1,97 @@
+//! `backend admin …`: operator commands run next to the database (bootstrap, support).
+//! Each is audited with the actor `system`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::{
+    audit::{self, Entry, SYSTEM},
+    card_proof::public_key_of_certificate,
+    db::Database,
+    people::{self, NewUser, PeopleError},
+};
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user (succeeds without change if the same user already exists).
+    AddUser {
+        #[arg(long)]
+        user_id: String,
+        #[arg(long)]
+        name: String,
+        /// Contact email from their details.
+        #[arg(long)]
+        email: Option<String>,
+        /// A role, e.g. `ra` (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Record a personalised card as issued to a user, from its GUID and its 9A and 9E
+    /// certificates (PEM or DER), e.g. the output of `virtual-card export`.
+    BindCard {
+        #[arg(long)]
+        user_id: String,
+        #[arg(long)]
+        guid: String,
+        #[arg(long)]
+        piv_auth_cert: PathBuf,
+        #[arg(long)]
+        card_auth_cert: PathBuf,
+    },
+    /// Check the audit trail's hash chain; exits non-zero naming the first broken row.
+    VerifyAudit,
+}
+
+pub async fn run(db: &Database, command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::AddUser { user_id, name, email, roles } => {
+            let new =
+                NewUser { user_id: &user_id, name: &name, contact_email: email.as_deref(), roles: &roles };
+            match people::add_user(db, &new).await {
+                Ok(user) => {
+                    audit::record(
+                        db,
+                        Entry::new(SYSTEM, "user_added").subject(&user.user_id).details(&roles),
+                    )
+                    .await?;
+                    println!("added user {} ({})", user.user_id, user.name);
+                }
+                Err(PeopleError::UserExists(_)) => {
+                    let existing = people::user_by_user_id(db, &user_id).await?.context("user vanished")?;
+                    anyhow::ensure!(
+                        existing.name == name && existing.contact_email == email && existing.roles == roles,
+                        "a different user with id {user_id} already exists"
+                    );
+                    println!("user {user_id} already exists");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        AdminCommand::BindCard { user_id, guid, piv_auth_cert, card_auth_cert } => {
+            anyhow::ensure!(
+                guid.len() == 32 && guid.bytes().all(|b| b.is_ascii_hexdigit()),
+                "--guid must be 32 hex digits"
+            );
+            let key = |path: &PathBuf| -> anyhow::Result<Vec<u8>> {
+                let bytes =
+                    std::fs::read(path).with_context(|| format!("Failed to read {}", path.display()))?;
+                public_key_of_certificate(&bytes)
+                    .with_context(|| format!("{} is not a certificate", path.display()))
+            };
+            let user =
+                people::user_by_user_id(db, &user_id).await?.with_context(|| format!("no user {user_id}"))?;
+            let card =
+                people::bind_card(db, &user, &guid, &key(&piv_auth_cert)?, &key(&card_auth_cert)?).await?;
+            audit::record(db, Entry::new(SYSTEM, "card_bound").subject(&card.guid).details(&user.user_id))
+                .await?;
+            println!("card {} is issued to {}", card.guid, user.user_id);
+        }
+        AdminCommand::VerifyAudit => match audit::first_broken_row(db).await? {
+            None => println!("audit trail intact"),
+            Some(id) => anyhow::bail!("the audit trail is broken at row {id}: it was altered or removed"),
+        },
+    }
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! Sign-in on the real parts without a browser: the virtual card in pcscd, the real agent signing
+//! the backend's challenge after VERIFY, the real backend (its admin commands issued the card).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
+#![allow(clippy::await_holding_lock, reason = "the lock serialises tests that share the one virtual reader")]
+
+use protocol::{
+    agent::{Operation, Outcome, Reply},
+    api::{ChallengeIssued, Profile, SignInRequest},
+};
+use tests::{
+    agent::{AgentClient, RunningAgent},
+    smartcard::{exclusive, CardFile, InsertedCard, READER},
+    system::RunningBackend,
+};
+
+#[tokio::test]
+async fn the_agent_signs_the_backends_challenge_and_the_backend_opens_a_session() {
+    let _lock = exclusive().unwrap();
+    let card = CardFile::personalised("Iris Example").unwrap();
+    let backend = RunningBackend::start().await.unwrap();
+    let guid = backend.issue_card(&card, "700000000001", "Iris Example", "iris@nhs.net").unwrap();
+    let _inserted = InsertedCard::insert(&card).unwrap();
+    let agent = RunningAgent::start().await.unwrap();
+    let (mut client, _) = AgentClient::connect(&agent).await.unwrap();
+    client.wait_for_card().await.unwrap();
+    assert_eq!(client.identity().await.unwrap().guid, guid);
+
+    let http = backend.client().unwrap();
+    let issued: ChallengeIssued = http
+        .post(format!("{}/api/sign-in/challenge", backend.url))
+        .json(&())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sign =
+        Operation::SignWithPin { reader: READER.into(), pin: "123456".into(), challenge: issued.challenge };
+    let signature = match client.request(sign).await.unwrap() {
+        Outcome::Ok(Reply::Signature { signature }) => signature,
+        other => panic!("{other:?}"),
+    };
+    let request = SignInRequest { challenge_id: issued.challenge_id, guid: guid.clone(), signature };
+    let response = http.post(format!("{}/api/sign-in", backend.url)).json(&request).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let profile: Profile =
+        http.get(format!("{}/api/me", backend.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!((profile.name.as_str(), profile.signed_in_with.as_str()), ("Iris Example", guid.as_str()));
+    assert!(backend.admin(&["verify-audit"]).unwrap().contains("intact"));
+}
