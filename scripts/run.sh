@@ -64,6 +64,7 @@ cat <<MSG
   Demo RA officer (user 900000000002): card in reader "Virtual PCD 00 01", passcode 123456
   (see the cards with: pcsc_scan, opensc-tool -l, pkcs15-tool -D; their state: $DEMO/*/card.json)
   Card agent on ws://127.0.0.1:47101 (log: $DEMO/card-agent.log)
+  Email (no SMTP server configured): written as .eml files to $ROOT/data/mail
 
 MSG
 step "Starting the backend"

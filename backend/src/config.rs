@@ -32,6 +32,16 @@ pub struct Settings {
     /// The address people use (e.g. `https://selfservice.example.nhs.uk` behind a TLS proxy):
     /// links in emails, and `https` here makes the session cookie `Secure`. Unset: the listen URL.
     pub public_url: Option<String>,
+    /// Outgoing mail server, `smtp://host:port` (user and password may go before the host).
+    /// Unset: mail is written as `.eml` files to `<data_dir>/mail` and shown at `/dev/mailbox`.
+    pub smtp_url: Option<String>,
+    /// The sender of every email.
+    pub mail_from: String,
+    /// If not empty, registration emails must be at one of these domains (or a subdomain).
+    pub email_domains: Vec<String>,
+    /// 32 random bytes, base64, the same on every instance: keys the hashes of one-time codes.
+    /// Unset: generated once into `<data_dir>/secret.key`.
+    pub secret_key: Option<String>,
 }
 
 impl Default for Settings {
@@ -44,6 +54,10 @@ impl Default for Settings {
             agent_urls: vec!["ws://127.0.0.1:47101".into(), "ws://localhost:47101".into()],
             log: "info,sqlx=warn,tower_http=info".into(),
             public_url: None,
+            smtp_url: None,
+            mail_from: "Smartcard Self-Service <no-reply@selfservice.localhost>".into(),
+            email_domains: Vec::new(),
+            secret_key: None,
         }
     }
 }
@@ -88,6 +102,8 @@ impl Settings {
     pub fn redacted_toml(&self) -> anyhow::Result<String> {
         let mut copy = self.clone();
         copy.database_url = Some(redact_url_password(&self.effective_database_url()));
+        copy.smtp_url = self.smtp_url.as_deref().map(redact_url_password);
+        copy.secret_key = self.secret_key.as_ref().map(|_| "***".to_owned());
         Ok(serde_json::to_string_pretty(&copy)?)
     }
 }

@@ -8,7 +8,15 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::{
-    config::Settings, db::Database, routes, security_headers::SecurityHeaders, static_files::StaticFiles,
+    config::Settings,
+    db::Database,
+    hashing::AnswerHasher,
+    keys,
+    mail::{self, Outbox},
+    routes,
+    secrets::CodeHasher,
+    security_headers::SecurityHeaders,
+    static_files::StaticFiles,
 };
 
 /// JSON bodies of this API are small; anything larger is refused before it is read.
@@ -19,6 +27,9 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct AppState {
     pub db: Database,
     pub settings: Arc<Settings>,
+    pub outbox: Outbox,
+    pub answers: AnswerHasher,
+    pub codes: CodeHasher,
 }
 
 /// The whole HTTP surface: `/api/*` JSON routes, everything else the SPA.
@@ -59,7 +70,18 @@ impl Application {
             .await
             .with_context(|| format!("Failed to listen on {}", settings.listen))?;
         let address = listener.local_addr()?;
-        let state = AppState { db: db.clone(), settings: Arc::new(settings) };
+        let transport =
+            mail::Transport::from_settings(settings.smtp_url.as_deref(), settings.data_dir.join("mail"))?;
+        let outbox = Outbox::new(db.clone(), transport, &settings.mail_from)?;
+        tokio::spawn(outbox.clone().run());
+        let codes = CodeHasher::new(keys::server_key(&settings)?);
+        let state = AppState {
+            db: db.clone(),
+            settings: Arc::new(settings),
+            outbox,
+            answers: AnswerHasher::default(),
+            codes,
+        };
         Ok(Self { listener, router: app(state, files, headers), address, db })
     }
 

@@ -86,6 +86,8 @@ pub struct Profile {
     pub signed_in_with: String,
     pub cards: Vec<CardSummary>,
     pub self_service: SelfService,
+    /// A (re-)registration waiting for its emailed code, if one is.
+    pub pending_registration: Option<RegistrationPending>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,4 +108,48 @@ pub enum SelfService {
         registered_at: i64,
         email: String,
     },
+}
+
+/// `GET /api/questions`: the catalogue the holder chooses 4 from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Question {
+    pub id: u32,
+    pub text: String,
+}
+
+/// A re-proof of the passcode: the card's 9A signature over a challenge bound to the session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofRequest {
+    pub challenge_id: String,
+    /// DER ECDSA signature, base64.
+    pub signature: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuestionAnswer {
+    pub question_id: u32,
+    pub answer: String,
+}
+
+/// `POST /api/registration`: 4 different questions with their answers, and the email to use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationRequest {
+    pub answers: Vec<QuestionAnswer>,
+    pub email: String,
+}
+
+/// A registration waiting for its emailed code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationPending {
+    pub email: String,
+    /// Unix seconds.
+    pub code_expires_at: i64,
+    /// Unix seconds: a new code may be asked for from then on.
+    pub resend_after: i64,
+}
+
+/// `POST /api/registration/confirm`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeRequest {
+    pub code: String,
 }

@@ -6,6 +6,7 @@ use crate::{error::ApiError, startup::AppState};
 
 mod health;
 pub mod profile;
+mod registration;
 mod sign_in;
 
 pub fn router() -> Router<AppState> {
@@ -13,6 +14,7 @@ pub fn router() -> Router<AppState> {
         .merge(health::router())
         .merge(sign_in::router())
         .merge(profile::router())
+        .merge(registration::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::middleware::from_fn(crate::csrf::require_same_origin))
 }

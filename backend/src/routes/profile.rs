@@ -1,7 +1,7 @@
 //! `GET /api/me`: the signed-in person, their cards and their self-service state.
 
 use axum::{extract::State, routing::get, Router};
-use protocol::api::{CardSummary, Profile, SelfService};
+use protocol::api::{CardSummary, Profile, RegistrationPending, SelfService};
 use sqlx::Row;
 
 use crate::{
@@ -38,6 +38,23 @@ pub async fn load(state: &AppState, user: &User, signed_in_with: &str) -> Result
         },
         None => SelfService::NotRegistered,
     };
+    let pending = sqlx::query(
+        "SELECT r.email, c.expires_at, c.created_at FROM registrations r \
+         LEFT JOIN one_time_codes c ON c.user_ref = r.user_ref AND c.purpose = 'registration' AND c.used_at IS NULL \
+         WHERE r.user_ref = $1 AND r.status = 'pending' ORDER BY c.created_at DESC LIMIT 1",
+    )
+    .bind(user.id)
+    .fetch_optional(state.db.pool())
+    .await?;
+    let pending_registration = match pending {
+        Some(row) => Some(RegistrationPending {
+            email: row.try_get("email")?,
+            code_expires_at: row.try_get::<Option<i64>, _>("expires_at")?.unwrap_or_default(),
+            resend_after: row.try_get::<Option<i64>, _>("created_at")?.unwrap_or_default()
+                + crate::codes::RESEND_COOLDOWN_SECONDS,
+        }),
+        None => None,
+    };
     Ok(Profile {
         user_id: user.user_id.clone(),
         name: user.name.clone(),
@@ -46,5 +63,6 @@ pub async fn load(state: &AppState, user: &User, signed_in_with: &str) -> Result
         signed_in_with: signed_in_with.to_owned(),
         cards,
         self_service,
+        pending_registration,
     })
 }

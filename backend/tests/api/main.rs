@@ -4,8 +4,10 @@
 
 mod cards;
 mod helpers;
+mod smtp;
 
 mod audit_trail;
 mod health;
+mod registration;
 mod sign_in;
 mod spa_hosting;

@@ -1,0 +1,174 @@
+//! Emailed one-time codes (registration, unlock): 8 random digits, valid 15 minutes, single use,
+//! at most 5 wrong tries, a new one at most once a minute and 5 an hour; only an HMAC of the
+//! code is stored and the comparison is constant-time.
+
+use axum::http::StatusCode;
+use sqlx::{Any, Row, Transaction};
+
+use crate::{
+    error::ApiError,
+    secrets::{random_digits, CodeHasher},
+    time::now_unix,
+};
+
+pub const DIGITS: usize = 8;
+pub const LIFETIME_SECONDS: i64 = 15 * 60;
+pub const MAX_WRONG_TRIES: i64 = 5;
+pub const RESEND_COOLDOWN_SECONDS: i64 = 60;
+pub const MAX_PER_HOUR: i64 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Registration,
+    Unlock,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Registration => "registration",
+            Purpose::Unlock => "unlock",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub code: String,
+    pub expires_at: i64,
+    pub resend_after: i64,
+}
+
+/// Replaces any live code of this purpose with a new one, unless the last was sent too recently
+/// (429, saying when to try again).
+pub async fn issue(
+    tx: &mut Transaction<'static, Any>,
+    hasher: &CodeHasher,
+    user_ref: i64,
+    purpose: Purpose,
+) -> Result<Issued, ApiError> {
+    let now = now_unix();
+    let recent = sqlx::query(
+        "SELECT COUNT(*) AS sent, MAX(created_at) AS newest FROM one_time_codes \
+         WHERE user_ref = $1 AND purpose = $2 AND created_at > $3",
+    )
+    .bind(user_ref)
+    .bind(purpose.as_str())
+    .bind(now - 3600)
+    .fetch_one(&mut **tx)
+    .await?;
+    let sent: i64 = recent.try_get("sent")?;
+    let newest: Option<i64> = recent.try_get("newest")?;
+    if let Some(newest) = newest {
+        if now < newest + RESEND_COOLDOWN_SECONDS {
+            return Err(too_soon(newest + RESEND_COOLDOWN_SECONDS - now));
+        }
+    }
+    if sent >= MAX_PER_HOUR {
+        return Err(too_soon(3600));
+    }
+    sqlx::query(
+        "UPDATE one_time_codes SET used_at = $1 WHERE user_ref = $2 AND purpose = $3 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(user_ref)
+    .bind(purpose.as_str())
+    .execute(&mut **tx)
+    .await?;
+    let code = random_digits(DIGITS);
+    sqlx::query(
+        "INSERT INTO one_time_codes (user_ref, purpose, code_hash, created_at, expires_at, tries_left) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(user_ref)
+    .bind(purpose.as_str())
+    .bind(hasher.hash(purpose.as_str(), &code))
+    .bind(now)
+    .bind(now + LIFETIME_SECONDS)
+    .bind(MAX_WRONG_TRIES)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Issued { code, expires_at: now + LIFETIME_SECONDS, resend_after: now + RESEND_COOLDOWN_SECONDS })
+}
+
+fn too_soon(seconds: i64) -> ApiError {
+    let minutes = (seconds + 59) / 60;
+    let when = if seconds < 60 { format!("{seconds} seconds") } else { format!("{minutes} minutes") };
+    ApiError::rejected(
+        StatusCode::TOO_MANY_REQUESTS,
+        "code_recently_sent",
+        format!("A code was sent recently. You can ask for another in {when}."),
+    )
+}
+
+/// Spends the code if it is right. A wrong one costs a try (the count is updated atomically, so
+/// parallel guesses cannot exceed it); an expired, used-up or exhausted one is refused whatever
+/// is typed.
+pub async fn redeem(
+    tx: &mut Transaction<'static, Any>,
+    hasher: &CodeHasher,
+    user_ref: i64,
+    purpose: Purpose,
+    typed: &str,
+) -> Result<(), ApiError> {
+    let now = now_unix();
+    let typed: String = typed.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    let row = sqlx::query(
+        "SELECT id, code_hash, expires_at, tries_left FROM one_time_codes \
+         WHERE user_ref = $1 AND purpose = $2 AND used_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .bind(user_ref)
+    .bind(purpose.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Err(expired()) };
+    let id: i64 = row.try_get("id")?;
+    if row.try_get::<i64, _>("expires_at")? < now {
+        return Err(expired());
+    }
+    if row.try_get::<i64, _>("tries_left")? <= 0 {
+        return Err(exhausted());
+    }
+    let stored: Vec<u8> = row.try_get("code_hash")?;
+    if hasher.matches(purpose.as_str(), &typed, &stored) {
+        let spent = sqlx::query("UPDATE one_time_codes SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        return if spent.rows_affected() == 1 { Ok(()) } else { Err(expired()) };
+    }
+    let left: Option<i64> = sqlx::query_scalar(
+        "UPDATE one_time_codes SET tries_left = tries_left - 1 WHERE id = $1 AND tries_left > 0 RETURNING tries_left",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match left {
+        Some(left) if left > 0 => Err(ApiError::rejected(
+            StatusCode::BAD_REQUEST,
+            "code_wrong",
+            format!(
+                "That code is not right. You can try {left} more {}.",
+                if left == 1 { "time" } else { "times" }
+            ),
+        )),
+        _ => Err(exhausted()),
+    }
+}
+
+fn expired() -> ApiError {
+    ApiError::rejected(
+        StatusCode::BAD_REQUEST,
+        "code_expired",
+        "That code has expired or was already used. Ask for a new one.",
+    )
+}
+
+fn exhausted() -> ApiError {
+    ApiError::rejected(
+        StatusCode::BAD_REQUEST,
+        "code_locked",
+        "That code was entered wrongly too many times. Ask for a new one.",
+    )
+}

@@ -1,0 +1,79 @@
+//! argon2id for security answers, on a bounded blocking pool: at most one hash per core runs at
+//! once (each takes ~19 MiB and tens of milliseconds), so a burst of submissions queues instead
+//! of exhausting memory or starving the async workers (DESIGN.md, numbers to hold).
+
+use std::sync::Arc;
+
+use argon2::{
+    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Algorithm, Argon2, Params, Version,
+};
+use rand_core::OsRng;
+use tokio::sync::Semaphore;
+
+/// OWASP's argon2id minimum: 19 MiB, 2 passes, 1 lane.
+const MEMORY_KIB: u32 = 19_456;
+const PASSES: u32 = 2;
+const LANES: u32 = 1;
+
+#[derive(Debug, Clone)]
+pub struct AnswerHasher {
+    permits: Arc<Semaphore>,
+}
+
+impl Default for AnswerHasher {
+    fn default() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+}
+
+fn argon2() -> anyhow::Result<Argon2<'static>> {
+    let params =
+        Params::new(MEMORY_KIB, PASSES, LANES, None).map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+impl AnswerHasher {
+    pub fn new(concurrency: usize) -> Self {
+        Self { permits: Arc::new(Semaphore::new(concurrency.max(1))) }
+    }
+
+    /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) of a normalised answer.
+    pub async fn hash(&self, answer: String) -> anyhow::Result<String> {
+        let _permit = self.permits.acquire().await?;
+        tokio::task::spawn_blocking(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            argon2()?
+                .hash_password(answer.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+        })
+        .await?
+    }
+
+    /// Whether a normalised answer matches a stored PHC string (constant-time inside argon2).
+    pub async fn verify(&self, answer: String, stored: String) -> anyhow::Result<bool> {
+        let _permit = self.permits.acquire().await?;
+        tokio::task::spawn_blocking(move || {
+            let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+            Ok(argon2()?.verify_password(answer.as_bytes(), &parsed).is_ok())
+        })
+        .await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_are_salted_argon2id_and_verify_only_the_same_answer() {
+        let hasher = AnswerHasher::new(2);
+        let a = hasher.hash("oak road".into()).await.unwrap();
+        let b = hasher.hash("oak road".into()).await.unwrap();
+        assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
+        assert_ne!(a, b, "salted");
+        assert!(hasher.verify("oak road".into(), a.clone()).await.unwrap());
+        assert!(!hasher.verify("oak lane".into(), a).await.unwrap());
+    }
+}

@@ -1,0 +1,237 @@
+//! Email, always through the `mail_outbox` table: a message is queued in the same transaction as
+//! the change it reports, and a sender task delivers it with retries and backoff, so an SMTP
+//! outage delays mail but loses none. Several instances may run: a row is claimed before sending.
+//!
+//! Transport: SMTP (`smtp_url`), or — when none is configured, as on a developer's machine — a
+//! folder of `.eml` files under the data directory that a person can open.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use lettre::{
+    message::Mailbox, transport::smtp::authentication::Credentials, AsyncSmtpTransport, AsyncTransport,
+    Message, Tokio1Executor,
+};
+use sqlx::{Any, Row, Transaction};
+use tokio::sync::Notify;
+
+use crate::{db::Database, time::now_unix};
+
+/// How long a sender may hold a claimed message before another instance may retry it.
+const CLAIM_SECONDS: i64 = 120;
+/// Backoff after the n-th failed attempt: 5 s, 10 s, 20 s, … capped at 15 minutes.
+fn backoff_seconds(attempts: i64) -> i64 {
+    let exponent = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+    5i64.saturating_mul(2i64.saturating_pow(exponent)).min(15 * 60)
+}
+
+#[derive(Debug, Clone)]
+pub enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Folder(PathBuf),
+}
+
+impl Transport {
+    /// `smtp://host:port` (optionally with `user:password@`), or the folder when unset.
+    pub fn from_settings(smtp_url: Option<&str>, folder: PathBuf) -> anyhow::Result<Self> {
+        match smtp_url {
+            Some(url) => {
+                let server = SmtpServer::parse(url)?;
+                let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host)
+                    .port(server.port)
+                    .timeout(Some(Duration::from_secs(20)));
+                if let Some((user, password)) = server.credentials {
+                    builder = builder.credentials(Credentials::new(user, password));
+                }
+                Ok(Transport::Smtp(builder.build()))
+            }
+            None => Ok(Transport::Folder(folder)),
+        }
+    }
+
+    async fn send(&self, message: Message, id: i64) -> anyhow::Result<()> {
+        match self {
+            Transport::Smtp(smtp) => {
+                smtp.send(message).await?;
+            }
+            Transport::Folder(folder) => {
+                tokio::fs::create_dir_all(folder).await?;
+                let path = folder.join(format!("{:010}-{id}.eml", now_unix()));
+                tokio::fs::write(&path, message.formatted()).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `smtp://[user:password@]host[:port]`. Plain SMTP to a relay the organisation runs (TLS to the
+/// relay is not built in yet: see the README).
+#[derive(Debug, PartialEq, Eq)]
+struct SmtpServer {
+    host: String,
+    port: u16,
+    credentials: Option<(String, String)>,
+}
+
+impl SmtpServer {
+    fn parse(url: &str) -> anyhow::Result<Self> {
+        let rest = url.strip_prefix("smtp://").context("smtp_url must start with smtp://")?;
+        let rest = rest.trim_end_matches('/');
+        let (credentials, address) = match rest.rsplit_once('@') {
+            Some((userinfo, address)) => {
+                let (user, password) =
+                    userinfo.split_once(':').context("smtp_url credentials are user:password")?;
+                (Some((user.to_owned(), password.to_owned())), address)
+            }
+            None => (None, rest),
+        };
+        let (host, port) = match address.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse().context("smtp_url port is not a number")?),
+            None => (address, 25),
+        };
+        anyhow::ensure!(!host.is_empty(), "smtp_url has no host");
+        Ok(Self { host: host.to_owned(), port, credentials })
+    }
+}
+
+/// Queues a message inside the caller's transaction; [`Outbox::wake`] after commit.
+pub async fn enqueue(
+    tx: &mut Transaction<'static, Any>,
+    to: &str,
+    subject: &str,
+    body: &str,
+) -> anyhow::Result<()> {
+    let now = now_unix();
+    sqlx::query(
+        "INSERT INTO mail_outbox (to_addr, subject, body, created_at, attempts, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, 0, $4)",
+    )
+    .bind(to)
+    .bind(subject)
+    .bind(body)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The sender: wakes when told a message was queued, and every few seconds for retries.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    db: Database,
+    transport: Transport,
+    from: Mailbox,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(db: Database, transport: Transport, from: &str) -> anyhow::Result<Self> {
+        let from = from.parse().with_context(|| format!("mail_from {from:?} is not an email address"))?;
+        Ok(Self { db, transport, from, wake: Arc::new(Notify::new()) })
+    }
+
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Runs until the process ends.
+    pub async fn run(self) {
+        loop {
+            loop {
+                match self.send_one().await {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "mail outbox");
+                        break;
+                    }
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.wake.notified()).await;
+        }
+    }
+
+    /// Claims and sends the oldest due message; `Ok(false)` when none is due.
+    pub async fn send_one(&self) -> anyhow::Result<bool> {
+        let now = now_unix();
+        let claimed = sqlx::query(
+            "UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1 \
+             WHERE id = (SELECT id FROM mail_outbox WHERE sent_at IS NULL AND next_attempt_at <= $2 \
+                         AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY id LIMIT 1) \
+             AND sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < $2) \
+             RETURNING id, to_addr, subject, body, attempts",
+        )
+        .bind(now + CLAIM_SECONDS)
+        .bind(now)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = claimed else { return Ok(false) };
+        let id: i64 = row.try_get("id")?;
+        let attempts: i64 = row.try_get("attempts")?;
+        let result = async {
+            let to: Mailbox = row.try_get::<String, _>("to_addr")?.parse()?;
+            let message = Message::builder()
+                .from(self.from.clone())
+                .to(to)
+                .subject(row.try_get::<String, _>("subject")?)
+                .body(row.try_get::<String, _>("body")?)?;
+            self.transport.send(message, id).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                sqlx::query("UPDATE mail_outbox SET sent_at = $1, claimed_until = NULL, last_error = NULL WHERE id = $2")
+                    .bind(now_unix())
+                    .bind(id)
+                    .execute(self.db.pool())
+                    .await?;
+                tracing::info!(id, "mail sent");
+            }
+            Err(e) => {
+                let retry_at = now_unix() + backoff_seconds(attempts);
+                tracing::warn!(id, attempts, error = %e, retry_at, "mail not sent; will retry");
+                sqlx::query(
+                    "UPDATE mail_outbox SET claimed_until = NULL, next_attempt_at = $1, last_error = $2 WHERE id = $3",
+                )
+                .bind(retry_at)
+                .bind(format!("{e:#}"))
+                .bind(id)
+                .execute(self.db.pool())
+                .await?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_urls_name_host_port_and_optional_credentials() {
+        let plain = SmtpServer::parse("smtp://mail.example:2525").unwrap();
+        assert_eq!((plain.host.as_str(), plain.port, plain.credentials), ("mail.example", 2525, None));
+        let with_user = SmtpServer::parse("smtp://u:p@w@relay").unwrap();
+        assert_eq!(with_user.port, 25);
+        assert_eq!(
+            with_user.credentials,
+            Some(("u".to_owned(), "p@w".to_owned())),
+            "a password may hold '@'"
+        );
+        assert!(SmtpServer::parse("http://x").is_err());
+        assert!(SmtpServer::parse("smtp://host:port").is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff_seconds(1), 5);
+        assert_eq!(backoff_seconds(2), 10);
+        assert_eq!(backoff_seconds(4), 40);
+        assert_eq!(backoff_seconds(50), 15 * 60);
+    }
+}

@@ -1,0 +1,333 @@
+//! Registering for self-service (DESIGN.md, "Register for self-service"): passcode re-proof,
+//! 4 questions with argon2id-hashed answers, an email confirmed by an emailed code; re-register
+//! replaces; withdraw removes.
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Router,
+};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use protocol::api::{
+    ChallengeIssued, CodeRequest, Profile, ProofRequest, Question, RegistrationPending, RegistrationRequest,
+};
+use sqlx::{Any, Transaction};
+
+use crate::{
+    audit::{self, Entry},
+    card_proof,
+    challenges::{self, Purpose},
+    codes,
+    error::{ApiError, AppJson},
+    mail, people, questions,
+    routes::profile,
+    session::SignedIn,
+    startup::AppState,
+    time::now_unix,
+};
+
+/// The passcode re-proof opens a window for the rest of the wizard.
+pub const REPROOF_SECONDS: i64 = 15 * 60;
+const MAX_EMAIL_CHARS: usize = 254;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/questions", get(catalogue))
+        .route("/registration/challenge", post(challenge))
+        .route("/registration/proof", post(proof))
+        .route("/registration", post(register).delete(withdraw))
+        .route("/registration/resend", post(resend))
+        .route("/registration/confirm", post(confirm))
+}
+
+async fn catalogue() -> AppJson<Vec<Question>> {
+    AppJson(
+        questions::CATALOGUE
+            .iter()
+            .map(|(id, text)| Question { id: *id, text: (*text).to_owned() })
+            .collect(),
+    )
+}
+
+async fn challenge(
+    State(state): State<AppState>,
+    me: SignedIn,
+) -> Result<AppJson<ChallengeIssued>, ApiError> {
+    let issued =
+        challenges::issue(&state.db, Purpose::RegistrationProof, Some(&me.session.token_hash)).await?;
+    Ok(AppJson(ChallengeIssued { challenge_id: issued.id.clone(), challenge: issued.challenge_b64() }))
+}
+
+/// Step 1: the card this session signed in with signs a fresh challenge after VERIFY.
+async fn proof(
+    State(state): State<AppState>,
+    me: SignedIn,
+    AppJson(request): AppJson<ProofRequest>,
+) -> Result<StatusCode, ApiError> {
+    let signature =
+        STANDARD.decode(&request.signature).map_err(|_| invalid("The signature must be base64."))?;
+    let mut tx = state.db.begin_write().await?;
+    let challenge = challenges::redeem(
+        &mut tx,
+        &request.challenge_id,
+        Purpose::RegistrationProof,
+        Some(&me.session.token_hash),
+    )
+    .await?;
+    let card =
+        people::card_by_guid(&state.db, &me.session.card_guid).await?.ok_or(ApiError::Unauthenticated)?;
+    let proven = card.status == people::CardStatus::Active
+        && card.user_ref == me.user.id
+        && card_proof::verifies(&card.piv_auth_key, &challenge, &signature);
+    let event = if proven { "registration_passcode_proven" } else { "registration_passcode_refused" };
+    audit::append(&mut tx, Entry::new(&me.user.user_id, event).subject(&card.guid)).await?;
+    if proven {
+        sqlx::query("UPDATE sessions SET reproved_at = $1 WHERE token_hash = $2")
+            .bind(now_unix())
+            .bind(&me.session.token_hash)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    if !proven {
+        return Err(ApiError::rejected(
+            StatusCode::UNAUTHORIZED,
+            "signature_invalid",
+            "Your card's answer could not be verified. Make sure the card you signed in with is in the reader.",
+        ));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Steps 2–4: questions and email; stores the registration as pending and emails a code.
+async fn register(
+    State(state): State<AppState>,
+    me: SignedIn,
+    AppJson(request): AppJson<RegistrationRequest>,
+) -> Result<Response, ApiError> {
+    let now = now_unix();
+    if me.session.reproved_at.is_none_or(|at| now - at > REPROOF_SECONDS) {
+        return Err(ApiError::rejected(
+            StatusCode::FORBIDDEN,
+            "passcode_required",
+            "Enter your smartcard passcode first, to show the card is yours.",
+        ));
+    }
+    let pairs: Vec<(u32, &str)> =
+        request.answers.iter().map(|a| (a.question_id, a.answer.as_str())).collect();
+    let answers = questions::check(&pairs).map_err(|e| {
+        ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "invalid_answers", e.to_string())
+    })?;
+    let email = check_email(&request.email, &state.settings.email_domains)?;
+    let mut hashes = Vec::with_capacity(answers.len());
+    for (question_id, answer) in answers {
+        hashes.push((question_id, state.answers.hash(answer).await?));
+    }
+
+    let mut tx = state.db.begin_write().await?;
+    delete_registrations(&mut tx, me.user.id, Some("pending")).await?;
+    let registration_id: i64 = sqlx::query_scalar(
+        "INSERT INTO registrations (user_ref, status, email, created_at) VALUES ($1, 'pending', $2, $3) RETURNING id",
+    )
+    .bind(me.user.id)
+    .bind(&email)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    for (position, (question_id, hash)) in hashes.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO registration_answers (registration_ref, position, question_id, answer_hash) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(registration_id)
+        .bind(i64::try_from(position + 1).unwrap_or(i64::MAX))
+        .bind(i64::from(*question_id))
+        .bind(hash)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let pending = send_code(&mut tx, &state, &me, &email).await?;
+    let questions: Vec<u32> = hashes.iter().map(|(q, _)| *q).collect();
+    audit::append(
+        &mut tx,
+        Entry::new(&me.user.user_id, "registration_started")
+            .details(serde_json::json!({ "questions": questions })),
+    )
+    .await?;
+    tx.commit().await?;
+    state.outbox.wake();
+    Ok((StatusCode::CREATED, AppJson(pending)).into_response())
+}
+
+async fn resend(
+    State(state): State<AppState>,
+    me: SignedIn,
+) -> Result<AppJson<RegistrationPending>, ApiError> {
+    let mut tx = state.db.begin_write().await?;
+    let email: Option<String> =
+        sqlx::query_scalar("SELECT email FROM registrations WHERE user_ref = $1 AND status = 'pending'")
+            .bind(me.user.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let email = email.ok_or_else(no_pending)?;
+    let pending = send_code(&mut tx, &state, &me, &email).await?;
+    audit::append(&mut tx, Entry::new(&me.user.user_id, "registration_code_resent")).await?;
+    tx.commit().await?;
+    state.outbox.wake();
+    Ok(AppJson(pending))
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    me: SignedIn,
+    AppJson(request): AppJson<CodeRequest>,
+) -> Result<AppJson<Profile>, ApiError> {
+    let mut tx = state.db.begin_write().await?;
+    let email: Option<String> =
+        sqlx::query_scalar("SELECT email FROM registrations WHERE user_ref = $1 AND status = 'pending'")
+            .bind(me.user.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let email = email.ok_or_else(no_pending)?;
+    if let Err(refusal) =
+        codes::redeem(&mut tx, &state.codes, me.user.id, codes::Purpose::Registration, &request.code).await
+    {
+        // The spent try must stick even though the request fails.
+        audit::append(&mut tx, Entry::new(&me.user.user_id, "registration_code_refused")).await?;
+        tx.commit().await?;
+        return Err(refusal);
+    }
+    delete_registrations(&mut tx, me.user.id, Some("active")).await?;
+    sqlx::query("UPDATE registrations SET status = 'active', registered_at = $1 WHERE user_ref = $2 AND status = 'pending'")
+        .bind(now_unix())
+        .bind(me.user.id)
+        .execute(&mut *tx)
+        .await?;
+    mail::enqueue(
+        &mut tx,
+        &email,
+        "You are registered for smartcard self-service",
+        &format!(
+            "Hello {},\n\nYou are now registered for smartcard self-service. If your smartcard is ever \
+             locked, or you forget its passcode, you can unlock it yourself at {}/unlock.\n\nIf you did \
+             not register, contact your Registration Authority (RA) straight away.\n",
+            me.user.name,
+            state.settings.public_url()
+        ),
+    )
+    .await?;
+    audit::append(&mut tx, Entry::new(&me.user.user_id, "registration_completed")).await?;
+    tx.commit().await?;
+    state.outbox.wake();
+    Ok(AppJson(profile::load(&state, &me.user, &me.session.card_guid).await?))
+}
+
+async fn withdraw(State(state): State<AppState>, me: SignedIn) -> Result<StatusCode, ApiError> {
+    let mut tx = state.db.begin_write().await?;
+    delete_registrations(&mut tx, me.user.id, None).await?;
+    sqlx::query("UPDATE one_time_codes SET used_at = $1 WHERE user_ref = $2 AND used_at IS NULL")
+        .bind(now_unix())
+        .bind(me.user.id)
+        .execute(&mut *tx)
+        .await?;
+    audit::append(&mut tx, Entry::new(&me.user.user_id, "registration_withdrawn")).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn send_code(
+    tx: &mut Transaction<'static, Any>,
+    state: &AppState,
+    me: &SignedIn,
+    email: &str,
+) -> Result<RegistrationPending, ApiError> {
+    let issued = codes::issue(tx, &state.codes, me.user.id, codes::Purpose::Registration).await?;
+    mail::enqueue(
+        tx,
+        email,
+        "Your smartcard self-service registration code",
+        &format!(
+            "Hello {},\n\nYour registration code is: {}\n\nEnter it on the registration page within 15 \
+             minutes. It works once.\n\nIf you did not ask for this, contact your Registration Authority (RA).\n",
+            me.user.name, issued.code
+        ),
+    )
+    .await?;
+    Ok(RegistrationPending {
+        email: email.to_owned(),
+        code_expires_at: issued.expires_at,
+        resend_after: issued.resend_after,
+    })
+}
+
+/// Removes the user's registrations with `status` (or all), answers first (no reliance on
+/// cascading deletes, which SQLite only honours when asked).
+async fn delete_registrations(
+    tx: &mut Transaction<'static, Any>,
+    user_ref: i64,
+    status: Option<&str>,
+) -> sqlx::Result<()> {
+    let filter = "user_ref = $1 AND ($2 = '' OR status = $2)";
+    sqlx::query(&format!(
+        "DELETE FROM registration_answers WHERE registration_ref IN (SELECT id FROM registrations WHERE {filter})"
+    ))
+    .bind(user_ref)
+    .bind(status.unwrap_or(""))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(&format!("DELETE FROM registrations WHERE {filter}"))
+        .bind(user_ref)
+        .bind(status.unwrap_or(""))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A plausible address, at an allowed domain when a list is configured.
+pub fn check_email(email: &str, allowed_domains: &[String]) -> Result<String, ApiError> {
+    let email = email.trim();
+    let refuse =
+        |message: String| ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "invalid_email", message);
+    if email.chars().count() > MAX_EMAIL_CHARS || email.parse::<lettre::Address>().is_err() {
+        return Err(refuse("Enter an email address like name@example.nhs.uk.".into()));
+    }
+    let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
+    if !domain.contains('.') {
+        return Err(refuse("Enter an email address like name@example.nhs.uk.".into()));
+    }
+    let allowed = allowed_domains.is_empty()
+        || allowed_domains.iter().any(|d| {
+            let d = d.to_ascii_lowercase();
+            domain == d || domain.ends_with(&format!(".{d}"))
+        });
+    if !allowed {
+        return Err(refuse(format!("Use an email address at one of: {}.", allowed_domains.join(", "))));
+    }
+    Ok(email.to_owned())
+}
+
+fn invalid(message: &str) -> ApiError {
+    ApiError::rejected(StatusCode::BAD_REQUEST, "invalid_request", message)
+}
+
+fn no_pending() -> ApiError {
+    ApiError::rejected(StatusCode::CONFLICT, "no_pending_registration", "Start the registration again.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_checked_and_domains_allow_subdomains() {
+        assert_eq!(check_email(" ada@nhs.net ", &[]).unwrap(), "ada@nhs.net");
+        assert!(check_email("not an email", &[]).is_err());
+        assert!(check_email("ada@localhost", &[]).is_err());
+        let nhs = ["nhs.net".to_owned(), "nhs.uk".to_owned()];
+        assert!(check_email("ada@nhs.net", &nhs).is_ok());
+        assert!(check_email("ada@trust.nhs.uk", &nhs).is_ok());
+        assert!(check_email("ada@gmail.com", &nhs).is_err());
+        assert!(check_email("ada@evilnhs.net", &nhs).is_err());
+    }
+}
