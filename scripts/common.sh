@@ -10,8 +10,20 @@ step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*" >&2; }
 wasm_env() { RUSTUP_TOOLCHAIN=debian-web RUSTC_BOOTSTRAP=1 "$@"; }
 
 build_spa() {
+  npm_assets
   step "Building the SPA (trunk, release)"
   (cd "$ROOT" && wasm_env trunk build --release)
+}
+
+# The npm packages in frontend/package-lock.json: the NHS design system CSS that trunk bundles,
+# and axe-core for the accessibility checks in the browser tests. Reinstalled when the lock changes.
+npm_assets() {
+  local stamp="$ROOT/frontend/node_modules/.lock-installed"
+  if [[ ! -f $stamp || "$ROOT/frontend/package-lock.json" -nt $stamp ]]; then
+    step "Installing the front-end npm packages (npm ci)"
+    (cd "$ROOT/frontend" && npm ci --no-audit --no-fund)
+    touch "$stamp"
+  fi
 }
 
 # Runs "$@" as the postgres system user when we are root (PostgreSQL refuses to run as root).

@@ -1,7 +1,7 @@
 //! Typed calls to the backend's JSON API. Every call returns `Result<_, ApiError>`.
 
 use gloo_net::http::{Request, Response};
-use protocol::api::{ApiErrorBody, Health};
+use protocol::api::{ApiErrorBody, ChallengeIssued, ClientConfig, Health, Profile, SignInRequest};
 use serde::de::DeserializeOwned;
 
 /// What can go wrong calling the API, phrased for the person in front of the screen.
@@ -48,4 +48,57 @@ pub async fn health() -> Result<Health, ApiError> {
         return response.json::<Health>().await.map_err(|_| ApiError::Unexpected { status });
     }
     decode(response).await
+}
+
+async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
+    decode(Request::get(path).send().await.map_err(|_| ApiError::Network)?).await
+}
+
+async fn post<B: serde::Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, ApiError> {
+    let request = Request::post(path).json(body).map_err(|_| ApiError::Network)?;
+    decode(request.send().await.map_err(|_| ApiError::Network)?).await
+}
+
+/// A POST whose success has no body (204).
+async fn post_empty<B: serde::Serialize>(path: &str, body: &B) -> Result<(), ApiError> {
+    let request = Request::post(path).json(body).map_err(|_| ApiError::Network)?;
+    let response = request.send().await.map_err(|_| ApiError::Network)?;
+    if response.ok() {
+        return Ok(());
+    }
+    decode::<()>(response).await
+}
+
+impl ApiError {
+    /// The error code in the envelope, if the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApiError::Server { body, .. } => Some(&body.code),
+            _ => None,
+        }
+    }
+
+    pub fn is_unauthenticated(&self) -> bool {
+        matches!(self, ApiError::Server { status: 401, .. })
+    }
+}
+
+pub async fn client_config() -> Result<ClientConfig, ApiError> {
+    get("/api/client-config").await
+}
+
+pub async fn sign_in_challenge() -> Result<ChallengeIssued, ApiError> {
+    post("/api/sign-in/challenge", &()).await
+}
+
+pub async fn sign_in(request: &SignInRequest) -> Result<Profile, ApiError> {
+    post("/api/sign-in", request).await
+}
+
+pub async fn sign_out() -> Result<(), ApiError> {
+    post_empty("/api/sign-out", &()).await
+}
+
+pub async fn me() -> Result<Profile, ApiError> {
+    get("/api/me").await
 }

@@ -153,3 +153,10 @@ pub struct RegistrationPending {
 pub struct CodeRequest {
     pub code: String,
 }
+
+/// `GET /api/client-config`: what the SPA needs to know about this deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientConfig {
+    /// The card agent's WebSocket URL.
+    pub agent_url: String,
+}

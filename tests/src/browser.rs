@@ -194,6 +194,38 @@ impl Browser {
         bail!("{css} never showed {expected:?}; last text: {last:?}\nat {url}:\n{body}\nconsole: {console}")
     }
 
+    /// Runs axe-core (from `frontend/node_modules`, installed by the test command) on the page
+    /// and returns its serious and critical violations, one line each.
+    pub async fn accessibility_violations(&self) -> anyhow::Result<Vec<String>> {
+        let path = crate::workspace_root().join("frontend/node_modules/axe-core/axe.min.js");
+        let source = std::fs::read_to_string(&path)
+            .with_context(|| format!("{} is missing: run scripts/test.sh (npm ci)", path.display()))?;
+        self.execute(&format!("{source}\nreturn true;")).await?;
+        // WebDriver waits for a returned promise.
+        let found = self
+            .execute(
+                "return axe.run(document, { resultTypes: ['violations'] }).then(r => r.violations \
+                   .filter(v => v.impact === 'serious' || v.impact === 'critical') \
+                   .map(v => v.impact + ' ' + v.id + ': ' + v.help + ' — ' + v.nodes.map(n => n.target.join(' ')).join(', ')));",
+            )
+            .await?;
+        Ok(found
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default())
+    }
+
+    /// Fails with the list if axe finds serious or critical problems on the page.
+    pub async fn assert_accessible(&self, page: &str) -> anyhow::Result<()> {
+        let violations = self.accessibility_violations().await?;
+        anyhow::ensure!(
+            violations.is_empty(),
+            "accessibility problems on {page}:\n{}",
+            violations.join("\n")
+        );
+        Ok(())
+    }
+
     /// Ends the session (the driver process itself is killed on drop).
     pub async fn quit(self) -> anyhow::Result<()> {
         self.http.delete(&self.session_url).send().await?;

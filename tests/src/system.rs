@@ -18,6 +18,11 @@ pub struct RunningBackend {
 impl RunningBackend {
     /// Starts the backend on SQLite in a fresh data directory, serving `dist/`.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// As [`RunningBackend::start`], with settings adjusted by `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> anyhow::Result<Self> {
         let dist = workspace_root().join("dist");
         ensure!(
             dist.join("index.html").is_file(),
@@ -25,12 +30,13 @@ impl RunningBackend {
             dist.display()
         );
         let data_dir = tempfile::tempdir()?;
-        let settings = Settings {
+        let mut settings = Settings {
             listen: "127.0.0.1:0".parse()?,
             data_dir: data_dir.path().to_owned(),
             dist_dir: dist,
             ..Settings::default()
         };
+        configure(&mut settings);
         let app = Application::build(settings).await.context("Failed to start the backend")?;
         let url = app.url();
         tokio::spawn(app.run_until_stopped());

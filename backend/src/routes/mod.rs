@@ -4,6 +4,7 @@ use axum::Router;
 
 use crate::{error::ApiError, startup::AppState};
 
+mod client_config;
 mod health;
 pub mod profile;
 mod registration;
@@ -12,6 +13,7 @@ mod sign_in;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(health::router())
+        .merge(client_config::router())
         .merge(sign_in::router())
         .merge(profile::router())
         .merge(registration::router())

@@ -1,0 +1,226 @@
+//! The card agent, seen from the page: one WebSocket to `ws://127.0.0.1:<port>`, requests
+//! matched to responses by id, reader and card events kept in signals, and a reconnect every
+//! two seconds while the agent is not running (so starting it is all a person has to do).
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
+    rc::Rc,
+    time::Duration,
+};
+
+use futures_channel::oneshot;
+use leptos::prelude::*;
+use protocol::agent::{
+    AgentError, AgentErrorCode, AgentMessage, Event, Operation, Outcome, ReaderInfo, Reply, Request,
+};
+use wasm_bindgen::{closure::Closure, JsCast};
+use web_sys::{MessageEvent, WebSocket};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentStatus {
+    Connecting,
+    Connected {
+        version: String,
+    },
+    /// Nothing answers on the agent's port: not installed, or not running.
+    NotRunning,
+}
+
+/// Shared by every page (in a context as a `StoredValue`, since it is not `Send`).
+#[derive(Clone)]
+pub struct Agent {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    url: RefCell<String>,
+    socket: RefCell<Option<WebSocket>>,
+    pending: RefCell<HashMap<u64, oneshot::Sender<Outcome>>>,
+    next_id: Cell<u64>,
+    status: RwSignal<AgentStatus>,
+    readers: RwSignal<Vec<ReaderInfo>>,
+    last_event: RwSignal<Option<Event>>,
+    handlers: RefCell<Vec<Box<dyn std::any::Any>>>,
+}
+
+impl Agent {
+    /// Not yet connected: [`Agent::start`] once the agent's URL is known.
+    pub fn new() -> Self {
+        Self {
+            inner: Rc::new(Inner {
+                url: RefCell::new(String::new()),
+                socket: RefCell::new(None),
+                pending: RefCell::new(HashMap::new()),
+                next_id: Cell::new(1),
+                status: RwSignal::new(AgentStatus::Connecting),
+                readers: RwSignal::new(Vec::new()),
+                last_event: RwSignal::new(None),
+                handlers: RefCell::new(Vec::new()),
+            }),
+        }
+    }
+
+    pub fn start(&self, url: String) {
+        *self.inner.url.borrow_mut() = url;
+        self.open();
+    }
+
+    pub fn status(&self) -> RwSignal<AgentStatus> {
+        self.inner.status
+    }
+
+    pub fn readers(&self) -> RwSignal<Vec<ReaderInfo>> {
+        self.inner.readers
+    }
+
+    /// The newest reader/card event (pages react to card removal through it).
+    pub fn last_event(&self) -> RwSignal<Option<Event>> {
+        self.inner.last_event
+    }
+
+    fn open(&self) {
+        let url = self.inner.url.borrow().clone();
+        let Ok(socket) = WebSocket::new(&url) else {
+            self.inner.status.set(AgentStatus::NotRunning);
+            return;
+        };
+        let on_message = {
+            let agent = self.clone();
+            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                if let Some(text) = event.data().as_string() {
+                    agent.on_message(&text);
+                }
+            })
+        };
+        let on_close = {
+            let agent = self.clone();
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |_| agent.on_close())
+        };
+        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        let mut handlers = self.inner.handlers.borrow_mut();
+        handlers.clear();
+        handlers.push(Box::new(on_message));
+        handlers.push(Box::new(on_close));
+        *self.inner.socket.borrow_mut() = Some(socket);
+    }
+
+    fn on_message(&self, text: &str) {
+        let Ok(message) = serde_json::from_str::<AgentMessage>(text) else { return };
+        match message {
+            AgentMessage::Hello { agent_version, .. } => {
+                self.inner.status.set(AgentStatus::Connected { version: agent_version });
+                self.refresh_readers();
+            }
+            AgentMessage::Response { id, outcome } => {
+                if let Some(reply) = self.inner.pending.borrow_mut().remove(&id) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            AgentMessage::Event { event } => {
+                self.refresh_readers();
+                self.inner.last_event.set(Some(event));
+            }
+        }
+    }
+
+    fn on_close(&self) {
+        *self.inner.socket.borrow_mut() = None;
+        self.inner.status.set(AgentStatus::NotRunning);
+        self.inner.readers.set(Vec::new());
+        // Dropping the senders fails every waiting request with "agent not running".
+        self.inner.pending.borrow_mut().clear();
+        let agent = self.clone();
+        set_timeout(move || agent.open(), Duration::from_secs(2));
+    }
+
+    fn refresh_readers(&self) {
+        let agent = self.clone();
+        leptos::task::spawn_local(async move {
+            if let Ok(Outcome::Ok(Reply::Readers { readers })) = agent.request(Operation::ListReaders).await {
+                agent.inner.readers.set(readers);
+            }
+        });
+    }
+
+    /// Sends `operation` and waits for its outcome; an agent that is gone is an `AgentError`.
+    pub async fn request(&self, operation: Operation) -> Result<Outcome, AgentError> {
+        let id = self.inner.next_id.get();
+        self.inner.next_id.set(id + 1);
+        let (reply, answer) = oneshot::channel();
+        let text = serde_json::to_string(&Request { id, operation }).map_err(|_| not_running())?;
+        {
+            let socket = self.inner.socket.borrow();
+            let socket = socket.as_ref().ok_or_else(not_running)?;
+            self.inner.pending.borrow_mut().insert(id, reply);
+            socket.send_with_str(&text).map_err(|_| not_running())?;
+        }
+        answer.await.map_err(|_| not_running())
+    }
+}
+
+pub fn not_running() -> AgentError {
+    AgentError {
+        code: AgentErrorCode::ServiceUnavailable,
+        message: "The card agent is not running on this computer. Start it, then try again.".into(),
+    }
+}
+
+/// The first reader holding a card, if any.
+pub fn reader_with_card(readers: &[ReaderInfo]) -> Option<String> {
+    readers.iter().find(|r| r.card_present).map(|r| r.name.clone())
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Agent({:?})", self.inner.status.get_untracked())
+    }
+}
+
+impl Default for Agent {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The app's agent connection (provided by `App`).
+pub fn use_agent() -> Agent {
+    expect_context::<StoredValue<Agent, LocalStorage>>().get_value()
+}
+
+/// The reader the signed-in card is in, so pulling that card out signs out.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedInReader(pub RwSignal<Option<String>>);
+
+impl Agent {
+    /// GUID, certificates and PIN state of the card in `reader`.
+    pub async fn identity(&self, reader: String) -> Result<protocol::agent::CardIdentity, AgentError> {
+        match self.request(Operation::CardIdentity { reader }).await? {
+            Outcome::Ok(Reply::Identity(identity)) => Ok(identity),
+            Outcome::Error(e) => Err(e),
+            Outcome::Ok(_) => Err(unexpected()),
+        }
+    }
+
+    /// VERIFY the passcode and sign `challenge` with the card's 9A key.
+    pub async fn sign_with_pin(
+        &self,
+        reader: String,
+        pin: String,
+        challenge: String,
+    ) -> Result<String, AgentError> {
+        match self.request(Operation::SignWithPin { reader, pin, challenge }).await? {
+            Outcome::Ok(Reply::Signature { signature }) => Ok(signature),
+            Outcome::Error(e) => Err(e),
+            Outcome::Ok(_) => Err(unexpected()),
+        }
+    }
+}
+
+fn unexpected() -> AgentError {
+    AgentError {
+        code: AgentErrorCode::CardError,
+        message: "The card agent gave an unexpected answer.".into(),
+    }
+}
