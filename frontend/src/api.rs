@@ -1,7 +1,10 @@
 //! Typed calls to the backend's JSON API. Every call returns `Result<_, ApiError>`.
 
 use gloo_net::http::{Request, Response};
-use protocol::api::{ApiErrorBody, ChallengeIssued, ClientConfig, Health, Profile, SignInRequest};
+use protocol::api::{
+    ApiErrorBody, ChallengeIssued, ClientConfig, CodeRequest, Health, Profile, ProofRequest, Question,
+    RegistrationPending, RegistrationRequest, SignInRequest,
+};
 use serde::de::DeserializeOwned;
 
 /// What can go wrong calling the API, phrased for the person in front of the screen.
@@ -101,4 +104,28 @@ pub async fn sign_out() -> Result<(), ApiError> {
 
 pub async fn me() -> Result<Profile, ApiError> {
     get("/api/me").await
+}
+
+pub async fn questions() -> Result<Vec<Question>, ApiError> {
+    get("/api/questions").await
+}
+
+pub async fn registration_challenge() -> Result<ChallengeIssued, ApiError> {
+    post("/api/registration/challenge", &()).await
+}
+
+pub async fn registration_proof(request: &ProofRequest) -> Result<(), ApiError> {
+    post_empty("/api/registration/proof", request).await
+}
+
+pub async fn register(request: &RegistrationRequest) -> Result<RegistrationPending, ApiError> {
+    post("/api/registration", request).await
+}
+
+pub async fn resend_registration_code() -> Result<RegistrationPending, ApiError> {
+    post("/api/registration/resend", &()).await
+}
+
+pub async fn confirm_registration(code: &str) -> Result<Profile, ApiError> {
+    post("/api/registration/confirm", &CodeRequest { code: code.to_owned() }).await
 }

@@ -37,6 +37,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/sign-in") view=pages::sign_in::SignIn />
                         <Route path=path!("/profile") view=pages::profile::Profile />
                         <Route path=path!("/signed-out") view=pages::profile::SignedOut />
+                        <Route path=path!("/register") view=pages::register::Register />
                     </Routes>
                 </main>
             </div>

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod browser;
 pub mod process;
 pub mod smartcard;
+pub mod smtp;
 pub mod system;
 
 use std::path::PathBuf;

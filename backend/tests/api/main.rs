@@ -4,6 +4,7 @@
 
 mod cards;
 mod helpers;
+#[path = "../../../tests/src/smtp.rs"]
 mod smtp;
 
 mod audit_trail;

@@ -29,7 +29,7 @@ fn answers(words: [&str; 4]) -> Vec<QuestionAnswer> {
 
 /// Spawns the app with mail going to a real SMTP server, and a signed-in holder.
 async fn signed_in(engine: crate::helpers::Engine) -> (TestApp, SmtpServer, TestCard) {
-    let smtp = SmtpServer::start();
+    let smtp = SmtpServer::start().unwrap();
     let url = smtp.url();
     let app = TestApp::spawn_with(engine, |s| s.smtp_url = Some(url)).await;
     let card = TestCard::new();
@@ -75,8 +75,8 @@ on_both_databases! {
         assert_eq!(stored.len(), 4);
         assert!(stored.iter().all(|h| h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$") && !h.contains("jaws")));
 
-        let mail = smtp.wait_for("fay@nhs.net", "registration code", 1).await;
-        let code = code_in(&mail);
+        let mail = smtp.wait_for("fay@nhs.net", "registration code", 1).await.unwrap();
+        let code = code_in(&mail).unwrap();
         let wrong = if code == "00000000" { "11111111" } else { "00000000" };
         let response = app.post("/api/registration/confirm", &CodeRequest { code: wrong.into() }).await;
         assert_eq!(error_code(response).await, (400, "code_wrong".into()));
@@ -85,7 +85,7 @@ on_both_databases! {
         let profile: Profile = response.json().await.unwrap();
         assert!(matches!(profile.self_service, SelfService::Registered { ref email, .. } if email == "fay@nhs.net"));
         assert_eq!(profile.pending_registration, None);
-        smtp.wait_for("fay@nhs.net", "You are registered", 1).await;
+        smtp.wait_for("fay@nhs.net", "You are registered", 1).await.unwrap();
         let reused = app.post("/api/registration/confirm", &CodeRequest { code }).await;
         assert_eq!(error_code(reused).await, (409, "no_pending_registration".into()));
 
@@ -96,7 +96,7 @@ on_both_databases! {
         assert_eq!(app.post("/api/registration", &again).await.status(), 201);
         let me: Profile = app.get("/api/me").await.json().await.unwrap();
         assert!(matches!(me.self_service, SelfService::Registered { ref email, .. } if email == "fay@nhs.net"));
-        let code = code_in(&smtp.wait_for("fay.h@nhs.net", "registration code", 1).await);
+        let code = code_in(&smtp.wait_for("fay.h@nhs.net", "registration code", 1).await.unwrap()).unwrap();
         let profile: Profile = app.post("/api/registration/confirm", &CodeRequest { code }).await.json().await.unwrap();
         assert!(matches!(profile.self_service, SelfService::Registered { ref email, .. } if email == "fay.h@nhs.net"));
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM registration_answers").fetch_one(app.db.pool()).await.unwrap();
@@ -118,7 +118,7 @@ on_both_databases! {
         assert_eq!(app.post("/api/registration", &request).await.status(), 201);
         assert_eq!(error_code(app.post("/api/registration/resend", &()).await).await, (429, "code_recently_sent".into()));
 
-        let code = code_in(&smtp.wait_for("fay@nhs.net", "registration code", 1).await);
+        let code = code_in(&smtp.wait_for("fay@nhs.net", "registration code", 1).await.unwrap()).unwrap();
         let wrong = if code == "00000000" { "11111111" } else { "00000000" };
         for _ in 0..4 {
             let r = app.post("/api/registration/confirm", &CodeRequest { code: wrong.into() }).await;
@@ -132,7 +132,7 @@ on_both_databases! {
         // After the cooldown a new code replaces the old one; an expired code is refused.
         sqlx::query("UPDATE one_time_codes SET created_at = created_at - 61").execute(app.db.pool()).await.unwrap();
         assert_eq!(app.post("/api/registration/resend", &()).await.status(), 200);
-        let fresh = code_in(&smtp.wait_for("fay@nhs.net", "registration code", 2).await);
+        let fresh = code_in(&smtp.wait_for("fay@nhs.net", "registration code", 2).await.unwrap()).unwrap();
         sqlx::query("UPDATE one_time_codes SET expires_at = 0 WHERE used_at IS NULL").execute(app.db.pool()).await.unwrap();
         let r = app.post("/api/registration/confirm", &CodeRequest { code: fresh }).await;
         assert_eq!(error_code(r).await, (400, "code_expired".into()));
@@ -177,10 +177,10 @@ on_both_databases! {
             assert!(std::time::Instant::now() < deadline, "the sender never tried");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        smtp.restart();
+        smtp.restart().unwrap();
         // Skip the backoff wait; the sender looks again within seconds.
         sqlx::query("UPDATE mail_outbox SET next_attempt_at = 0 WHERE sent_at IS NULL").execute(app.db.pool()).await.unwrap();
-        let code = code_in(&smtp.wait_for("fay@nhs.net", "registration code", 1).await);
+        let code = code_in(&smtp.wait_for("fay@nhs.net", "registration code", 1).await.unwrap()).unwrap();
         assert_eq!(app.post("/api/registration/confirm", &CodeRequest { code }).await.status(), 200);
     }
 }

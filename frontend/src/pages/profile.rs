@@ -2,7 +2,7 @@
 //! the reader signs out.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_navigate;
+use leptos_router::hooks::{use_navigate, use_query_map};
 use protocol::{
     agent::Event,
     api::{Profile as ProfileData, SelfService},
@@ -57,7 +57,14 @@ pub fn Profile() -> impl IntoView {
         });
     };
 
+    let just_registered = use_query_map().with_untracked(|q| q.get("registered").is_some());
     view! {
+        {just_registered.then(|| view! {
+            <div class="nhsuk-panel" data-testid="registered-panel" role="status">
+                <h2>"Registration complete"</h2>
+                <p>"You are now registered for self-service. We have emailed you to confirm."</p>
+            </div>
+        })}
         <Suspense fallback=|| view! { <p aria-busy="true">"Loading your profile…"</p> }>
             {move || me.get().map(|result| match result {
                 Ok(profile) => profile_view(profile).into_any(),

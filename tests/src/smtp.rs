@@ -1,4 +1,6 @@
 //! A real SMTP server process for the tests: Debian's aiosmtpd, delivering into a Maildir.
+//! (Also compiled into the backend's API tests, by path: it uses only std, tempfile, tokio and
+//! anyhow, which both crates have.)
 
 use std::{
     net::TcpListener,
@@ -7,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+#[derive(Debug)]
 pub struct SmtpServer {
     pub port: u16,
     pub maildir: PathBuf,
@@ -21,12 +24,12 @@ impl Drop for SmtpServer {
 }
 
 impl SmtpServer {
-    pub fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    pub fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut server = Self { port, maildir: dir.path().join("Maildir"), child: None, _dir: dir };
-        server.restart();
-        server
+        server.restart()?;
+        Ok(server)
     }
 
     pub fn url(&self) -> String {
@@ -41,7 +44,7 @@ impl SmtpServer {
     }
 
     /// (Re)starts the server on the same port and Maildir.
-    pub fn restart(&mut self) {
+    pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
         // Debian's python3 (not one a version manager put first on PATH) has the package.
         let child = Command::new("/usr/bin/python3")
@@ -51,13 +54,16 @@ impl SmtpServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("aiosmtpd (Debian package python3-aiosmtpd; scripts/install.sh installs it)");
+            .map_err(|e| {
+                anyhow::anyhow!("aiosmtpd (python3-aiosmtpd; scripts/install.sh installs it): {e}")
+            })?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "aiosmtpd did not start");
+            anyhow::ensure!(Instant::now() < deadline, "aiosmtpd did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
+        Ok(())
     }
 
     /// Every delivered message, raw, with quoted-printable soft line breaks joined.
@@ -76,15 +82,15 @@ impl SmtpServer {
     }
 
     /// Waits for the `n`-th message (1-based) to `to` whose text contains `needle`.
-    pub async fn wait_for(&self, to: &str, needle: &str, n: usize) -> String {
+    pub async fn wait_for(&self, to: &str, needle: &str, n: usize) -> anyhow::Result<String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let found: Vec<String> =
                 self.messages().into_iter().filter(|m| m.contains(to) && m.contains(needle)).collect();
-            if found.len() >= n {
-                return found[n - 1].clone();
+            if let Some(message) = found.get(n.saturating_sub(1)) {
+                return Ok(message.clone());
             }
-            assert!(
+            anyhow::ensure!(
                 Instant::now() < deadline,
                 "no mail to {to} containing {needle:?}; got {:?}",
                 self.messages()
@@ -95,7 +101,8 @@ impl SmtpServer {
 }
 
 /// The 8-digit code in a message ("…code is: 12345678").
-pub fn code_in(message: &str) -> String {
-    let at = message.find("code is: ").expect("a code in the message") + "code is: ".len();
-    message[at..at + 8].to_owned()
+pub fn code_in(message: &str) -> anyhow::Result<String> {
+    let at =
+        message.find("code is: ").ok_or_else(|| anyhow::anyhow!("no code in {message}"))? + "code is: ".len();
+    message.get(at..at + 8).map(str::to_owned).ok_or_else(|| anyhow::anyhow!("a short code in {message}"))
 }

@@ -1,0 +1,122 @@
+//! Journey 1 in a real browser, on the real parts: pcscd + vpcd + the virtual card, the card
+//! agent, the backend serving the built SPA, a real SMTP server. Sign in (a wrong passcode
+//! first), My Profile, register for self-service (passcode, 4 questions, email, the code from the
+//! delivered email), success on the profile, sign out; then pulling the card out signs out.
+//! axe-core checks every page on the way.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
+#![allow(clippy::await_holding_lock, reason = "the lock serialises tests that share the one virtual reader")]
+
+use tests::{
+    agent::RunningAgent,
+    browser::{Browser, Engine},
+    process::free_port,
+    smartcard::{exclusive, CardFile, InsertedCard},
+    smtp::{code_in, SmtpServer},
+    system::RunningBackend,
+};
+
+async fn fill(browser: &Browser, css: &str, text: &str) {
+    let element = browser.find(css).await.unwrap();
+    browser.type_into(&element, text).await.unwrap();
+}
+
+async fn click(browser: &Browser, css: &str) {
+    let element = browser.find(css).await.unwrap();
+    browser.click(&element).await.unwrap();
+}
+
+async fn sign_in(browser: &Browser, passcode: &str) {
+    browser.wait_for_text("[data-testid=card-ready]", "Card found").await.unwrap();
+    fill(browser, "#passcode", passcode).await;
+    click(browser, "[data-testid=sign-in]").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_signs_in_registers_for_self_service_and_signs_out() {
+    let _lock = exclusive().unwrap();
+    let card = CardFile::personalised("Jo Example").unwrap();
+    // The agent must allow the site's origin and the site must know the agent's URL.
+    let port = free_port().unwrap();
+    let site = format!("http://127.0.0.1:{port}");
+    let agent = RunningAgent::start_with(&["--allow-origin".as_ref(), site.as_ref()]).await.unwrap();
+    let agent_url = agent.url();
+    let smtp = SmtpServer::start().unwrap();
+    let smtp_url = smtp.url();
+    let backend = RunningBackend::start_with(|s| {
+        s.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        s.agent_urls = vec![agent_url];
+        s.smtp_url = Some(smtp_url);
+    })
+    .await
+    .unwrap();
+    backend.issue_card(&card, "800000000001", "Jo Example", "jo.example@nhs.net").unwrap();
+    let inserted = InsertedCard::insert(&card).unwrap();
+    let browser = Browser::start(Engine::Chromium).await.unwrap();
+
+    browser.goto(&backend.url).await.unwrap();
+    browser.wait_for_text("h1", "Smartcard self-service").await.unwrap();
+    browser.assert_accessible("the start page").await.unwrap();
+    browser.click(&browser.find("[data-testid=start-sign-in]").await.unwrap()).await.unwrap();
+    browser.wait_for_text("[data-testid=card-ready]", "Card found").await.unwrap();
+    browser.assert_accessible("the sign-in page").await.unwrap();
+
+    let passcode = browser.find("#passcode").await.unwrap();
+    browser.type_into(&passcode, "999999").await.unwrap();
+    browser.click(&browser.find("[data-testid=sign-in]").await.unwrap()).await.unwrap();
+    browser.wait_for_text("[data-testid=error-message]", "2 tries left").await.unwrap();
+    browser.wait_for_text("[data-testid=card-ready]", "2 tries left").await.unwrap();
+    browser.assert_accessible("the sign-in page with an error").await.unwrap();
+
+    let passcode = browser.find("#passcode").await.unwrap();
+    browser.type_into(&passcode, "123456").await.unwrap();
+    browser.click(&browser.find("[data-testid=sign-in]").await.unwrap()).await.unwrap();
+    browser.wait_for_text("h1", "My profile").await.unwrap();
+    browser.wait_for_text("[data-testid=profile-name]", "Jo Example").await.unwrap();
+    browser.wait_for_text("[data-testid=self-service-status]", "not registered").await.unwrap();
+    browser.assert_accessible("My Profile").await.unwrap();
+
+    // Register: passcode, questions, email, code.
+    click(&browser, "[data-testid=register]").await;
+    browser.wait_for_text("h2", "Confirm it is your card").await.unwrap();
+    browser.assert_accessible("registration: passcode").await.unwrap();
+    fill(&browser, "#reg-passcode", "123456").await;
+    click(&browser, "[data-testid=continue]").await;
+    browser.wait_for_text("h2", "Choose 4 security questions").await.unwrap();
+    browser.wait_for_text("#question-1", "first school").await.unwrap();
+    browser.assert_accessible("registration: questions").await.unwrap();
+    for (slot, (question, answer)) in
+        [(1, "St Mary's"), (2, "Oak Road"), (3, "Jaws"), (6, "Biscuit")].iter().enumerate()
+    {
+        click(&browser, &format!("#question-{} option[value='{question}']", slot + 1)).await;
+        fill(&browser, &format!("#answer-{}", slot + 1), answer).await;
+    }
+    click(&browser, "[data-testid=continue]").await;
+    browser.wait_for_text("h2", "Confirm your email address").await.unwrap();
+    let prefilled = browser.execute("return document.getElementById('email').value").await.unwrap();
+    assert_eq!(prefilled, "jo.example@nhs.net", "pre-filled from the contact details");
+    browser.assert_accessible("registration: email").await.unwrap();
+    click(&browser, "[data-testid=continue]").await;
+    browser.wait_for_text("[data-testid=code-sent]", "Junk").await.unwrap();
+    browser.assert_accessible("registration: code").await.unwrap();
+    let mail = smtp.wait_for("jo.example@nhs.net", "registration code", 1).await.unwrap();
+    fill(&browser, "#code", &code_in(&mail).unwrap()).await;
+    click(&browser, "[data-testid=confirm]").await;
+    browser.wait_for_text("[data-testid=registered-panel]", "Registration complete").await.unwrap();
+    browser.wait_for_text("[data-testid=self-service-status]", "You are registered").await.unwrap();
+    browser.assert_accessible("My Profile after registering").await.unwrap();
+    smtp.wait_for("jo.example@nhs.net", "You are registered", 1).await.unwrap();
+
+    click(&browser, "[data-testid=sign-out]").await;
+    browser.wait_for_text("h1", "Smartcard self-service").await.unwrap();
+
+    // Signed in again, pulling the card out signs out.
+    browser.goto(&format!("{}/sign-in", backend.url)).await.unwrap();
+    sign_in(&browser, "123456").await;
+    browser.wait_for_text("[data-testid=profile-name]", "Jo Example").await.unwrap();
+    drop(inserted);
+    browser.wait_for_text("h1", "You have been signed out").await.unwrap();
+    browser.assert_accessible("the signed-out page").await.unwrap();
+    browser.goto(&format!("{}/profile", backend.url)).await.unwrap();
+    browser.wait_for_text("h1", "Sign in with your smartcard").await.unwrap();
+    browser.quit().await.unwrap();
+}
