@@ -62,7 +62,17 @@ async fn the_start_page_renders_its_heading_and_the_misconduct_warning() {
     let text = text_once_it_contains(&root, "Only unlock your own card").await;
     assert!(text.contains("Smartcard self-service"), "{text}");
     assert!(text.contains("Only unlock your own card"), "{text}");
-    assert!(root.query_selector("a.skip-link").unwrap().is_some(), "skip link for keyboard users");
+    assert!(root.query_selector("a.nhsuk-skip-link").unwrap().is_some(), "skip link for keyboard users");
+}
+
+#[wasm_bindgen_test]
+async fn the_sign_in_page_says_plainly_when_the_card_agent_is_not_running() {
+    // No agent answers the test runner's page (none runs, or it refuses this origin).
+    let root = mount_at("/sign-in");
+    let text = text_once_it_contains(&root, "card agent is not running").await;
+    assert!(text.contains("Sign in with your smartcard"), "{text}");
+    assert!(text.contains("The card agent is not running"), "{text}");
+    assert!(root.query_selector("input#passcode[type=password]").unwrap().is_some(), "a masked passcode field");
 }
 
 #[wasm_bindgen_test]
