@@ -40,6 +40,8 @@ struct Inner {
     next_id: Cell<u64>,
     status: RwSignal<AgentStatus>,
     readers: RwSignal<Vec<ReaderInfo>>,
+    /// The readers have been listed since the (re)connection: an empty list means "none".
+    listed: RwSignal<bool>,
     last_event: RwSignal<Option<Event>>,
     handlers: RefCell<Vec<Box<dyn std::any::Any>>>,
 }
@@ -55,6 +57,7 @@ impl Agent {
                 next_id: Cell::new(1),
                 status: RwSignal::new(AgentStatus::Connecting),
                 readers: RwSignal::new(Vec::new()),
+                listed: RwSignal::new(false),
                 last_event: RwSignal::new(None),
                 handlers: RefCell::new(Vec::new()),
             }),
@@ -72,6 +75,10 @@ impl Agent {
 
     pub fn readers(&self) -> RwSignal<Vec<ReaderInfo>> {
         self.inner.readers
+    }
+
+    pub fn listed(&self) -> RwSignal<bool> {
+        self.inner.listed
     }
 
     /// The newest reader/card event (pages react to card removal through it).
@@ -129,6 +136,7 @@ impl Agent {
         *self.inner.socket.borrow_mut() = None;
         self.inner.status.set(AgentStatus::NotRunning);
         self.inner.readers.set(Vec::new());
+        self.inner.listed.set(false);
         // Dropping the senders fails every waiting request with "agent not running".
         self.inner.pending.borrow_mut().clear();
         let agent = self.clone();
@@ -140,6 +148,7 @@ impl Agent {
         leptos::task::spawn_local(async move {
             if let Ok(Outcome::Ok(Reply::Readers { readers })) = agent.request(Operation::ListReaders).await {
                 agent.inner.readers.set(readers);
+                agent.inner.listed.set(true);
             }
         });
     }

@@ -72,7 +72,10 @@ async fn the_sign_in_page_says_plainly_when_the_card_agent_is_not_running() {
     let text = text_once_it_contains(&root, "card agent is not running").await;
     assert!(text.contains("Sign in with your smartcard"), "{text}");
     assert!(text.contains("The card agent is not running"), "{text}");
-    assert!(root.query_selector("input#passcode[type=password]").unwrap().is_some(), "a masked passcode field");
+    assert!(
+        root.query_selector("input#passcode[type=password]").unwrap().is_some(),
+        "a masked passcode field"
+    );
 }
 
 #[wasm_bindgen_test]

@@ -109,10 +109,13 @@ async fn a_holder_signs_in_registers_for_self_service_and_signs_out() {
     click(&browser, "[data-testid=sign-out]").await;
     browser.wait_for_text("h1", "Smartcard self-service").await.unwrap();
 
-    // Signed in again, pulling the card out signs out.
+    // Signed in again, pulling the card out signs out — even after the page was reloaded.
     browser.goto(&format!("{}/sign-in", backend.url)).await.unwrap();
     sign_in(&browser, "123456").await;
     browser.wait_for_text("[data-testid=profile-name]", "Jo Example").await.unwrap();
+    browser.goto(&format!("{}/profile", backend.url)).await.unwrap();
+    browser.wait_for_text("[data-testid=profile-name]", "Jo Example").await.unwrap();
+    browser.wait_for_text("[data-testid=card-watch]", "Taking it out signs you out").await.unwrap();
     drop(inserted);
     browser.wait_for_text("h1", "You have been signed out").await.unwrap();
     browser.assert_accessible("the signed-out page").await.unwrap();

@@ -9,7 +9,7 @@ use protocol::{
 };
 
 use crate::{
-    agent::{use_agent, SignedInReader},
+    agent::{use_agent, AgentStatus, SignedInReader},
     api,
 };
 
@@ -29,6 +29,35 @@ pub fn Profile() -> impl IntoView {
                     navigate("/sign-in", Default::default());
                 }
             }
+        });
+    }
+    // After a reload the page no longer knows which reader holds the signed-in card: find it
+    // (and if no reader holds it, it was removed while the page was away: sign out).
+    {
+        let agent = agent.clone();
+        let navigate = navigate.clone();
+        let readers = agent.readers();
+        Effect::new(move |_| {
+            let (Some(Ok(profile)), true) = (me.get(), signed_in_reader.0.get().is_none()) else { return };
+            if !matches!(agent.status().get(), AgentStatus::Connected { .. }) || !agent.listed().get() {
+                return;
+            }
+            let candidates: Vec<String> =
+                readers.get().into_iter().filter(|r| r.card_present).map(|r| r.name).collect();
+            let agent = agent.clone();
+            let navigate = navigate.clone();
+            leptos::task::spawn_local(async move {
+                for reader in candidates {
+                    if let Ok(card) = agent.identity(reader.clone()).await {
+                        if card.guid == profile.signed_in_with {
+                            signed_in_reader.0.set(Some(reader));
+                            return;
+                        }
+                    }
+                }
+                let _ = api::sign_out().await;
+                navigate("/signed-out", Default::default());
+            });
         });
     }
     // The signed-in card left the reader: sign out.
@@ -74,6 +103,9 @@ pub fn Profile() -> impl IntoView {
                 }.into_any(),
             })}
         </Suspense>
+        {move || signed_in_reader.0.get().map(|reader| view! {
+            <p class="nhsuk-body-s" data-testid="card-watch">{format!("Your card is in the reader “{reader}”. Taking it out signs you out.")}</p>
+        })}
         <button class="nhsuk-button nhsuk-button--secondary" type="button" data-testid="sign-out" on:click=sign_out>"Sign out"</button>
     }
 }
