@@ -41,8 +41,9 @@ make_card() {
 issue_card() {
   local export="$DEMO/$1/export"
   "$BIN/backend" admin add-user --user-id "$2" --name "$3" --email "$4" "${@:5}" >/dev/null
-  "$BIN/backend" admin bind-card --user-id "$2" --guid "$(cat "$export/guid")" \
-    --piv-auth-cert "$export/piv-auth.pem" --card-auth-cert "$export/card-auth.pem" >/dev/null
+  # The virtual card's initial PUK (virtual-card init's default), recorded sealed on first run.
+  printf '12345678\n' | "$BIN/backend" admin bind-card --user-id "$2" --guid "$(cat "$export/guid")" \
+    --piv-auth-cert "$export/piv-auth.pem" --card-auth-cert "$export/card-auth.pem" --puk-stdin >/dev/null
 }
 make_card holder "Demo Cardholder"
 make_card ra "Demo RA Officer"

@@ -6,11 +6,15 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 
+use zeroize::Zeroizing;
+
 use crate::{
     audit::{self, Entry, SYSTEM},
     card_proof::public_key_of_certificate,
+    config::Settings,
     db::Database,
     people::{self, NewUser, PeopleError},
+    puk_vault::PukVault,
 };
 
 #[derive(Debug, Subcommand)]
@@ -39,12 +43,17 @@ pub enum AdminCommand {
         piv_auth_cert: PathBuf,
         #[arg(long)]
         card_auth_cert: PathBuf,
+        /// Read the card's current PUK from the first line of standard input (never from the
+        /// command line, where other users could see it) and record it sealed, unless one is
+        /// recorded already.
+        #[arg(long)]
+        puk_stdin: bool,
     },
     /// Check the audit trail's hash chain; exits non-zero naming the first broken row.
     VerifyAudit,
 }
 
-pub async fn run(db: &Database, command: AdminCommand) -> anyhow::Result<()> {
+pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::AddUser { user_id, name, email, roles } => {
             let new =
@@ -53,7 +62,9 @@ pub async fn run(db: &Database, command: AdminCommand) -> anyhow::Result<()> {
                 Ok(user) => {
                     audit::record(
                         db,
-                        Entry::new(SYSTEM, "user_added").subject(&user.user_id).details(&roles),
+                        Entry::new(SYSTEM, "user_added")
+                            .subject(&user.user_id)
+                            .details(serde_json::json!({ "roles": roles })),
                     )
                     .await?;
                     println!("added user {} ({})", user.user_id, user.name);
@@ -69,7 +80,7 @@ pub async fn run(db: &Database, command: AdminCommand) -> anyhow::Result<()> {
                 Err(e) => return Err(e.into()),
             }
         }
-        AdminCommand::BindCard { user_id, guid, piv_auth_cert, card_auth_cert } => {
+        AdminCommand::BindCard { user_id, guid, piv_auth_cert, card_auth_cert, puk_stdin } => {
             anyhow::ensure!(
                 guid.len() == 32 && guid.bytes().all(|b| b.is_ascii_hexdigit()),
                 "--guid must be 32 hex digits"
@@ -84,9 +95,32 @@ pub async fn run(db: &Database, command: AdminCommand) -> anyhow::Result<()> {
                 people::user_by_user_id(db, &user_id).await?.with_context(|| format!("no user {user_id}"))?;
             let card =
                 people::bind_card(db, &user, &guid, &key(&piv_auth_cert)?, &key(&card_auth_cert)?).await?;
-            audit::record(db, Entry::new(SYSTEM, "card_bound").subject(&card.guid).details(&user.user_id))
-                .await?;
+            audit::record(
+                db,
+                Entry::new(SYSTEM, "card_bound")
+                    .subject(&card.guid)
+                    .details(serde_json::json!({ "user_id": user.user_id })),
+            )
+            .await?;
             println!("card {} is issued to {}", card.guid, user.user_id);
+            if puk_stdin {
+                let mut line = Zeroizing::new(String::new());
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("Failed to read the PUK from standard input")?;
+                let puk = line.trim_end_matches(['\r', '\n']);
+                anyhow::ensure!(
+                    (6..=8).contains(&puk.len()) && puk.bytes().all(|b| b.is_ascii_graphic()),
+                    "a PUK is 6 to 8 printable characters"
+                );
+                let sealed = PukVault::from_settings(settings)?.seal(&card.guid, puk)?;
+                if people::record_initial_puk(db, &card.guid, &sealed).await? {
+                    audit::record(db, Entry::new(SYSTEM, "puk_recorded").subject(&card.guid)).await?;
+                    println!("its PUK is recorded, sealed");
+                } else {
+                    println!("its PUK was already recorded; left as it is");
+                }
+            }
         }
         AdminCommand::VerifyAudit => match audit::first_broken_row(db).await? {
             None => println!("audit trail intact"),

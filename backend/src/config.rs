@@ -42,6 +42,9 @@ pub struct Settings {
     /// 32 random bytes, base64, the same on every instance: keys the hashes of one-time codes.
     /// Unset: generated once into `<data_dir>/secret.key`.
     pub secret_key: Option<String>,
+    /// The key-encryption key for PUKs at rest: 32 bytes, base64, from a secret store, never in
+    /// the repository. Unset: generated once into `<data_dir>/puk.kek` (embedded default only).
+    pub puk_kek: Option<String>,
 }
 
 impl Default for Settings {
@@ -58,6 +61,7 @@ impl Default for Settings {
             mail_from: "Smartcard Self-Service <no-reply@selfservice.localhost>".into(),
             email_domains: Vec::new(),
             secret_key: None,
+            puk_kek: None,
         }
     }
 }
@@ -104,6 +108,7 @@ impl Settings {
         copy.database_url = Some(redact_url_password(&self.effective_database_url()));
         copy.smtp_url = self.smtp_url.as_deref().map(redact_url_password);
         copy.secret_key = self.secret_key.as_ref().map(|_| "***".to_owned());
+        copy.puk_kek = self.puk_kek.as_ref().map(|_| "***".to_owned());
         Ok(serde_json::to_string_pretty(&copy)?)
     }
 }

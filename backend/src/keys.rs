@@ -13,12 +13,17 @@ pub fn server_key(settings: &Settings) -> anyhow::Result<[u8; 32]> {
     if let Some(b64) = &settings.secret_key {
         return decode(b64).context("secret_key must be 32 bytes in base64");
     }
-    let path = settings.data_dir.join("secret.key");
-    if let Ok(text) = std::fs::read_to_string(&path) {
+    local_key(&settings.data_dir.join("secret.key"))
+}
+
+/// A 32-byte key kept in a file (base64, mode 0600), made on first use: for the embedded
+/// single-instance default only; production configures its keys instead.
+pub fn local_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    if let Ok(text) = std::fs::read_to_string(path) {
         return decode(text.trim()).with_context(|| format!("{} is not a valid key", path.display()));
     }
     let key = random_bytes::<32>();
-    write_private(&path, &STANDARD.encode(key))?;
+    write_private(path, &STANDARD.encode(key))?;
     Ok(key)
 }
 

@@ -16,6 +16,7 @@ pub mod hashing;
 pub mod keys;
 pub mod mail;
 pub mod people;
+pub mod puk_vault;
 pub mod questions;
 pub mod routes;
 pub mod secrets;

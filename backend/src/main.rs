@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Admin(command) => {
             let db = backend::db::Database::connect(&settings).await?;
             db.migrate().await?;
-            let result = backend::admin::run(&db, command).await;
+            let result = backend::admin::run(&db, &settings, command).await;
             db.close().await;
             result
         }

@@ -182,3 +182,16 @@ pub async fn cards_of(db: &Database, user_ref: i64) -> Result<Vec<Card>, sqlx::E
             .await?;
     rows.iter().map(Card::from_row).collect()
 }
+
+/// Records the card's PUK (sealed) if none is recorded yet: re-running a bootstrap never
+/// overwrites a PUK an unlock has since rotated. Returns whether it was recorded.
+pub async fn record_initial_puk(db: &Database, guid: &str, sealed_puk: &[u8]) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE cards SET puk_sealed = $1, puk_version = 1 WHERE guid = $2 AND puk_sealed IS NULL",
+    )
+    .bind(sealed_puk)
+    .bind(guid.to_ascii_lowercase())
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

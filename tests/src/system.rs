@@ -45,12 +45,33 @@ impl RunningBackend {
 
     /// Runs `backend admin <args>` (the real binary) on this backend's database.
     pub fn admin(&self, args: &[&str]) -> anyhow::Result<String> {
-        run_ok(
-            std::process::Command::new(workspace_binary("backend")?)
-                .env("SELFSERVICE_DATA_DIR", self.data_dir.path())
-                .arg("admin")
-                .args(args),
-        )
+        self.admin_with_input(args, "")
+    }
+
+    /// As [`RunningBackend::admin`], writing `input` to its standard input.
+    pub fn admin_with_input(&self, args: &[&str], input: &str) -> anyhow::Result<String> {
+        use std::{io::Write, process::Stdio};
+        let mut child = std::process::Command::new(workspace_binary("backend")?)
+            .env("SELFSERVICE_DATA_DIR", self.data_dir.path())
+            .arg("admin")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes())?;
+        }
+        let output = child.wait_with_output()?;
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        anyhow::ensure!(output.status.success(), "backend admin {args:?} failed:\n{text}");
+        Ok(text)
+    }
+
+    /// This backend's settings (its data directory holds the SQLite file and local keys).
+    pub fn settings(&self) -> Settings {
+        Settings { data_dir: self.data_dir.path().to_owned(), ..Settings::default() }
     }
 
     /// Creates a user and binds the (personalised) card to them with the admin commands, as
@@ -74,17 +95,22 @@ impl RunningBackend {
         let guid = std::fs::read_to_string(export.join("guid"))?;
         self.admin(&["add-user", "--user-id", user_id, "--name", name, "--email", email])?;
         let (piv_auth, card_auth) = (export.join("piv-auth.pem"), export.join("card-auth.pem"));
-        self.admin(&[
-            "bind-card",
-            "--user-id",
-            user_id,
-            "--guid",
-            &guid,
-            "--piv-auth-cert",
-            &piv_auth.to_string_lossy(),
-            "--card-auth-cert",
-            &card_auth.to_string_lossy(),
-        ])?;
+        // The virtual card's initial PUK, as the run command records it.
+        self.admin_with_input(
+            &[
+                "bind-card",
+                "--user-id",
+                user_id,
+                "--guid",
+                &guid,
+                "--piv-auth-cert",
+                &piv_auth.to_string_lossy(),
+                "--card-auth-cert",
+                &card_auth.to_string_lossy(),
+                "--puk-stdin",
+            ],
+            "12345678\n",
+        )?;
         Ok(guid)
     }
 

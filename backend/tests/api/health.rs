@@ -56,3 +56,11 @@ async fn the_sqlite_file_and_data_directory_are_created_on_first_run() {
     let app = TestApp::spawn(Engine::Sqlite).await;
     assert!(app.data_dir().join("selfservice.db").is_file());
 }
+
+on_both_databases! {
+    async fn the_client_config_names_the_first_allowed_agent_url(engine: Engine) {
+        let app = TestApp::spawn_with(engine, |s| s.agent_urls = vec!["ws://127.0.0.1:47999".into()]).await;
+        let config: protocol::api::ClientConfig = app.get("/api/client-config").await.json().await.unwrap();
+        assert_eq!(config.agent_url, "ws://127.0.0.1:47999");
+    }
+}
