@@ -68,6 +68,9 @@ async fn proof(
 ) -> Result<StatusCode, ApiError> {
     let signature =
         STANDARD.decode(&request.signature).map_err(|_| invalid("The signature must be base64."))?;
+    // Read before the write transaction, which must not wait for a second pooled connection.
+    let card =
+        people::card_by_guid(&state.db, &me.session.card_guid).await?.ok_or(ApiError::Unauthenticated)?;
     let mut tx = state.db.begin_write().await?;
     let challenge = challenges::redeem(
         &mut tx,
@@ -76,8 +79,6 @@ async fn proof(
         Some(&me.session.token_hash),
     )
     .await?;
-    let card =
-        people::card_by_guid(&state.db, &me.session.card_guid).await?.ok_or(ApiError::Unauthenticated)?;
     let proven = card.status == people::CardStatus::Active
         && card.user_ref == me.user.id
         && card_proof::verifies(&card.piv_auth_key, &challenge, &signature);

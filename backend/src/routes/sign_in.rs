@@ -41,9 +41,14 @@ async fn sign_in(
 ) -> Result<Response, ApiError> {
     let signature = STANDARD.decode(&request.signature).map_err(|_| bad_signature_format())?;
     let guid = request.guid.to_ascii_lowercase();
+    // Reads first: a write transaction holds a pooled connection, and must not wait for a second.
+    let card = people::card_by_guid(&state.db, &guid).await?;
+    let holder = match &card {
+        Some(card) => people::user_by_ref(&state.db, card.user_ref).await?,
+        None => None,
+    };
     let mut tx = state.db.begin_write().await?;
     let challenge = challenges::redeem(&mut tx, &request.challenge_id, Purpose::SignIn, None).await?;
-    let card = people::card_by_guid(&state.db, &guid).await?;
     let Some(card) = card else {
         audit::append(
             &mut tx,
@@ -83,7 +88,7 @@ async fn sign_in(
             "The card's answer could not be verified. Remove the card, put it back and try again.",
         ));
     }
-    let user = people::user_by_ref(&state.db, card.user_ref).await?.ok_or(ApiError::Unauthenticated)?;
+    let user = holder.ok_or(ApiError::Unauthenticated)?;
     let token = session::create(&mut tx, user.id, &guid).await?;
     audit::append(&mut tx, Entry::new(&user.user_id, "sign_in").subject(&guid)).await?;
     tx.commit().await?;

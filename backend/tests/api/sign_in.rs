@@ -131,3 +131,25 @@ on_both_databases! {
         assert_eq!(fetch_metadata.status(), 200);
     }
 }
+
+on_both_databases! {
+    async fn many_simultaneous_sign_ins_all_succeed(engine: Engine) {
+        let app = std::sync::Arc::new(TestApp::spawn(engine).await);
+        let card = std::sync::Arc::new(TestCard::new());
+        card.issue_to(&app, "u4", "Gil Holder", "gil@nhs.net").await;
+        // More than either pool has connections: no request may hold one while waiting for another.
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let (app, card) = (app.clone(), card.clone());
+                tokio::spawn(async move { card.sign_in(&app).await.status().as_u16() })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), 200);
+        }
+        let sessions: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(app.db.pool()).await.unwrap();
+        assert_eq!(sessions, 40);
+        assert_eq!(backend::audit::first_broken_row(&app.db).await.unwrap(), None);
+    }
+}
