@@ -94,24 +94,30 @@ impl RunningBackend {
         )?;
         let guid = std::fs::read_to_string(export.join("guid"))?;
         self.admin(&["add-user", "--user-id", user_id, "--name", name, "--email", email])?;
-        let (piv_auth, card_auth) = (export.join("piv-auth.pem"), export.join("card-auth.pem"));
         // The virtual card's initial PUK, as the run command records it.
+        self.bind_card(card, user_id, &guid, "12345678")?;
+        Ok(guid)
+    }
+
+    /// `backend admin bind-card … --puk-stdin` for a card exported by [`RunningBackend::issue_card`].
+    pub fn bind_card(&self, card: &CardFile, user_id: &str, guid: &str, puk: &str) -> anyhow::Result<String> {
+        let export = card.dir.path().join("export");
+        let (piv_auth, card_auth) = (export.join("piv-auth.pem"), export.join("card-auth.pem"));
         self.admin_with_input(
             &[
                 "bind-card",
                 "--user-id",
                 user_id,
                 "--guid",
-                &guid,
+                guid,
                 "--piv-auth-cert",
                 &piv_auth.to_string_lossy(),
                 "--card-auth-cert",
                 &card_auth.to_string_lossy(),
                 "--puk-stdin",
             ],
-            "12345678\n",
-        )?;
-        Ok(guid)
+            &format!("{puk}\n"),
+        )
     }
 
     /// An HTTP client that behaves like the SPA in a browser: cookies, and this site's Origin.

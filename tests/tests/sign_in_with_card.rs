@@ -61,25 +61,7 @@ async fn the_agent_signs_the_backends_challenge_and_the_backend_opens_a_session(
     let vault = backend::puk_vault::PukVault::from_settings(&settings).unwrap();
     assert_eq!(vault.open(&guid, &sealed).unwrap().as_str(), "12345678");
     assert!(vault.open("00000000000000000000000000000000", &sealed).is_err(), "bound to its card");
-    let export = card.dir.path().join("export");
-    let (piv_auth, card_auth) = (export.join("piv-auth.pem"), export.join("card-auth.pem"));
-    let again = backend
-        .admin_with_input(
-            &[
-                "bind-card",
-                "--user-id",
-                "700000000001",
-                "--guid",
-                &guid,
-                "--piv-auth-cert",
-                &piv_auth.to_string_lossy(),
-                "--card-auth-cert",
-                &card_auth.to_string_lossy(),
-                "--puk-stdin",
-            ],
-            "99999999\n",
-        )
-        .unwrap();
+    let again = backend.bind_card(&card, "700000000001", &guid, "99999999").unwrap();
     assert!(again.contains("already recorded"), "{again}");
     let still: Vec<u8> = sqlx::query_scalar("SELECT puk_sealed FROM cards WHERE guid = $1")
         .bind(&guid)

@@ -166,12 +166,7 @@ async fn resend(
     me: SignedIn,
 ) -> Result<AppJson<RegistrationPending>, ApiError> {
     let mut tx = state.db.begin_write().await?;
-    let email: Option<String> =
-        sqlx::query_scalar("SELECT email FROM registrations WHERE user_ref = $1 AND status = 'pending'")
-            .bind(me.user.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let email = email.ok_or_else(no_pending)?;
+    let email = pending_email(&mut tx, me.user.id).await?;
     let pending = send_code(&mut tx, &state, &me, &email).await?;
     audit::append(&mut tx, Entry::new(&me.user.user_id, "registration_code_resent")).await?;
     tx.commit().await?;
@@ -185,12 +180,7 @@ async fn confirm(
     AppJson(request): AppJson<CodeRequest>,
 ) -> Result<AppJson<Profile>, ApiError> {
     let mut tx = state.db.begin_write().await?;
-    let email: Option<String> =
-        sqlx::query_scalar("SELECT email FROM registrations WHERE user_ref = $1 AND status = 'pending'")
-            .bind(me.user.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let email = email.ok_or_else(no_pending)?;
+    let email = pending_email(&mut tx, me.user.id).await?;
     if let Err(refusal) =
         codes::redeem(&mut tx, &state.codes, me.user.id, codes::Purpose::Registration, &request.code).await
     {
@@ -235,6 +225,16 @@ async fn withdraw(State(state): State<AppState>, me: SignedIn) -> Result<StatusC
     audit::append(&mut tx, Entry::new(&me.user.user_id, "registration_withdrawn")).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The email of the user's registration that awaits its code.
+async fn pending_email(tx: &mut Transaction<'static, Any>, user_ref: i64) -> Result<String, ApiError> {
+    let email: Option<String> =
+        sqlx::query_scalar("SELECT email FROM registrations WHERE user_ref = $1 AND status = 'pending'")
+            .bind(user_ref)
+            .fetch_optional(&mut **tx)
+            .await?;
+    email.ok_or_else(no_pending)
 }
 
 async fn send_code(

@@ -49,44 +49,34 @@ async fn sign_in(
     };
     let mut tx = state.db.begin_write().await?;
     let challenge = challenges::redeem(&mut tx, &request.challenge_id, Purpose::SignIn, None).await?;
-    let Some(card) = card else {
-        audit::append(
-            &mut tx,
-            Entry::new(ANONYMOUS, "sign_in_refused").subject(&guid).details(reason("unknown_card")),
-        )
-        .await?;
-        tx.commit().await?;
-        return Err(ApiError::rejected(
+    let refusal = match &card {
+        None => Some((
+            "unknown_card",
             StatusCode::FORBIDDEN,
             "card_not_recognised",
             "This card is not known to this service. Contact your Registration Authority (RA).",
-        ));
-    };
-    if card.status != CardStatus::Active {
-        audit::append(
-            &mut tx,
-            Entry::new(ANONYMOUS, "sign_in_refused").subject(&guid).details(reason(card.status.as_str())),
-        )
-        .await?;
-        tx.commit().await?;
-        return Err(ApiError::rejected(
+        )),
+        Some(card) if card.status != CardStatus::Active => Some((
+            card.status.as_str(),
             StatusCode::FORBIDDEN,
             "card_not_active",
             "This card has been suspended or revoked. Contact your Registration Authority (RA).",
-        ));
-    }
-    if !card_proof::verifies(&card.piv_auth_key, &challenge, &signature) {
-        audit::append(
-            &mut tx,
-            Entry::new(ANONYMOUS, "sign_in_refused").subject(&guid).details(reason("bad_signature")),
-        )
-        .await?;
-        tx.commit().await?;
-        return Err(ApiError::rejected(
+        )),
+        Some(card) if !card_proof::verifies(&card.piv_auth_key, &challenge, &signature) => Some((
+            "bad_signature",
             StatusCode::UNAUTHORIZED,
             "signature_invalid",
             "The card's answer could not be verified. Remove the card, put it back and try again.",
-        ));
+        )),
+        Some(_) => None,
+    };
+    if let Some((why, status, code, message)) = refusal {
+        // The refusal is audited (and the challenge stays spent) even though the request fails.
+        let details = serde_json::json!({ "reason": why });
+        audit::append(&mut tx, Entry::new(ANONYMOUS, "sign_in_refused").subject(&guid).details(details))
+            .await?;
+        tx.commit().await?;
+        return Err(ApiError::rejected(status, code, message));
     }
     let user = holder.ok_or(ApiError::Unauthenticated)?;
     let token = session::create(&mut tx, user.id, &guid).await?;
@@ -106,10 +96,6 @@ async fn sign_out(State(state): State<AppState>, signed_in: SignedIn) -> Result<
     .await?;
     let cookie = session::set_cookie(None, state.settings.secure_cookies());
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
-}
-
-fn reason(why: &str) -> serde_json::Value {
-    serde_json::json!({ "reason": why })
 }
 
 fn bad_signature_format() -> ApiError {
