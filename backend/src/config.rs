@@ -45,6 +45,8 @@ pub struct Settings {
     /// The key-encryption key for PUKs at rest: 32 bytes, base64, from a secret store, never in
     /// the repository. Unset: generated once into `<data_dir>/puk.kek` (embedded default only).
     pub puk_kek: Option<String>,
+    /// How many of the holder's 4 questions an unlock asks (2–4).
+    pub unlock_questions: u8,
 }
 
 impl Default for Settings {
@@ -62,6 +64,7 @@ impl Default for Settings {
             email_domains: Vec::new(),
             secret_key: None,
             puk_kek: None,
+            unlock_questions: 3,
         }
     }
 }

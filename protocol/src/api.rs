@@ -160,3 +160,37 @@ pub struct ClientConfig {
     /// The card agent's WebSocket URL.
     pub agent_url: String,
 }
+
+/// `POST /api/unlock/start`: the card's 9E signature over an unlock challenge (no PIN needed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockStart {
+    pub challenge_id: String,
+    pub guid: String,
+    /// DER ECDSA signature, base64, by the Card Authentication key (9E).
+    pub signature: String,
+}
+
+/// The questions for this unlock attempt (the same ones until it ends).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockQuestions {
+    pub attempt_id: String,
+    pub questions: Vec<Question>,
+    /// Wrong attempts left before self-service locks for this person.
+    pub attempts_left: u32,
+}
+
+/// `POST /api/unlock/answers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockAnswers {
+    pub attempt_id: String,
+    pub answers: Vec<QuestionAnswer>,
+}
+
+/// The answers were right: a code went to the registered address (shown partly hidden).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockCodeSent {
+    pub email_hint: String,
+    /// Unix seconds.
+    pub code_expires_at: i64,
+    pub resend_after: i64,
+}

@@ -9,6 +9,7 @@ mod health;
 pub mod profile;
 mod registration;
 mod sign_in;
+mod unlock;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -17,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .merge(sign_in::router())
         .merge(profile::router())
         .merge(registration::router())
+        .merge(unlock::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::middleware::from_fn(crate::csrf::require_same_origin))
 }

@@ -12,3 +12,4 @@ mod health;
 mod registration;
 mod sign_in;
 mod spa_hosting;
+mod unlock;

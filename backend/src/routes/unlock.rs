@@ -1,0 +1,344 @@
+//! Unlocking a card, first part (journey 2, DESIGN.md): the card proves it is present with its
+//! 9E key (no PIN — the card may be locked), the backend finds its holder and their registration,
+//! asks 2–4 of their questions (fixed for the attempt) and checks the answers all-or-nothing.
+//! Three wrong attempts lock the person out of self-service until an RA clears it; the count is
+//! one atomic row update, so parallel submissions cannot slip past it. Right answers send an
+//! unlock code to the registered address.
+
+use axum::{extract::State, http::StatusCode, routing::post, Router};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use protocol::api::{ChallengeIssued, Question, UnlockAnswers, UnlockCodeSent, UnlockQuestions, UnlockStart};
+use sqlx::Row;
+
+use crate::{
+    audit::{self, Entry, ANONYMOUS},
+    card_proof,
+    challenges::{self, Purpose},
+    codes,
+    error::{ApiError, AppJson},
+    mail, people, questions,
+    secrets::{random_bytes, random_token},
+    startup::AppState,
+    time::now_unix,
+};
+
+pub const MAX_FAILURES: i64 = 3;
+const ATTEMPT_SECONDS: i64 = 30 * 60;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/unlock/challenge", post(challenge))
+        .route("/unlock/start", post(start))
+        .route("/unlock/answers", post(answers))
+}
+
+async fn challenge(State(state): State<AppState>) -> Result<AppJson<ChallengeIssued>, ApiError> {
+    let issued = challenges::issue(&state.db, Purpose::Unlock, None).await?;
+    Ok(AppJson(ChallengeIssued { challenge_id: issued.id.clone(), challenge: issued.challenge_b64() }))
+}
+
+fn locked_out() -> ApiError {
+    ApiError::rejected(
+        StatusCode::FORBIDDEN,
+        "locked_out",
+        "Self-service is locked for you after 3 unsuccessful attempts. Contact your Registration Authority (RA) to unlock your card.",
+    )
+}
+
+async fn start(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<UnlockStart>,
+) -> Result<AppJson<UnlockQuestions>, ApiError> {
+    let signature = STANDARD.decode(&request.signature).map_err(|_| {
+        ApiError::rejected(StatusCode::BAD_REQUEST, "invalid_request", "The signature must be base64.")
+    })?;
+    let guid = request.guid.to_ascii_lowercase();
+    // Reads first: the write transaction below must not wait for a second pooled connection.
+    let card = people::card_by_guid(&state.db, &guid).await?;
+    let holder = match &card {
+        Some(card) => {
+            sqlx::query("SELECT unlock_failures, unlock_locked_at FROM users WHERE id = $1")
+                .bind(card.user_ref)
+                .fetch_optional(state.db.pool())
+                .await?
+        }
+        None => None,
+    };
+    let registered: Vec<i64> = match &card {
+        Some(card) => sqlx::query_scalar(
+            "SELECT a.question_id FROM registration_answers a JOIN registrations r ON r.id = a.registration_ref \
+             WHERE r.user_ref = $1 AND r.status = 'active' ORDER BY a.position",
+        )
+        .bind(card.user_ref)
+        .fetch_all(state.db.pool())
+        .await?,
+        None => Vec::new(),
+    };
+    let mut tx = state.db.begin_write().await?;
+    let challenge = challenges::redeem(&mut tx, &request.challenge_id, Purpose::Unlock, None).await?;
+    let failures: i64 = holder.as_ref().map(|h| h.try_get("unlock_failures")).transpose()?.unwrap_or(0);
+    let locked: Option<i64> = holder.as_ref().map(|h| h.try_get("unlock_locked_at")).transpose()?.flatten();
+    let refusal = match &card {
+        None => Some(("unknown_card", ApiError::rejected(
+            StatusCode::FORBIDDEN,
+            "card_not_recognised",
+            "This card was not issued by this service. Contact your Registration Authority (RA).",
+        ))),
+        Some(card) if !card_proof::verifies(&card.card_auth_key, &challenge, &signature) => Some(("bad_signature", ApiError::rejected(
+            StatusCode::UNAUTHORIZED,
+            "signature_invalid",
+            "The card's answer could not be verified. Remove the card, put it back and try again.",
+        ))),
+        Some(card) if card.status != people::CardStatus::Active => Some(("card_not_active", ApiError::rejected(
+            StatusCode::FORBIDDEN,
+            "card_not_active",
+            "This card has been suspended or revoked. Contact your Registration Authority (RA).",
+        ))),
+        Some(_) if locked.is_some() => Some(("locked_out", locked_out())),
+        Some(_) if registered.len() != questions::QUESTIONS_PER_REGISTRATION => Some(("not_registered", ApiError::rejected(
+            StatusCode::CONFLICT,
+            "not_registered",
+            "You have not registered for self-service, so your card cannot be unlocked here. Contact your Registration Authority (RA); once your card works again, sign in and register.",
+        ))),
+        Some(_) => None,
+    };
+    if let Some((why, error)) = refusal {
+        let details = serde_json::json!({ "reason": why });
+        audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_refused").subject(&guid).details(details))
+            .await?;
+        tx.commit().await?;
+        return Err(error);
+    }
+    let Some(card) = card else { return Err(ApiError::NotFound) };
+    let now = now_unix();
+    // The same questions until this attempt ends: a reload must not offer a new draw.
+    let open: Option<(String, String)> = sqlx::query(
+        "SELECT id, question_ids FROM unlock_attempts WHERE card_guid = $1 AND status = 'questions' AND expires_at >= $2",
+    )
+    .bind(&guid)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|row| Ok::<_, sqlx::Error>((row.try_get("id")?, row.try_get("question_ids")?)))
+    .transpose()?;
+    let (attempt_id, ids) = match open {
+        Some((id, list)) => (id, list.split(',').filter_map(|q| q.parse::<u32>().ok()).collect::<Vec<_>>()),
+        None => {
+            let asked = usize::from(state.settings.unlock_questions.clamp(2, 4));
+            let ids = choose(&registered, asked);
+            let id = random_token();
+            let list = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+            sqlx::query(
+                "INSERT INTO unlock_attempts (id, user_ref, card_guid, question_ids, status, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, 'questions', $5, $6)",
+            )
+            .bind(&id)
+            .bind(card.user_ref)
+            .bind(&guid)
+            .bind(&list)
+            .bind(now)
+            .bind(now + ATTEMPT_SECONDS)
+            .execute(&mut *tx)
+            .await?;
+            audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_started").subject(&guid)).await?;
+            (id, ids)
+        }
+    };
+    tx.commit().await?;
+    let questions = ids
+        .iter()
+        .filter_map(|id| questions::question(*id).map(|text| Question { id: *id, text: text.to_owned() }))
+        .collect();
+    let attempts_left = u32::try_from((MAX_FAILURES - failures).max(0)).unwrap_or(0);
+    Ok(AppJson(UnlockQuestions { attempt_id, questions, attempts_left }))
+}
+
+/// `count` of the registered questions, in a random order.
+fn choose(registered: &[i64], count: usize) -> Vec<u32> {
+    let mut pool: Vec<u32> = registered.iter().filter_map(|q| u32::try_from(*q).ok()).collect();
+    // Fisher–Yates with the OS random source.
+    for i in (1..pool.len()).rev() {
+        let j = usize::from(u16::from_le_bytes(random_bytes::<2>())) % (i + 1);
+        pool.swap(i, j);
+    }
+    pool.truncate(count);
+    pool
+}
+
+async fn answers(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<UnlockAnswers>,
+) -> Result<AppJson<UnlockCodeSent>, ApiError> {
+    let now = now_unix();
+    let expired = || {
+        ApiError::rejected(
+            StatusCode::BAD_REQUEST,
+            "attempt_expired",
+            "This unlock attempt has ended. Start again.",
+        )
+    };
+    let attempt = sqlx::query(
+        "SELECT user_ref, card_guid, question_ids FROM unlock_attempts WHERE id = $1 AND status = 'questions' AND expires_at >= $2",
+    )
+    .bind(&request.attempt_id)
+    .bind(now)
+    .fetch_optional(state.db.pool())
+    .await?
+    .ok_or_else(expired)?;
+    let user_ref: i64 = attempt.try_get("user_ref")?;
+    let guid: String = attempt.try_get("card_guid")?;
+    let asked: Vec<i64> =
+        attempt.try_get::<String, _>("question_ids")?.split(',').filter_map(|q| q.parse().ok()).collect();
+    let locked: Option<i64> = sqlx::query_scalar("SELECT unlock_locked_at FROM users WHERE id = $1")
+        .bind(user_ref)
+        .fetch_one(state.db.pool())
+        .await?;
+    if locked.is_some() {
+        return Err(locked_out());
+    }
+    let stored = sqlx::query(
+        "SELECT a.question_id, a.answer_hash, r.email FROM registration_answers a \
+         JOIN registrations r ON r.id = a.registration_ref WHERE r.user_ref = $1 AND r.status = 'active'",
+    )
+    .bind(user_ref)
+    .fetch_all(state.db.pool())
+    .await?;
+    let email: Option<String> = stored.first().map(|r| r.try_get("email")).transpose()?;
+    // Every asked question must be answered, once; every answer is checked (no early exit, so
+    // the time taken does not tell how many were right).
+    let mut all_right = request.answers.len() == asked.len();
+    for question in &asked {
+        let given = request.answers.iter().find(|a| i64::from(a.question_id) == *question);
+        let hash = stored
+            .iter()
+            .find(|r| r.try_get::<i64, _>("question_id").ok() == Some(*question))
+            .map(|r| r.try_get::<String, _>("answer_hash"))
+            .transpose()?;
+        let right = match (given, hash) {
+            (Some(given), Some(hash)) => {
+                state.answers.verify(questions::normalise(&given.answer), hash).await?
+            }
+            _ => false,
+        };
+        all_right &= right;
+    }
+
+    let mut tx = state.db.begin_write().await?;
+    if !all_right {
+        let failures: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET unlock_failures = unlock_failures + 1, \
+             unlock_locked_at = CASE WHEN unlock_failures + 1 >= $1 THEN $2 ELSE NULL END \
+             WHERE id = $3 AND unlock_locked_at IS NULL RETURNING unlock_failures",
+        )
+        .bind(MAX_FAILURES)
+        .bind(now)
+        .bind(user_ref)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(failures) = failures else {
+            tx.commit().await?;
+            return Err(locked_out());
+        };
+        let now_locked = failures >= MAX_FAILURES;
+        if now_locked {
+            sqlx::query(
+                "UPDATE unlock_attempts SET status = 'failed' WHERE user_ref = $1 AND status = 'questions'",
+            )
+            .bind(user_ref)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let event = if now_locked { "selfservice_locked_out" } else { "unlock_answers_wrong" };
+        audit::append(
+            &mut tx,
+            Entry::new(ANONYMOUS, event).subject(&guid).details(serde_json::json!({ "failures": failures })),
+        )
+        .await?;
+        tx.commit().await?;
+        if now_locked {
+            return Err(locked_out());
+        }
+        let left = MAX_FAILURES - failures;
+        return Err(ApiError::rejected(
+            StatusCode::BAD_REQUEST,
+            "answers_wrong",
+            format!(
+                "One or more answers are not right. You have {left} more {} before self-service locks.",
+                if left == 1 { "attempt" } else { "attempts" }
+            ),
+        ));
+    }
+    // Right: but only if no parallel wrong attempt locked the person meanwhile.
+    let cleared =
+        sqlx::query("UPDATE users SET unlock_failures = 0 WHERE id = $1 AND unlock_locked_at IS NULL")
+            .bind(user_ref)
+            .execute(&mut *tx)
+            .await?;
+    if cleared.rows_affected() != 1 {
+        return Err(locked_out());
+    }
+    let moved =
+        sqlx::query("UPDATE unlock_attempts SET status = 'code' WHERE id = $1 AND status = 'questions'")
+            .bind(&request.attempt_id)
+            .execute(&mut *tx)
+            .await?;
+    if moved.rows_affected() != 1 {
+        return Err(expired());
+    }
+    let email = email.ok_or_else(expired)?;
+    let issued = codes::issue(&mut tx, &state.codes, user_ref, codes::Purpose::Unlock).await?;
+    mail::enqueue(
+        &mut tx,
+        &email,
+        "Your smartcard unlock code",
+        &format!(
+            "Your smartcard unlock code is: {}\n\nEnter it on the unlock page within 15 minutes. It works once.\n\n\
+             This is NOT your new passcode: you choose that on the next page.\n\n\
+             If you are not unlocking your card right now, contact your Registration Authority (RA) straight away.\n",
+            issued.code
+        ),
+    )
+    .await?;
+    audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_questions_passed").subject(&guid)).await?;
+    tx.commit().await?;
+    state.outbox.wake();
+    Ok(AppJson(UnlockCodeSent {
+        email_hint: hint(&email),
+        code_expires_at: issued.expires_at,
+        resend_after: issued.resend_after,
+    }))
+}
+
+/// `fay.holder@nhs.net` → `f*********@nhs.net`: enough to recognise, not to harvest.
+fn hint(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}{}@{domain}", "*".repeat(local.chars().count().saturating_sub(1)))
+        }
+        None => "your registered address".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_draw_takes_distinct_registered_questions() {
+        let registered = [3, 7, 11, 19];
+        for _ in 0..50 {
+            let mut drawn = choose(&registered, 3);
+            assert_eq!(drawn.len(), 3);
+            assert!(drawn.iter().all(|q| registered.contains(&i64::from(*q))));
+            drawn.sort_unstable();
+            drawn.dedup();
+            assert_eq!(drawn.len(), 3);
+        }
+    }
+
+    #[test]
+    fn email_hints_hide_the_local_part() {
+        assert_eq!(hint("fay@nhs.net"), "f**@nhs.net");
+    }
+}

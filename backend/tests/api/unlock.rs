@@ -1,0 +1,166 @@
+//! Unlock, first part: the card's 9E proof, the holder's questions, the lockout and the code.
+
+use protocol::api::{
+    ApiErrorBody, ChallengeIssued, CodeRequest, ProofRequest, QuestionAnswer, RegistrationRequest,
+    UnlockAnswers, UnlockCodeSent, UnlockQuestions, UnlockStart,
+};
+
+use crate::{
+    cards::{sign, TestCard},
+    helpers::{Engine, TestApp},
+    on_both_databases,
+    smtp::{code_in, SmtpServer},
+};
+
+const ANSWERS: [(u32, &str); 4] = [(3, "Jaws"), (7, "Leeds"), (11, "Sam"), (19, "Blue moon")];
+
+async fn error_code(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: ApiErrorBody = response.json().await.unwrap();
+    (status, body.code)
+}
+
+/// A holder with a card, registered (through the API) when `register` is set.
+async fn holder(engine: Engine, register: bool) -> (TestApp, SmtpServer, TestCard) {
+    let smtp = SmtpServer::start().unwrap();
+    let url = smtp.url();
+    let app = TestApp::spawn_with(engine, |s| s.smtp_url = Some(url)).await;
+    let card = TestCard::new();
+    card.issue_to(&app, "500000000001", "Hal Holder", "hal@nhs.net").await;
+    if register {
+        assert_eq!(card.sign_in(&app).await.status(), 200);
+        let issued: ChallengeIssued =
+            app.post("/api/registration/challenge", &()).await.json().await.unwrap();
+        let proof =
+            ProofRequest { challenge_id: issued.challenge_id, signature: card.sign_9a(&issued.challenge) };
+        assert_eq!(app.post("/api/registration/proof", &proof).await.status(), 204);
+        let answers =
+            ANSWERS.iter().map(|(q, a)| QuestionAnswer { question_id: *q, answer: (*a).into() }).collect();
+        let request = RegistrationRequest { answers, email: "hal@nhs.net".into() };
+        assert_eq!(app.post("/api/registration", &request).await.status(), 201);
+        let code = code_in(&smtp.wait_for("hal@nhs.net", "registration code", 1).await.unwrap()).unwrap();
+        assert_eq!(app.post("/api/registration/confirm", &CodeRequest { code }).await.status(), 200);
+        assert_eq!(app.post("/api/sign-out", &()).await.status(), 204);
+    }
+    (app, smtp, card)
+}
+
+async fn start(app: &TestApp, card: &TestCard) -> reqwest::Response {
+    let issued: ChallengeIssued = app.post("/api/unlock/challenge", &()).await.json().await.unwrap();
+    let request = UnlockStart {
+        challenge_id: issued.challenge_id,
+        guid: card.guid.clone(),
+        signature: sign(&card.card_auth, &issued.challenge),
+    };
+    app.post("/api/unlock/start", &request).await
+}
+
+fn answers_for(questions: &UnlockQuestions, right: bool) -> UnlockAnswers {
+    let answers = questions
+        .questions
+        .iter()
+        .map(|q| {
+            let answer = ANSWERS.iter().find(|(id, _)| *id == q.id).unwrap().1;
+            QuestionAnswer {
+                question_id: q.id,
+                answer: if right { format!("  {} ", answer.to_uppercase()) } else { "wrong answer".into() },
+            }
+        })
+        .collect();
+    UnlockAnswers { attempt_id: questions.attempt_id.clone(), answers }
+}
+
+on_both_databases! {
+    async fn the_card_proves_presence_and_gets_the_same_questions_until_the_attempt_ends(engine: Engine) {
+        let (app, _smtp, card) = holder(engine, true).await;
+        assert_eq!(error_code(start(&app, &TestCard::new()).await).await, (403, "card_not_recognised".into()));
+
+        let issued: ChallengeIssued = app.post("/api/unlock/challenge", &()).await.json().await.unwrap();
+        let with_9a = UnlockStart { challenge_id: issued.challenge_id, guid: card.guid.clone(), signature: card.sign_9a(&issued.challenge) };
+        assert_eq!(error_code(app.post("/api/unlock/start", &with_9a).await).await, (401, "signature_invalid".into()));
+
+        let first: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+        assert_eq!(first.questions.len(), 3, "the default policy asks 3 of the 4");
+        assert!(first.questions.iter().all(|q| ANSWERS.iter().any(|(id, _)| *id == q.id)));
+        assert_eq!(first.attempts_left, 3);
+        let again: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+        assert_eq!(again, first, "a reload does not reshuffle");
+    }
+}
+
+on_both_databases! {
+    async fn an_unregistered_holder_is_told_what_to_do(engine: Engine) {
+        let (app, _smtp, card) = holder(engine, false).await;
+        assert_eq!(error_code(start(&app, &card).await).await, (409, "not_registered".into()));
+    }
+}
+
+on_both_databases! {
+    async fn right_answers_in_any_case_send_an_unlock_code_that_is_not_the_passcode(engine: Engine) {
+        let (app, smtp, card) = holder(engine, true).await;
+        let questions: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+        let response = app.post("/api/unlock/answers", &answers_for(&questions, true)).await;
+        assert_eq!(response.status(), 200);
+        let sent: UnlockCodeSent = response.json().await.unwrap();
+        assert_eq!(sent.email_hint, "h**@nhs.net");
+        let mail = smtp.wait_for("hal@nhs.net", "unlock code", 1).await.unwrap();
+        assert!(mail.contains("NOT your new passcode"), "{mail}");
+        code_in(&mail).unwrap();
+        let reused = app.post("/api/unlock/answers", &answers_for(&questions, true)).await;
+        assert_eq!(error_code(reused).await, (400, "attempt_expired".into()));
+    }
+}
+
+on_both_databases! {
+    async fn three_wrong_attempts_lock_the_holder_out_without_saying_which_answer_was_wrong(engine: Engine) {
+        let (app, _smtp, card) = holder(engine, true).await;
+        let questions: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+        let mut partly = answers_for(&questions, true);
+        partly.answers[0].answer = "nope".into();
+        for left in [2, 1] {
+            let response = app.post("/api/unlock/answers", &partly).await;
+            let status = response.status().as_u16();
+            let body: ApiErrorBody = response.json().await.unwrap();
+            assert_eq!((status, body.code.as_str()), (400, "answers_wrong"));
+            assert!(body.message.contains(&format!("{left} more")), "{}", body.message);
+            assert!(!body.message.contains(&questions.questions[0].text), "never which one");
+        }
+        assert_eq!(error_code(app.post("/api/unlock/answers", &partly).await).await, (403, "locked_out".into()));
+        assert_eq!(error_code(start(&app, &card).await).await, (403, "locked_out".into()));
+        let failures: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users").fetch_one(app.db.pool()).await.unwrap();
+        assert_eq!(failures, 3);
+    }
+}
+
+on_both_databases! {
+    async fn fifty_simultaneous_wrong_submissions_count_exactly_to_the_limit(engine: Engine) {
+        let (app, _smtp, card) = holder(engine, true).await;
+        let questions: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+        let wrong = answers_for(&questions, false);
+        let app = std::sync::Arc::new(app);
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (app, wrong) = (app.clone(), wrong.clone());
+                tokio::spawn(async move {
+                    let response = app.post("/api/unlock/answers", &wrong).await;
+                    let status = response.status().as_u16();
+                    let body: ApiErrorBody = response.json().await.unwrap();
+                    (status, body.code)
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+        let wrong_counted = outcomes.iter().filter(|(_, c)| c == "answers_wrong").count();
+        assert!(wrong_counted <= 2, "at most two are answered 'wrong' before the lock: {outcomes:?}");
+        assert!(outcomes.iter().all(|(s, c)| (*s, c.as_str()) == (400, "answers_wrong") || (*s, c.as_str()) == (403, "locked_out")));
+        let failures: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users").fetch_one(app.db.pool()).await.unwrap();
+        assert_eq!(failures, 3, "exactly the limit, never more");
+        // Even the right answers are refused now.
+        let right = app.post("/api/unlock/answers", &answers_for(&questions, true)).await;
+        assert!(matches!(error_code(right).await, (403, _) | (400, _)));
+        assert_eq!(error_code(start(&app, &card).await).await, (403, "locked_out".into()));
+    }
+}
