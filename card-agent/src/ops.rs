@@ -172,7 +172,11 @@ pub fn unblock<T: Transport>(
     challenge: &[u8],
     now_unix: u64,
 ) -> OpResult<UnblockReport> {
+    let new_pin_text = new_pin;
     let new_pin = pin_from(new_pin)?;
+    // A page cannot set a passcode the service's rules refuse, whatever it sends.
+    protocol::passcode::check_strength(new_pin_text)
+        .map_err(|p| error(AgentErrorCode::InvalidPin, p.message()))?;
     let bad_puk = || from_envelope(EnvelopeError::BadContents);
     let candidates = secrets
         .current_puks
@@ -438,6 +442,9 @@ mod tests {
             unblock(&mut s, &secrets, "12ab", &[7; 32], NOW).unwrap_err().code,
             AgentErrorCode::InvalidPin
         );
+        let trivial = unblock(&mut s, &secrets, "123456", &[7; 32], NOW).unwrap_err();
+        assert_eq!(trivial.code, AgentErrorCode::InvalidPin);
+        assert!(trivial.message.contains("run of digits"), "{}", trivial.message);
         let state = s.transport_mut().state();
         assert_eq!((state.puk.as_str(), state.puk_tries_left, state.pin_tries_left), ("12345678", 3, 0));
     }

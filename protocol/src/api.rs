@@ -194,3 +194,10 @@ pub struct UnlockCodeSent {
     pub code_expires_at: i64,
     pub resend_after: i64,
 }
+
+/// `POST /api/unlock/code`: the code emailed after the questions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockCode {
+    pub attempt_id: String,
+    pub code: String,
+}

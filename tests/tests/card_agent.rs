@@ -215,7 +215,7 @@ async fn a_card_pulled_out_during_the_puk_change_is_reported_and_the_next_unbloc
     // The backend offers both PUKs it may have left on the card; the card had rotated.
     let (guid, public_key) = client.begin_unblock(&card_auth).await.unwrap();
     let envelope = seal_for(&public_key, &guid, &["12345678", "24682468"], "86428642").unwrap();
-    let report = report_of(client.unblock(envelope, "13579246", [4; 32]).await.unwrap());
+    let report = report_of(client.unblock(envelope, "13572468", [4; 32]).await.unwrap());
     assert_eq!((report.puk, report.failure), (PukOnCard::Rotated, None));
     assert!(report.proof.is_some());
     let (ok, out) = yubico(&["-a", "unblock-pin", "-P", "86428642", "-N", "11335577"]).unwrap();

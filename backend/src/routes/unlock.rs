@@ -7,7 +7,9 @@
 
 use axum::{extract::State, http::StatusCode, routing::post, Router};
 use base64::{engine::general_purpose::STANDARD, Engine};
-use protocol::api::{ChallengeIssued, Question, UnlockAnswers, UnlockCodeSent, UnlockQuestions, UnlockStart};
+use protocol::api::{
+    ChallengeIssued, Question, UnlockAnswers, UnlockCode, UnlockCodeSent, UnlockQuestions, UnlockStart,
+};
 use sqlx::Row;
 
 use crate::{
@@ -30,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/unlock/challenge", post(challenge))
         .route("/unlock/start", post(start))
         .route("/unlock/answers", post(answers))
+        .route("/unlock/code", post(code))
 }
 
 async fn challenge(State(state): State<AppState>) -> Result<AppJson<ChallengeIssued>, ApiError> {
@@ -307,6 +310,40 @@ async fn answers(
         code_expires_at: issued.expires_at,
         resend_after: issued.resend_after,
     }))
+}
+
+/// The emailed code: right, the attempt may go on to choose the new passcode and release the PUK.
+async fn code(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<UnlockCode>,
+) -> Result<StatusCode, ApiError> {
+    let now = now_unix();
+    let attempt = sqlx::query(
+        "SELECT user_ref, card_guid FROM unlock_attempts WHERE id = $1 AND status = 'code' AND expires_at >= $2",
+    )
+    .bind(&request.attempt_id)
+    .bind(now)
+    .fetch_optional(state.db.pool())
+    .await?
+    .ok_or_else(|| ApiError::rejected(StatusCode::BAD_REQUEST, "attempt_expired", "This unlock attempt has ended. Start again."))?;
+    let user_ref: i64 = attempt.try_get("user_ref")?;
+    let guid: String = attempt.try_get("card_guid")?;
+    let mut tx = state.db.begin_write().await?;
+    if let Err(refusal) =
+        codes::redeem(&mut tx, &state.codes, user_ref, codes::Purpose::Unlock, &request.code).await
+    {
+        // The spent try must stick even though the request fails.
+        audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_code_refused").subject(&guid)).await?;
+        tx.commit().await?;
+        return Err(refusal);
+    }
+    sqlx::query("UPDATE unlock_attempts SET status = 'release' WHERE id = $1 AND status = 'code'")
+        .bind(&request.attempt_id)
+        .execute(&mut *tx)
+        .await?;
+    audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_code_accepted").subject(&guid)).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `fay.holder@nhs.net` → `f*********@nhs.net`: enough to recognise, not to harvest.

@@ -2,7 +2,7 @@
 
 use protocol::api::{
     ApiErrorBody, ChallengeIssued, CodeRequest, ProofRequest, QuestionAnswer, RegistrationRequest,
-    UnlockAnswers, UnlockCodeSent, UnlockQuestions, UnlockStart,
+    UnlockAnswers, UnlockCode, UnlockCodeSent, UnlockQuestions, UnlockStart,
 };
 
 use crate::{
@@ -105,9 +105,24 @@ on_both_databases! {
         assert_eq!(sent.email_hint, "h**@nhs.net");
         let mail = smtp.wait_for("hal@nhs.net", "unlock code", 1).await.unwrap();
         assert!(mail.contains("NOT your new passcode"), "{mail}");
-        code_in(&mail).unwrap();
+        let code = code_in(&mail).unwrap();
         let reused = app.post("/api/unlock/answers", &answers_for(&questions, true)).await;
         assert_eq!(error_code(reused).await, (400, "attempt_expired".into()));
+
+        let attempt_id = questions.attempt_id.clone();
+        let wrong = if code == "00000000" { "11111111" } else { "00000000" };
+        let response = app.post("/api/unlock/code", &UnlockCode { attempt_id: attempt_id.clone(), code: wrong.into() }).await;
+        assert_eq!(error_code(response).await, (400, "code_wrong".into()));
+        let response = app.post("/api/unlock/code", &UnlockCode { attempt_id: attempt_id.clone(), code: code.clone() }).await;
+        assert_eq!(response.status(), 204);
+        let status: String = sqlx::query_scalar("SELECT status FROM unlock_attempts WHERE id = $1")
+            .bind(&attempt_id)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(status, "release", "ready for the PUK release");
+        let again = app.post("/api/unlock/code", &UnlockCode { attempt_id, code }).await;
+        assert_eq!(error_code(again).await, (400, "attempt_expired".into()));
     }
 }
 
