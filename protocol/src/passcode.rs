@@ -63,7 +63,7 @@ pub fn check_strength(pin: &str) -> Result<(), PasscodeProblem> {
     let digits: Vec<i8> = pin.bytes().map(|b| (b as i8) - b'0' as i8).collect();
     // One digit, or a block of 2–4 digits, repeated to the full length.
     let repeated = (1..=4).any(|block| {
-        digits.len() % block == 0
+        digits.len().is_multiple_of(block)
             && digits.len() > block
             && digits.chunks(block).all(|c| c == &digits[..block])
     });
