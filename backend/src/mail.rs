@@ -184,7 +184,12 @@ impl Outbox {
         .await;
         match result {
             Ok(()) => {
-                sqlx::query("UPDATE mail_outbox SET sent_at = $1, claimed_until = NULL, last_error = NULL WHERE id = $2")
+                // The body may hold a one-time code: once delivered it is not kept (codes are
+                // stored only hashed; the row stays as the record of what was sent, and when).
+                sqlx::query(
+                    "UPDATE mail_outbox SET sent_at = $1, claimed_until = NULL, last_error = NULL, body = '' \
+                     WHERE id = $2",
+                )
                     .bind(now_unix())
                     .bind(id)
                     .execute(self.db.pool())

@@ -86,6 +86,12 @@ on_both_databases! {
         assert!(matches!(profile.self_service, SelfService::Registered { ref email, .. } if email == "fay@nhs.net"));
         assert_eq!(profile.pending_registration, None);
         smtp.wait_for("fay@nhs.net", "You are registered", 1).await.unwrap();
+        // Delivered mail does not keep its code in the database.
+        let kept: Vec<String> = sqlx::query_scalar("SELECT body FROM mail_outbox WHERE sent_at IS NOT NULL")
+            .fetch_all(app.db.pool())
+            .await
+            .unwrap();
+        assert!(!kept.is_empty() && kept.iter().all(|b| !b.contains(&code)), "{kept:?}");
         let reused = app.post("/api/registration/confirm", &CodeRequest { code }).await;
         assert_eq!(error_code(reused).await, (409, "no_pending_registration".into()));
 
