@@ -14,6 +14,18 @@ pub fn verifies(public_key_spki_der: &[u8], challenge: &[u8], signature_der: &[u
     key.verify_prehash(challenge, &signature).is_ok()
 }
 
+/// A signature as the agent returns it (DER, base64), or the API's 400 for anything else.
+pub fn signature_from_base64(b64: &str) -> Result<Vec<u8>, crate::error::ApiError> {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    STANDARD.decode(b64).map_err(|_| {
+        crate::error::ApiError::rejected(
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The signature must be base64.",
+        )
+    })
+}
+
 /// The SubjectPublicKeyInfo of a DER or PEM X.509 certificate (for binding a card by its
 /// certificates).
 pub fn public_key_of_certificate(certificate: &[u8]) -> anyhow::Result<Vec<u8>> {

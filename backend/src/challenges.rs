@@ -43,6 +43,13 @@ impl Issued {
     }
 }
 
+impl From<Issued> for protocol::api::ChallengeIssued {
+    fn from(issued: Issued) -> Self {
+        let challenge = issued.challenge_b64();
+        Self { challenge_id: issued.id, challenge }
+    }
+}
+
 pub async fn issue(db: &Database, purpose: Purpose, session_ref: Option<&[u8]>) -> anyhow::Result<Issued> {
     let issued = Issued { id: random_token(), challenge: random_bytes() };
     let now = now_unix();

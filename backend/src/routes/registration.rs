@@ -9,7 +9,6 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use base64::{engine::general_purpose::STANDARD, Engine};
 use protocol::api::{
     ChallengeIssued, CodeRequest, Profile, ProofRequest, Question, RegistrationPending, RegistrationRequest,
 };
@@ -57,7 +56,7 @@ async fn challenge(
 ) -> Result<AppJson<ChallengeIssued>, ApiError> {
     let issued =
         challenges::issue(&state.db, Purpose::RegistrationProof, Some(&me.session.token_hash)).await?;
-    Ok(AppJson(ChallengeIssued { challenge_id: issued.id.clone(), challenge: issued.challenge_b64() }))
+    Ok(AppJson(issued.into()))
 }
 
 /// Step 1: the card this session signed in with signs a fresh challenge after VERIFY.
@@ -66,8 +65,7 @@ async fn proof(
     me: SignedIn,
     AppJson(request): AppJson<ProofRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let signature =
-        STANDARD.decode(&request.signature).map_err(|_| invalid("The signature must be base64."))?;
+    let signature = card_proof::signature_from_base64(&request.signature)?;
     // Read before the write transaction, which must not wait for a second pooled connection.
     let card =
         people::card_by_guid(&state.db, &me.session.card_guid).await?.ok_or(ApiError::Unauthenticated)?;
@@ -306,10 +304,6 @@ pub fn check_email(email: &str, allowed_domains: &[String]) -> Result<String, Ap
         return Err(refuse(format!("Use an email address at one of: {}.", allowed_domains.join(", "))));
     }
     Ok(email.to_owned())
-}
-
-fn invalid(message: &str) -> ApiError {
-    ApiError::rejected(StatusCode::BAD_REQUEST, "invalid_request", message)
 }
 
 fn no_pending() -> ApiError {

@@ -9,7 +9,6 @@ use axum::{
     routing::post,
     Router,
 };
-use base64::{engine::general_purpose::STANDARD, Engine};
 use protocol::api::{ChallengeIssued, SignInRequest};
 
 use crate::{
@@ -32,14 +31,14 @@ pub fn router() -> Router<AppState> {
 
 async fn challenge(State(state): State<AppState>) -> Result<AppJson<ChallengeIssued>, ApiError> {
     let issued = challenges::issue(&state.db, Purpose::SignIn, None).await?;
-    Ok(AppJson(ChallengeIssued { challenge_id: issued.id.clone(), challenge: issued.challenge_b64() }))
+    Ok(AppJson(issued.into()))
 }
 
 async fn sign_in(
     State(state): State<AppState>,
     AppJson(request): AppJson<SignInRequest>,
 ) -> Result<Response, ApiError> {
-    let signature = STANDARD.decode(&request.signature).map_err(|_| bad_signature_format())?;
+    let signature = card_proof::signature_from_base64(&request.signature)?;
     let guid = request.guid.to_ascii_lowercase();
     // Reads first: a write transaction holds a pooled connection, and must not wait for a second.
     let card = people::card_by_guid(&state.db, &guid).await?;
@@ -96,8 +95,4 @@ async fn sign_out(State(state): State<AppState>, signed_in: SignedIn) -> Result<
     .await?;
     let cookie = session::set_cookie(None, state.settings.secure_cookies());
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
-}
-
-fn bad_signature_format() -> ApiError {
-    ApiError::rejected(StatusCode::BAD_REQUEST, "invalid_request", "The signature must be base64.")
 }

@@ -6,7 +6,6 @@
 //! unlock code to the registered address.
 
 use axum::{extract::State, http::StatusCode, routing::post, Router};
-use base64::{engine::general_purpose::STANDARD, Engine};
 use protocol::api::{
     ChallengeIssued, Question, UnlockAnswers, UnlockCode, UnlockCodeSent, UnlockQuestions, UnlockStart,
 };
@@ -37,7 +36,15 @@ pub fn router() -> Router<AppState> {
 
 async fn challenge(State(state): State<AppState>) -> Result<AppJson<ChallengeIssued>, ApiError> {
     let issued = challenges::issue(&state.db, Purpose::Unlock, None).await?;
-    Ok(AppJson(ChallengeIssued { challenge_id: issued.id.clone(), challenge: issued.challenge_b64() }))
+    Ok(AppJson(issued.into()))
+}
+
+fn attempt_ended() -> ApiError {
+    ApiError::rejected(
+        StatusCode::BAD_REQUEST,
+        "attempt_expired",
+        "This unlock attempt has ended. Start again.",
+    )
 }
 
 fn locked_out() -> ApiError {
@@ -52,9 +59,7 @@ async fn start(
     State(state): State<AppState>,
     AppJson(request): AppJson<UnlockStart>,
 ) -> Result<AppJson<UnlockQuestions>, ApiError> {
-    let signature = STANDARD.decode(&request.signature).map_err(|_| {
-        ApiError::rejected(StatusCode::BAD_REQUEST, "invalid_request", "The signature must be base64.")
-    })?;
+    let signature = card_proof::signature_from_base64(&request.signature)?;
     let guid = request.guid.to_ascii_lowercase();
     // Reads first: the write transaction below must not wait for a second pooled connection.
     let card = people::card_by_guid(&state.db, &guid).await?;
@@ -173,13 +178,6 @@ async fn answers(
     AppJson(request): AppJson<UnlockAnswers>,
 ) -> Result<AppJson<UnlockCodeSent>, ApiError> {
     let now = now_unix();
-    let expired = || {
-        ApiError::rejected(
-            StatusCode::BAD_REQUEST,
-            "attempt_expired",
-            "This unlock attempt has ended. Start again.",
-        )
-    };
     let attempt = sqlx::query(
         "SELECT user_ref, card_guid, question_ids FROM unlock_attempts WHERE id = $1 AND status = 'questions' AND expires_at >= $2",
     )
@@ -187,7 +185,7 @@ async fn answers(
     .bind(now)
     .fetch_optional(state.db.pool())
     .await?
-    .ok_or_else(expired)?;
+    .ok_or_else(attempt_ended)?;
     let user_ref: i64 = attempt.try_get("user_ref")?;
     let guid: String = attempt.try_get("card_guid")?;
     let asked: Vec<i64> =
@@ -286,9 +284,9 @@ async fn answers(
             .execute(&mut *tx)
             .await?;
     if moved.rows_affected() != 1 {
-        return Err(expired());
+        return Err(attempt_ended());
     }
-    let email = email.ok_or_else(expired)?;
+    let email = email.ok_or_else(attempt_ended)?;
     let issued = codes::issue(&mut tx, &state.codes, user_ref, codes::Purpose::Unlock).await?;
     mail::enqueue(
         &mut tx,
@@ -325,7 +323,7 @@ async fn code(
     .bind(now)
     .fetch_optional(state.db.pool())
     .await?
-    .ok_or_else(|| ApiError::rejected(StatusCode::BAD_REQUEST, "attempt_expired", "This unlock attempt has ended. Start again."))?;
+    .ok_or_else(attempt_ended)?;
     let user_ref: i64 = attempt.try_get("user_ref")?;
     let guid: String = attempt.try_get("card_guid")?;
     let mut tx = state.db.begin_write().await?;

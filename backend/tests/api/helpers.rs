@@ -110,3 +110,10 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// The status and the error code of an error response.
+pub async fn error_code(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: protocol::api::ApiErrorBody = response.json().await.expect("an error envelope");
+    (status, body.code)
+}

@@ -2,22 +2,16 @@
 //! re-registration, withdrawal; the code rules; mail surviving an SMTP outage.
 
 use protocol::api::{
-    ApiErrorBody, ChallengeIssued, CodeRequest, Profile, ProofRequest, Question, QuestionAnswer,
-    RegistrationPending, RegistrationRequest, SelfService,
+    ChallengeIssued, CodeRequest, Profile, ProofRequest, Question, QuestionAnswer, RegistrationPending,
+    RegistrationRequest, SelfService,
 };
 
 use crate::{
     cards::{sign, TestCard},
-    helpers::TestApp,
+    helpers::{error_code, TestApp},
     on_both_databases,
     smtp::{code_in, SmtpServer},
 };
-
-async fn error_code(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let body: ApiErrorBody = response.json().await.unwrap();
-    (status, body.code)
-}
 
 fn answers(words: [&str; 4]) -> Vec<QuestionAnswer> {
     [3, 7, 11, 19]

@@ -1,18 +1,12 @@
 //! Sign-in with the card, the session cookie, `GET /api/me`, sign-out, and the refusals.
 
-use protocol::api::{ApiErrorBody, ChallengeIssued, Profile, SelfService, SignInRequest};
+use protocol::api::{ChallengeIssued, Profile, SelfService, SignInRequest};
 
 use crate::{
     cards::{sign, TestCard},
-    helpers::TestApp,
+    helpers::{error_code, TestApp},
     on_both_databases,
 };
-
-async fn error_code(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let body: ApiErrorBody = response.json().await.unwrap();
-    (status, body.code)
-}
 
 on_both_databases! {
     async fn the_cards_signature_opens_a_session_that_shows_the_profile_until_sign_out(engine: Engine) {

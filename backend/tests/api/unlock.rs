@@ -7,18 +7,12 @@ use protocol::api::{
 
 use crate::{
     cards::{sign, TestCard},
-    helpers::{Engine, TestApp},
+    helpers::{error_code, Engine, TestApp},
     on_both_databases,
     smtp::{code_in, SmtpServer},
 };
 
 const ANSWERS: [(u32, &str); 4] = [(3, "Jaws"), (7, "Leeds"), (11, "Sam"), (19, "Blue moon")];
-
-async fn error_code(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let body: ApiErrorBody = response.json().await.unwrap();
-    (status, body.code)
-}
 
 /// A holder with a card, registered (through the API) when `register` is set.
 async fn holder(engine: Engine, register: bool) -> (TestApp, SmtpServer, TestCard) {
