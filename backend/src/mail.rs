@@ -134,10 +134,6 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    pub fn transport(&self) -> &Transport {
-        &self.transport
-    }
-
     /// Runs until the process ends.
     pub async fn run(self) {
         loop {

@@ -14,10 +14,6 @@ pub struct User {
 }
 
 impl User {
-    pub fn is_ra(&self) -> bool {
-        self.roles.iter().any(|r| r == "ra")
-    }
-
     fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
         let roles: String = row.try_get("roles")?;
         Ok(Self {
