@@ -19,6 +19,8 @@ pub enum Purpose {
     SignIn,
     RegistrationProof,
     Unlock,
+    UnlockOffer,
+    UnlockProof,
 }
 
 impl Purpose {
@@ -27,6 +29,8 @@ impl Purpose {
             Purpose::SignIn => "sign_in",
             Purpose::RegistrationProof => "registration_proof",
             Purpose::Unlock => "unlock",
+            Purpose::UnlockOffer => "unlock_offer",
+            Purpose::UnlockProof => "unlock_proof",
         }
     }
 }

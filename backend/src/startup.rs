@@ -13,6 +13,7 @@ use crate::{
     hashing::AnswerHasher,
     keys,
     mail::{self, Outbox},
+    puk_vault::PukVault,
     routes,
     secrets::CodeHasher,
     security_headers::SecurityHeaders,
@@ -30,6 +31,7 @@ pub struct AppState {
     pub outbox: Outbox,
     pub answers: AnswerHasher,
     pub codes: CodeHasher,
+    pub puk_vault: PukVault,
 }
 
 /// The whole HTTP surface: `/api/*` JSON routes, everything else the SPA.
@@ -75,12 +77,14 @@ impl Application {
         let outbox = Outbox::new(db.clone(), transport, &settings.mail_from)?;
         tokio::spawn(outbox.clone().run());
         let codes = CodeHasher::new(keys::server_key(&settings)?);
+        let puk_vault = PukVault::from_settings(&settings)?;
         let state = AppState {
             db: db.clone(),
             settings: Arc::new(settings),
             outbox,
             answers: AnswerHasher::default(),
             codes,
+            puk_vault,
         };
         Ok(Self { listener, router: app(state, files, headers), address, db })
     }

@@ -201,3 +201,39 @@ pub struct UnlockCode {
     pub attempt_id: String,
     pub code: String,
 }
+
+/// `POST /api/unlock/offer-challenge`: a challenge for the agent's unblock offer, bound to this
+/// attempt (which must have passed its code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockAttempt {
+    pub attempt_id: String,
+}
+
+/// `POST /api/unlock/release`: the agent's unblock offer, relayed by the page. The backend checks
+/// the card's 9E signature over `envelope::offer_digest(challenge, public_key, guid)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockRelease {
+    pub attempt_id: String,
+    pub challenge_id: String,
+    /// The agent's one-time X25519 public key, base64.
+    pub public_key: String,
+    /// DER ECDSA signature by the card's 9E key, base64.
+    pub signature: String,
+}
+
+/// The PUKs sealed to the agent's one-time key (the page cannot open it), and the challenge the
+/// card signs with 9A once the new passcode is set, as proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockReleased {
+    pub envelope: String,
+    pub proof_challenge: ChallengeIssued,
+}
+
+/// `POST /api/unlock/report`: what the agent says the card did, with its 9A proof if it got that
+/// far. The backend changes what it believes about the card's PUK only on a verified proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockReported {
+    pub attempt_id: String,
+    pub proof_challenge_id: String,
+    pub report: crate::agent::UnblockReport,
+}

@@ -10,6 +10,7 @@ pub mod profile;
 mod registration;
 mod sign_in;
 mod unlock;
+mod unlock_release;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .merge(profile::router())
         .merge(registration::router())
         .merge(unlock::router())
+        .merge(unlock_release::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::middleware::from_fn(crate::csrf::require_same_origin))
 }

@@ -3,11 +3,12 @@
 //! asks 2–4 of their questions (fixed for the attempt) and checks the answers all-or-nothing.
 //! Three wrong attempts lock the person out of self-service until an RA clears it; the count is
 //! one atomic row update, so parallel submissions cannot slip past it. Right answers send an
-//! unlock code to the registered address.
+//! unlock code to the registered address. The PUK release that follows is in `unlock_release`.
 
 use axum::{extract::State, http::StatusCode, routing::post, Router};
 use protocol::api::{
-    ChallengeIssued, Question, UnlockAnswers, UnlockCode, UnlockCodeSent, UnlockQuestions, UnlockStart,
+    ChallengeIssued, Question, UnlockAnswers, UnlockAttempt, UnlockCode, UnlockCodeSent, UnlockQuestions,
+    UnlockStart,
 };
 use sqlx::Row;
 
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/unlock/start", post(start))
         .route("/unlock/answers", post(answers))
         .route("/unlock/code", post(code))
+        .route("/unlock/resend", post(resend))
 }
 
 async fn challenge(State(state): State<AppState>) -> Result<AppJson<ChallengeIssued>, ApiError> {
@@ -82,6 +84,18 @@ async fn start(
         .await?,
         None => Vec::new(),
     };
+    let puk_held: bool = match &card {
+        Some(card) => {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM cards WHERE id = $1 AND puk_sealed IS NOT NULL",
+            )
+            .bind(card.id)
+            .fetch_one(state.db.pool())
+            .await?
+                == 1
+        }
+        None => false,
+    };
     let mut tx = state.db.begin_write().await?;
     let challenge = challenges::redeem(&mut tx, &request.challenge_id, Purpose::Unlock, None).await?;
     let failures: i64 = holder.as_ref().map(|h| h.try_get("unlock_failures")).transpose()?.unwrap_or(0);
@@ -107,6 +121,12 @@ async fn start(
             StatusCode::CONFLICT,
             "not_registered",
             "You have not registered for self-service, so your card cannot be unlocked here. Contact your Registration Authority (RA); once your card works again, sign in and register.",
+        ))),
+        // Asking the questions first would waste the holder's time: the PUK is what unlocks.
+        Some(_) if !puk_held => Some(("puk_unknown", ApiError::rejected(
+            StatusCode::CONFLICT,
+            "puk_unknown",
+            "This service does not hold your card's unlock key, so it cannot be unlocked here. Contact your Registration Authority (RA).",
         ))),
         Some(_) => None,
     };
@@ -287,10 +307,24 @@ async fn answers(
         return Err(attempt_ended());
     }
     let email = email.ok_or_else(attempt_ended)?;
-    let issued = codes::issue(&mut tx, &state.codes, user_ref, codes::Purpose::Unlock).await?;
+    let sent = send_code(&mut tx, &state, user_ref, &email).await?;
+    audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_questions_passed").subject(&guid)).await?;
+    tx.commit().await?;
+    state.outbox.wake();
+    Ok(AppJson(sent))
+}
+
+/// A new unlock code (the cooldown and hourly limit apply), replacing the last one.
+async fn send_code(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    state: &AppState,
+    user_ref: i64,
+    email: &str,
+) -> Result<UnlockCodeSent, ApiError> {
+    let issued = codes::issue(tx, &state.codes, user_ref, codes::Purpose::Unlock).await?;
     mail::enqueue(
-        &mut tx,
-        &email,
+        tx,
+        email,
         "Your smartcard unlock code",
         &format!(
             "Your smartcard unlock code is: {}\n\nEnter it on the unlock page within 15 minutes. It works once.\n\n\
@@ -300,14 +334,40 @@ async fn answers(
         ),
     )
     .await?;
-    audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_questions_passed").subject(&guid)).await?;
-    tx.commit().await?;
-    state.outbox.wake();
-    Ok(AppJson(UnlockCodeSent {
-        email_hint: hint(&email),
+    Ok(UnlockCodeSent {
+        email_hint: hint(email),
         code_expires_at: issued.expires_at,
         resend_after: issued.resend_after,
-    }))
+    })
+}
+
+/// "I did not get the email": another code to the registered address, after the cooldown.
+async fn resend(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<UnlockAttempt>,
+) -> Result<AppJson<UnlockCodeSent>, ApiError> {
+    let attempt = sqlx::query(
+        "SELECT user_ref, card_guid FROM unlock_attempts WHERE id = $1 AND status = 'code' AND expires_at >= $2",
+    )
+    .bind(&request.attempt_id)
+    .bind(now_unix())
+    .fetch_optional(state.db.pool())
+    .await?
+    .ok_or_else(attempt_ended)?;
+    let user_ref: i64 = attempt.try_get("user_ref")?;
+    let guid: String = attempt.try_get("card_guid")?;
+    let email: String =
+        sqlx::query_scalar("SELECT email FROM registrations WHERE user_ref = $1 AND status = 'active'")
+            .bind(user_ref)
+            .fetch_optional(state.db.pool())
+            .await?
+            .ok_or_else(attempt_ended)?;
+    let mut tx = state.db.begin_write().await?;
+    let sent = send_code(&mut tx, &state, user_ref, &email).await?;
+    audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_code_resent").subject(&guid)).await?;
+    tx.commit().await?;
+    state.outbox.wake();
+    Ok(AppJson(sent))
 }
 
 /// The emailed code: right, the attempt may go on to choose the new passcode and release the PUK.

@@ -1,7 +1,10 @@
 //! An in-process stand-in for a personalised card (its 9A and 9E keys) and its holder, for API
 //! tests. The browser journeys use the real virtual card through the real agent instead.
 
-use backend::people::{self, NewUser, User};
+use backend::{
+    people::{self, NewUser, User},
+    puk_vault::PukVault,
+};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use p256::{
     ecdsa::{signature::hazmat::PrehashSigner, Signature, SigningKey},
@@ -15,6 +18,8 @@ pub struct TestCard {
     pub guid: String,
     pub piv_auth: SigningKey,
     pub card_auth: SigningKey,
+    /// The PUK recorded (sealed) when the card is issued.
+    pub puk: String,
 }
 
 impl TestCard {
@@ -24,6 +29,7 @@ impl TestCard {
             guid,
             piv_auth: SigningKey::random(&mut rand_core::OsRng),
             card_auth: SigningKey::random(&mut rand_core::OsRng),
+            puk: "12345678".into(),
         }
     }
 
@@ -32,7 +38,14 @@ impl TestCard {
         sign(&self.piv_auth, challenge_b64)
     }
 
-    /// Creates a user and issues this card to them.
+    /// The 9E signature over an agent's unblock offer (what `begin_unblock` returns).
+    pub fn sign_offer(&self, challenge_b64: &str, agent_public_key: &[u8; 32]) -> String {
+        let challenge = STANDARD.decode(challenge_b64).unwrap();
+        let digest = envelope::offer_digest(&challenge, agent_public_key, &self.guid);
+        sign(&self.card_auth, &STANDARD.encode(digest))
+    }
+
+    /// Creates a user and issues this card to them, with its PUK recorded.
     pub async fn issue_to(&self, app: &TestApp, user_id: &str, name: &str, email: &str) -> User {
         let user =
             people::add_user(&app.db, &NewUser { user_id, name, contact_email: Some(email), roles: &[] })
@@ -42,6 +55,9 @@ impl TestCard {
         people::bind_card(&app.db, &user, &self.guid, &spki(&self.piv_auth), &spki(&self.card_auth))
             .await
             .unwrap();
+        let vault = PukVault::from_settings(&app.settings).unwrap();
+        let sealed = vault.seal(&self.guid, &self.puk).unwrap();
+        assert!(people::record_initial_puk(&app.db, &self.guid, &sealed).await.unwrap());
         user
     }
 

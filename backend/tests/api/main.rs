@@ -13,3 +13,4 @@ mod registration;
 mod sign_in;
 mod spa_hosting;
 mod unlock;
+mod unlock_release;

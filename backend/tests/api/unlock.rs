@@ -12,10 +12,10 @@ use crate::{
     smtp::{code_in, SmtpServer},
 };
 
-const ANSWERS: [(u32, &str); 4] = [(3, "Jaws"), (7, "Leeds"), (11, "Sam"), (19, "Blue moon")];
+pub const ANSWERS: [(u32, &str); 4] = [(3, "Jaws"), (7, "Leeds"), (11, "Sam"), (19, "Blue moon")];
 
 /// A holder with a card, registered (through the API) when `register` is set.
-async fn holder(engine: Engine, register: bool) -> (TestApp, SmtpServer, TestCard) {
+pub async fn holder(engine: Engine, register: bool) -> (TestApp, SmtpServer, TestCard) {
     let smtp = SmtpServer::start().unwrap();
     let url = smtp.url();
     let app = TestApp::spawn_with(engine, |s| s.smtp_url = Some(url)).await;
@@ -39,7 +39,7 @@ async fn holder(engine: Engine, register: bool) -> (TestApp, SmtpServer, TestCar
     (app, smtp, card)
 }
 
-async fn start(app: &TestApp, card: &TestCard) -> reqwest::Response {
+pub async fn start(app: &TestApp, card: &TestCard) -> reqwest::Response {
     let issued: ChallengeIssued = app.post("/api/unlock/challenge", &()).await.json().await.unwrap();
     let request = UnlockStart {
         challenge_id: issued.challenge_id,
@@ -49,7 +49,7 @@ async fn start(app: &TestApp, card: &TestCard) -> reqwest::Response {
     app.post("/api/unlock/start", &request).await
 }
 
-fn answers_for(questions: &UnlockQuestions, right: bool) -> UnlockAnswers {
+pub fn answers_for(questions: &UnlockQuestions, right: bool) -> UnlockAnswers {
     let answers = questions
         .questions
         .iter()
@@ -171,5 +171,29 @@ on_both_databases! {
         let right = app.post("/api/unlock/answers", &answers_for(&questions, true)).await;
         assert!(matches!(error_code(right).await, (403, _) | (400, _)));
         assert_eq!(error_code(start(&app, &card).await).await, (403, "locked_out".into()));
+    }
+}
+
+on_both_databases! {
+    async fn a_new_unlock_code_can_be_asked_for_after_the_cooldown_and_replaces_the_old(engine: Engine) {
+        let (app, smtp, card) = holder(engine, true).await;
+        let questions: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+        assert_eq!(app.post("/api/unlock/answers", &answers_for(&questions, true)).await.status(), 200);
+        let first = code_in(&smtp.wait_for("hal@nhs.net", "unlock code", 1).await.unwrap()).unwrap();
+        let attempt = protocol::api::UnlockAttempt { attempt_id: questions.attempt_id.clone() };
+        assert_eq!(error_code(app.post("/api/unlock/resend", &attempt).await).await, (429, "code_recently_sent".into()));
+        sqlx::query("UPDATE one_time_codes SET created_at = created_at - 61").execute(app.db.pool()).await.unwrap();
+        let response = app.post("/api/unlock/resend", &attempt).await;
+        assert_eq!(response.status(), 200);
+        let sent: UnlockCodeSent = response.json().await.unwrap();
+        assert_eq!(sent.email_hint, "h**@nhs.net");
+        let second = code_in(&smtp.wait_for("hal@nhs.net", "unlock code", 2).await.unwrap()).unwrap();
+        if first != second {
+            let old = UnlockCode { attempt_id: questions.attempt_id.clone(), code: first };
+            assert_eq!(error_code(app.post("/api/unlock/code", &old).await).await.0, 400, "the old code no longer works");
+        }
+        let new = UnlockCode { attempt_id: questions.attempt_id.clone(), code: second };
+        assert_eq!(app.post("/api/unlock/code", &new).await.status(), 204);
+        assert_eq!(error_code(app.post("/api/unlock/resend", &attempt).await).await, (400, "attempt_expired".into()), "no codes once past that step");
     }
 }

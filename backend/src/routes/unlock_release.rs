@@ -1,0 +1,311 @@
+//! Unlocking a card, second part: releasing the PUK to the agent and learning what the card did.
+//!
+//! The page never sees a PUK. The agent offers a one-time key that the card signs for with 9E
+//! (`envelope::offer_digest`); the backend records a new pending PUK *before* releasing anything,
+//! then seals the candidates and the new PUK to that key. What the backend believes is kept as an
+//! invariant: **the card holds `puk_sealed` or `puk_pending_sealed`**. A release reuses an existing
+//! pending PUK as the new one, so however a release ends — card pulled out, browser closed,
+//! backend restarted — the card still holds one of the two, and the next release offers both.
+//! Only a report whose 9A proof verifies, made by the card after the rotation, collapses the two
+//! into one.
+
+use axum::{extract::State, http::StatusCode, routing::post, Router};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use protocol::{
+    agent::PukOnCard,
+    api::{ChallengeIssued, UnlockAttempt, UnlockRelease, UnlockReleased, UnlockReported},
+};
+use sqlx::Row;
+use zeroize::Zeroizing;
+
+use crate::{
+    audit::{self, Entry, ANONYMOUS},
+    card_proof,
+    challenges::{self, Purpose},
+    error::{ApiError, AppJson},
+    mail, people,
+    secrets::random_digits,
+    startup::AppState,
+    time::now_unix,
+};
+
+/// Releases per attempt: enough for a card pulled out or a flaky reader, not an envelope mint.
+pub const MAX_RELEASES: i64 = 5;
+/// How long the agent accepts an envelope.
+const ENVELOPE_SECONDS: i64 = 5 * 60;
+const PUK_DIGITS: usize = 8;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/unlock/offer-challenge", post(offer_challenge))
+        .route("/unlock/release", post(release))
+        .route("/unlock/report", post(report))
+}
+
+fn attempt_ended() -> ApiError {
+    ApiError::rejected(
+        StatusCode::BAD_REQUEST,
+        "attempt_expired",
+        "This unlock attempt has ended. Start again.",
+    )
+}
+
+/// An attempt that passed its emailed code and has not finished: its holder and card.
+struct Releasable {
+    user_ref: i64,
+    guid: String,
+}
+
+async fn releasable(state: &AppState, attempt_id: &str) -> Result<Releasable, ApiError> {
+    let row = sqlx::query(
+        "SELECT user_ref, card_guid FROM unlock_attempts WHERE id = $1 AND status = 'release' AND expires_at >= $2",
+    )
+    .bind(attempt_id)
+    .bind(now_unix())
+    .fetch_optional(state.db.pool())
+    .await?
+    .ok_or_else(attempt_ended)?;
+    Ok(Releasable { user_ref: row.try_get("user_ref")?, guid: row.try_get("card_guid")? })
+}
+
+async fn offer_challenge(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<UnlockAttempt>,
+) -> Result<AppJson<ChallengeIssued>, ApiError> {
+    releasable(&state, &request.attempt_id).await?;
+    let issued =
+        challenges::issue(&state.db, Purpose::UnlockOffer, Some(request.attempt_id.as_bytes())).await?;
+    Ok(AppJson(issued.into()))
+}
+
+/// What one release seals: the PUKs the card may hold (most likely first) and the one to rotate to.
+#[derive(Debug, PartialEq, Eq)]
+struct Plan {
+    candidates: Vec<Zeroizing<String>>,
+    new_puk: Zeroizing<String>,
+}
+
+/// `pending_is_ours`: the pending PUK was recorded by this release (so the card cannot hold it).
+/// Otherwise an earlier release stopped somewhere unknown; it most often got as far as the
+/// rotation (what is lost is usually the report), so the pending PUK is tried first.
+fn plan(current: Zeroizing<String>, pending: Zeroizing<String>, pending_is_ours: bool) -> Plan {
+    if pending_is_ours {
+        Plan { candidates: vec![current], new_puk: pending }
+    } else {
+        Plan { candidates: vec![pending.clone(), current], new_puk: pending }
+    }
+}
+
+fn bad_offer() -> ApiError {
+    ApiError::rejected(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        "The card agent's offer is not in the expected format.",
+    )
+}
+
+async fn release(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<UnlockRelease>,
+) -> Result<AppJson<UnlockReleased>, ApiError> {
+    let attempt = releasable(&state, &request.attempt_id).await?;
+    let signature = card_proof::signature_from_base64(&request.signature)?;
+    let agent_key: [u8; 32] =
+        STANDARD.decode(&request.public_key).ok().and_then(|b| b.try_into().ok()).ok_or_else(bad_offer)?;
+    let card = people::card_by_guid(&state.db, &attempt.guid).await?.ok_or_else(attempt_ended)?;
+    let fresh_pending = state.puk_vault.seal(&attempt.guid, &random_digits(PUK_DIGITS))?;
+    let proof_challenge =
+        challenges::issue(&state.db, Purpose::UnlockProof, Some(request.attempt_id.as_bytes())).await?;
+
+    let mut tx = state.db.begin_write().await?;
+    let challenge = challenges::redeem(
+        &mut tx,
+        &request.challenge_id,
+        Purpose::UnlockOffer,
+        Some(request.attempt_id.as_bytes()),
+    )
+    .await?;
+    let digest = envelope::offer_digest(&challenge, &agent_key, &attempt.guid);
+    if card.status != people::CardStatus::Active
+        || !card_proof::verifies(&card.card_auth_key, &digest, &signature)
+    {
+        audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_offer_refused").subject(&attempt.guid)).await?;
+        tx.commit().await?;
+        return Err(ApiError::rejected(
+            StatusCode::UNAUTHORIZED,
+            "signature_invalid",
+            "The card in the reader could not prove it is the card being unlocked. Put that card in and try again.",
+        ));
+    }
+    let releases: Option<i64> = sqlx::query_scalar(
+        "UPDATE unlock_attempts SET releases = releases + 1 \
+         WHERE id = $1 AND status = 'release' AND releases < $2 RETURNING releases",
+    )
+    .bind(&request.attempt_id)
+    .bind(MAX_RELEASES)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(releases) = releases else {
+        tx.commit().await?;
+        return Err(attempt_ended());
+    };
+    // One statement, so two releases racing for the same card agree on one pending PUK.
+    let row = sqlx::query(
+        "UPDATE cards SET puk_pending_sealed = COALESCE(puk_pending_sealed, $1) \
+         WHERE guid = $2 AND puk_sealed IS NOT NULL RETURNING puk_sealed, puk_pending_sealed",
+    )
+    .bind(&fresh_pending)
+    .bind(&attempt.guid)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| {
+        ApiError::rejected(
+            StatusCode::CONFLICT,
+            "puk_unknown",
+            "This service does not hold your card's unlock key. Contact your Registration Authority (RA).",
+        )
+    })?;
+    let current: Vec<u8> = row.try_get("puk_sealed")?;
+    let pending: Vec<u8> = row.try_get("puk_pending_sealed")?;
+    let open = |sealed: &[u8]| state.puk_vault.open(&attempt.guid, sealed).map_err(anyhow::Error::from);
+    let plan = plan(open(&current)?, open(&pending)?, pending == fresh_pending);
+    let now = now_unix();
+    let secrets = envelope::UnblockSecrets {
+        guid: attempt.guid.clone(),
+        expires_at: u64::try_from(now + ENVELOPE_SECONDS).unwrap_or(u64::MAX),
+        current_puks: plan.candidates,
+        new_puk: plan.new_puk,
+    };
+    let sealed = envelope::seal(&request.public_key, &secrets).map_err(|_| bad_offer())?;
+    audit::append(
+        &mut tx,
+        Entry::new(ANONYMOUS, "unlock_puk_released").subject(&attempt.guid).details(serde_json::json!({
+            "release": releases,
+            "candidates": secrets.current_puks.len(),
+        })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(AppJson(UnlockReleased { envelope: sealed, proof_challenge: proof_challenge.into() }))
+}
+
+async fn report(
+    State(state): State<AppState>,
+    AppJson(request): AppJson<UnlockReported>,
+) -> Result<StatusCode, ApiError> {
+    let attempt = releasable(&state, &request.attempt_id).await?;
+    let report = &request.report;
+    if !report.guid.eq_ignore_ascii_case(&attempt.guid) {
+        return Err(ApiError::rejected(
+            StatusCode::BAD_REQUEST,
+            "wrong_card",
+            "That report is about another card than the one being unlocked.",
+        ));
+    }
+    let card = people::card_by_guid(&state.db, &attempt.guid).await?.ok_or_else(attempt_ended)?;
+    let proof = report.proof.as_deref().map(card_proof::signature_from_base64).transpose()?;
+    let email: Option<String> =
+        sqlx::query_scalar("SELECT email FROM registrations WHERE user_ref = $1 AND status = 'active'")
+            .bind(attempt.user_ref)
+            .fetch_optional(state.db.pool())
+            .await?;
+
+    let mut tx = state.db.begin_write().await?;
+    let challenge = challenges::redeem(
+        &mut tx,
+        &request.proof_challenge_id,
+        Purpose::UnlockProof,
+        Some(request.attempt_id.as_bytes()),
+    )
+    .await?;
+    let proved =
+        proof.is_some_and(|signature| card_proof::verifies(&card.piv_auth_key, &challenge, &signature));
+    let details = serde_json::json!({
+        "pin_reset": report.pin_reset,
+        "puk": report.puk,
+        "failed_step": report.failure.as_ref().map(|f| f.step),
+        "proof": if report.proof.is_none() { "none" } else if proved { "verified" } else { "invalid" },
+    });
+    if !proved {
+        // Nothing changes about the PUK: the card still holds the current or the pending one.
+        audit::append(
+            &mut tx,
+            Entry::new(ANONYMOUS, "unlock_incomplete").subject(&attempt.guid).details(details),
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(if report.proof.is_some() {
+            ApiError::rejected(
+                StatusCode::UNAUTHORIZED,
+                "signature_invalid",
+                "The card's proof could not be verified. Try again.",
+            )
+        } else {
+            ApiError::rejected(
+                StatusCode::CONFLICT,
+                "unlock_incomplete",
+                "Your card was not unlocked. Keep it in the reader and try again.",
+            )
+        });
+    }
+    let rotated = report.puk == PukOnCard::Rotated;
+    if rotated {
+        sqlx::query(
+            "UPDATE cards SET puk_sealed = puk_pending_sealed, puk_pending_sealed = NULL, puk_version = puk_version + 1 \
+             WHERE guid = $1 AND puk_pending_sealed IS NOT NULL",
+        )
+        .bind(&attempt.guid)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let now = now_unix();
+    let finished = sqlx::query(
+        "UPDATE unlock_attempts SET status = 'done', unlocked_at = $1 WHERE id = $2 AND status = 'release'",
+    )
+    .bind(now)
+    .bind(&request.attempt_id)
+    .execute(&mut *tx)
+    .await?;
+    if finished.rows_affected() != 1 {
+        return Err(attempt_ended());
+    }
+    audit::append(&mut tx, Entry::new(ANONYMOUS, "card_unlocked").subject(&attempt.guid).details(details))
+        .await?;
+    if let Some(email) = email {
+        mail::enqueue(
+            &mut tx,
+            &email,
+            "Your smartcard was unlocked",
+            "Your smartcard was unlocked a moment ago with self-service, and a new passcode was set.\n\n\
+             If this was you, there is nothing more to do.\n\n\
+             If this wasn't you, contact your Registration Authority (RA) straight away: unlocking \
+             someone else's card is misconduct.\n",
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    state.outbox.wake();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn puk(s: &str) -> Zeroizing<String> {
+        Zeroizing::new(s.to_owned())
+    }
+
+    #[test]
+    fn a_fresh_pending_puk_is_only_the_target() {
+        let plan = plan(puk("11111111"), puk("22222222"), true);
+        assert_eq!(plan, Plan { candidates: vec![puk("11111111")], new_puk: puk("22222222") });
+    }
+
+    #[test]
+    fn a_pending_puk_left_by_an_unfinished_release_is_offered_first_and_reused() {
+        let plan = plan(puk("11111111"), puk("22222222"), false);
+        assert_eq!(plan.candidates, vec![puk("22222222"), puk("11111111")]);
+        assert_eq!(plan.new_puk, puk("22222222"), "whatever the card holds afterwards is one of the two");
+    }
+}
