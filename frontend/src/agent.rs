@@ -13,6 +13,7 @@ use futures_channel::oneshot;
 use leptos::prelude::*;
 use protocol::agent::{
     AgentError, AgentErrorCode, AgentMessage, Event, Operation, Outcome, ReaderInfo, Reply, Request,
+    UnblockReport,
 };
 use wasm_bindgen::{closure::Closure, JsCast};
 use web_sys::{MessageEvent, WebSocket};
@@ -221,6 +222,47 @@ impl Agent {
     ) -> Result<String, AgentError> {
         match self.request(Operation::SignWithPin { reader, pin, challenge }).await? {
             Outcome::Ok(Reply::Signature { signature }) => Ok(signature),
+            Outcome::Error(e) => Err(e),
+            Outcome::Ok(_) => Err(unexpected()),
+        }
+    }
+}
+
+impl Agent {
+    /// Sign `challenge` with the card's 9E key: proves the card is present, no passcode needed.
+    pub async fn prove_presence(&self, reader: String, challenge: String) -> Result<String, AgentError> {
+        match self.request(Operation::ProvePresence { reader, challenge }).await? {
+            Outcome::Ok(Reply::Signature { signature }) => Ok(signature),
+            Outcome::Error(e) => Err(e),
+            Outcome::Ok(_) => Err(unexpected()),
+        }
+    }
+
+    /// The agent's one-time key for this unblock, signed for by the card: (GUID, key, signature).
+    pub async fn begin_unblock(
+        &self,
+        reader: String,
+        challenge: String,
+    ) -> Result<(String, String, String), AgentError> {
+        match self.request(Operation::BeginUnblock { reader, challenge }).await? {
+            Outcome::Ok(Reply::UnblockOffer { guid, public_key, signature }) => {
+                Ok((guid, public_key, signature))
+            }
+            Outcome::Error(e) => Err(e),
+            Outcome::Ok(_) => Err(unexpected()),
+        }
+    }
+
+    /// Reset the passcode with the sealed PUKs and rotate the PUK; the card's report of each step.
+    pub async fn unblock(
+        &self,
+        reader: String,
+        envelope: String,
+        new_pin: String,
+        challenge: String,
+    ) -> Result<UnblockReport, AgentError> {
+        match self.request(Operation::Unblock { reader, envelope, new_pin, challenge }).await? {
+            Outcome::Ok(Reply::Unblocked(report)) => Ok(report),
             Outcome::Error(e) => Err(e),
             Outcome::Ok(_) => Err(unexpected()),
         }

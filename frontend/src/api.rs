@@ -3,7 +3,8 @@
 use gloo_net::http::{Request, Response};
 use protocol::api::{
     ApiErrorBody, ChallengeIssued, ClientConfig, CodeRequest, Health, Profile, ProofRequest, Question,
-    RegistrationPending, RegistrationRequest, SignInRequest,
+    RegistrationPending, RegistrationRequest, SignInRequest, UnlockAnswers, UnlockAttempt, UnlockCode,
+    UnlockCodeSent, UnlockQuestions, UnlockRelease, UnlockReleased, UnlockReported, UnlockStart,
 };
 use serde::de::DeserializeOwned;
 
@@ -128,4 +129,36 @@ pub async fn resend_registration_code() -> Result<RegistrationPending, ApiError>
 
 pub async fn confirm_registration(code: &str) -> Result<Profile, ApiError> {
     post("/api/registration/confirm", &CodeRequest { code: code.to_owned() }).await
+}
+
+pub async fn unlock_challenge() -> Result<ChallengeIssued, ApiError> {
+    post("/api/unlock/challenge", &()).await
+}
+
+pub async fn unlock_start(request: &UnlockStart) -> Result<UnlockQuestions, ApiError> {
+    post("/api/unlock/start", request).await
+}
+
+pub async fn unlock_answers(request: &UnlockAnswers) -> Result<UnlockCodeSent, ApiError> {
+    post("/api/unlock/answers", request).await
+}
+
+pub async fn unlock_resend(attempt_id: &str) -> Result<UnlockCodeSent, ApiError> {
+    post("/api/unlock/resend", &UnlockAttempt { attempt_id: attempt_id.to_owned() }).await
+}
+
+pub async fn unlock_code(request: &UnlockCode) -> Result<(), ApiError> {
+    post_empty("/api/unlock/code", request).await
+}
+
+pub async fn unlock_offer_challenge(attempt_id: &str) -> Result<ChallengeIssued, ApiError> {
+    post("/api/unlock/offer-challenge", &UnlockAttempt { attempt_id: attempt_id.to_owned() }).await
+}
+
+pub async fn unlock_release(request: &UnlockRelease) -> Result<UnlockReleased, ApiError> {
+    post("/api/unlock/release", request).await
+}
+
+pub async fn unlock_report(request: &UnlockReported) -> Result<(), ApiError> {
+    post_empty("/api/unlock/report", request).await
 }

@@ -38,6 +38,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/profile") view=pages::profile::Profile />
                         <Route path=path!("/signed-out") view=pages::profile::SignedOut />
                         <Route path=path!("/register") view=pages::register::Register />
+                        <Route path=path!("/unlock") view=pages::unlock::Unlock />
                     </Routes>
                 </main>
             </div>

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod browser;
 pub mod process;
+pub mod self_service;
 pub mod smartcard;
 pub mod smtp;
 pub mod system;

@@ -19,8 +19,11 @@ pub fn Home() -> impl IntoView {
             <li>"To unlock your card later, you must first sign in and register for self-service."</li>
         </ul>
         <a class="nhsuk-button" href="/sign-in" data-testid="start-sign-in">"Sign in with your smartcard"</a>
+        <p>
+            <a class="nhsuk-button nhsuk-button--secondary" href="/unlock" data-testid="home-unlock">"Unlock my card"</a>
+        </p>
         <WarningCallout title="Only unlock your own card">
-            <p>"Trying to unlock a card that is not yours could result in disciplinary action."</p>
+            <p>"Unlocking a card that is not yours is misconduct and could result in disciplinary action."</p>
         </WarningCallout>
     }
 }

@@ -6,3 +6,4 @@ pub mod profile;
 pub mod register;
 pub mod sign_in;
 pub mod status;
+pub mod unlock;

@@ -1,0 +1,423 @@
+//! Unlock my card (DESIGN.md, journey 2): a public page where the card is the identity. The card
+//! proves it is present (9E, no passcode), the holder answers their questions, enters the code we
+//! emailed, and chooses a new passcode. The PUK travels sealed from the backend to the agent; this
+//! page only relays the ciphertext, and the new passcode goes only to the agent.
+
+use leptos::{ev::SubmitEvent, prelude::*};
+use protocol::{
+    agent::{AgentErrorCode, PinState},
+    api::{
+        QuestionAnswer, UnlockAnswers, UnlockCode, UnlockCodeSent, UnlockQuestions, UnlockRelease,
+        UnlockReported, UnlockStart,
+    },
+    passcode,
+};
+
+use crate::{
+    agent::{reader_with_card, use_agent, Agent, AgentStatus},
+    api::{self, ApiError},
+    components::{ErrorSummary, InsetText, WarningCallout},
+};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Start,
+    Questions(UnlockQuestions),
+    Code {
+        attempt_id: String,
+        sent: UnlockCodeSent,
+    },
+    NewPasscode {
+        attempt_id: String,
+    },
+    Done,
+    /// Self-service cannot help: why, and what to do instead.
+    ContactRa {
+        title: &'static str,
+        message: String,
+    },
+}
+
+/// Refusals that end self-service for this card become their own page; others stay on the step.
+fn dead_end(error: &ApiError) -> Option<Step> {
+    let title = match error.code()? {
+        "locked_out" => "Self-service is locked for you",
+        "not_registered" => "You have not registered for self-service",
+        "card_not_recognised" => "This card is not recognised",
+        "card_not_active" => "This card cannot be used",
+        "puk_unknown" => "This card cannot be unlocked here",
+        _ => return None,
+    };
+    Some(Step::ContactRa { title, message: error.to_string() })
+}
+
+#[component]
+pub fn Unlock() -> impl IntoView {
+    let step = RwSignal::new(Step::Start);
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    // A new step starts without the last step's error.
+    Effect::new(move |_| {
+        step.track();
+        error.set(None);
+    });
+    view! {
+        <h1>"Unlock your smartcard"</h1>
+        {move || match step.get() {
+            Step::Start => view! { <StartStep step error busy /> }.into_any(),
+            Step::Questions(questions) => view! { <QuestionsStep step error busy questions /> }.into_any(),
+            Step::Code { attempt_id, sent } => view! { <CodeStep step error busy attempt_id sent /> }.into_any(),
+            Step::NewPasscode { attempt_id } => view! { <NewPasscodeStep step error busy attempt_id /> }.into_any(),
+            Step::Done => view! {
+                <div class="nhsuk-panel" data-testid="unlocked">
+                    <h2 class="nhsuk-panel__title">"Your card is unlocked"</h2>
+                    <div class="nhsuk-panel__body">"Use your new passcode from now on."</div>
+                </div>
+                <p>"We have emailed you to say your card was unlocked."</p>
+                <a class="nhsuk-button" href="/sign-in" data-testid="sign-in-now">"Sign in now"</a>
+            }.into_any(),
+            Step::ContactRa { title, message } => view! {
+                <WarningCallout title=title>
+                    <p data-testid="contact-ra">{message}</p>
+                </WarningCallout>
+                <p>"Your Registration Authority (RA) can unlock your card in person. Take your card and photo ID."</p>
+            }.into_any(),
+        }}
+    }
+}
+
+#[component]
+fn StartStep(step: RwSignal<Step>, error: RwSignal<Option<String>>, busy: RwSignal<bool>) -> impl IntoView {
+    let agent = use_agent();
+    let status = agent.status();
+    let readers = agent.readers();
+    let reader = Memo::new(move |_| reader_with_card(&readers.get()));
+    let identity = {
+        let agent = agent.clone();
+        LocalResource::new(move || {
+            let agent = agent.clone();
+            let reader = reader.get();
+            async move {
+                match reader {
+                    Some(reader) => Some(agent.identity(reader).await),
+                    None => None,
+                }
+            }
+        })
+    };
+    let card_state = move || -> AnyView {
+        match status.get() {
+            AgentStatus::Connecting => view! { <p aria-busy="true">"Looking for the card agent on this computer…"</p> }.into_any(),
+            AgentStatus::NotRunning => view! {
+                <WarningCallout title="The card agent is not running">
+                    <p data-testid="agent-missing">"This service reaches your smartcard through the card agent. Start the card agent on this computer (or ask IT support to install it). This page will notice when it is running."</p>
+                </WarningCallout>
+            }.into_any(),
+            AgentStatus::Connected { .. } if readers.get().is_empty() => view! {
+                <InsetText><p data-testid="no-reader">"No card reader was found. Plug in your card reader."</p></InsetText>
+            }.into_any(),
+            AgentStatus::Connected { .. } if reader.get().is_none() => view! {
+                <InsetText><p data-testid="no-card">"Put your smartcard in the card reader."</p></InsetText>
+            }.into_any(),
+            AgentStatus::Connected { .. } => match identity.get().flatten() {
+                None => view! { <p aria-busy="true">"Reading your card…"</p> }.into_any(),
+                Some(Err(e)) => view! { <InsetText><p data-testid="card-problem">{e.message}</p></InsetText> }.into_any(),
+                Some(Ok(card)) => {
+                    let text = match card.pin {
+                        PinState::Blocked => "Card found. It is locked: too many wrong passcodes were entered.".to_owned(),
+                        PinState::Ready { tries_left: Some(n) } => format!("Card found. It is not locked ({n} passcode tries left); you can still set a new passcode if you have forgotten it."),
+                        PinState::Ready { tries_left: None } => "Card found. You can set a new passcode if you have forgotten it.".to_owned(),
+                    };
+                    view! { <InsetText><p data-testid="card-found">{text}</p></InsetText> }.into_any()
+                }
+            },
+        }
+    };
+    let on_start = move |_| {
+        let Some(reader) = reader.get_untracked() else {
+            error.set(Some("Put your smartcard in the card reader.".into()));
+            return;
+        };
+        busy.set(true);
+        let agent = agent.clone();
+        leptos::task::spawn_local(async move {
+            let result = start(&agent, reader).await;
+            busy.set(false);
+            match result {
+                Ok(questions) => step.set(Step::Questions(questions)),
+                Err(Problem::DeadEnd(next)) => step.set(next),
+                Err(Problem::Message(message)) => error.set(Some(message)),
+            }
+        });
+    };
+    view! {
+        <ErrorSummary message=error.into() field="start-unlock" />
+        <p class="nhsuk-lede-text">"If your card is locked, or you have forgotten its passcode, you can set a new passcode here in a few minutes."</p>
+        <WarningCallout title="Only unlock your own card">
+            <p data-testid="misconduct">"Unlocking a card that is not yours is misconduct and could result in disciplinary action. Every unlock is recorded and the card's owner is emailed."</p>
+        </WarningCallout>
+        <h2>"What you need"</h2>
+        <ul class="nhsuk-list nhsuk-list--bullet">
+            <li>"Your smartcard in the card reader."</li>
+            <li>"The answers to the security questions you chose when you registered."</li>
+            <li>"Access to the email address you registered: we send you a code."</li>
+        </ul>
+        {card_state}
+        <button class="nhsuk-button" type="button" id="start-unlock" data-testid="start-unlock"
+            prop:disabled=move || busy.get() on:click=on_start>"Start"</button>
+    }
+}
+
+enum Problem {
+    DeadEnd(Step),
+    Message(String),
+}
+
+impl From<ApiError> for Problem {
+    fn from(error: ApiError) -> Self {
+        match dead_end(&error) {
+            Some(step) => Problem::DeadEnd(step),
+            None => Problem::Message(error.to_string()),
+        }
+    }
+}
+
+async fn start(agent: &Agent, reader: String) -> Result<UnlockQuestions, Problem> {
+    let card = agent.identity(reader.clone()).await.map_err(|e| Problem::Message(e.message))?;
+    let issued = api::unlock_challenge().await?;
+    let signature =
+        agent.prove_presence(reader, issued.challenge).await.map_err(|e| Problem::Message(e.message))?;
+    Ok(api::unlock_start(&UnlockStart { challenge_id: issued.challenge_id, guid: card.guid, signature })
+        .await?)
+}
+
+#[component]
+fn QuestionsStep(
+    step: RwSignal<Step>,
+    error: RwSignal<Option<String>>,
+    busy: RwSignal<bool>,
+    questions: UnlockQuestions,
+) -> impl IntoView {
+    let answers: Vec<(u32, String, RwSignal<String>)> =
+        questions.questions.iter().map(|q| (q.id, q.text.clone(), RwSignal::new(String::new()))).collect();
+    let attempt_id = questions.attempt_id.clone();
+    let fields = answers
+        .iter()
+        .enumerate()
+        .map(|(i, (_, text, answer))| {
+            let answer = *answer;
+            let id = format!("unlock-answer-{}", i + 1);
+            view! {
+                <div class="nhsuk-form-group">
+                    <label class="nhsuk-label" for=id.clone()>{text.clone()}</label>
+                    <input class="nhsuk-input" id=id type="text" autocomplete="off" spellcheck="false"
+                        prop:value=move || answer.get() on:input=move |ev| answer.set(event_target_value(&ev)) />
+                </div>
+            }
+        })
+        .collect_view();
+    let on_submit = move |event: SubmitEvent| {
+        event.prevent_default();
+        let request = UnlockAnswers {
+            attempt_id: attempt_id.clone(),
+            answers: answers
+                .iter()
+                .map(|(id, _, answer)| QuestionAnswer { question_id: *id, answer: answer.get_untracked() })
+                .collect(),
+        };
+        if request.answers.iter().any(|a| a.answer.trim().is_empty()) {
+            error.set(Some("Answer every question.".into()));
+            return;
+        }
+        busy.set(true);
+        leptos::task::spawn_local(async move {
+            let result = api::unlock_answers(&request).await;
+            busy.set(false);
+            match result {
+                Ok(sent) => step.set(Step::Code { attempt_id: request.attempt_id, sent }),
+                Err(e) if e.code() == Some("attempt_expired") => {
+                    step.set(Step::Start);
+                    error.set(Some(e.to_string()));
+                }
+                Err(e) => match dead_end(&e) {
+                    Some(next) => step.set(next),
+                    None => error.set(Some(e.to_string())),
+                },
+            }
+        });
+    };
+    let left = questions.attempts_left;
+    view! {
+        <span class="nhsuk-caption-l">"Step 1 of 3"</span>
+        <h2>"Answer your security questions"</h2>
+        <ErrorSummary message=error.into() field="unlock-answer-1" />
+        <p>"Capitals and extra spaces do not matter."</p>
+        <p data-testid="attempts-left">{format!(
+            "You have {left} {} before self-service locks and you need to contact your Registration Authority (RA).",
+            if left == 1 { "attempt" } else { "attempts" }
+        )}</p>
+        <form novalidate on:submit=on_submit>
+            {fields}
+            <button class="nhsuk-button" type="submit" data-testid="continue" prop:disabled=move || busy.get()>"Continue"</button>
+        </form>
+    }
+}
+
+#[component]
+fn CodeStep(
+    step: RwSignal<Step>,
+    error: RwSignal<Option<String>>,
+    busy: RwSignal<bool>,
+    attempt_id: String,
+    sent: UnlockCodeSent,
+) -> impl IntoView {
+    let code = RwSignal::new(String::new());
+    let notice = RwSignal::new(None::<String>);
+    let hint = sent.email_hint.clone();
+    let on_submit = {
+        let attempt_id = attempt_id.clone();
+        move |event: SubmitEvent| {
+            event.prevent_default();
+            let request =
+                UnlockCode { attempt_id: attempt_id.clone(), code: code.get_untracked().trim().to_owned() };
+            busy.set(true);
+            leptos::task::spawn_local(async move {
+                let result = api::unlock_code(&request).await;
+                busy.set(false);
+                match result {
+                    Ok(()) => step.set(Step::NewPasscode { attempt_id: request.attempt_id }),
+                    Err(e) => error.set(Some(e.to_string())),
+                }
+            });
+        }
+    };
+    let resend = move |_| {
+        let attempt_id = attempt_id.clone();
+        leptos::task::spawn_local(async move {
+            match api::unlock_resend(&attempt_id).await {
+                Ok(sent) => notice.set(Some(format!(
+                    "We have sent a new code to {}. Use the newest one.",
+                    sent.email_hint
+                ))),
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        });
+    };
+    view! {
+        <span class="nhsuk-caption-l">"Step 2 of 3"</span>
+        <h2>"Check your email"</h2>
+        <ErrorSummary message=error.into() field="unlock-code" />
+        <InsetText>
+            <p data-testid="code-sent">{format!("We have sent an unlock code to {hint}. It works once, for 15 minutes. If you cannot see it, check your Junk or Spam folder.")}</p>
+        </InsetText>
+        <p><strong>"The unlock code is not your new passcode."</strong>" You choose your new passcode on the next page."</p>
+        {move || notice.get().map(|text| view! { <p role="status">{text}</p> })}
+        <form novalidate on:submit=on_submit>
+            <div class="nhsuk-form-group">
+                <label class="nhsuk-label" for="unlock-code">"Unlock code"</label>
+                <div class="nhsuk-hint" id="unlock-code-hint">"8 digits, from the email."</div>
+                <input class="nhsuk-input nhsuk-input--width-10" id="unlock-code" type="text" inputmode="numeric"
+                    autocomplete="one-time-code" aria-describedby="unlock-code-hint"
+                    prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev)) />
+            </div>
+            <button class="nhsuk-button" type="submit" data-testid="continue" prop:disabled=move || busy.get()>"Continue"</button>
+        </form>
+        <button class="nhsuk-button nhsuk-button--secondary" type="button" data-testid="resend" on:click=resend>"Send a new code"</button>
+    }
+}
+
+#[component]
+fn NewPasscodeStep(
+    step: RwSignal<Step>,
+    error: RwSignal<Option<String>>,
+    busy: RwSignal<bool>,
+    attempt_id: String,
+) -> impl IntoView {
+    let agent = use_agent();
+    let new = RwSignal::new(String::new());
+    let confirm = RwSignal::new(String::new());
+    let on_submit = move |event: SubmitEvent| {
+        event.prevent_default();
+        let (pin, again) = (new.get_untracked(), confirm.get_untracked());
+        if let Err(problem) = passcode::check(&pin, &again) {
+            error.set(Some(problem.message().into()));
+            return;
+        }
+        let Some(reader) = reader_with_card(&agent.readers().get_untracked()) else {
+            error.set(Some("Put your smartcard back in the card reader.".into()));
+            return;
+        };
+        busy.set(true);
+        let agent = agent.clone();
+        let attempt_id = attempt_id.clone();
+        leptos::task::spawn_local(async move {
+            let result = unlock(&agent, reader, &attempt_id, pin).await;
+            busy.set(false);
+            new.set(String::new());
+            confirm.set(String::new());
+            match result {
+                Ok(()) => step.set(Step::Done),
+                Err(Problem::DeadEnd(next)) => step.set(next),
+                Err(Problem::Message(message)) => error.set(Some(message)),
+            }
+        });
+    };
+    view! {
+        <span class="nhsuk-caption-l">"Step 3 of 3"</span>
+        <h2>"Choose a new passcode"</h2>
+        <ErrorSummary message=error.into() field="new-passcode" />
+        <p>"Keep your card in the reader. Your new passcode goes only to your card; this service never sees it."</p>
+        <form novalidate on:submit=on_submit>
+            <div class="nhsuk-form-group">
+                <label class="nhsuk-label" for="new-passcode">"New passcode"</label>
+                <div class="nhsuk-hint" id="new-passcode-hint">"6 to 8 digits. Not one digit repeated, not a run like 123456, and not a common one."</div>
+                <input class="nhsuk-input nhsuk-input--width-10" id="new-passcode" type="password" inputmode="numeric"
+                    autocomplete="new-password" aria-describedby="new-passcode-hint"
+                    prop:value=move || new.get() on:input=move |ev| new.set(event_target_value(&ev)) />
+            </div>
+            <div class="nhsuk-form-group">
+                <label class="nhsuk-label" for="confirm-passcode">"Enter the new passcode again"</label>
+                <input class="nhsuk-input nhsuk-input--width-10" id="confirm-passcode" type="password" inputmode="numeric"
+                    autocomplete="new-password"
+                    prop:value=move || confirm.get() on:input=move |ev| confirm.set(event_target_value(&ev)) />
+            </div>
+            <button class="nhsuk-button" type="submit" data-testid="unlock" prop:disabled=move || busy.get()>"Unlock my card"</button>
+        </form>
+    }
+}
+
+/// The release: the agent offers a one-time key (signed by the card), the backend seals the PUKs
+/// to it, the agent resets the passcode and rotates the PUK, and the backend checks the card's proof.
+async fn unlock(agent: &Agent, reader: String, attempt_id: &str, pin: String) -> Result<(), Problem> {
+    let agent_failed = |e: protocol::agent::AgentError| Problem::Message(e.message);
+    let offer = api::unlock_offer_challenge(attempt_id).await?;
+    let (_guid, public_key, signature) =
+        agent.begin_unblock(reader.clone(), offer.challenge).await.map_err(agent_failed)?;
+    let release = UnlockRelease {
+        attempt_id: attempt_id.to_owned(),
+        challenge_id: offer.challenge_id,
+        public_key,
+        signature,
+    };
+    let released = api::unlock_release(&release).await?;
+    let report = agent
+        .unblock(reader, released.envelope, pin, released.proof_challenge.challenge)
+        .await
+        .map_err(|e| match e.code {
+            AgentErrorCode::WrongCard => Problem::Message("The card in the reader is not the one you started with. Put that card back in and try again.".into()),
+            _ => Problem::Message(e.message),
+        })?;
+    let failure = report.failure.clone();
+    // The report goes to the backend whatever happened: it is how the PUK is kept track of.
+    let recorded = api::unlock_report(&UnlockReported {
+        attempt_id: attempt_id.to_owned(),
+        proof_challenge_id: released.proof_challenge.challenge_id,
+        report,
+    })
+    .await;
+    match (failure, recorded) {
+        (_, Ok(())) => Ok(()),
+        (Some(failure), Err(_)) => Err(Problem::Message(failure.error.message)),
+        (None, Err(e)) => Err(e.into()),
+    }
+}
