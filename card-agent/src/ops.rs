@@ -36,6 +36,11 @@ pub fn from_host(error_value: HostError) -> AgentError {
             "The smart card service is not running on this computer. Restart it or ask IT support.",
         ),
         HostError::NotPiv => error(C::NotPiv, "This card is not a smartcard this service can use."),
+        // The try that used up the last one: say what the person now faces, a locked card.
+        HostError::WrongSecret { tries_left: Some(0) } => error(
+            C::PinBlocked,
+            "The passcode is wrong, and your card is now locked after too many wrong passcodes.",
+        ),
         HostError::WrongSecret { tries_left } => {
             let message = match tries_left {
                 Some(1) => "The passcode is wrong. You have 1 try left before your card locks.".to_owned(),

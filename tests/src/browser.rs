@@ -165,6 +165,17 @@ impl Browser {
         .map(drop)
     }
 
+    /// Empties the field matching `css` the way a person deleting its text would (an `input`
+    /// event follows, so the page's state sees it; WebDriver's own clear sends none).
+    pub async fn clear(&self, css: &str) -> anyhow::Result<()> {
+        let css = serde_json::to_string(css)?;
+        self.execute(&format!(
+            "const e = document.querySelector({css}); e.value = ''; e.dispatchEvent(new Event('input', {{ bubbles: true }}));"
+        ))
+        .await
+        .map(drop)
+    }
+
     pub async fn execute(&self, script: &str) -> anyhow::Result<Value> {
         self.command(reqwest::Method::POST, "/execute/sync", Some(json!({ "script": script, "args": [] })))
             .await

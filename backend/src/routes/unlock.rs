@@ -404,12 +404,12 @@ async fn code(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `fay.holder@nhs.net` → `f*********@nhs.net`: enough to recognise, not to harvest.
+/// `fay.holder@nhs.net` → `f***@nhs.net`: enough to recognise, not to harvest (nor to count).
 fn hint(email: &str) -> String {
     match email.split_once('@') {
         Some((local, domain)) => {
             let first: String = local.chars().take(1).collect();
-            format!("{first}{}@{domain}", "*".repeat(local.chars().count().saturating_sub(1)))
+            format!("{first}***@{domain}")
         }
         None => "your registered address".into(),
     }
@@ -434,6 +434,7 @@ mod tests {
 
     #[test]
     fn email_hints_hide_the_local_part() {
-        assert_eq!(hint("fay@nhs.net"), "f**@nhs.net");
+        assert_eq!(hint("fay@nhs.net"), "f***@nhs.net");
+        assert_eq!(hint("fay.holder@nhs.net"), "f***@nhs.net");
     }
 }

@@ -340,6 +340,9 @@ fn NewPasscodeStep(
         event.prevent_default();
         let (pin, again) = (new.get_untracked(), confirm.get_untracked());
         if let Err(problem) = passcode::check(&pin, &again) {
+            // Passcodes are never shown back, not even masked: both boxes start again.
+            new.set(String::new());
+            confirm.set(String::new());
             error.set(Some(problem.message().into()));
             return;
         }

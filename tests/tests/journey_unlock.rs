@@ -1,0 +1,145 @@
+//! Journey 2 in a real browser, on the real parts: pcscd + vpcd + the virtual card, the card
+//! agent, the backend serving the built SPA, a real SMTP server. A registered holder locks their
+//! card with three wrong passcodes, follows the page to unlock it (a wrong set of answers first,
+//! then the right ones, the code from the delivered email, a refused trivial passcode, then a good
+//! one), and signs in with the new passcode. Afterwards `yubico-piv-tool`, independent of this
+//! project, confirms on the card that the new passcode works and the old PUK does not.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
+#![allow(clippy::await_holding_lock, reason = "the lock serialises tests that share the one virtual reader")]
+
+use tests::{
+    agent::{AgentClient, RunningAgent},
+    browser::{Browser, Engine},
+    process::free_port,
+    self_service::{register, ANSWERS},
+    smartcard::{exclusive, yubico, CardFile, InsertedCard},
+    smtp::{code_in, SmtpServer},
+    system::RunningBackend,
+};
+
+const EMAIL: &str = "lee.example@nhs.net";
+const NEW_PASSCODE: &str = "86207531";
+
+async fn fill(browser: &Browser, css: &str, text: &str) {
+    browser.clear(css).await.unwrap();
+    let element = browser.find(css).await.unwrap();
+    browser.type_into(&element, text).await.unwrap();
+}
+
+async fn click(browser: &Browser, css: &str) {
+    let element = browser.find(css).await.unwrap();
+    browser.click(&element).await.unwrap();
+}
+
+async fn wrong_passcode(browser: &Browser, expected: &str) {
+    fill(browser, "#passcode", "999999").await;
+    click(browser, "[data-testid=sign-in]").await;
+    browser.wait_for_text("[data-testid=error-message]", expected).await.unwrap();
+}
+
+/// Fills each asked question with its registered answer (or a wrong one), by the label's text.
+async fn answer_questions(browser: &Browser, right: bool) {
+    let labels = browser
+        .execute("return Array.from(document.querySelectorAll('label[for^=unlock-answer]')).map(l => l.textContent)")
+        .await
+        .unwrap();
+    let labels: Vec<String> = serde_json::from_value(labels).unwrap();
+    assert!((2..=4).contains(&labels.len()), "{labels:?}");
+    for (i, label) in labels.iter().enumerate() {
+        let answer = ANSWERS
+            .iter()
+            .find(|(id, _)| backend::questions::question(*id) == Some(label.as_str()))
+            .map(|(_, answer)| *answer)
+            .unwrap_or_else(|| panic!("{label:?} is not one of the registered questions"));
+        fill(browser, &format!("#unlock-answer-{}", i + 1), if right { answer } else { "not it" }).await;
+    }
+    click(browser, "[data-testid=continue]").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_unlocks_their_locked_card_and_signs_in_with_the_new_passcode() {
+    let _lock = exclusive().unwrap();
+    let card = CardFile::personalised("Lee Example").unwrap();
+    let port = free_port().unwrap();
+    let site = format!("http://127.0.0.1:{port}");
+    let agent = RunningAgent::start_with(&["--allow-origin".as_ref(), site.as_ref()]).await.unwrap();
+    let agent_url = agent.url();
+    let smtp = SmtpServer::start().unwrap();
+    let smtp_url = smtp.url();
+    let backend = RunningBackend::start_with(|s| {
+        s.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        s.agent_urls = vec![agent_url];
+        s.smtp_url = Some(smtp_url);
+    })
+    .await
+    .unwrap();
+    let guid = backend.issue_card(&card, "820000000001", "Lee Example", EMAIL).unwrap();
+    let _inserted = InsertedCard::insert(&card).unwrap();
+    {
+        // Registered earlier (journey 1 has its own browser test).
+        let (mut client, _) = AgentClient::connect(&agent).await.unwrap();
+        client.wait_for_card().await.unwrap();
+        register(&backend, &mut client, &smtp, &guid, "123456", EMAIL).await.unwrap();
+    }
+    let browser = Browser::start(Engine::Chromium).await.unwrap();
+
+    // Three wrong passcodes lock the card; the sign-in page points to the unlock page.
+    browser.goto(&format!("{}/sign-in", backend.url)).await.unwrap();
+    browser.wait_for_text("[data-testid=card-ready]", "Card found").await.unwrap();
+    wrong_passcode(&browser, "2 tries left").await;
+    wrong_passcode(&browser, "1 try left").await;
+    wrong_passcode(&browser, "locked").await;
+    browser.wait_for_text("[data-testid=card-locked]", "unlock your card").await.unwrap();
+    click(&browser, "[data-testid=card-locked] a[href='/unlock']").await;
+
+    browser.wait_for_text("h1", "Unlock your smartcard").await.unwrap();
+    browser.wait_for_text("[data-testid=misconduct]", "misconduct").await.unwrap();
+    browser.wait_for_text("[data-testid=card-found]", "It is locked").await.unwrap();
+    browser.assert_accessible("unlock: start").await.unwrap();
+    click(&browser, "[data-testid=start-unlock]").await;
+
+    browser.wait_for_text("h2", "Answer your security questions").await.unwrap();
+    browser.wait_for_text("[data-testid=attempts-left]", "3 attempts").await.unwrap();
+    browser.assert_accessible("unlock: questions").await.unwrap();
+    answer_questions(&browser, false).await;
+    browser.wait_for_text("[data-testid=error-message]", "2 more attempts").await.unwrap();
+    browser.assert_accessible("unlock: questions with an error").await.unwrap();
+    answer_questions(&browser, true).await;
+
+    browser.wait_for_text("h2", "Check your email").await.unwrap();
+    browser.wait_for_text("[data-testid=code-sent]", "Junk").await.unwrap();
+    browser.wait_for_text("[data-testid=code-sent]", "l***@nhs.net").await.unwrap();
+    browser.assert_accessible("unlock: check your email").await.unwrap();
+    let mail = smtp.wait_for(EMAIL, "unlock code", 1).await.unwrap();
+    assert!(mail.contains("NOT your new passcode"), "{mail}");
+    fill(&browser, "#unlock-code", &code_in(&mail).unwrap()).await;
+    click(&browser, "[data-testid=continue]").await;
+
+    browser.wait_for_text("h2", "Choose a new passcode").await.unwrap();
+    browser.assert_accessible("unlock: new passcode").await.unwrap();
+    fill(&browser, "#new-passcode", "123456").await;
+    fill(&browser, "#confirm-passcode", "123456").await;
+    click(&browser, "[data-testid=unlock]").await;
+    browser.wait_for_text("[data-testid=error-message]", "run of digits").await.unwrap();
+    fill(&browser, "#new-passcode", NEW_PASSCODE).await;
+    fill(&browser, "#confirm-passcode", NEW_PASSCODE).await;
+    click(&browser, "[data-testid=unlock]").await;
+    browser.wait_for_text("[data-testid=unlocked]", "Your card is unlocked").await.unwrap();
+    browser.assert_accessible("unlock: done").await.unwrap();
+    let notice = smtp.wait_for(EMAIL, "was unlocked", 1).await.unwrap();
+    assert!(notice.contains("If this wasn't you"), "{notice}");
+
+    click(&browser, "[data-testid=sign-in-now]").await;
+    browser.wait_for_text("[data-testid=card-ready]", "Card found").await.unwrap();
+    fill(&browser, "#passcode", NEW_PASSCODE).await;
+    click(&browser, "[data-testid=sign-in]").await;
+    browser.wait_for_text("[data-testid=profile-name]", "Lee Example").await.unwrap();
+    browser.quit().await.unwrap();
+
+    // An independent PIV tool, on the card itself.
+    let (ok, out) = yubico(&["-a", "verify-pin", "-P", NEW_PASSCODE]).unwrap();
+    assert!(ok, "the new passcode works on the card: {out}");
+    let (ok, _) = yubico(&["-a", "unblock-pin", "-P", "12345678", "-N", "11335577"]).unwrap();
+    assert!(!ok, "the old PUK no longer works");
+    assert!(backend.admin(&["verify-audit"]).unwrap().contains("intact"));
+}
