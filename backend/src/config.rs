@@ -33,7 +33,7 @@ pub struct Settings {
     /// links in emails, and `https` here makes the session cookie `Secure`. Unset: the listen URL.
     pub public_url: Option<String>,
     /// Outgoing mail server, `smtp://host:port` (user and password may go before the host).
-    /// Unset: mail is written as `.eml` files to `<data_dir>/mail` and shown at `/dev/mailbox`.
+    /// Unset: mail is written as `.eml` files to `<data_dir>/mail`.
     pub smtp_url: Option<String>,
     /// The sender of every email.
     pub mail_from: String,
@@ -47,6 +47,10 @@ pub struct Settings {
     pub puk_kek: Option<String>,
     /// How many of the holder's 4 questions an unlock asks (2–4).
     pub unlock_questions: u8,
+    /// Off by default. On: a holder who never registered can still unlock, in the style of NHS
+    /// England's 2023 service — the unlock code goes to the contact email on their record (set
+    /// by the RA, so verified) instead of asking questions they never chose.
+    pub unlock_without_registration: bool,
 }
 
 impl Default for Settings {
@@ -65,6 +69,7 @@ impl Default for Settings {
             secret_key: None,
             puk_kek: None,
             unlock_questions: 3,
+            unlock_without_registration: false,
         }
     }
 }

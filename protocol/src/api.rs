@@ -177,6 +177,10 @@ pub struct UnlockQuestions {
     pub questions: Vec<Question>,
     /// Wrong attempts left before self-service locks for this person.
     pub attempts_left: u32,
+    /// Set instead of questions when the deployment unlocks holders who never registered: the
+    /// code went straight to the contact email on their record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_sent: Option<UnlockCodeSent>,
 }
 
 /// `POST /api/unlock/answers`.

@@ -84,6 +84,14 @@ async fn start(
         .await?,
         None => Vec::new(),
     };
+    let contact_email = match &card {
+        Some(card) if state.settings.unlock_without_registration => {
+            people::user_by_ref(&state.db, card.user_ref).await?.and_then(|u| u.contact_email)
+        }
+        _ => None,
+    };
+    let registered_or_free =
+        registered.len() == questions::QUESTIONS_PER_REGISTRATION || contact_email.is_some();
     let puk_held: bool = match &card {
         Some(card) => {
             sqlx::query_scalar::<_, i64>(
@@ -117,7 +125,7 @@ async fn start(
             "This card has been suspended or revoked. Contact your Registration Authority (RA).",
         ))),
         Some(_) if locked.is_some() => Some(("locked_out", locked_out())),
-        Some(_) if registered.len() != questions::QUESTIONS_PER_REGISTRATION => Some(("not_registered", ApiError::rejected(
+        Some(_) if !registered_or_free => Some(("not_registered", ApiError::rejected(
             StatusCode::CONFLICT,
             "not_registered",
             "You have not registered for self-service, so your card cannot be unlocked here. Contact your Registration Authority (RA); once your card works again, sign in and register.",
@@ -139,6 +147,36 @@ async fn start(
     }
     let Some(card) = card else { return Err(ApiError::NotFound) };
     let now = now_unix();
+    let attempts_left = u32::try_from((MAX_FAILURES - failures).max(0)).unwrap_or(0);
+    if registered.len() != questions::QUESTIONS_PER_REGISTRATION {
+        // Registration-free policy (off by default): no questions were ever chosen, so the code
+        // goes to the contact email the RA recorded, and the attempt starts at the code step.
+        let email = contact_email.ok_or(ApiError::NotFound)?;
+        let attempt_id = random_token();
+        sqlx::query(
+            "INSERT INTO unlock_attempts (id, user_ref, card_guid, question_ids, status, created_at, expires_at) \
+             VALUES ($1, $2, $3, '', 'code', $4, $5)",
+        )
+        .bind(&attempt_id)
+        .bind(card.user_ref)
+        .bind(&guid)
+        .bind(now)
+        .bind(now + ATTEMPT_SECONDS)
+        .execute(&mut *tx)
+        .await?;
+        let sent = send_code(&mut tx, &state, card.user_ref, &email).await?;
+        let details = serde_json::json!({ "route": "contact_email" });
+        audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_started").subject(&guid).details(details))
+            .await?;
+        tx.commit().await?;
+        state.outbox.wake();
+        return Ok(AppJson(UnlockQuestions {
+            attempt_id,
+            questions: Vec::new(),
+            attempts_left,
+            code_sent: Some(sent),
+        }));
+    }
     // The same questions until this attempt ends: a reload must not offer a new draw.
     let open: Option<(String, String)> = sqlx::query(
         "SELECT id, question_ids FROM unlock_attempts WHERE card_guid = $1 AND status = 'questions' AND expires_at >= $2",
@@ -177,8 +215,7 @@ async fn start(
         .iter()
         .filter_map(|id| questions::question(*id).map(|text| Question { id: *id, text: text.to_owned() }))
         .collect();
-    let attempts_left = u32::try_from((MAX_FAILURES - failures).max(0)).unwrap_or(0);
-    Ok(AppJson(UnlockQuestions { attempt_id, questions, attempts_left }))
+    Ok(AppJson(UnlockQuestions { attempt_id, questions, attempts_left, code_sent: None }))
 }
 
 /// `count` of the registered questions, in a random order.
@@ -314,6 +351,20 @@ async fn answers(
     Ok(AppJson(sent))
 }
 
+/// Where a holder's unlock mail goes: their registered address, or (registration-free policy)
+/// the contact email on their record.
+pub(super) async fn unlock_address(state: &AppState, user_ref: i64) -> Result<Option<String>, ApiError> {
+    let registered: Option<String> =
+        sqlx::query_scalar("SELECT email FROM registrations WHERE user_ref = $1 AND status = 'active'")
+            .bind(user_ref)
+            .fetch_optional(state.db.pool())
+            .await?;
+    if registered.is_some() || !state.settings.unlock_without_registration {
+        return Ok(registered);
+    }
+    Ok(people::user_by_ref(&state.db, user_ref).await?.and_then(|u| u.contact_email))
+}
+
 /// A new unlock code (the cooldown and hourly limit apply), replacing the last one.
 async fn send_code(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -356,12 +407,7 @@ async fn resend(
     .ok_or_else(attempt_ended)?;
     let user_ref: i64 = attempt.try_get("user_ref")?;
     let guid: String = attempt.try_get("card_guid")?;
-    let email: String =
-        sqlx::query_scalar("SELECT email FROM registrations WHERE user_ref = $1 AND status = 'active'")
-            .bind(user_ref)
-            .fetch_optional(state.db.pool())
-            .await?
-            .ok_or_else(attempt_ended)?;
+    let email = unlock_address(&state, user_ref).await?.ok_or_else(attempt_ended)?;
     let mut tx = state.db.begin_write().await?;
     let sent = send_code(&mut tx, &state, user_ref, &email).await?;
     audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_code_resent").subject(&guid)).await?;

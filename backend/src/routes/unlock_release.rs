@@ -204,11 +204,7 @@ async fn report(
     }
     let card = people::card_by_guid(&state.db, &attempt.guid).await?.ok_or_else(attempt_ended)?;
     let proof = report.proof.as_deref().map(card_proof::signature_from_base64).transpose()?;
-    let email: Option<String> =
-        sqlx::query_scalar("SELECT email FROM registrations WHERE user_ref = $1 AND status = 'active'")
-            .bind(attempt.user_ref)
-            .fetch_optional(state.db.pool())
-            .await?;
+    let email = super::unlock::unlock_address(&state, attempt.user_ref).await?;
 
     let mut tx = state.db.begin_write().await?;
     let challenge = challenges::redeem(

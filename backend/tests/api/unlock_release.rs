@@ -220,3 +220,32 @@ on_both_databases! {
         assert_eq!(error_code(start(&app, &card).await).await, (409, "puk_unknown".into()));
     }
 }
+
+on_both_databases! {
+    async fn with_the_registration_free_policy_the_code_goes_to_the_contact_email(engine: Engine) {
+        let smtp = SmtpServer::start().unwrap();
+        let url = smtp.url();
+        let app = TestApp::spawn_with(engine, |s| {
+            s.smtp_url = Some(url);
+            s.unlock_without_registration = true;
+        })
+        .await;
+        let card = TestCard::new();
+        card.issue_to(&app, "500000000001", "Hal Holder", "hal@nhs.net").await;
+        let questions: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+        assert!(questions.questions.is_empty(), "no questions were ever chosen");
+        assert_eq!(questions.code_sent.as_ref().unwrap().email_hint, "h***@nhs.net");
+        let code = code_in(&smtp.wait_for("hal@nhs.net", "unlock code", 1).await.unwrap()).unwrap();
+        let request = UnlockCode { attempt_id: questions.attempt_id.clone(), code };
+        assert_eq!(app.post("/api/unlock/code", &request).await.status(), 204);
+        let (released, _) = release_opened(&app, &card, &questions.attempt_id).await;
+        let reported = proved(&card, &questions.attempt_id, &released, PukOnCard::Rotated);
+        assert_eq!(app.post("/api/unlock/report", &reported).await.status(), 204);
+        smtp.wait_for("hal@nhs.net", "was unlocked", 1).await.unwrap();
+        let route: String = sqlx::query_scalar("SELECT details FROM audit_log WHERE event = 'unlock_started'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert!(route.contains("contact_email"), "{route}");
+    }
+}

@@ -144,6 +144,9 @@ fn StartStep(step: RwSignal<Step>, error: RwSignal<Option<String>>, busy: RwSign
             let result = start(&agent, reader).await;
             busy.set(false);
             match result {
+                Ok(UnlockQuestions { attempt_id, code_sent: Some(sent), .. }) => {
+                    step.set(Step::Code { attempt_id, sent })
+                }
                 Ok(questions) => step.set(Step::Questions(questions)),
                 Err(Problem::DeadEnd(next)) => step.set(next),
                 Err(Problem::Message(message)) => error.set(Some(message)),
