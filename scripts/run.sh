@@ -66,6 +66,9 @@ cat <<MSG
   (see the cards with: pcsc_scan, opensc-tool -l, pkcs15-tool -D; their state: $DEMO/*/card.json)
   Card agent on ws://127.0.0.1:47101 (log: $DEMO/card-agent.log)
   Email (no SMTP server configured): written as .eml files to $ROOT/data/mail
+  To try an unlock: sign in and register (My Profile), sign out, enter a wrong passcode three
+  times, then follow "unlock your card" (http://127.0.0.1:8080/unlock). The cards keep their
+  state: after an unlock the passcode is the one you chose (delete $DEMO to start over).
 
 MSG
 step "Starting the backend"
