@@ -11,7 +11,7 @@ wasm_env() { RUSTUP_TOOLCHAIN=debian-web RUSTC_BOOTSTRAP=1 "$@"; }
 
 # The shipped SPA panics by aborting on the spot (no panic messages compiled in: ~10% smaller
 # wasm); the wasm tests keep the default so a failing assertion says why.
-SPA_RUSTFLAGS="--cfg=erase_components -Zunstable-options -Cpanic=immediate-abort"
+SPA_RUSTFLAGS="--cfg=erase_components -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none"
 build_spa() {
   npm_assets
   step "Building the SPA's CSS (NHS design system subset, sass)"

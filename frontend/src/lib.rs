@@ -8,6 +8,7 @@ use leptos_router::{
 
 pub mod agent;
 pub mod api;
+mod card_status;
 mod components;
 mod layout;
 mod pages;

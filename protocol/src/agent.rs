@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; the SPA refuses an agent with another major version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
@@ -61,19 +61,11 @@ impl std::fmt::Debug for Operation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentMessage {
-    Hello {
-        agent_version: String,
-        protocol_version: u32,
-    },
-    Response {
-        id: u64,
-        #[serde(flatten)]
-        outcome: Outcome,
-    },
-    Event {
-        #[serde(flatten)]
-        event: Event,
-    },
+    Hello { agent_version: String, protocol_version: u32 },
+    // Nested rather than `#[serde(flatten)]`: flattening makes the SPA's decoder several KB
+    // larger (it buffers every message), and the SPA's size is budgeted.
+    Response { id: u64, outcome: Outcome },
+    Event { event: Event },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,7 +166,7 @@ pub enum PinState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     ReaderAdded {
         reader: String,
@@ -238,6 +230,20 @@ mod tests {
         assert_eq!(request.id, 7);
         assert!(matches!(request.operation, Operation::SignWithPin { .. }));
         assert!(!format!("{request:?}").contains("123456"), "Debug hides the PIN");
+    }
+
+    #[test]
+    fn responses_and_events_nest_their_payload() {
+        let response = AgentMessage::Response { id: 1, outcome: Outcome::Ok(Reply::Done) };
+        assert_eq!(
+            serde_json::to_string(&response).unwrap(),
+            r#"{"type":"response","id":1,"outcome":{"ok":{"kind":"done"}}}"#
+        );
+        let event = AgentMessage::Event { event: Event::CardInserted { reader: "R".into() } };
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"type":"event","event":{"kind":"card_inserted","reader":"R"}}"#
+        );
     }
 
     #[test]

@@ -10,30 +10,17 @@ use protocol::{
 };
 
 use crate::{
-    agent::{reader_with_card, use_agent, Agent, AgentStatus, SignedInReader},
+    agent::{use_agent, Agent, SignedInReader},
     api,
+    card_status::{CardStatus, CardWatch},
     components::{ErrorSummary, InsetText, WarningCallout},
 };
 
 #[component]
 pub fn SignIn() -> impl IntoView {
     let agent = use_agent();
-    let status = agent.status();
-    let readers = agent.readers();
-    let reader = Memo::new(move |_| reader_with_card(&readers.get()));
-    let identity = {
-        let agent = agent.clone();
-        LocalResource::new(move || {
-            let agent = agent.clone();
-            let reader = reader.get();
-            async move {
-                match reader {
-                    Some(reader) => Some(agent.identity(reader).await),
-                    None => None,
-                }
-            }
-        })
-    };
+    let watch = CardWatch::new(&agent);
+    let (reader, identity) = (watch.reader, watch.identity);
     let passcode = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
@@ -74,32 +61,10 @@ pub fn SignIn() -> impl IntoView {
         }
     };
 
-    let card_state = move || -> AnyView {
-        match status.get() {
-            AgentStatus::Connecting => view! { <p aria-busy="true">"Looking for the card agent on this computer…"</p> }.into_any(),
-            AgentStatus::NotRunning => view! {
-                <WarningCallout title="The card agent is not running">
-                    <p data-testid="agent-missing">"This service reaches your smartcard through the card agent. Start the card agent on this computer (or ask IT support to install it). This page will notice when it is running."</p>
-                </WarningCallout>
-            }.into_any(),
-            AgentStatus::Connected { .. } if readers.get().is_empty() => view! {
-                <InsetText><p data-testid="no-reader">"No card reader was found. Plug in your card reader."</p></InsetText>
-            }.into_any(),
-            AgentStatus::Connected { .. } if reader.get().is_none() => view! {
-                <InsetText><p data-testid="no-card">"Put your smartcard in the card reader."</p></InsetText>
-            }.into_any(),
-            AgentStatus::Connected { .. } => match identity.get().flatten() {
-                None => view! { <p aria-busy="true">"Reading your card…"</p> }.into_any(),
-                Some(Err(e)) => view! { <InsetText><p data-testid="card-problem">{e.message}</p></InsetText> }.into_any(),
-                Some(Ok(card)) => card_view(&card),
-            },
-        }
-    };
-
     view! {
         <h1>"Sign in with your smartcard"</h1>
         <ErrorSummary message=error.into() field="passcode" />
-        {card_state}
+        <CardStatus watch card=card_view />
         <form novalidate on:submit=on_submit>
             <div class="nhsuk-form-group">
                 <label class="nhsuk-label" for="passcode">"Smartcard passcode"</label>

@@ -5,7 +5,7 @@
 
 use leptos::{ev::SubmitEvent, prelude::*};
 use protocol::{
-    agent::{AgentErrorCode, PinState},
+    agent::{AgentErrorCode, CardIdentity, PinState},
     api::{
         QuestionAnswer, UnlockAnswers, UnlockCode, UnlockCodeSent, UnlockQuestions, UnlockRelease,
         UnlockReported, UnlockStart,
@@ -14,8 +14,9 @@ use protocol::{
 };
 
 use crate::{
-    agent::{reader_with_card, use_agent, Agent, AgentStatus},
+    agent::{reader_with_card, use_agent, Agent},
     api::{self, ApiError},
+    card_status::{CardStatus, CardWatch},
     components::{ErrorSummary, InsetText, WarningCallout},
 };
 
@@ -89,50 +90,8 @@ pub fn Unlock() -> impl IntoView {
 #[component]
 fn StartStep(step: RwSignal<Step>, error: RwSignal<Option<String>>, busy: RwSignal<bool>) -> impl IntoView {
     let agent = use_agent();
-    let status = agent.status();
-    let readers = agent.readers();
-    let reader = Memo::new(move |_| reader_with_card(&readers.get()));
-    let identity = {
-        let agent = agent.clone();
-        LocalResource::new(move || {
-            let agent = agent.clone();
-            let reader = reader.get();
-            async move {
-                match reader {
-                    Some(reader) => Some(agent.identity(reader).await),
-                    None => None,
-                }
-            }
-        })
-    };
-    let card_state = move || -> AnyView {
-        match status.get() {
-            AgentStatus::Connecting => view! { <p aria-busy="true">"Looking for the card agent on this computer…"</p> }.into_any(),
-            AgentStatus::NotRunning => view! {
-                <WarningCallout title="The card agent is not running">
-                    <p data-testid="agent-missing">"This service reaches your smartcard through the card agent. Start the card agent on this computer (or ask IT support to install it). This page will notice when it is running."</p>
-                </WarningCallout>
-            }.into_any(),
-            AgentStatus::Connected { .. } if readers.get().is_empty() => view! {
-                <InsetText><p data-testid="no-reader">"No card reader was found. Plug in your card reader."</p></InsetText>
-            }.into_any(),
-            AgentStatus::Connected { .. } if reader.get().is_none() => view! {
-                <InsetText><p data-testid="no-card">"Put your smartcard in the card reader."</p></InsetText>
-            }.into_any(),
-            AgentStatus::Connected { .. } => match identity.get().flatten() {
-                None => view! { <p aria-busy="true">"Reading your card…"</p> }.into_any(),
-                Some(Err(e)) => view! { <InsetText><p data-testid="card-problem">{e.message}</p></InsetText> }.into_any(),
-                Some(Ok(card)) => {
-                    let text = match card.pin {
-                        PinState::Blocked => "Card found. It is locked: too many wrong passcodes were entered.".to_owned(),
-                        PinState::Ready { tries_left: Some(n) } => format!("Card found. It is not locked ({n} passcode tries left); you can still set a new passcode if you have forgotten it."),
-                        PinState::Ready { tries_left: None } => "Card found. You can set a new passcode if you have forgotten it.".to_owned(),
-                    };
-                    view! { <InsetText><p data-testid="card-found">{text}</p></InsetText> }.into_any()
-                }
-            },
-        }
-    };
+    let watch = CardWatch::new(&agent);
+    let reader = watch.reader;
     let on_start = move |_| {
         let Some(reader) = reader.get_untracked() else {
             error.set(Some("Put your smartcard in the card reader.".into()));
@@ -165,10 +124,21 @@ fn StartStep(step: RwSignal<Step>, error: RwSignal<Option<String>>, busy: RwSign
             <li>"The answers to the security questions you chose when you registered."</li>
             <li>"Access to the email address you registered: we send you a code."</li>
         </ul>
-        {card_state}
+        <CardStatus watch card=card_found />
         <button class="nhsuk-button" type="button" id="start-unlock" data-testid="start-unlock"
             prop:disabled=move || busy.get() on:click=on_start>"Start"</button>
     }
+}
+
+fn card_found(card: &CardIdentity) -> AnyView {
+    let text = match card.pin {
+        PinState::Blocked => "Card found. It is locked: too many wrong passcodes were entered.".to_owned(),
+        PinState::Ready { tries_left: Some(n) } => format!(
+            "Card found. It is not locked ({n} passcode tries left); you can still set a new passcode if you have forgotten it."
+        ),
+        PinState::Ready { tries_left: None } => "Card found. You can set a new passcode if you have forgotten it.".to_owned(),
+    };
+    view! { <InsetText><p data-testid="card-found">{text}</p></InsetText> }.into_any()
 }
 
 enum Problem {
