@@ -7,6 +7,7 @@ use crate::{error::ApiError, startup::AppState};
 mod client_config;
 mod health;
 pub mod profile;
+mod ra;
 mod registration;
 mod sign_in;
 mod unlock;
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .merge(sign_in::router())
         .merge(profile::router())
         .merge(registration::router())
+        .merge(ra::router())
         .merge(unlock::router())
         .merge(unlock_release::router())
         .fallback(|| async { ApiError::NotFound })

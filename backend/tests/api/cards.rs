@@ -47,10 +47,21 @@ impl TestCard {
 
     /// Creates a user and issues this card to them, with its PUK recorded.
     pub async fn issue_to(&self, app: &TestApp, user_id: &str, name: &str, email: &str) -> User {
-        let user =
-            people::add_user(&app.db, &NewUser { user_id, name, contact_email: Some(email), roles: &[] })
-                .await
-                .unwrap();
+        self.issue_with_roles(app, user_id, name, email, &[]).await
+    }
+
+    /// As [`TestCard::issue_to`], for a person with `roles` (e.g. `ra`).
+    pub async fn issue_with_roles(
+        &self,
+        app: &TestApp,
+        user_id: &str,
+        name: &str,
+        email: &str,
+        roles: &[String],
+    ) -> User {
+        let user = people::add_user(&app.db, &NewUser { user_id, name, contact_email: Some(email), roles })
+            .await
+            .unwrap();
         let spki = |key: &SigningKey| key.verifying_key().to_public_key_der().unwrap().into_vec();
         people::bind_card(&app.db, &user, &self.guid, &spki(&self.piv_auth), &spki(&self.card_auth))
             .await
@@ -63,13 +74,20 @@ impl TestCard {
 
     /// The whole sign-in: challenge, 9A signature, `POST /api/sign-in`.
     pub async fn sign_in(&self, app: &TestApp) -> reqwest::Response {
-        let issued: ChallengeIssued = app.post("/api/sign-in/challenge", &()).await.json().await.unwrap();
+        self.sign_in_with(app, &app.client).await
+    }
+
+    /// [`TestCard::sign_in`] on another client (another browser, with its own cookies).
+    pub async fn sign_in_with(&self, app: &TestApp, client: &reqwest::Client) -> reqwest::Response {
+        let url = |path: &str| format!("{}{path}", app.address);
+        let issued: ChallengeIssued =
+            client.post(url("/api/sign-in/challenge")).json(&()).send().await.unwrap().json().await.unwrap();
         let request = SignInRequest {
             challenge_id: issued.challenge_id,
             guid: self.guid.clone(),
             signature: self.sign_9a(&issued.challenge),
         };
-        app.post("/api/sign-in", &request).await
+        client.post(url("/api/sign-in")).json(&request).send().await.unwrap()
     }
 }
 

@@ -9,6 +9,7 @@ mod smtp;
 
 mod audit_trail;
 mod health;
+mod ra;
 mod registration;
 mod sign_in;
 mod spa_hosting;
