@@ -422,8 +422,11 @@ struct ReportQuery {
     to: String,
 }
 
+/// Picks one column of a report row.
+type Column = fn(&mut ReportCounts) -> &mut u64;
+
 /// The events each report column counts.
-const COUNTED: [(&str, fn(&mut ReportCounts) -> &mut u64); 4] = [
+const COUNTED: [(&str, Column); 4] = [
     ("registration_completed", |c| &mut c.registrations),
     ("card_unlocked", |c| &mut c.unlocks),
     ("selfservice_locked_out", |c| &mut c.lockouts),
