@@ -19,6 +19,10 @@ build_spa() {
     style/nhsuk.scss style/build/nhsuk.css)
   step "Building the SPA (trunk, release)"
   (cd "$ROOT" && CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$SPA_RUSTFLAGS" wasm_env trunk build --release)
+  # The RA console is its own bundle under /ra (after the SPA: trunk replaces its whole dist).
+  step "Building the RA console (trunk, release)"
+  (cd "$ROOT" && CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$SPA_RUSTFLAGS" wasm_env \
+    trunk build --release --dist dist/ra --public-url /ra/ frontend/ra.html)
 }
 
 # The npm packages in frontend/package-lock.json: the NHS design system CSS that trunk bundles,

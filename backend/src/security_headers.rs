@@ -19,12 +19,11 @@ pub struct SecurityHeaders {
 }
 
 impl SecurityHeaders {
-    /// Builds the policy for the given `index.html` (if any) and card-agent WebSocket URLs.
-    pub fn new(index_html: Option<&str>, agent_urls: &[String]) -> anyhow::Result<Self> {
-        let script_hashes: String = index_html
-            .map(inline_scripts)
-            .unwrap_or_default()
-            .into_iter()
+    /// Builds the policy for the given `index.html` files and card-agent WebSocket URLs.
+    pub fn new(index_htmls: &[&str], agent_urls: &[String]) -> anyhow::Result<Self> {
+        let script_hashes: String = index_htmls
+            .iter()
+            .flat_map(|html| inline_scripts(html))
             .map(|script| format!(" 'sha256-{}'", STANDARD.encode(Sha256::digest(script.as_bytes()))))
             .collect();
         let agents: String = agent_urls.iter().map(|url| format!(" {url}")).collect();
@@ -92,7 +91,7 @@ mod tests {
     fn inline_scripts_are_hashed_and_external_ones_are_not() {
         let html = r#"<head><script src="/a.js"></script><script type="module">boot();</script></head>"#;
         assert_eq!(inline_scripts(html), vec!["boot();"]);
-        let headers = SecurityHeaders::new(Some(html), &["ws://127.0.0.1:47101".into()]).unwrap();
+        let headers = SecurityHeaders::new(&[html], &["ws://127.0.0.1:47101".into()]).unwrap();
         let csp = headers.csp().to_str().unwrap();
         let expected = STANDARD.encode(Sha256::digest(b"boot();"));
         assert!(csp.contains(&format!("'sha256-{expected}'")), "{csp}");

@@ -67,7 +67,7 @@ impl Application {
         if files.is_empty() {
             tracing::warn!(dist = %settings.dist_dir.display(), "no SPA found; serving the API only");
         }
-        let headers = SecurityHeaders::new(files.index_html(), &settings.agent_urls)?;
+        let headers = SecurityHeaders::new(&files.index_htmls(), &settings.agent_urls)?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("Failed to listen on {}", settings.listen))?;

@@ -38,6 +38,10 @@ pub struct StaticFiles {
     files: Arc<HashMap<String, Asset>>,
 }
 
+/// Apps other than the main SPA, each built by trunk into its own folder of `dist/`: the RA
+/// console is a separate bundle, so cardholders never download staff-only code.
+const APPS: [(&str, &str); 1] = [("/ra", "/ra/index.html")];
+
 impl StaticFiles {
     /// Reads and compresses every file under `dist`. A missing folder yields an empty set (API-only
     /// mode, e.g. in the API tests); an unreadable file is an error.
@@ -59,9 +63,21 @@ impl StaticFiles {
         self.files.is_empty()
     }
 
-    /// The text of `index.html`, for the CSP script hashes.
-    pub fn index_html(&self) -> Option<&str> {
-        self.files.get("/index.html").and_then(|a| std::str::from_utf8(&a.identity).ok())
+    /// The text of every app's `index.html` (the SPA's, the RA console's), for the CSP hashes.
+    pub fn index_htmls(&self) -> Vec<&str> {
+        std::iter::once("/index.html")
+            .chain(APPS.iter().map(|(_, index)| *index))
+            .filter_map(|path| self.files.get(path))
+            .filter_map(|a| std::str::from_utf8(&a.identity).ok())
+            .collect()
+    }
+
+    /// The `index.html` that serves a client-side route: the RA console's under its prefix.
+    fn index_for(&self, path: &str) -> Option<&Asset> {
+        APPS.iter()
+            .find(|(prefix, _)| path == *prefix || path.starts_with(&format!("{prefix}/")))
+            .and_then(|(_, index)| self.files.get(*index))
+            .or_else(|| self.files.get("/index.html"))
     }
 
     /// Answers a GET or HEAD for a path outside `/api`.
@@ -75,7 +91,7 @@ impl StaticFiles {
             // A path whose last segment has a dot asks for a file: a missing one is a 404, not the
             // app (a broken <script> would otherwise receive HTML).
             None if last_segment_has_extension(path) => return StatusCode::NOT_FOUND.into_response(),
-            None => match self.files.get("/index.html") {
+            None => match self.index_for(path) {
                 Some(index) => index,
                 None => {
                     return (StatusCode::NOT_FOUND, "The web app is not built (dist/ is empty).")
@@ -297,6 +313,18 @@ mod tests {
         assert_eq!(route.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
         assert_eq!(route.headers()[header::CACHE_CONTROL], "no-cache");
         assert_eq!(get(&files, "/missing-0123456789abcdef.js", "").status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn the_ra_consoles_routes_fall_back_to_its_own_index() {
+        let (_dir, files) =
+            dist_with(&[("index.html", b"<html>app</html>"), ("ra/index.html", b"<html>ra</html>")]);
+        let etag = |path: &str| get(&files, path, "").headers()[header::ETAG].clone();
+        for path in ["/ra", "/ra/", "/ra/users/500000000001"] {
+            assert_eq!(etag(path), etag("/ra/index.html"), "{path}");
+        }
+        assert_eq!(etag("/rabbit"), etag("/index.html"));
+        assert_eq!(files.index_htmls().len(), 2);
     }
 
     #[test]

@@ -54,17 +54,20 @@ pub async fn health() -> Result<Health, ApiError> {
     decode(response).await
 }
 
-async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
+pub(crate) async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
     decode(Request::get(path).send().await.map_err(|_| ApiError::Network)?).await
 }
 
-async fn post<B: serde::Serialize, T: DeserializeOwned>(path: &str, body: &B) -> Result<T, ApiError> {
+pub(crate) async fn post<B: serde::Serialize, T: DeserializeOwned>(
+    path: &str,
+    body: &B,
+) -> Result<T, ApiError> {
     let request = Request::post(path).json(body).map_err(|_| ApiError::Network)?;
     decode(request.send().await.map_err(|_| ApiError::Network)?).await
 }
 
 /// A POST whose success has no body (204).
-async fn post_empty<B: serde::Serialize>(path: &str, body: &B) -> Result<(), ApiError> {
+pub(crate) async fn post_empty<B: serde::Serialize>(path: &str, body: &B) -> Result<(), ApiError> {
     let request = Request::post(path).json(body).map_err(|_| ApiError::Network)?;
     let response = request.send().await.map_err(|_| ApiError::Network)?;
     if response.ok() {

@@ -12,6 +12,7 @@ mod card_status;
 mod components;
 mod layout;
 mod pages;
+pub mod ra;
 
 /// The agent's default address, used until the backend says otherwise.
 const DEFAULT_AGENT_URL: &str = "ws://127.0.0.1:47101";

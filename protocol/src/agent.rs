@@ -112,7 +112,9 @@ pub struct UnblockReport {
 
 /// Which PUK the card holds after the unblock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+// Externally tagged (`"rotated"`, `{"candidate":{"index":0}}`): the cheapest form for the
+// SPA to decode, whose size is budgeted.
+#[serde(rename_all = "snake_case")]
 pub enum PukOnCard {
     /// The card accepted none of the candidates (or was never asked): its PUK is unchanged.
     Unchanged,
@@ -156,7 +158,9 @@ pub struct CardIdentity {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+// Externally tagged (`"rotated"`, `{"candidate":{"index":0}}`): the cheapest form for the
+// SPA to decode, whose size is budgeted.
+#[serde(rename_all = "snake_case")]
 pub enum PinState {
     /// `tries_left` is `None` when the card does not say.
     Ready {

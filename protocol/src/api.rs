@@ -100,7 +100,8 @@ pub struct CardSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+// Externally tagged: the cheapest form for the SPA to decode.
+#[serde(rename_all = "snake_case")]
 pub enum SelfService {
     NotRegistered,
     Registered {

@@ -5,5 +5,6 @@
 
 pub mod agent;
 pub mod api;
+pub mod calendar;
 pub mod passcode;
 pub mod ra;

@@ -150,6 +150,11 @@ fn profile_view(profile: ProfileData) -> impl IntoView {
         </dl>
         <h2>"Self Service"</h2>
         {self_service}
+        {profile.roles.iter().any(|r| r == "ra").then(|| view! {
+            <h2>"Registration Authority"</h2>
+            // A separate app: the browser loads it, this app's router must not.
+            <a class="nhsuk-button" href="/ra" rel="external" data-testid="ra-console">"Open the RA console"</a>
+        })}
     }
 }
 

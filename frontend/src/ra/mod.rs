@@ -1,0 +1,79 @@
+//! The RA console: a second, separate bundle (`ra.html`, served under `/ra`), so cardholders never
+//! download staff-only pages. RA staff sign in with their own card on the main site first; every
+//! page here checks the session has the RA role (the API refuses anyone else regardless).
+
+use leptos::prelude::*;
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path,
+};
+
+mod api;
+mod audit;
+mod report;
+mod search;
+mod user;
+
+#[component]
+pub fn RaApp() -> impl IntoView {
+    let me = LocalResource::new(crate::api::me);
+    view! {
+        <Router>
+            <a class="nhsuk-skip-link" href="#main-content">"Skip to main content"</a>
+            <header class="nhsuk-header" role="banner">
+                <div class="nhsuk-header__container nhsuk-width-container">
+                    <div class="nhsuk-header__service">
+                        <a href="/ra" class="nhsuk-header__service-logo">
+                            <span class="nhsuk-header__service-name">"Smartcard self-service: RA console"</span>
+                        </a>
+                    </div>
+                </div>
+            </header>
+            <div class="nhsuk-width-container">
+                <nav aria-label="RA console">
+                    <ul class="nhsuk-list ra-nav">
+                        <li><a href="/ra">"Find a person"</a></li>
+                        <li><a href="/ra/audit">"Audit trail"</a></li>
+                        <li><a href="/ra/report">"Report"</a></li>
+                        <li><a href="/profile" rel="external">"My profile"</a></li>
+                    </ul>
+                </nav>
+                <main id="main-content" class="nhsuk-main-wrapper" tabindex="-1">
+                    {move || match me.get() {
+                        None => view! { <p aria-busy="true">"Checking your session…"</p> }.into_any(),
+                        Some(Err(e)) if e.is_unauthenticated() => view! {
+                            <h1>"Sign in first"</h1>
+                            <p data-testid="ra-sign-in">"Sign in with your smartcard, then come back to the RA console."</p>
+                            <a class="nhsuk-button" href="/sign-in" rel="external">"Sign in"</a>
+                        }.into_any(),
+                        Some(Err(e)) => view! { <p role="alert">{e.to_string()}</p> }.into_any(),
+                        Some(Ok(profile)) if !profile.roles.iter().any(|r| r == "ra") => view! {
+                            <h1>"RA staff only"</h1>
+                            <p data-testid="ra-refused">"The RA console is for Registration Authority staff. Your card does not have the RA role."</p>
+                        }.into_any(),
+                        Some(Ok(_)) => view! {
+                            <Routes fallback=|| view! { <h1>"Page not found"</h1> }>
+                                <Route path=path!("/ra") view=search::Search />
+                                <Route path=path!("/ra/users/:user_id") view=user::User />
+                                <Route path=path!("/ra/audit") view=audit::Audit />
+                                <Route path=path!("/ra/report") view=report::ReportPage />
+                            </Routes>
+                        }.into_any(),
+                    }}
+                </main>
+            </div>
+        </Router>
+    }
+}
+
+/// A required "why" for an RA action, with its own label and id.
+#[component]
+fn ReasonField(id: &'static str, reason: RwSignal<String>) -> impl IntoView {
+    view! {
+        <div class="nhsuk-form-group">
+            <label class="nhsuk-label" for=id>"Reason (recorded in the audit trail)"</label>
+            <input class="nhsuk-input" id=id type="text" autocomplete="off"
+                prop:value=move || reason.get() on:input=move |ev| reason.set(event_target_value(&ev)) />
+        </div>
+    }
+}
