@@ -13,7 +13,7 @@ use futures_channel::oneshot;
 use leptos::prelude::*;
 use protocol::agent::{
     AgentError, AgentErrorCode, AgentMessage, Event, Operation, Outcome, ReaderInfo, Reply, Request,
-    UnblockReport,
+    UnblockReport, PROTOCOL_VERSION,
 };
 use wasm_bindgen::{closure::Closure, JsCast};
 use web_sys::{MessageEvent, WebSocket};
@@ -26,6 +26,10 @@ pub enum AgentStatus {
     },
     /// Nothing answers on the agent's port: not installed, or not running.
     NotRunning,
+    /// An agent speaking another protocol version: it must be updated (or this page reloaded).
+    Incompatible {
+        version: String,
+    },
 }
 
 /// Shared by every page (in a context as a `StoredValue`, since it is not `Send`).
@@ -115,8 +119,25 @@ impl Agent {
     }
 
     fn on_message(&self, text: &str) {
-        let Ok(message) = serde_json::from_str::<AgentMessage>(text) else { return };
+        let Ok(message) = serde_json::from_str::<AgentMessage>(text) else {
+            // An answer this page cannot read must still end the request that waits for it.
+            #[derive(serde::Deserialize)]
+            struct IdOnly {
+                id: Option<u64>,
+            }
+            if let Some(id) = serde_json::from_str::<IdOnly>(text).ok().and_then(|m| m.id) {
+                if let Some(reply) = self.inner.pending.borrow_mut().remove(&id) {
+                    let _ = reply.send(Outcome::Error(unexpected()));
+                }
+            }
+            return;
+        };
         match message {
+            AgentMessage::Hello { agent_version, protocol_version }
+                if protocol_version != PROTOCOL_VERSION =>
+            {
+                self.inner.status.set(AgentStatus::Incompatible { version: agent_version });
+            }
             AgentMessage::Hello { agent_version, .. } => {
                 self.inner.status.set(AgentStatus::Connected { version: agent_version });
                 self.refresh_readers();
@@ -272,6 +293,6 @@ impl Agent {
 fn unexpected() -> AgentError {
     AgentError {
         code: AgentErrorCode::CardError,
-        message: "The card agent gave an unexpected answer.".into(),
+        message: "The card agent gave an answer this page does not understand. Update the card agent, or reload this page.".into(),
     }
 }

@@ -48,6 +48,11 @@ pub fn CardStatus(watch: CardWatch, card: fn(&CardIdentity) -> AnyView) -> impl 
                     <p data-testid="agent-missing">"This service reaches your smartcard through the card agent. Start the card agent on this computer (or ask IT support to install it). This page will notice when it is running."</p>
                 </WarningCallout>
             }.into_any(),
+            AgentStatus::Incompatible { version } => view! {
+                <WarningCallout title="The card agent needs updating">
+                    <p data-testid="agent-incompatible">{format!("The card agent on this computer (version {version}) does not work with this version of the service. Install the current card agent, or ask IT support.")}</p>
+                </WarningCallout>
+            }.into_any(),
             AgentStatus::Connected { .. } if readers.get().is_empty() => view! {
                 <InsetText><p data-testid="no-reader">"No card reader was found. Plug in your card reader."</p></InsetText>
             }.into_any(),

@@ -97,6 +97,39 @@ pub async fn register(
     Ok(())
 }
 
+/// Starts an unlock (the card's 9E proof) and returns the backend's answer, questions or refusal.
+pub async fn start_unlock(
+    api: &Api<'_>,
+    agent: &mut AgentClient,
+    guid: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let issued: ChallengeIssued = api.post("/api/unlock/challenge", &()).await?;
+    let presence = Operation::ProvePresence { reader: READER.into(), challenge: issued.challenge };
+    let signature = sign(agent, presence).await?;
+    api.send(
+        "/api/unlock/start",
+        &UnlockStart { challenge_id: issued.challenge_id, guid: guid.into(), signature },
+    )
+    .await
+}
+
+/// Three wrong sets of answers: self-service locks for this holder.
+pub async fn lock_out(api: &Api<'_>, agent: &mut AgentClient, guid: &str) -> anyhow::Result<()> {
+    let questions: UnlockQuestions = start_unlock(api, agent, guid).await?.json().await?;
+    for _ in 0..3 {
+        let answers = questions
+            .questions
+            .iter()
+            .map(|q| QuestionAnswer { question_id: q.id, answer: "wrong".into() })
+            .collect();
+        api.send("/api/unlock/answers", &UnlockAnswers { attempt_id: questions.attempt_id.clone(), answers })
+            .await?;
+    }
+    let refused = start_unlock(api, agent, guid).await?;
+    ensure!(refused.status() == reqwest::StatusCode::FORBIDDEN, "not locked out: {}", refused.status());
+    Ok(())
+}
+
 /// Journey 2 up to the emailed code: the card's 9E proof, the answers, the `n`-th unlock code.
 /// Returns the attempt id.
 pub async fn unlock_past_the_code(
@@ -107,11 +140,9 @@ pub async fn unlock_past_the_code(
     email: &str,
     n: usize,
 ) -> anyhow::Result<String> {
-    let issued: ChallengeIssued = api.post("/api/unlock/challenge", &()).await?;
-    let presence = Operation::ProvePresence { reader: READER.into(), challenge: issued.challenge };
-    let signature = sign(agent, presence).await?;
-    let start = UnlockStart { challenge_id: issued.challenge_id, guid: guid.into(), signature };
-    let questions: UnlockQuestions = api.post("/api/unlock/start", &start).await?;
+    let started = start_unlock(api, agent, guid).await?;
+    ensure!(started.status().is_success(), "unlock start: {} {}", started.status(), started.text().await?);
+    let questions: UnlockQuestions = started.json().await?;
     let answers = questions
         .questions
         .iter()

@@ -83,6 +83,18 @@ impl RunningBackend {
         name: &str,
         email: &str,
     ) -> anyhow::Result<String> {
+        self.issue_card_with_roles(card, user_id, name, email, &[])
+    }
+
+    /// As [`RunningBackend::issue_card`], for a person with `roles` (e.g. `ra`).
+    pub fn issue_card_with_roles(
+        &self,
+        card: &CardFile,
+        user_id: &str,
+        name: &str,
+        email: &str,
+        roles: &[&str],
+    ) -> anyhow::Result<String> {
         let export = card.dir.path().join("export");
         run_ok(
             std::process::Command::new(workspace_binary("virtual-card")?)
@@ -93,7 +105,11 @@ impl RunningBackend {
                 .arg(&export),
         )?;
         let guid = std::fs::read_to_string(export.join("guid"))?;
-        self.admin(&["add-user", "--user-id", user_id, "--name", name, "--email", email])?;
+        let mut add = vec!["add-user", "--user-id", user_id, "--name", name, "--email", email];
+        for role in roles {
+            add.extend(["--role", role]);
+        }
+        self.admin(&add)?;
         // The virtual card's initial PUK, as the run command records it.
         self.bind_card(card, user_id, &guid, "12345678")?;
         Ok(guid)
