@@ -55,6 +55,7 @@ cargo_install() { # name version bin [--locked]
 cargo_install wasm-bindgen-cli 0.2.130 wasm-bindgen
 cargo_install trunk 0.21.14 trunk --locked
 cargo_install geckodriver 0.37.1 geckodriver
+cargo_install cargo-deb 3.8.0 cargo-deb --locked
 
 if ! (command -v wasm-opt >/dev/null 2>&1 && wasm-opt --version | grep -q 'version 132'); then
   log "npm install -g binaryen@132 (wasm-opt)"

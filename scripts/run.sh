@@ -56,7 +56,8 @@ issue_card ra 900000000002 "Demo RA Officer" demo.ra@nhs.net --role ra
 children+=($!)
 "$BIN/virtual-card" run --state "$DEMO/ra/card.json" --vpcd 127.0.0.1:35964 2>"$DEMO/ra.log" &
 children+=($!)
-"$BIN/card-agent" --allow-origin http://127.0.0.1:8080 --allow-origin http://localhost:8080 2>"$DEMO/card-agent.log" &
+"$BIN/card-agent" --allow-origin http://127.0.0.1:8080 --allow-origin http://localhost:8080 \
+  --self-service-url http://127.0.0.1:8080 2>"$DEMO/card-agent.log" &
 children+=($!)
 
 cat <<MSG

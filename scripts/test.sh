@@ -22,6 +22,9 @@ start_pcscd
 step "Building the workspace's programs (the end-to-end tests start them)"
 cargo build --workspace --bins
 
+step "Building the card agent's Debian package (a test installs it)"
+cargo deb -p card-agent
+
 step "Native tests (unit, API on SQLite and PostgreSQL, PC/SC with PIV tools, browsers)"
 cargo test --workspace
 

@@ -1,6 +1,6 @@
 //! Agent settings: defaults, then an optional TOML file, then the command line.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -18,6 +18,9 @@ pub struct AgentConfig {
     pub max_message_bytes: usize,
     /// Requests per second one connection may send before it is closed.
     pub max_requests_per_second: u32,
+    /// The self-service site (e.g. `https://selfservice.example.nhs.uk`): where "Unlock my card"
+    /// leads from the locked-card notification and the tray menu.
+    pub self_service_url: Option<String>,
 }
 
 impl Default for AgentConfig {
@@ -27,8 +30,20 @@ impl Default for AgentConfig {
             allowed_origins: Vec::new(),
             max_message_bytes: 16 * 1024,
             max_requests_per_second: 50,
+            self_service_url: None,
         }
     }
+}
+
+/// Where the settings live when `--config` is not given: the person's own file, else the
+/// system-wide one the package installs. Returns the first that exists.
+pub fn default_config_file() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let user = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| home.map(|h| h.join(".config")))
+        .map(|dir| dir.join("smartcard-selfservice/agent.toml"));
+    user.into_iter().chain([PathBuf::from("/etc/smartcard-selfservice/agent.toml")]).find(|p| p.is_file())
 }
 
 impl AgentConfig {

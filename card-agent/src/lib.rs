@@ -5,9 +5,13 @@
 //! - [`pcsc_worker`]: the blocking PC/SC side: a monitor thread pushing reader/card events and
 //!   a worker thread running operations inside PC/SC transactions.
 //! - [`server`]: the WebSocket service tying them together.
+//! - [`tray_model`]: what the tray shows and offers for each state (no GUI in it).
+//! - [`locked_card`]: the "your card is locked — unlock it?" desktop notification.
 
 pub mod config;
 pub mod guard;
+pub mod locked_card;
 pub mod ops;
 pub mod pcsc_worker;
 pub mod server;
+pub mod tray_model;

@@ -18,6 +18,13 @@ struct Cli {
     /// A web origin allowed to connect, e.g. https://selfservice.example.nhs.uk (repeatable).
     #[arg(long = "allow-origin")]
     allow_origins: Vec<String>,
+    /// The self-service site, where "Unlock my card" leads (overrides `self_service_url`).
+    #[arg(long)]
+    self_service_url: Option<String>,
+    /// The WebSocket service only, no desktop notifications: for servers and CI. Without a
+    /// desktop session (no DISPLAY or WAYLAND_DISPLAY) the agent runs headless anyway.
+    #[arg(long)]
+    headless: bool,
 }
 
 #[tokio::main]
@@ -26,19 +33,41 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
-    let mut config = match &cli.config {
+    let file = cli.config.clone().or_else(card_agent::config::default_config_file);
+    let mut config = match &file {
         Some(path) => AgentConfig::from_file(path)?,
         None => AgentConfig::default(),
     };
+    if let Some(path) = &file {
+        tracing::info!(config = %path.display(), "settings read");
+    }
     if let Some(port) = cli.port {
         config.port = port;
     }
     config.allowed_origins.extend(cli.allow_origins);
+    if cli.self_service_url.is_some() {
+        config.self_service_url = cli.self_service_url;
+    }
     if config.allowed_origins.is_empty() {
         tracing::warn!("no --allow-origin given: every web page will be refused");
     }
-    let server = Server::bind(config, Pcsc::start()).await.context("Failed to listen on 127.0.0.1")?;
+    let desktop =
+        !cli.headless && ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some());
+    let self_service_url = config.self_service_url.clone();
+    let pcsc = Pcsc::start();
+    let server = Server::bind(config, pcsc.clone()).await.context("Failed to listen on 127.0.0.1")?;
     println!("card agent listening on ws://{}", server.address()?);
+    match (desktop, self_service_url) {
+        (true, Some(url)) => {
+            let unlock =
+                card_agent::tray_model::page_for(card_agent::tray_model::MenuAction::UnlockMyCard, &url);
+            tokio::spawn(card_agent::locked_card::watch(pcsc, unlock.unwrap_or(url)));
+        }
+        (true, None) => {
+            tracing::warn!("no self_service_url configured: locked cards cannot be offered the unlock page")
+        }
+        (false, _) => tracing::info!("headless: no desktop notifications"),
+    }
     tokio::select! {
         result = server.run() => result,
         _ = tokio::signal::ctrl_c() => Ok(()),

@@ -210,8 +210,15 @@ fn monitor(events: broadcast::Sender<Event>, readers: Arc<Mutex<BTreeMap<String,
     loop {
         let ctx = match pcsc::Context::establish(pcsc::Scope::User) {
             Ok(ctx) => ctx,
-            Err(_) => {
+            Err(e) => {
                 if !reported_unavailable {
+                    // Said once, in words a person (or IT support) can act on; retried quietly.
+                    tracing::error!(
+                        error = %e,
+                        "the smart card service (pcscd) is not running or not installed: install it \
+                         (apt install pcscd) and start it (systemctl start pcscd.socket); the agent \
+                         keeps trying and carries on by itself once it answers"
+                    );
                     forget_all(&events, &readers);
                     send(&events, Event::ServiceUnavailable);
                     reported_unavailable = true;

@@ -45,8 +45,22 @@ impl RunningAgent {
 
     /// Starts the agent with extra command-line arguments (e.g. `--config`).
     pub async fn start_with(extra: &[&std::ffi::OsStr]) -> anyhow::Result<Self> {
-        let mut command = Command::new(workspace_binary("card-agent")?);
-        command.args(["--port", "0", "--allow-origin", ALLOWED_ORIGIN]).args(extra).stdout(Stdio::piped());
+        Self::start_program(&workspace_binary("card-agent")?, extra).await
+    }
+
+    /// As [`RunningAgent::start_with`], running the given `card-agent` program (e.g. the one a
+    /// package installed).
+    pub async fn start_program(
+        program: &std::path::Path,
+        extra: &[&std::ffi::OsStr],
+    ) -> anyhow::Result<Self> {
+        let mut command = Command::new(program);
+        command
+            .args(["--headless", "--port", "0", "--allow-origin", ALLOWED_ORIGIN])
+            .args(extra)
+            // A person's own agent.toml must not leak into the tests.
+            .env("XDG_CONFIG_HOME", std::env::temp_dir().join("card-agent-tests-no-config"))
+            .stdout(Stdio::piped());
         let mut process = ChildGuard::spawn("card-agent", &mut command)?;
         let stdout = process.take_stdout().context("no stdout")?;
         let line = tokio::task::spawn_blocking(move || {
