@@ -18,6 +18,9 @@ struct Cli {
     /// A web origin allowed to connect, e.g. https://selfservice.example.nhs.uk (repeatable).
     #[arg(long = "allow-origin")]
     allow_origins: Vec<String>,
+    /// Print what IT support needs (version, settings, pcscd, readers, cards) and exit.
+    #[arg(long)]
+    diagnostics: bool,
     /// The self-service site, where "Unlock my card" leads (overrides `self_service_url`).
     #[arg(long)]
     self_service_url: Option<String>,
@@ -47,6 +50,14 @@ async fn main() -> anyhow::Result<()> {
     config.allowed_origins.extend(cli.allow_origins);
     if cli.self_service_url.is_some() {
         config.self_service_url = cli.self_service_url;
+    }
+    if cli.diagnostics {
+        let settings_file = file.as_ref().map(|p| p.display().to_string());
+        print!(
+            "{}",
+            card_agent::diagnostics::report(&card_agent::diagnostics::gather(config, settings_file).await)
+        );
+        return Ok(());
     }
     if config.allowed_origins.is_empty() {
         tracing::warn!("no --allow-origin given: every web page will be refused");

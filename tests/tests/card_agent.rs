@@ -314,3 +314,27 @@ async fn request_floods_are_refused_then_cut_off_and_huge_messages_close_the_con
         "an oversized message ends the connection: {ended:#}"
     );
 }
+
+#[tokio::test]
+async fn diagnostics_describe_the_reader_the_card_and_its_certificates() {
+    let _lock = exclusive().unwrap();
+    let card = CardFile::personalised("Ola Example").unwrap();
+    let _inserted = InsertedCard::insert(&card).unwrap();
+    // The card must be seen by pcscd before the report is taken.
+    let agent = RunningAgent::start().await.unwrap();
+    let (mut client, _) = AgentClient::connect(&agent).await.unwrap();
+    client.wait_for_card().await.unwrap();
+    let guid = client.identity().await.unwrap().guid;
+
+    let output = tests::smartcard::run_ok(
+        std::process::Command::new(tests::smartcard::workspace_binary("card-agent").unwrap())
+            .args(["--diagnostics", "--allow-origin", ALLOWED_ORIGIN])
+            .env("XDG_CONFIG_HOME", std::env::temp_dir().join("card-agent-tests-no-config")),
+    )
+    .unwrap();
+    assert!(output.contains("pcscd): running"), "{output}");
+    assert!(output.contains(&format!("Allowed origins: {ALLOWED_ORIGIN}")), "{output}");
+    assert!(output.contains(&format!("Reader \"{READER}\": card {guid}, 3 passcode tries left")), "{output}");
+    assert!(output.contains("PIV Authentication (9A) certificate: valid until 20"), "{output}");
+    assert!(output.contains("Card Authentication (9E) certificate: valid until 20"), "{output}");
+}
