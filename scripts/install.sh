@@ -12,6 +12,9 @@ APT_PACKAGES=(
   chromium chromium-driver firefox-esr
   # real servers the tests start: PostgreSQL and an SMTP sink
   postgresql python3-aiosmtpd
+  # the tray test: a session D-Bus, a StatusNotifierWatcher in Python, gdbus to inspect the icon;
+  # what the agent's desktop mode calls: notifications and opening pages
+  dbus-daemon python3-dbus python3-gi libglib2.0-bin libnotify-bin xdg-utils
   # the npm registry hosts wasm-opt (binaryen)
   nodejs npm
 )

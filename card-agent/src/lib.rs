@@ -6,10 +6,12 @@
 //!   a worker thread running operations inside PC/SC transactions.
 //! - [`server`]: the WebSocket service tying them together.
 //! - [`tray_model`]: what the tray shows and offers for each state (no GUI in it).
+//! - [`desktop`]: desktop mode — the tray icon and the locked-card notification, kept current.
 //! - [`diagnostics`]: the report `card-agent --diagnostics` prints (and the tray will show).
 //! - [`locked_card`]: the "your card is locked — unlock it?" desktop notification.
 
 pub mod config;
+pub mod desktop;
 pub mod diagnostics;
 pub mod guard;
 pub mod locked_card;

@@ -5,12 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use protocol::agent::{Event, Outcome, PinState, Reply};
-
-use crate::{
-    ops,
-    pcsc_worker::{Pcsc, Work},
-};
+use protocol::agent::PinState;
 
 /// Decides when to notify: once per insertion of a locked card, per reader.
 #[derive(Debug, Default)]
@@ -34,33 +29,6 @@ impl LockedCardTrigger {
     /// The card left `reader`: the next locked card there is news again.
     pub fn card_removed(&mut self, reader: &str) {
         self.notified.remove(reader);
-    }
-}
-
-/// Desktop mode: watches for cards going in, reads each one's PIN state (no try spent) and
-/// offers `unlock_url` when it is locked.
-pub async fn watch(pcsc: Pcsc, unlock_url: String) {
-    let mut events = pcsc.subscribe();
-    let mut trigger = LockedCardTrigger::default();
-    loop {
-        match events.recv().await {
-            Ok(Event::CardInserted { reader }) => {
-                let identity: Work = Box::new(|s| match ops::card_identity(s) {
-                    Ok(card) => Outcome::Ok(Reply::Identity(card)),
-                    Err(e) => Outcome::Error(e),
-                });
-                if let Outcome::Ok(Reply::Identity(card)) = pcsc.run(reader.clone(), identity).await {
-                    if trigger.card_read(&reader, &card.pin) {
-                        tracing::info!(%reader, "locked card inserted: offering the unlock page");
-                        offer_unlock(unlock_url.clone());
-                    }
-                }
-            }
-            Ok(Event::CardRemoved { reader }) => trigger.card_removed(&reader),
-            Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        }
     }
 }
 

@@ -64,20 +64,17 @@ async fn main() -> anyhow::Result<()> {
     }
     let desktop =
         !cli.headless && ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some());
-    let self_service_url = config.self_service_url.clone();
+    let desktop_config = config.clone();
     let pcsc = Pcsc::start();
     let server = Server::bind(config, pcsc.clone()).await.context("Failed to listen on 127.0.0.1")?;
     println!("card agent listening on ws://{}", server.address()?);
-    match (desktop, self_service_url) {
-        (true, Some(url)) => {
-            let unlock =
-                card_agent::tray_model::page_for(card_agent::tray_model::MenuAction::UnlockMyCard, &url);
-            tokio::spawn(card_agent::locked_card::watch(pcsc, unlock.unwrap_or(url)));
+    if desktop {
+        if desktop_config.self_service_url.is_none() {
+            tracing::warn!("no self_service_url configured: the tray cannot open the self-service pages");
         }
-        (true, None) => {
-            tracing::warn!("no self_service_url configured: locked cards cannot be offered the unlock page")
-        }
-        (false, _) => tracing::info!("headless: no desktop notifications"),
+        tokio::spawn(card_agent::desktop::run(pcsc, desktop_config));
+    } else {
+        tracing::info!("headless: no tray, no desktop notifications");
     }
     tokio::select! {
         result = server.run() => result,
