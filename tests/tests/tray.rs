@@ -79,7 +79,7 @@ fn wait_for_property(bus: &str, name: &str, path: &str, key: &str, expected: &st
 async fn the_tray_icon_registers_shows_a_locked_card_and_offers_to_unlock_it() {
     let _lock = exclusive().unwrap();
     let card = CardFile::personalised("Pat Example").unwrap();
-    let mut inserted = Some(InsertedCard::insert(&card).unwrap());
+    let inserted = InsertedCard::insert(&card).unwrap();
     {
         let agent = RunningAgent::start().await.unwrap();
         let (mut client, _) = AgentClient::connect(&agent).await.unwrap();
@@ -143,7 +143,6 @@ async fn the_tray_icon_registers_shows_a_locked_card_and_offers_to_unlock_it() {
         .collect();
     assert!(labels.windows(2).all(|w| w[0] < w[1]), "a locked card puts Unlock first: {layout}");
 
-    inserted = None;
     drop(inserted);
     wait_for_property(&bus, &name, &path, "IconName", "media-removable");
     assert!(property(&bus, &name, &path, "ToolTip").contains("No smartcard in the reader"));
