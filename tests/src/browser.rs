@@ -27,8 +27,9 @@ const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 pub struct Browser {
     http: reqwest::Client,
     session_url: String,
-    _profile: tempfile::TempDir,
+    // Fields drop in order: the driver (and its browser) go before their folder is removed.
     _driver: ChildGuard,
+    _profile: tempfile::TempDir,
 }
 
 #[derive(Debug, Clone)]
@@ -41,7 +42,14 @@ impl Browser {
         let mut driver = match engine {
             Engine::Chromium => {
                 let mut cmd = Command::new("chromedriver");
-                cmd.arg(format!("--port={port}")).arg("--silent").stdout(Stdio::null()).stderr(Stdio::null());
+                // Chromium's own scratch folders (~80 MB a run) go inside the profile, removed with it.
+                let scratch = profile.path().join("tmp");
+                std::fs::create_dir_all(&scratch)?;
+                cmd.arg(format!("--port={port}"))
+                    .arg("--silent")
+                    .env("TMPDIR", &scratch)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
                 ChildGuard::spawn("chromedriver", &mut cmd)?
             }
             Engine::Firefox => {
@@ -163,6 +171,19 @@ impl Browser {
         )
         .await
         .map(drop)
+    }
+
+    /// Replaces the text of the field matching `css`, as a person typing would.
+    pub async fn fill(&self, css: &str, text: &str) -> anyhow::Result<()> {
+        self.clear(css).await?;
+        let element = self.find(css).await?;
+        self.type_into(&element, text).await
+    }
+
+    /// Clicks the element matching `css`.
+    pub async fn click_on(&self, css: &str) -> anyhow::Result<()> {
+        let element = self.find(css).await?;
+        self.click(&element).await
     }
 
     /// Empties the field matching `css` the way a person deleting its text would (an `input`

@@ -5,9 +5,38 @@ use anyhow::{ensure, Context};
 use backend::{config::Settings, startup::Application};
 
 use crate::{
+    agent::RunningAgent,
+    process::free_port,
     smartcard::{run_ok, workspace_binary, CardFile},
+    smtp::SmtpServer,
     workspace_root,
 };
+
+/// Everything a browser journey runs against: the card agent allowing the site's origin, a real
+/// SMTP server, and the backend on that origin, knowing the agent's URL and sending mail there.
+#[derive(Debug)]
+pub struct Site {
+    pub agent: RunningAgent,
+    pub smtp: SmtpServer,
+    pub backend: RunningBackend,
+}
+
+impl Site {
+    pub async fn start() -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let origin = format!("http://127.0.0.1:{port}");
+        let agent = RunningAgent::start_with(&["--allow-origin".as_ref(), origin.as_ref()]).await?;
+        let smtp = SmtpServer::start()?;
+        let (agent_url, smtp_url) = (agent.url(), smtp.url());
+        let backend = RunningBackend::start_with(|s| {
+            s.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            s.agent_urls = vec![agent_url];
+            s.smtp_url = Some(smtp_url);
+        })
+        .await?;
+        Ok(Self { agent, smtp, backend })
+    }
+}
 
 #[derive(Debug)]
 pub struct RunningBackend {

@@ -7,46 +7,21 @@
 #![allow(clippy::await_holding_lock, reason = "the lock serialises tests that share the one virtual reader")]
 
 use tests::{
-    agent::{AgentClient, RunningAgent},
+    agent::AgentClient,
     browser::{Browser, Engine},
-    process::free_port,
     self_service::{lock_out, register, release, unlock_past_the_code, Api},
     smartcard::{exclusive, CardFile, InsertedCard},
-    smtp::SmtpServer,
-    system::RunningBackend,
+    system::Site,
 };
 
 const HOLDER_EMAIL: &str = "mo.example@nhs.net";
-
-async fn fill(browser: &Browser, css: &str, text: &str) {
-    browser.clear(css).await.unwrap();
-    let element = browser.find(css).await.unwrap();
-    browser.type_into(&element, text).await.unwrap();
-}
-
-async fn click(browser: &Browser, css: &str) {
-    let element = browser.find(css).await.unwrap();
-    browser.click(&element).await.unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ra_officer_clears_a_lockout_and_the_holder_then_unlocks() {
     let _lock = exclusive().unwrap();
     let (holder_card, ra_card) =
         (CardFile::personalised("Mo Example").unwrap(), CardFile::personalised("Ria Officer").unwrap());
-    let port = free_port().unwrap();
-    let site = format!("http://127.0.0.1:{port}");
-    let agent = RunningAgent::start_with(&["--allow-origin".as_ref(), site.as_ref()]).await.unwrap();
-    let agent_url = agent.url();
-    let smtp = SmtpServer::start().unwrap();
-    let smtp_url = smtp.url();
-    let backend = RunningBackend::start_with(|s| {
-        s.listen = format!("127.0.0.1:{port}").parse().unwrap();
-        s.agent_urls = vec![agent_url];
-        s.smtp_url = Some(smtp_url);
-    })
-    .await
-    .unwrap();
+    let Site { agent, smtp, backend } = Site::start().await.unwrap();
     let holder = backend.issue_card(&holder_card, "830000000001", "Mo Example", HOLDER_EMAIL).unwrap();
     backend.issue_card_with_roles(&ra_card, "830000000009", "Ria Officer", "ria@nhs.net", &["ra"]).unwrap();
 
@@ -66,36 +41,36 @@ async fn an_ra_officer_clears_a_lockout_and_the_holder_then_unlocks() {
     browser.wait_for_text("[data-testid=ra-sign-in]", "Sign in").await.unwrap();
     browser.goto(&format!("{}/sign-in", backend.url)).await.unwrap();
     browser.wait_for_text("[data-testid=card-ready]", "Card found").await.unwrap();
-    fill(&browser, "#passcode", "123456").await;
-    click(&browser, "[data-testid=sign-in]").await;
+    browser.fill("#passcode", "123456").await.unwrap();
+    browser.click_on("[data-testid=sign-in]").await.unwrap();
     browser.wait_for_text("[data-testid=profile-name]", "Ria Officer").await.unwrap();
-    click(&browser, "[data-testid=ra-console]").await;
+    browser.click_on("[data-testid=ra-console]").await.unwrap();
 
     browser.wait_for_text("h1", "Find a person").await.unwrap();
     browser.assert_accessible("RA: find a person").await.unwrap();
-    fill(&browser, "#ra-query", "mo ex").await;
-    click(&browser, "[data-testid=ra-search]").await;
+    browser.fill("#ra-query", "mo ex").await.unwrap();
+    browser.click_on("[data-testid=ra-search]").await.unwrap();
     browser.wait_for_text("[data-testid=ra-result]", "Mo Example").await.unwrap();
     browser.assert_accessible("RA: search results").await.unwrap();
-    click(&browser, "[data-testid=ra-result]").await;
+    browser.click_on("[data-testid=ra-result]").await.unwrap();
 
     browser.wait_for_text("[data-testid=ra-person-name]", "Mo Example").await.unwrap();
     browser.wait_for_text("[data-testid=ra-lockout]", "Locked out since").await.unwrap();
     browser.wait_for_text("[data-testid=ra-self-service]", HOLDER_EMAIL).await.unwrap();
     browser.assert_accessible("RA: a person").await.unwrap();
-    click(&browser, "[data-testid=ra-clear-lockout]").await;
+    browser.click_on("[data-testid=ra-clear-lockout]").await.unwrap();
     browser.wait_for_text("[data-testid=error-message]", "Say why").await.unwrap();
-    fill(&browser, "#ra-reason-lockout", "Photo ID checked at the RA desk").await;
-    click(&browser, "[data-testid=ra-clear-lockout]").await;
+    browser.fill("#ra-reason-lockout", "Photo ID checked at the RA desk").await.unwrap();
+    browser.click_on("[data-testid=ra-clear-lockout]").await.unwrap();
     browser.wait_for_text("[data-testid=ra-done]", "lockout cleared").await.unwrap();
     browser.wait_for_text("[data-testid=ra-lockout]", "No failed unlock attempts").await.unwrap();
 
-    click(&browser, "[data-testid=ra-person-audit]").await;
+    browser.click_on("[data-testid=ra-person-audit]").await.unwrap();
     browser.wait_for_text("h1", "Audit trail").await.unwrap();
     browser.wait_for_text("[data-testid=ra-audit]", "ra_lockout_cleared").await.unwrap();
     browser.wait_for_text("[data-testid=ra-audit]", "Photo ID checked").await.unwrap();
     browser.assert_accessible("RA: audit trail").await.unwrap();
-    click(&browser, "[data-testid=ra-verify]").await;
+    browser.click_on("[data-testid=ra-verify]").await.unwrap();
     browser.wait_for_text("[data-testid=ra-verification]", "intact").await.unwrap();
 
     browser.goto(&format!("{}/ra/report", backend.url)).await.unwrap();

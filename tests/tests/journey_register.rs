@@ -7,28 +7,16 @@
 #![allow(clippy::await_holding_lock, reason = "the lock serialises tests that share the one virtual reader")]
 
 use tests::{
-    agent::RunningAgent,
     browser::{Browser, Engine},
-    process::free_port,
     smartcard::{exclusive, CardFile, InsertedCard},
-    smtp::{code_in, SmtpServer},
-    system::RunningBackend,
+    smtp::code_in,
+    system::Site,
 };
-
-async fn fill(browser: &Browser, css: &str, text: &str) {
-    let element = browser.find(css).await.unwrap();
-    browser.type_into(&element, text).await.unwrap();
-}
-
-async fn click(browser: &Browser, css: &str) {
-    let element = browser.find(css).await.unwrap();
-    browser.click(&element).await.unwrap();
-}
 
 async fn sign_in(browser: &Browser, passcode: &str) {
     browser.wait_for_text("[data-testid=card-ready]", "Card found").await.unwrap();
-    fill(browser, "#passcode", passcode).await;
-    click(browser, "[data-testid=sign-in]").await;
+    browser.fill("#passcode", passcode).await.unwrap();
+    browser.click_on("[data-testid=sign-in]").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,19 +24,7 @@ async fn a_holder_signs_in_registers_for_self_service_and_signs_out() {
     let _lock = exclusive().unwrap();
     let card = CardFile::personalised("Jo Example").unwrap();
     // The agent must allow the site's origin and the site must know the agent's URL.
-    let port = free_port().unwrap();
-    let site = format!("http://127.0.0.1:{port}");
-    let agent = RunningAgent::start_with(&["--allow-origin".as_ref(), site.as_ref()]).await.unwrap();
-    let agent_url = agent.url();
-    let smtp = SmtpServer::start().unwrap();
-    let smtp_url = smtp.url();
-    let backend = RunningBackend::start_with(|s| {
-        s.listen = format!("127.0.0.1:{port}").parse().unwrap();
-        s.agent_urls = vec![agent_url];
-        s.smtp_url = Some(smtp_url);
-    })
-    .await
-    .unwrap();
+    let Site { agent: _agent, smtp, backend } = Site::start().await.unwrap();
     backend.issue_card(&card, "800000000001", "Jo Example", "jo.example@nhs.net").unwrap();
     let inserted = InsertedCard::insert(&card).unwrap();
     let browser = Browser::start(Engine::Chromium).await.unwrap();
@@ -76,37 +52,37 @@ async fn a_holder_signs_in_registers_for_self_service_and_signs_out() {
     browser.assert_accessible("My Profile").await.unwrap();
 
     // Register: passcode, questions, email, code.
-    click(&browser, "[data-testid=register]").await;
+    browser.click_on("[data-testid=register]").await.unwrap();
     browser.wait_for_text("h2", "Confirm it is your card").await.unwrap();
     browser.assert_accessible("registration: passcode").await.unwrap();
-    fill(&browser, "#reg-passcode", "123456").await;
-    click(&browser, "[data-testid=continue]").await;
+    browser.fill("#reg-passcode", "123456").await.unwrap();
+    browser.click_on("[data-testid=continue]").await.unwrap();
     browser.wait_for_text("h2", "Choose 4 security questions").await.unwrap();
     browser.wait_for_text("#question-1", "first school").await.unwrap();
     browser.assert_accessible("registration: questions").await.unwrap();
     for (slot, (question, answer)) in
         [(1, "St Mary's"), (2, "Oak Road"), (3, "Jaws"), (6, "Biscuit")].iter().enumerate()
     {
-        click(&browser, &format!("#question-{} option[value='{question}']", slot + 1)).await;
-        fill(&browser, &format!("#answer-{}", slot + 1), answer).await;
+        browser.click_on(&format!("#question-{} option[value='{question}']", slot + 1)).await.unwrap();
+        browser.fill(&format!("#answer-{}", slot + 1), answer).await.unwrap();
     }
-    click(&browser, "[data-testid=continue]").await;
+    browser.click_on("[data-testid=continue]").await.unwrap();
     browser.wait_for_text("h2", "Confirm your email address").await.unwrap();
     let prefilled = browser.execute("return document.getElementById('email').value").await.unwrap();
     assert_eq!(prefilled, "jo.example@nhs.net", "pre-filled from the contact details");
     browser.assert_accessible("registration: email").await.unwrap();
-    click(&browser, "[data-testid=continue]").await;
+    browser.click_on("[data-testid=continue]").await.unwrap();
     browser.wait_for_text("[data-testid=code-sent]", "Junk").await.unwrap();
     browser.assert_accessible("registration: code").await.unwrap();
     let mail = smtp.wait_for("jo.example@nhs.net", "registration code", 1).await.unwrap();
-    fill(&browser, "#code", &code_in(&mail).unwrap()).await;
-    click(&browser, "[data-testid=confirm]").await;
+    browser.fill("#code", &code_in(&mail).unwrap()).await.unwrap();
+    browser.click_on("[data-testid=confirm]").await.unwrap();
     browser.wait_for_text("[data-testid=registered-panel]", "Registration complete").await.unwrap();
     browser.wait_for_text("[data-testid=self-service-status]", "You are registered").await.unwrap();
     browser.assert_accessible("My Profile after registering").await.unwrap();
     smtp.wait_for("jo.example@nhs.net", "You are registered", 1).await.unwrap();
 
-    click(&browser, "[data-testid=sign-out]").await;
+    browser.click_on("[data-testid=sign-out]").await.unwrap();
     browser.wait_for_text("h1", "Smartcard self-service").await.unwrap();
 
     // Signed in again, pulling the card out signs out — even after the page was reloaded.

@@ -8,32 +8,20 @@
 #![allow(clippy::await_holding_lock, reason = "the lock serialises tests that share the one virtual reader")]
 
 use tests::{
-    agent::{AgentClient, RunningAgent},
+    agent::AgentClient,
     browser::{Browser, Engine},
-    process::free_port,
     self_service::{register, ANSWERS},
     smartcard::{exclusive, yubico, CardFile, InsertedCard},
-    smtp::{code_in, SmtpServer},
-    system::RunningBackend,
+    smtp::code_in,
+    system::Site,
 };
 
 const EMAIL: &str = "lee.example@nhs.net";
 const NEW_PASSCODE: &str = "86207531";
 
-async fn fill(browser: &Browser, css: &str, text: &str) {
-    browser.clear(css).await.unwrap();
-    let element = browser.find(css).await.unwrap();
-    browser.type_into(&element, text).await.unwrap();
-}
-
-async fn click(browser: &Browser, css: &str) {
-    let element = browser.find(css).await.unwrap();
-    browser.click(&element).await.unwrap();
-}
-
 async fn wrong_passcode(browser: &Browser, expected: &str) {
-    fill(browser, "#passcode", "999999").await;
-    click(browser, "[data-testid=sign-in]").await;
+    browser.fill("#passcode", "999999").await.unwrap();
+    browser.click_on("[data-testid=sign-in]").await.unwrap();
     browser.wait_for_text("[data-testid=error-message]", expected).await.unwrap();
 }
 
@@ -51,28 +39,19 @@ async fn answer_questions(browser: &Browser, right: bool) {
             .find(|(id, _)| backend::questions::question(*id) == Some(label.as_str()))
             .map(|(_, answer)| *answer)
             .unwrap_or_else(|| panic!("{label:?} is not one of the registered questions"));
-        fill(browser, &format!("#unlock-answer-{}", i + 1), if right { answer } else { "not it" }).await;
+        browser
+            .fill(&format!("#unlock-answer-{}", i + 1), if right { answer } else { "not it" })
+            .await
+            .unwrap();
     }
-    click(browser, "[data-testid=continue]").await;
+    browser.click_on("[data-testid=continue]").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_unlocks_their_locked_card_and_signs_in_with_the_new_passcode() {
     let _lock = exclusive().unwrap();
     let card = CardFile::personalised("Lee Example").unwrap();
-    let port = free_port().unwrap();
-    let site = format!("http://127.0.0.1:{port}");
-    let agent = RunningAgent::start_with(&["--allow-origin".as_ref(), site.as_ref()]).await.unwrap();
-    let agent_url = agent.url();
-    let smtp = SmtpServer::start().unwrap();
-    let smtp_url = smtp.url();
-    let backend = RunningBackend::start_with(|s| {
-        s.listen = format!("127.0.0.1:{port}").parse().unwrap();
-        s.agent_urls = vec![agent_url];
-        s.smtp_url = Some(smtp_url);
-    })
-    .await
-    .unwrap();
+    let Site { agent, smtp, backend } = Site::start().await.unwrap();
     let guid = backend.issue_card(&card, "820000000001", "Lee Example", EMAIL).unwrap();
     let _inserted = InsertedCard::insert(&card).unwrap();
     {
@@ -90,13 +69,13 @@ async fn a_holder_unlocks_their_locked_card_and_signs_in_with_the_new_passcode()
     wrong_passcode(&browser, "1 try left").await;
     wrong_passcode(&browser, "locked").await;
     browser.wait_for_text("[data-testid=card-locked]", "unlock your card").await.unwrap();
-    click(&browser, "[data-testid=card-locked] a[href='/unlock']").await;
+    browser.click_on("[data-testid=card-locked] a[href='/unlock']").await.unwrap();
 
     browser.wait_for_text("h1", "Unlock your smartcard").await.unwrap();
     browser.wait_for_text("[data-testid=misconduct]", "misconduct").await.unwrap();
     browser.wait_for_text("[data-testid=card-found]", "It is locked").await.unwrap();
     browser.assert_accessible("unlock: start").await.unwrap();
-    click(&browser, "[data-testid=start-unlock]").await;
+    browser.click_on("[data-testid=start-unlock]").await.unwrap();
 
     browser.wait_for_text("h2", "Answer your security questions").await.unwrap();
     browser.wait_for_text("[data-testid=attempts-left]", "3 attempts").await.unwrap();
@@ -112,27 +91,27 @@ async fn a_holder_unlocks_their_locked_card_and_signs_in_with_the_new_passcode()
     browser.assert_accessible("unlock: check your email").await.unwrap();
     let mail = smtp.wait_for(EMAIL, "unlock code", 1).await.unwrap();
     assert!(mail.contains("NOT your new passcode"), "{mail}");
-    fill(&browser, "#unlock-code", &code_in(&mail).unwrap()).await;
-    click(&browser, "[data-testid=continue]").await;
+    browser.fill("#unlock-code", &code_in(&mail).unwrap()).await.unwrap();
+    browser.click_on("[data-testid=continue]").await.unwrap();
 
     browser.wait_for_text("h2", "Choose a new passcode").await.unwrap();
     browser.assert_accessible("unlock: new passcode").await.unwrap();
-    fill(&browser, "#new-passcode", "123456").await;
-    fill(&browser, "#confirm-passcode", "123456").await;
-    click(&browser, "[data-testid=unlock]").await;
+    browser.fill("#new-passcode", "123456").await.unwrap();
+    browser.fill("#confirm-passcode", "123456").await.unwrap();
+    browser.click_on("[data-testid=unlock]").await.unwrap();
     browser.wait_for_text("[data-testid=error-message]", "run of digits").await.unwrap();
-    fill(&browser, "#new-passcode", NEW_PASSCODE).await;
-    fill(&browser, "#confirm-passcode", NEW_PASSCODE).await;
-    click(&browser, "[data-testid=unlock]").await;
+    browser.fill("#new-passcode", NEW_PASSCODE).await.unwrap();
+    browser.fill("#confirm-passcode", NEW_PASSCODE).await.unwrap();
+    browser.click_on("[data-testid=unlock]").await.unwrap();
     browser.wait_for_text("[data-testid=unlocked]", "Your card is unlocked").await.unwrap();
     browser.assert_accessible("unlock: done").await.unwrap();
     let notice = smtp.wait_for(EMAIL, "was unlocked", 1).await.unwrap();
     assert!(notice.contains("If this wasn't you"), "{notice}");
 
-    click(&browser, "[data-testid=sign-in-now]").await;
+    browser.click_on("[data-testid=sign-in-now]").await.unwrap();
     browser.wait_for_text("[data-testid=card-ready]", "Card found").await.unwrap();
-    fill(&browser, "#passcode", NEW_PASSCODE).await;
-    click(&browser, "[data-testid=sign-in]").await;
+    browser.fill("#passcode", NEW_PASSCODE).await.unwrap();
+    browser.click_on("[data-testid=sign-in]").await.unwrap();
     browser.wait_for_text("[data-testid=profile-name]", "Lee Example").await.unwrap();
     browser.quit().await.unwrap();
 

@@ -19,25 +19,35 @@ async fn me(State(state): State<AppState>, signed_in: SignedIn) -> Result<AppJso
     Ok(AppJson(load(&state, &signed_in.user, &signed_in.session.card_guid).await?))
 }
 
-pub async fn load(state: &AppState, user: &User, signed_in_with: &str) -> Result<Profile, ApiError> {
-    let cards = people::cards_of(&state.db, user.id)
+/// A person's cards as the pages list them.
+pub async fn card_summaries(state: &AppState, user_ref: i64) -> Result<Vec<CardSummary>, ApiError> {
+    Ok(people::cards_of(&state.db, user_ref)
         .await?
         .into_iter()
         .map(|c| CardSummary { guid: c.guid, status: c.status.as_str().to_owned(), issued_at: c.issued_at })
-        .collect();
+        .collect())
+}
+
+/// Whether a person is registered for self-service, since when and at which address.
+pub async fn self_service(state: &AppState, user_ref: i64) -> Result<SelfService, ApiError> {
     let registration = sqlx::query(
         "SELECT email, registered_at FROM registrations WHERE user_ref = $1 AND status = 'active'",
     )
-    .bind(user.id)
+    .bind(user_ref)
     .fetch_optional(state.db.pool())
     .await?;
-    let self_service = match registration {
+    Ok(match registration {
         Some(row) => SelfService::Registered {
             registered_at: row.try_get::<Option<i64>, _>("registered_at")?.unwrap_or_default(),
             email: row.try_get("email")?,
         },
         None => SelfService::NotRegistered,
-    };
+    })
+}
+
+pub async fn load(state: &AppState, user: &User, signed_in_with: &str) -> Result<Profile, ApiError> {
+    let cards = card_summaries(state, user.id).await?;
+    let self_service = self_service(state, user.id).await?;
     let pending = sqlx::query(
         "SELECT r.email, c.expires_at, c.created_at FROM registrations r \
          LEFT JOIN one_time_codes c ON c.user_ref = r.user_ref AND c.purpose = 'registration' AND c.used_at IS NULL \

@@ -11,12 +11,9 @@ use axum::{
     routing::{get, post},
     Router,
 };
-use protocol::{
-    api::{CardSummary, SelfService},
-    ra::{
-        AuditRow, AuditVerification, CardStatusChange, Reason, Report, ReportCounts, ReportDay, UserDetail,
-        UserSummary,
-    },
+use protocol::ra::{
+    AuditRow, AuditVerification, CardStatusChange, Reason, Report, ReportCounts, ReportDay, UserDetail,
+    UserSummary,
 };
 use serde::Deserialize;
 use sqlx::Row;
@@ -130,24 +127,8 @@ async fn user(
     Path(user_id): Path<String>,
 ) -> Result<AppJson<UserDetail>, ApiError> {
     let person = person(&state, &user_id).await?;
-    let cards = people::cards_of(&state.db, person.id)
-        .await?
-        .into_iter()
-        .map(|c| CardSummary { guid: c.guid, status: c.status.as_str().to_owned(), issued_at: c.issued_at })
-        .collect();
-    let registration = sqlx::query(
-        "SELECT email, registered_at FROM registrations WHERE user_ref = $1 AND status = 'active'",
-    )
-    .bind(person.id)
-    .fetch_optional(state.db.pool())
-    .await?;
-    let self_service = match registration {
-        Some(row) => SelfService::Registered {
-            registered_at: row.try_get::<Option<i64>, _>("registered_at")?.unwrap_or_default(),
-            email: row.try_get("email")?,
-        },
-        None => SelfService::NotRegistered,
-    };
+    let cards = super::profile::card_summaries(&state, person.id).await?;
+    let self_service = super::profile::self_service(&state, person.id).await?;
     let lockout = sqlx::query("SELECT unlock_failures, unlock_locked_at FROM users WHERE id = $1")
         .bind(person.id)
         .fetch_one(state.db.pool())
