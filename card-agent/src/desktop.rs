@@ -54,6 +54,15 @@ impl ksni::Tray for AgentTray {
         }
     }
 
+    fn watcher_online(&self) {
+        tracing::info!("tray icon shown (a StatusNotifierWatcher is online)");
+    }
+
+    fn watcher_offline(&self, reason: ksni::OfflineReason) -> bool {
+        tracing::info!(?reason, "no panel shows the tray icon now; waiting for one");
+        true
+    }
+
     fn menu(&self) -> Vec<ksni::MenuItem<Self>> {
         menu(&self.state)
             .into_iter()
@@ -126,7 +135,9 @@ async fn pin_of(pcsc: &Pcsc, reader: &str) -> Option<PinState> {
 pub async fn run(pcsc: Pcsc, config: AgentConfig) {
     let self_service_url = config.self_service_url.clone();
     let tray = AgentTray { state: TrayState::NoReader, self_service_url: self_service_url.clone(), config };
-    let handle = match tray.spawn().await {
+    // At login the agent may start before the panel: the icon appears when the panel's
+    // StatusNotifierWatcher comes online, and again if the panel restarts.
+    let handle = match tray.assume_sni_available(true).spawn().await {
         Ok(handle) => Some(handle),
         Err(e) => {
             tracing::warn!(error = %e, "no system tray on this desktop; notifications only");
