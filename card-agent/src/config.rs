@@ -46,6 +46,19 @@ pub fn default_config_file() -> Option<PathBuf> {
     user.into_iter().chain([PathBuf::from("/etc/smartcard-selfservice/agent.toml")]).find(|p| p.is_file())
 }
 
+/// The desktop-mode log, `$XDG_STATE_HOME/smartcard-selfservice/card-agent.log`
+/// (`~/.local/state/…`), opened for appending; `None` if it cannot be made.
+pub fn desktop_log_file() -> Option<(PathBuf, std::fs::File)> {
+    let dir = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?
+        .join("smartcard-selfservice");
+    std::fs::create_dir_all(&dir).ok()?;
+    let path = dir.join("card-agent.log");
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).ok()?;
+    Some((path, file))
+}
+
 impl AgentConfig {
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text =

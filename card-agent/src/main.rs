@@ -1,4 +1,5 @@
-//! `card-agent`: the workstation service (headless form) on ws://127.0.0.1:47101.
+//! `card-agent`: the workstation service on ws://127.0.0.1:47101 — a tray icon in a desktop
+//! session, a plain service otherwise.
 
 use std::path::PathBuf;
 
@@ -32,10 +33,21 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let desktop = !cli.headless
+        && !cli.diagnostics
+        && ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
-    let cli = Cli::parse();
+    let logging = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    // Started from the desktop's autostart, stderr goes nowhere a person would look.
+    match desktop.then(card_agent::config::desktop_log_file).flatten() {
+        Some((path, file)) => {
+            logging.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init();
+            eprintln!("card agent log: {}", path.display());
+        }
+        None => logging.with_writer(std::io::stderr).init(),
+    }
     let file = cli.config.clone().or_else(card_agent::config::default_config_file);
     let mut config = match &file {
         Some(path) => AgentConfig::from_file(path)?,
@@ -62,8 +74,6 @@ async fn main() -> anyhow::Result<()> {
     if config.allowed_origins.is_empty() {
         tracing::warn!("no --allow-origin given: every web page will be refused");
     }
-    let desktop =
-        !cli.headless && ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some());
     let desktop_config = config.clone();
     let pcsc = Pcsc::start();
     let server = Server::bind(config, pcsc.clone()).await.context("Failed to listen on 127.0.0.1")?;

@@ -106,7 +106,8 @@ async fn the_tray_icon_registers_shows_a_locked_card_and_offers_to_unlock_it() {
     let watcher_lines = Lines::of(&mut watcher);
     assert_eq!(watcher_lines.starting("ready"), "ready");
 
-    // As started by the autostart entry in a desktop session.
+    // As started by the autostart entry in a desktop session (its log goes to a file there).
+    let state_home = tempfile::tempdir().unwrap();
     let _agent = ChildGuard::spawn(
         "card-agent",
         Command::new(workspace_binary("card-agent").unwrap())
@@ -121,7 +122,9 @@ async fn the_tray_icon_registers_shows_a_locked_card_and_offers_to_unlock_it() {
             .env("DISPLAY", ":99")
             .env("DBUS_SESSION_BUS_ADDRESS", &bus)
             .env("XDG_CONFIG_HOME", std::env::temp_dir().join("card-agent-tests-no-config"))
-            .stdout(Stdio::null()),
+            .env("XDG_STATE_HOME", state_home.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
     )
     .unwrap();
     let registered = watcher_lines.starting("registered ");
@@ -146,4 +149,8 @@ async fn the_tray_icon_registers_shows_a_locked_card_and_offers_to_unlock_it() {
     drop(inserted);
     wait_for_property(&bus, &name, &path, "IconName", "media-removable");
     assert!(property(&bus, &name, &path, "ToolTip").contains("No smartcard in the reader"));
+
+    let log =
+        std::fs::read_to_string(state_home.path().join("smartcard-selfservice/card-agent.log")).unwrap();
+    assert!(log.contains("locked card inserted") && log.contains("state=CardLocked"), "{log}");
 }
