@@ -44,7 +44,9 @@ children+=($!)
 sleep 1
 mkdir -p "$work/config/xfce4/xfconf/xfce-perchannel-xml"
 cp card-agent/packaging/screenshot-panel.xml "$work/config/xfce4/xfconf/xfce-perchannel-xml/xfce4-panel.xml"
-DISPLAY=:77 XDG_CONFIG_HOME="$work/config" dbus-run-session -- bash -c '
+DISPLAY=:77 XDG_CONFIG_HOME="$work/config" XDG_STATE_HOME="$work/state" dbus-run-session -- bash -c '
+  # The panel and the agent end with this session (a leftover agent would keep reading cards).
+  trap "kill \$(jobs -p) 2>/dev/null" EXIT
   xfce4-panel --disable-wm-check >/dev/null 2>&1 &
   sleep 3
   target/debug/card-agent --port 0 --allow-origin http://127.0.0.1:8080 \
