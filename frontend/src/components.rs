@@ -30,6 +30,13 @@ pub fn ErrorSummary(message: Signal<Option<String>>, #[prop(into)] field: String
     }
 }
 
+/// Moves a wizard to its `next` step without the last step's error. (Done at the transition, not
+/// in an effect, so an error set for the new step right after — "start again" — stays.)
+pub fn go_to<S: Send + Sync + 'static>(step: RwSignal<S>, error: RwSignal<Option<String>>, next: S) {
+    error.set(None);
+    step.set(next);
+}
+
 #[component]
 pub fn WarningCallout(#[prop(into)] title: String, children: Children) -> impl IntoView {
     view! {

@@ -8,7 +8,7 @@ use protocol::api::{ProofRequest, Question, QuestionAnswer, RegistrationPending,
 use crate::{
     agent::{reader_with_card, use_agent},
     api,
-    components::{ErrorSummary, InsetText},
+    components::{go_to, ErrorSummary, InsetText},
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -42,11 +42,6 @@ pub fn Register() -> impl IntoView {
             _ => {}
         });
     }
-    // A new step starts without the last step's error.
-    Effect::new(move |_| {
-        step.track();
-        error.set(None);
-    });
 
     view! {
         <h1>"Register for self-service"</h1>
@@ -95,7 +90,7 @@ fn PasscodeStep(
             .await;
             busy.set(false);
             match result {
-                Ok(()) => step.set(Step::Questions),
+                Ok(()) => go_to(step, error, Step::Questions),
                 Err(message) => error.set(Some(message)),
             }
         });
@@ -138,7 +133,7 @@ fn QuestionsStep(
         };
         match problem {
             Some(message) => error.set(Some(message.into())),
-            None => step.set(Step::Email),
+            None => go_to(step, error, Step::Email),
         }
     };
     let slots = (0..SLOTS)
@@ -205,9 +200,9 @@ fn EmailStep(
             let result = api::register(&request).await;
             busy.set(false);
             match result {
-                Ok(pending) => step.set(Step::Code(pending)),
+                Ok(pending) => go_to(step, error, Step::Code(pending)),
                 Err(e) if e.code() == Some("invalid_answers") => {
-                    step.set(Step::Questions);
+                    go_to(step, error, Step::Questions);
                     error.set(Some(e.to_string()));
                 }
                 Err(e) => error.set(Some(e.to_string())),

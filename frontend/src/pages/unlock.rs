@@ -17,7 +17,7 @@ use crate::{
     agent::{reader_with_card, use_agent, Agent},
     api::{self, ApiError},
     card_status::{CardStatus, CardWatch},
-    components::{ErrorSummary, InsetText, WarningCallout},
+    components::{go_to, ErrorSummary, InsetText, WarningCallout},
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -57,11 +57,6 @@ pub fn Unlock() -> impl IntoView {
     let step = RwSignal::new(Step::Start);
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    // A new step starts without the last step's error.
-    Effect::new(move |_| {
-        step.track();
-        error.set(None);
-    });
     view! {
         <h1>"Unlock your smartcard"</h1>
         {move || match step.get() {
@@ -104,11 +99,10 @@ fn StartStep(step: RwSignal<Step>, error: RwSignal<Option<String>>, busy: RwSign
             busy.set(false);
             match result {
                 Ok(UnlockQuestions { attempt_id, code_sent: Some(sent), .. }) => {
-                    step.set(Step::Code { attempt_id, sent })
+                    go_to(step, error, Step::Code { attempt_id, sent })
                 }
-                Ok(questions) => step.set(Step::Questions(questions)),
-                Err(Problem::DeadEnd(next)) => step.set(next),
-                Err(Problem::Message(message)) => error.set(Some(message)),
+                Ok(questions) => go_to(step, error, Step::Questions(questions)),
+                Err(problem) => show(problem, step, error),
             }
         });
     };
@@ -143,6 +137,8 @@ fn card_found(card: &CardIdentity) -> AnyView {
 
 enum Problem {
     DeadEnd(Step),
+    /// The attempt ended (expired, or used up): back to the start, saying so.
+    Restart(String),
     Message(String),
 }
 
@@ -150,8 +146,21 @@ impl From<ApiError> for Problem {
     fn from(error: ApiError) -> Self {
         match dead_end(&error) {
             Some(step) => Problem::DeadEnd(step),
+            None if error.code() == Some("attempt_expired") => Problem::Restart(error.to_string()),
             None => Problem::Message(error.to_string()),
         }
+    }
+}
+
+/// Shows a problem where it belongs: its own page, the start again, or this step's summary.
+fn show(problem: Problem, step: RwSignal<Step>, error: RwSignal<Option<String>>) {
+    match problem {
+        Problem::DeadEnd(next) => go_to(step, error, next),
+        Problem::Restart(message) => {
+            go_to(step, error, Step::Start);
+            error.set(Some(message));
+        }
+        Problem::Message(message) => error.set(Some(message)),
     }
 }
 
@@ -207,15 +216,8 @@ fn QuestionsStep(
             let result = api::unlock_answers(&request).await;
             busy.set(false);
             match result {
-                Ok(sent) => step.set(Step::Code { attempt_id: request.attempt_id, sent }),
-                Err(e) if e.code() == Some("attempt_expired") => {
-                    step.set(Step::Start);
-                    error.set(Some(e.to_string()));
-                }
-                Err(e) => match dead_end(&e) {
-                    Some(next) => step.set(next),
-                    None => error.set(Some(e.to_string())),
-                },
+                Ok(sent) => go_to(step, error, Step::Code { attempt_id: request.attempt_id, sent }),
+                Err(e) => show(e.into(), step, error),
             }
         });
     };
@@ -258,8 +260,8 @@ fn CodeStep(
                 let result = api::unlock_code(&request).await;
                 busy.set(false);
                 match result {
-                    Ok(()) => step.set(Step::NewPasscode { attempt_id: request.attempt_id }),
-                    Err(e) => error.set(Some(e.to_string())),
+                    Ok(()) => go_to(step, error, Step::NewPasscode { attempt_id: request.attempt_id }),
+                    Err(e) => show(e.into(), step, error),
                 }
             });
         }
@@ -332,9 +334,8 @@ fn NewPasscodeStep(
             new.set(String::new());
             confirm.set(String::new());
             match result {
-                Ok(()) => step.set(Step::Done),
-                Err(Problem::DeadEnd(next)) => step.set(next),
-                Err(Problem::Message(message)) => error.set(Some(message)),
+                Ok(()) => go_to(step, error, Step::Done),
+                Err(problem) => show(problem, step, error),
             }
         });
     };
