@@ -19,6 +19,8 @@ use crate::{
 #[derive(Debug)]
 struct AgentTray {
     state: TrayState,
+    /// The agent's own PC/SC threads (diagnostics read through them, not a second set).
+    pcsc: Pcsc,
     self_service_url: Option<String>,
     config: AgentConfig,
 }
@@ -93,9 +95,10 @@ impl AgentTray {
                 }
             }
             MenuAction::Diagnostics => {
-                let config = self.config.clone();
+                let (pcsc, config) = (self.pcsc.clone(), self.config.clone());
                 tokio::spawn(async move {
-                    let report = crate::diagnostics::report(&crate::diagnostics::gather(config, None).await);
+                    let findings = crate::diagnostics::gather(&pcsc, config, None).await;
+                    let report = crate::diagnostics::report(&findings);
                     let shown = tokio::process::Command::new("notify-send")
                         .args(["--app-name=Smartcard self-service", "Card agent diagnostics", &report])
                         .status()
@@ -134,7 +137,12 @@ async fn pin_of(pcsc: &Pcsc, reader: &str) -> Option<PinState> {
 /// the tray (no StatusNotifierWatcher), the notification still works.
 pub async fn run(pcsc: Pcsc, config: AgentConfig) {
     let self_service_url = config.self_service_url.clone();
-    let tray = AgentTray { state: TrayState::NoReader, self_service_url: self_service_url.clone(), config };
+    let tray = AgentTray {
+        state: TrayState::NoReader,
+        pcsc: pcsc.clone(),
+        self_service_url: self_service_url.clone(),
+        config,
+    };
     // At login the agent may start before the panel: the icon appears when the panel's
     // StatusNotifierWatcher comes online, and again if the panel restarts.
     let handle = match tray.assume_sni_available(true).spawn().await {

@@ -2,8 +2,6 @@
 //! pcscd answers, each reader and its card (GUID, passcode tries, certificate expiry). The tray's
 //! "Diagnostics" item shows the same text.
 
-use std::time::Duration;
-
 use base64::{engine::general_purpose::STANDARD, Engine};
 use der::Decode;
 use protocol::{
@@ -27,11 +25,10 @@ pub struct Findings {
     pub readers: Vec<(String, Option<Result<CardIdentity, String>>)>,
 }
 
-pub async fn gather(config: AgentConfig, settings_file: Option<String>) -> Findings {
+/// Reads the state through `pcsc` (the running agent's own, or one just started — give its
+/// monitor a moment to list the readers).
+pub async fn gather(pcsc: &Pcsc, config: AgentConfig, settings_file: Option<String>) -> Findings {
     let service_up = pcsc::Context::establish(pcsc::Scope::User).is_ok();
-    let pcsc = Pcsc::start();
-    // The monitor lists readers within a moment of starting.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut readers = Vec::new();
     for reader in pcsc.readers() {
         let card = if reader.card_present {

@@ -65,10 +65,11 @@ async fn main() -> anyhow::Result<()> {
     }
     if cli.diagnostics {
         let settings_file = file.as_ref().map(|p| p.display().to_string());
-        print!(
-            "{}",
-            card_agent::diagnostics::report(&card_agent::diagnostics::gather(config, settings_file).await)
-        );
+        let pcsc = Pcsc::start();
+        // The monitor lists the readers within a moment of starting.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let findings = card_agent::diagnostics::gather(&pcsc, config, settings_file).await;
+        print!("{}", card_agent::diagnostics::report(&findings));
         return Ok(());
     }
     if config.allowed_origins.is_empty() {

@@ -41,7 +41,37 @@ async fn challenge(State(state): State<AppState>) -> Result<AppJson<ChallengeIss
     Ok(AppJson(issued.into()))
 }
 
-fn attempt_ended() -> ApiError {
+/// An unlock attempt that is open and at a given step (`questions`, `code` or `release`).
+pub(super) struct OpenAttempt {
+    pub user_ref: i64,
+    pub guid: String,
+    /// The catalogue ids asked, in order (empty under the registration-free policy).
+    pub question_ids: Vec<i64>,
+}
+
+/// The attempt `id` if it has not expired and is at `step`; otherwise "start again".
+pub(super) async fn open_attempt(state: &AppState, id: &str, step: &str) -> Result<OpenAttempt, ApiError> {
+    let row = sqlx::query(
+        "SELECT user_ref, card_guid, question_ids FROM unlock_attempts WHERE id = $1 AND status = $2 AND expires_at >= $3",
+    )
+    .bind(id)
+    .bind(step)
+    .bind(now_unix())
+    .fetch_optional(state.db.pool())
+    .await?
+    .ok_or_else(attempt_ended)?;
+    Ok(OpenAttempt {
+        user_ref: row.try_get("user_ref")?,
+        guid: row.try_get("card_guid")?,
+        question_ids: row
+            .try_get::<String, _>("question_ids")?
+            .split(',')
+            .filter_map(|q| q.parse().ok())
+            .collect(),
+    })
+}
+
+pub(super) fn attempt_ended() -> ApiError {
     ApiError::rejected(
         StatusCode::BAD_REQUEST,
         "attempt_expired",
@@ -235,18 +265,8 @@ async fn answers(
     AppJson(request): AppJson<UnlockAnswers>,
 ) -> Result<AppJson<UnlockCodeSent>, ApiError> {
     let now = now_unix();
-    let attempt = sqlx::query(
-        "SELECT user_ref, card_guid, question_ids FROM unlock_attempts WHERE id = $1 AND status = 'questions' AND expires_at >= $2",
-    )
-    .bind(&request.attempt_id)
-    .bind(now)
-    .fetch_optional(state.db.pool())
-    .await?
-    .ok_or_else(attempt_ended)?;
-    let user_ref: i64 = attempt.try_get("user_ref")?;
-    let guid: String = attempt.try_get("card_guid")?;
-    let asked: Vec<i64> =
-        attempt.try_get::<String, _>("question_ids")?.split(',').filter_map(|q| q.parse().ok()).collect();
+    let OpenAttempt { user_ref, guid, question_ids: asked } =
+        open_attempt(&state, &request.attempt_id, "questions").await?;
     let locked: Option<i64> = sqlx::query_scalar("SELECT unlock_locked_at FROM users WHERE id = $1")
         .bind(user_ref)
         .fetch_one(state.db.pool())
@@ -397,16 +417,7 @@ async fn resend(
     State(state): State<AppState>,
     AppJson(request): AppJson<UnlockAttempt>,
 ) -> Result<AppJson<UnlockCodeSent>, ApiError> {
-    let attempt = sqlx::query(
-        "SELECT user_ref, card_guid FROM unlock_attempts WHERE id = $1 AND status = 'code' AND expires_at >= $2",
-    )
-    .bind(&request.attempt_id)
-    .bind(now_unix())
-    .fetch_optional(state.db.pool())
-    .await?
-    .ok_or_else(attempt_ended)?;
-    let user_ref: i64 = attempt.try_get("user_ref")?;
-    let guid: String = attempt.try_get("card_guid")?;
+    let OpenAttempt { user_ref, guid, .. } = open_attempt(&state, &request.attempt_id, "code").await?;
     let email = unlock_address(&state, user_ref).await?.ok_or_else(attempt_ended)?;
     let mut tx = state.db.begin_write().await?;
     let sent = send_code(&mut tx, &state, user_ref, &email).await?;
@@ -421,17 +432,7 @@ async fn code(
     State(state): State<AppState>,
     AppJson(request): AppJson<UnlockCode>,
 ) -> Result<StatusCode, ApiError> {
-    let now = now_unix();
-    let attempt = sqlx::query(
-        "SELECT user_ref, card_guid FROM unlock_attempts WHERE id = $1 AND status = 'code' AND expires_at >= $2",
-    )
-    .bind(&request.attempt_id)
-    .bind(now)
-    .fetch_optional(state.db.pool())
-    .await?
-    .ok_or_else(attempt_ended)?;
-    let user_ref: i64 = attempt.try_get("user_ref")?;
-    let guid: String = attempt.try_get("card_guid")?;
+    let OpenAttempt { user_ref, guid, .. } = open_attempt(&state, &request.attempt_id, "code").await?;
     let mut tx = state.db.begin_write().await?;
     if let Err(refusal) =
         codes::redeem(&mut tx, &state.codes, user_ref, codes::Purpose::Unlock, &request.code).await

@@ -18,6 +18,7 @@ use protocol::{
 use sqlx::Row;
 use zeroize::Zeroizing;
 
+use super::unlock::{attempt_ended, open_attempt, OpenAttempt};
 use crate::{
     audit::{self, Entry, ANONYMOUS},
     card_proof,
@@ -42,30 +43,9 @@ pub fn router() -> Router<AppState> {
         .route("/unlock/report", post(report))
 }
 
-fn attempt_ended() -> ApiError {
-    ApiError::rejected(
-        StatusCode::BAD_REQUEST,
-        "attempt_expired",
-        "This unlock attempt has ended. Start again.",
-    )
-}
-
-/// An attempt that passed its emailed code and has not finished: its holder and card.
-struct Releasable {
-    user_ref: i64,
-    guid: String,
-}
-
-async fn releasable(state: &AppState, attempt_id: &str) -> Result<Releasable, ApiError> {
-    let row = sqlx::query(
-        "SELECT user_ref, card_guid FROM unlock_attempts WHERE id = $1 AND status = 'release' AND expires_at >= $2",
-    )
-    .bind(attempt_id)
-    .bind(now_unix())
-    .fetch_optional(state.db.pool())
-    .await?
-    .ok_or_else(attempt_ended)?;
-    Ok(Releasable { user_ref: row.try_get("user_ref")?, guid: row.try_get("card_guid")? })
+/// The attempt, if it is open and has passed its emailed code.
+async fn releasable(state: &AppState, attempt_id: &str) -> Result<OpenAttempt, ApiError> {
+    open_attempt(state, attempt_id, "release").await
 }
 
 async fn offer_challenge(
