@@ -14,8 +14,11 @@ pub mod config;
 pub mod desktop;
 pub mod diagnostics;
 pub mod guard;
+pub mod issue;
 pub mod locked_card;
 pub mod ops;
 pub mod pcsc_worker;
 pub mod server;
+#[cfg(test)]
+mod test_support;
 pub mod tray_model;

@@ -57,7 +57,7 @@ pub fn from_host(error_value: HostError) -> AgentError {
     }
 }
 
-fn pin_from(digits: &str) -> OpResult<PaddedPin> {
+pub fn pin_from(digits: &str) -> OpResult<PaddedPin> {
     PaddedPin::new(digits).map_err(|e| match e {
         PinFormatError::Length => error(AgentErrorCode::InvalidPin, "A passcode is 6 to 8 digits."),
         PinFormatError::NotDigits => error(AgentErrorCode::InvalidPin, "A passcode contains digits only."),
@@ -92,15 +92,17 @@ pub fn card_identity<T: Transport>(session: &mut PivSession<T>) -> OpResult<Card
 
 /// The CHUID's GUID as 32 lowercase hex digits (the card must be selected).
 fn read_guid<T: Transport>(session: &mut PivSession<T>) -> OpResult<String> {
-    let chuid = session.get_data(object::CHUID).map_err(from_host)?.ok_or_else(not_personalised)?;
+    read_guid_if_any(session)?.ok_or_else(not_personalised)
+}
+
+/// The GUID, or `None` for a card without a (usable) CHUID, e.g. a blank one.
+pub fn read_guid_if_any<T: Transport>(session: &mut PivSession<T>) -> OpResult<Option<String>> {
+    let Some(chuid) = session.get_data(object::CHUID).map_err(from_host)? else { return Ok(None) };
     Ok(tlv::find(&chuid, 0x34)
         .ok()
         .flatten()
         .filter(|g| g.len() == 16)
-        .ok_or_else(not_personalised)?
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+        .map(|g| g.iter().map(|b| format!("{b:02x}")).collect()))
 }
 
 fn not_personalised() -> AgentError {
@@ -201,35 +203,14 @@ pub fn unblock<T: Transport>(
         Ok(report)
     };
 
-    let mut accepted = None;
-    let mut refusal = None;
-    for (index, puk) in candidates.iter().enumerate() {
-        match session.reset_retry_counter(puk, &new_pin) {
-            Ok(()) => {
-                accepted = Some((index, puk));
-                break;
+    let (index, old_puk) =
+        match first_accepted_puk(&candidates, |puk| session.reset_retry_counter(puk, &new_pin)) {
+            Ok(accepted) => accepted,
+            Err(refusal) => {
+                let refusal = refusal.unwrap_or_else(bad_puk);
+                return fail(report, UnblockStep::ResetRetryCounter, refusal);
             }
-            // Another candidate only while one more wrong guess cannot block the PUK.
-            Err(HostError::WrongSecret { tries_left }) => {
-                refusal = Some(wrong_puk(tries_left));
-                if tries_left.is_none_or(|left| left < 2) {
-                    break;
-                }
-            }
-            Err(HostError::Blocked) => {
-                refusal = Some(puk_blocked());
-                break;
-            }
-            Err(other) => {
-                refusal = Some(from_host(other));
-                break;
-            }
-        }
-    }
-    let Some((index, old_puk)) = accepted else {
-        let refusal = refusal.unwrap_or_else(bad_puk);
-        return fail(report, UnblockStep::ResetRetryCounter, refusal);
-    };
+        };
     let index = u8::try_from(index).unwrap_or(u8::MAX);
     report.pin_reset = true;
 
@@ -260,6 +241,30 @@ pub fn unblock<T: Transport>(
     }
 }
 
+/// Runs `command` with each PUK candidate in turn until the card accepts one: its index and
+/// value. Another candidate is tried only while one more wrong guess cannot block the PUK; the
+/// error is the card's last refusal (`None`: there were no candidates).
+pub fn first_accepted_puk<'a>(
+    candidates: &'a [PaddedPin],
+    mut command: impl FnMut(&PaddedPin) -> Result<(), HostError>,
+) -> Result<(usize, &'a PaddedPin), Option<AgentError>> {
+    let mut refusal = None;
+    for (index, puk) in candidates.iter().enumerate() {
+        match command(puk) {
+            Ok(()) => return Ok((index, puk)),
+            Err(HostError::WrongSecret { tries_left }) => {
+                refusal = Some(wrong_puk(tries_left));
+                if tries_left.is_none_or(|left| left < 2) {
+                    break;
+                }
+            }
+            Err(HostError::Blocked) => return Err(Some(puk_blocked())),
+            Err(other) => return Err(Some(from_host(other))),
+        }
+    }
+    Err(refusal)
+}
+
 fn wrong_puk(tries_left: Option<u8>) -> AgentError {
     error(
         AgentErrorCode::WrongPuk { tries_left },
@@ -267,7 +272,7 @@ fn wrong_puk(tries_left: Option<u8>) -> AgentError {
     )
 }
 
-fn puk_blocked() -> AgentError {
+pub fn puk_blocked() -> AgentError {
     error(
         AgentErrorCode::PukBlocked,
         "This card can no longer be unlocked here. Contact your RA for a new card.",
@@ -280,6 +285,7 @@ mod tests {
     use virtual_card::{card::Card, personalise, state::CardState};
 
     use super::*;
+    use crate::test_support::Unplugged;
 
     fn personalised() -> (PivSession<Card>, tempfile::TempDir) {
         personalised_with_puk("12345678")
@@ -287,34 +293,12 @@ mod tests {
 
     fn personalised_with_puk(puk: &str) -> (PivSession<Card>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let ca = personalise::DemoCa::load_or_create(dir.path()).unwrap();
+        let ca = personalise::CertificateAuthority::load_or_create(dir.path()).unwrap();
         let card = Card::new(CardState::blank("123456", puk, alg::TDES, &piv::mgmt::DEFAULT_3DES_KEY), None);
         let mut session = PivSession::new(card);
         personalise::personalise(&mut session, &ManagementKey::default_3des(), &ca, "Test Holder").unwrap();
         session.transport_mut().reset();
         (session, dir)
-    }
-
-    /// The card "pulled out" at the command with `ins`: after the card has processed it
-    /// (answer lost) or before it sees it.
-    struct Unplugged {
-        card: Card,
-        ins: u8,
-        card_saw_it: bool,
-        gone: bool,
-    }
-
-    impl Transport for Unplugged {
-        fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
-            if self.gone || command.get(1) == Some(&self.ins) {
-                if !self.gone && self.card_saw_it {
-                    self.card.process(command);
-                }
-                self.gone = true;
-                return Err(TransportError::CardRemoved);
-            }
-            Ok(self.card.process(command))
-        }
     }
 
     fn secrets_for(guid: &str, current: &[&str], new: &str) -> UnblockSecrets {

@@ -2,6 +2,7 @@
 
 use std::{
     net::SocketAddr,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -17,9 +18,15 @@ use tokio_tungstenite::tungstenite::{
 };
 use zeroize::Zeroizing;
 
-use envelope::{EnvelopeError, OneTimeKey};
+use envelope::{EnvelopeError, IssueSecrets, OneTimeKey, UnblockSecrets};
 
-use crate::{config::AgentConfig, guard, ops, pcsc_worker::Pcsc};
+use crate::{
+    config::AgentConfig,
+    guard,
+    issue::{self, GeneratedKeys},
+    ops,
+    pcsc_worker::Pcsc,
+};
 
 #[derive(Debug)]
 pub struct Server {
@@ -84,7 +91,7 @@ async fn connection(stream: TcpStream, config: AgentConfig, pcsc: Pcsc, port: u1
     .await?;
 
     let mut window = (Instant::now(), 0u32);
-    let mut pending_unblock: Option<PendingUnblock> = None;
+    let mut pending = Pending::default();
     loop {
         tokio::select! {
             incoming = ws.next() => {
@@ -114,7 +121,7 @@ async fn connection(stream: TcpStream, config: AgentConfig, pcsc: Pcsc, port: u1
                     continue;
                 }
                 let outcome_and_id = match serde_json::from_str::<Request>(&text) {
-                    Ok(request) => (request.id, handle(&pcsc, request.operation, &mut pending_unblock).await),
+                    Ok(request) => (request.id, handle(&pcsc, request.operation, &mut pending).await),
                     // serde's message quotes the offending value, which may be a PIN: never echo it.
                     Err(e) => {
                         tracing::debug!(category = ?e.classify(), line = e.line(), column = e.column(), "invalid request");
@@ -159,11 +166,29 @@ struct PendingUnblock {
     begun: Instant,
 }
 
+/// What this connection has begun and not finished. At most one of each kind.
+#[derive(Default)]
+struct Pending {
+    unblock: Option<PendingUnblock>,
+    issue: Option<PendingIssue>,
+}
+
+/// An issuance begun on this connection: first only the one-time key, then (once the envelope
+/// opened and the card generated its keys) the secrets for the last step.
+enum PendingIssue {
+    Offered { key: OneTimeKey, reader: String, guid: Option<String>, begun: Instant },
+    KeysGenerated { secrets: Box<IssueSecrets>, keys: GeneratedKeys, reader: String, begun: Instant },
+}
+
+/// An RA issues a card at the desk: minutes, not half an hour.
+const ISSUE_KEY_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
 /// Long enough to answer the questions and read the emailed code; the backend's own expiry on
 /// the envelope is usually shorter.
 const UNBLOCK_KEY_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
-async fn handle(pcsc: &Pcsc, operation: Operation, pending_unblock: &mut Option<PendingUnblock>) -> Outcome {
+async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Outcome {
+    let pending_unblock = &mut pending.unblock;
     tracing::info!(?operation, "request");
     match operation {
         Operation::ListReaders => Outcome::Ok(Reply::Readers { readers: pcsc.readers() }),
@@ -229,6 +254,9 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending_unblock: &mut Option<
             }
             outcome
         }
+        Operation::BeginIssue { .. }
+        | Operation::GenerateIssueKeys { .. }
+        | Operation::FinishIssue { .. } => handle_issue(pcsc, operation, &mut pending.issue).await,
         Operation::Unblock { reader, envelope, new_pin, challenge } => {
             let new_pin = Zeroizing::new(new_pin);
             let challenge = match ops::challenge_from(&challenge) {
@@ -248,7 +276,7 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending_unblock: &mut Option<
                 return Outcome::Error(ops::from_envelope(EnvelopeError::WrongCard));
             }
             let now = unix_now();
-            let secrets = match pending.key.open(&envelope).and_then(|secrets| {
+            let secrets = match pending.key.open::<UnblockSecrets>(&envelope).and_then(|secrets| {
                 secrets.check(&pending.guid, now)?;
                 Ok(secrets)
             }) {
@@ -277,6 +305,139 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending_unblock: &mut Option<
             }
             outcome
         }
+    }
+}
+
+async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<PendingIssue>) -> Outcome {
+    let not_begun = || {
+        Outcome::Error(ops::error(
+            AgentErrorCode::EnvelopeRejected,
+            "No card issuance was started on this page, or it took too long. Start again.",
+        ))
+    };
+    match operation {
+        Operation::BeginIssue { reader } => {
+            *pending = None;
+            let key = OneTimeKey::generate();
+            let public_key = key.public_key();
+            let outcome = pcsc
+                .run(
+                    reader.clone(),
+                    Box::new(move |s| {
+                        into_outcome(issue::begin(s).map(|guid| Reply::IssueOffer { public_key, guid }))
+                    }),
+                )
+                .await;
+            if let Outcome::Ok(Reply::IssueOffer { guid, .. }) = &outcome {
+                *pending =
+                    Some(PendingIssue::Offered { key, reader, guid: guid.clone(), begun: Instant::now() });
+            }
+            outcome
+        }
+        Operation::GenerateIssueKeys { reader, envelope } => {
+            let Some(PendingIssue::Offered { key, reader: offered_reader, guid, begun }) = pending.take()
+            else {
+                return not_begun();
+            };
+            if begun.elapsed() > ISSUE_KEY_LIFETIME {
+                return not_begun();
+            }
+            if offered_reader != reader {
+                return Outcome::Error(ops::from_envelope(EnvelopeError::WrongCard));
+            }
+            let now = unix_now();
+            let secrets = match key.open::<IssueSecrets>(&envelope).and_then(|secrets| {
+                secrets.check(guid.as_deref(), now)?;
+                Ok(secrets)
+            }) {
+                Ok(secrets) => Box::new(secrets),
+                Err(problem) => return Outcome::Error(ops::from_envelope(problem)),
+            };
+            let generated = Arc::new(Mutex::new(None));
+            let (for_card, keys_out) = (secrets.clone(), generated.clone());
+            let outcome = pcsc
+                .run(
+                    reader.clone(),
+                    Box::new(move |s| {
+                        into_outcome(issue::generate_keys(s, &for_card, now).map(|keys| {
+                            let reply = Reply::IssueKeys {
+                                piv_auth_key: STANDARD.encode(&keys.piv_auth_point),
+                                card_auth_key: STANDARD.encode(&keys.card_auth_point),
+                            };
+                            if let Ok(mut slot) = keys_out.lock() {
+                                *slot = Some(keys);
+                            }
+                            reply
+                        }))
+                    }),
+                )
+                .await;
+            let keys = generated.lock().ok().and_then(|mut slot| slot.take());
+            if let Some(keys) = keys {
+                tracing::info!(issuance = %secrets.issuance_id, "issue: keys generated on the card");
+                *pending = Some(PendingIssue::KeysGenerated { secrets, keys, reader, begun });
+            }
+            outcome
+        }
+        Operation::FinishIssue { reader, piv_auth_certificate, card_auth_certificate, pin, challenge } => {
+            let pin = Zeroizing::new(pin);
+            let challenge = match ops::challenge_from(&challenge) {
+                Ok(c) => c,
+                Err(e) => return Outcome::Error(e),
+            };
+            let (Ok(piv_der), Ok(card_der)) =
+                (STANDARD.decode(&piv_auth_certificate), STANDARD.decode(&card_auth_certificate))
+            else {
+                return bad_request("The certificates must be base64.");
+            };
+            let Some(PendingIssue::KeysGenerated { secrets, keys, reader: issuing_reader, begun }) =
+                pending.take()
+            else {
+                return not_begun();
+            };
+            if begun.elapsed() > ISSUE_KEY_LIFETIME {
+                return not_begun();
+            }
+            if issuing_reader != reader {
+                return Outcome::Error(ops::from_envelope(EnvelopeError::WrongCard));
+            }
+            let now = unix_now();
+            // A step that failed before writing anything (a mistyped PIN, say) can be retried.
+            let (retry_secrets, retry_keys) = (secrets.clone(), keys.clone());
+            let outcome = pcsc
+                .run(
+                    reader.clone(),
+                    Box::new(move |s| {
+                        into_outcome(
+                            issue::finish(s, &secrets, &keys, [&piv_der, &card_der], &pin, &challenge, now)
+                                .map(Reply::Issued),
+                        )
+                    }),
+                )
+                .await;
+            match &outcome {
+                Outcome::Ok(Reply::Issued(report)) => {
+                    tracing::info!(
+                        guid = %report.guid,
+                        puk = ?report.puk,
+                        pin_set = report.pin_set,
+                        management_key_rotated = report.management_key_rotated,
+                        failure = ?report.failure.as_ref().map(|f| (f.step, f.error.code)),
+                        "issue finished"
+                    );
+                }
+                _ => {
+                    *pending = Some(PendingIssue::KeysGenerated {
+                        secrets: retry_secrets,
+                        keys: retry_keys,
+                        reader,
+                        begun,
+                    });
+                }
+            }
+            outcome
+        }
+        _ => bad_request("Not an issuance request."),
     }
 }
 

@@ -1,5 +1,6 @@
-//! The unblock envelope: how a card's PUKs travel from the backend to the card agent through a
-//! browser that must never see them.
+//! Envelopes: how a card's secrets travel from the backend to the card agent through a browser
+//! that must never see them — the PUKs of an unblock ([`UnblockSecrets`]) and the management
+//! keys and PUK of an issuance ([`IssueSecrets`]).
 //!
 //! 1. The agent makes a [`OneTimeKey`] for one unblock and offers its public half, bound to the
 //!    card in the reader by a 9E signature over [`offer_digest`] (the backend checks it with the
@@ -15,13 +16,12 @@ use aes_gcm::{aead::Aead, Aes256Gcm, KeyInit, Nonce};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use hkdf::Hkdf;
 use rand_core::OsRng;
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use x25519_dalek::{EphemeralSecret, PublicKey};
 use zeroize::Zeroizing;
 
 pub const VERSION: u8 = 1;
-const KEY_INFO: &[u8] = b"smartcard-selfservice unblock envelope v1";
 const OFFER_CONTEXT: &[u8] = b"smartcard-selfservice unblock offer v1";
 /// At most the PUK the backend believes is on the card and the pending one from an unlock that
 /// may have stopped half-way (see [`UnblockSecrets::current_puks`]).
@@ -41,6 +41,20 @@ pub enum EnvelopeError {
     WrongCard,
     #[error("the envelope has expired")]
     Expired,
+}
+
+/// Contents of an envelope. Each kind has its own key-derivation label, so an envelope of one
+/// kind can never be opened as another.
+pub trait Sealable: Serialize + DeserializeOwned {
+    const KEY_INFO: &'static [u8];
+}
+
+impl Sealable for UnblockSecrets {
+    const KEY_INFO: &'static [u8] = b"smartcard-selfservice unblock envelope v1";
+}
+
+impl Sealable for IssueSecrets {
+    const KEY_INFO: &'static [u8] = b"smartcard-selfservice issue envelope v1";
 }
 
 /// What the backend releases for one unblock. Secrets are zeroized on drop and never printed.
@@ -84,7 +98,74 @@ impl UnblockSecrets {
     }
 }
 
-/// The agent's key pair for one unblock. Opening an envelope consumes it.
+/// A management key in an envelope: its algorithm (`03` 3DES, `08`/`0A`/`0C` AES) and hex.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagementKeySecret {
+    pub algorithm: u8,
+    pub key_hex: Zeroizing<String>,
+}
+
+/// What the backend releases to issue one card: the credentials the blank card still has (or, for
+/// a card whose last issuance stopped half-way, may have) and the ones to give it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueSecrets {
+    /// The issuance these secrets belong to.
+    pub issuance_id: String,
+    /// The GUID the card offered (`None`: it had no CHUID); the agent re-reads it before use.
+    pub offered_guid: Option<String>,
+    /// The GUID to write in the card's CHUID, 32 hex digits.
+    pub new_guid: String,
+    /// Unix seconds after which the agent refuses the envelope.
+    pub expires_at: u64,
+    /// Management keys the card may have, the factory default first.
+    pub current_management_keys: Vec<ManagementKeySecret>,
+    pub new_management_key: ManagementKeySecret,
+    /// PUKs the card may have, the factory default first.
+    pub current_puks: Vec<Zeroizing<String>>,
+    pub new_puk: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for ManagementKeySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ManagementKeySecret({:#04x}, ***)", self.algorithm)
+    }
+}
+
+impl std::fmt::Debug for IssueSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssueSecrets")
+            .field("issuance_id", &self.issuance_id)
+            .field("offered_guid", &self.offered_guid)
+            .field("new_guid", &self.new_guid)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssueSecrets {
+    /// Accepts the secrets only for the card that made the offer (same GUID, or still none),
+    /// before they expire, with 1–2 candidates of each kind.
+    pub fn check(&self, guid_on_card: Option<&str>, now_unix: u64) -> Result<(), EnvelopeError> {
+        let candidates_ok = |n: usize| (1..=MAX_CANDIDATES).contains(&n);
+        if !candidates_ok(self.current_puks.len()) || !candidates_ok(self.current_management_keys.len()) {
+            return Err(EnvelopeError::BadContents);
+        }
+        let same = match (&self.offered_guid, guid_on_card) {
+            (None, None) => true,
+            (Some(offered), Some(on_card)) => offered.eq_ignore_ascii_case(on_card),
+            _ => false,
+        };
+        if !same {
+            return Err(EnvelopeError::WrongCard);
+        }
+        if now_unix > self.expires_at {
+            return Err(EnvelopeError::Expired);
+        }
+        Ok(())
+    }
+}
+
+/// The agent's key pair for one unblock or issuance. Opening an envelope consumes it.
 pub struct OneTimeKey {
     secret: EphemeralSecret,
     public: PublicKey,
@@ -112,7 +193,7 @@ impl OneTimeKey {
         self.public.to_bytes()
     }
 
-    pub fn open(self, envelope: &str) -> Result<UnblockSecrets, EnvelopeError> {
+    pub fn open<T: Sealable>(self, envelope: &str) -> Result<T, EnvelopeError> {
         let bytes = STANDARD.decode(envelope).map_err(|_| EnvelopeError::Malformed)?;
         let [version, rest @ ..] = bytes.as_slice() else { return Err(EnvelopeError::Malformed) };
         if *version != VERSION || rest.len() < 32 + 16 {
@@ -125,7 +206,7 @@ impl OneTimeKey {
         if !shared.was_contributory() {
             return Err(EnvelopeError::BadPublicKey);
         }
-        let (cipher, nonce, aad) = derive(shared.as_bytes(), &sender, &self.public)?;
+        let (cipher, nonce, aad) = derive(T::KEY_INFO, shared.as_bytes(), &sender, &self.public)?;
         let plaintext = Zeroizing::new(
             cipher
                 .decrypt(&nonce, aes_gcm::aead::Payload { msg: ciphertext, aad: &aad })
@@ -136,7 +217,7 @@ impl OneTimeKey {
 }
 
 /// Seals `secrets` to the agent's one-time public key (base64), with a fresh sender key.
-pub fn seal(agent_public_key: &str, secrets: &UnblockSecrets) -> Result<String, EnvelopeError> {
+pub fn seal<T: Sealable>(agent_public_key: &str, secrets: &T) -> Result<String, EnvelopeError> {
     let recipient = parse_public_key(agent_public_key)?;
     let sender_secret = EphemeralSecret::random_from_rng(OsRng);
     let sender = PublicKey::from(&sender_secret);
@@ -144,7 +225,7 @@ pub fn seal(agent_public_key: &str, secrets: &UnblockSecrets) -> Result<String, 
     if !shared.was_contributory() {
         return Err(EnvelopeError::BadPublicKey);
     }
-    let (cipher, nonce, aad) = derive(shared.as_bytes(), &sender, &recipient)?;
+    let (cipher, nonce, aad) = derive(T::KEY_INFO, shared.as_bytes(), &sender, &recipient)?;
     let plaintext = Zeroizing::new(serde_json::to_vec(secrets).map_err(|_| EnvelopeError::BadContents)?);
     let ciphertext = cipher
         .encrypt(&nonce, aes_gcm::aead::Payload { msg: &plaintext, aad: &aad })
@@ -165,6 +246,7 @@ pub fn parse_public_key(b64: &str) -> Result<PublicKey, EnvelopeError> {
 /// Key, nonce and associated data for one envelope. Both public keys go into the salt and the
 /// associated data, so an envelope cannot be re-targeted to another key.
 fn derive(
+    key_info: &[u8],
     shared: &[u8; 32],
     sender: &PublicKey,
     recipient: &PublicKey,
@@ -174,7 +256,7 @@ fn derive(
     salt.extend_from_slice(recipient.as_bytes());
     let mut okm = Zeroizing::new([0u8; 44]);
     Hkdf::<Sha256>::new(Some(&salt), shared)
-        .expand(KEY_INFO, okm.as_mut())
+        .expand(key_info, okm.as_mut())
         .map_err(|_| EnvelopeError::Malformed)?;
     let cipher = Aes256Gcm::new_from_slice(&okm[..32]).map_err(|_| EnvelopeError::Malformed)?;
     // Key and nonce are both fresh per envelope (the sender key is), so a derived nonce is safe.
@@ -215,10 +297,10 @@ mod tests {
         let key = OneTimeKey::generate();
         let sealed = seal(&key.public_key(), &secrets()).unwrap();
         assert!(!sealed.contains("12345678"));
-        assert_eq!(key.open(&sealed).unwrap(), secrets());
+        assert_eq!(key.open::<UnblockSecrets>(&sealed).unwrap(), secrets());
 
         let other = OneTimeKey::generate();
-        assert_eq!(other.open(&sealed).unwrap_err(), EnvelopeError::NotForThisKey);
+        assert_eq!(other.open::<UnblockSecrets>(&sealed).unwrap_err(), EnvelopeError::NotForThisKey);
     }
 
     #[test]
@@ -230,11 +312,14 @@ mod tests {
             let key = OneTimeKey::generate();
             let mut altered = sealed.clone();
             altered[i] ^= 0x01;
-            assert!(key.open(&STANDARD.encode(&altered)).is_err(), "byte {i}");
+            assert!(key.open::<UnblockSecrets>(&STANDARD.encode(&altered)).is_err(), "byte {i}");
         }
         let key = OneTimeKey::generate();
-        assert_eq!(key.open("not base64").unwrap_err(), EnvelopeError::Malformed);
-        assert_eq!(OneTimeKey::generate().open("AQ==").unwrap_err(), EnvelopeError::Malformed);
+        assert_eq!(key.open::<UnblockSecrets>("not base64").unwrap_err(), EnvelopeError::Malformed);
+        assert_eq!(
+            OneTimeKey::generate().open::<UnblockSecrets>("AQ==").unwrap_err(),
+            EnvelopeError::Malformed
+        );
     }
 
     #[test]
@@ -253,6 +338,44 @@ mod tests {
         none.current_puks.clear();
         assert_eq!(none.check(&none.guid, 0), Err(EnvelopeError::BadContents));
         assert!(!format!("{s:?}").contains("1234"), "Debug hides PUKs");
+    }
+
+    fn issue_secrets() -> IssueSecrets {
+        let key = |hex: &str| ManagementKeySecret { algorithm: 0x03, key_hex: Zeroizing::new(hex.into()) };
+        IssueSecrets {
+            issuance_id: "i1".into(),
+            offered_guid: None,
+            new_guid: "00112233445566778899aabbccddeeff".into(),
+            expires_at: 2_000_000_000,
+            current_management_keys: vec![key("010203040506070801020304050607080102030405060708")],
+            new_management_key: key("a1a2a3a4a5a6a7a8a1a2a3a4a5a6a7a8a1a2a3a4a5a6a7a8"),
+            current_puks: vec![Zeroizing::new("12345678".into())],
+            new_puk: Zeroizing::new("87654321".into()),
+        }
+    }
+
+    #[test]
+    fn an_issue_envelope_is_not_an_unblock_envelope() {
+        let key = OneTimeKey::generate();
+        let sealed = seal(&key.public_key(), &issue_secrets()).unwrap();
+        assert_eq!(key.open::<UnblockSecrets>(&sealed).unwrap_err(), EnvelopeError::NotForThisKey);
+        let key = OneTimeKey::generate();
+        let sealed = seal(&key.public_key(), &issue_secrets()).unwrap();
+        assert_eq!(key.open::<IssueSecrets>(&sealed).unwrap(), issue_secrets());
+    }
+
+    #[test]
+    fn issue_secrets_are_for_the_offering_card_only() {
+        let s = issue_secrets();
+        assert_eq!(s.check(None, 1_999_999_999), Ok(()));
+        assert_eq!(s.check(Some("00112233445566778899aabbccddeeff"), 0), Err(EnvelopeError::WrongCard));
+        assert_eq!(s.check(None, 2_000_000_001), Err(EnvelopeError::Expired));
+        let mut half_done = issue_secrets();
+        half_done.offered_guid = Some("AABB".into());
+        assert_eq!(half_done.check(Some("aabb"), 0), Ok(()));
+        assert_eq!(half_done.check(None, 0), Err(EnvelopeError::WrongCard));
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("8765") && !debug.contains("a1a2") && !debug.contains("0102"), "{debug}");
     }
 
     #[test]

@@ -252,6 +252,17 @@ impl<T: Transport> PivSession<T> {
         Ok(())
     }
 
+    /// SET MANAGEMENT KEY (Yubico's extension, the de-facto way PIV cards change 9B); needs
+    /// management-key authentication with the current key first.
+    pub fn set_management_key(&mut self, new: &ManagementKey) -> Result<(), HostError> {
+        let key_bytes = new.key_bytes();
+        let mut data = Zeroizing::new(Vec::with_capacity(3 + key_bytes.len()));
+        data.extend_from_slice(&[new.algorithm(), key::CARD_MANAGEMENT, key_bytes.len() as u8]);
+        data.extend_from_slice(key_bytes);
+        let command = Command::without_le(0x00, ins::YK_SET_MANAGEMENT_KEY, 0xFF, 0xFF, data.to_vec());
+        self.expect_success(&command).map(drop)
+    }
+
     /// GENERATE ASYMMETRIC KEY PAIR (ECC): the new public point `04‖X‖Y`.
     pub fn generate_ec(&mut self, slot: u8, algorithm: u8) -> Result<Vec<u8>, HostError> {
         let template = tlv::encode(0xAC, &tlv::encode(0x80, &[algorithm]));

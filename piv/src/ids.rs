@@ -20,6 +20,9 @@ pub mod ins {
     pub const YK_GET_VERSION: u8 = 0xFD;
     /// Yubico extension: serial number.
     pub const YK_GET_SERIAL: u8 = 0xF8;
+    /// Yubico extension, also answered by the virtual card: SET MANAGEMENT KEY
+    /// (`00 FF FF FF 1B <alg> 9B <len> <key>`; P2 `FE` would also require a touch).
+    pub const YK_SET_MANAGEMENT_KEY: u8 = 0xFF;
 }
 
 /// Data object tags (Part 1 Table 3).

@@ -39,6 +39,24 @@ pub enum Operation {
     /// `challenge` with 9A. Replies [`Reply::Unblocked`] once the envelope opened, whatever the
     /// card then did, so the backend always learns which PUK the card holds.
     Unblock { reader: String, envelope: String, new_pin: String, challenge: String },
+    /// Issuance, step 1 (RA console): the agent makes a one-time key pair for this connection
+    /// and reads the card's GUID if it has one. Replies [`Reply::IssueOffer`].
+    BeginIssue { reader: String },
+    /// Step 2: `envelope` holds the management keys and PUK the backend sealed to the offered
+    /// key. The agent authenticates with the management key and generates P-256 keys in 9A and
+    /// 9E. Replies [`Reply::IssueKeys`].
+    GenerateIssueKeys { reader: String, envelope: String },
+    /// Step 3: the agent writes the backend's certificates (only if they certify the keys it
+    /// generated) and the CHUID, rotates the PUK, sets `pin` (typed by the holder), changes the
+    /// management key, and proves the result by signing `challenge` with 9A (after VERIFY of the
+    /// new PIN) and 9E. Replies [`Reply::Issued`] once a card command was sent.
+    FinishIssue {
+        reader: String,
+        piv_auth_certificate: String,
+        card_auth_certificate: String,
+        pin: String,
+        challenge: String,
+    },
 }
 
 /// PINs never reach a log through `Debug`.
@@ -54,6 +72,13 @@ impl std::fmt::Debug for Operation {
             Operation::ChangePin { reader, .. } => write!(f, "ChangePin {{ reader: {reader:?}, pins: *** }}"),
             Operation::BeginUnblock { reader, .. } => write!(f, "BeginUnblock {{ reader: {reader:?} }}"),
             Operation::Unblock { reader, .. } => write!(f, "Unblock {{ reader: {reader:?}, pin: *** }}"),
+            Operation::BeginIssue { reader } => write!(f, "BeginIssue {{ reader: {reader:?} }}"),
+            Operation::GenerateIssueKeys { reader, .. } => {
+                write!(f, "GenerateIssueKeys {{ reader: {reader:?} }}")
+            }
+            Operation::FinishIssue { reader, .. } => {
+                write!(f, "FinishIssue {{ reader: {reader:?}, pin: *** }}")
+            }
         }
     }
 }
@@ -95,6 +120,51 @@ pub enum Reply {
         signature: String,
     },
     Unblocked(UnblockReport),
+    /// The agent's one-time public key (X25519, base64) and the card's GUID, if it has a CHUID.
+    IssueOffer {
+        public_key: String,
+        guid: Option<String>,
+    },
+    /// The public points (`04‖X‖Y`, base64) generated on the card.
+    IssueKeys {
+        piv_auth_key: String,
+        card_auth_key: String,
+    },
+    Issued(IssueReport),
+}
+
+/// What each issuance step did; the backend binds the card only when every step succeeded and
+/// both proofs verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueReport {
+    /// The GUID written in the CHUID (32 hex digits).
+    pub guid: String,
+    pub puk: PukOnCard,
+    /// RESET RETRY COUNTER set the holder's PIN with all its tries.
+    pub pin_set: bool,
+    /// The card now has the envelope's new management key.
+    pub management_key_rotated: bool,
+    /// Signatures (DER, base64) over the challenge: 9A after VERIFY with the new PIN, and 9E.
+    pub piv_auth_proof: Option<String>,
+    pub card_auth_proof: Option<String>,
+    pub failure: Option<IssueFailure>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueStep {
+    WriteCertificates,
+    WriteChuid,
+    ChangePuk,
+    SetPin,
+    ChangeManagementKey,
+    SignProof,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueFailure {
+    pub step: IssueStep,
+    pub error: AgentError,
 }
 
 /// What each unblock step did. Read `puk` first: it is what the backend must remember.
@@ -214,6 +284,10 @@ pub enum AgentErrorCode {
     /// The unblock envelope could not be used: malformed, for another key, expired, or no
     /// unblock was begun on this connection.
     EnvelopeRejected,
+    /// Issuance: the card refused every management key the backend holds for it.
+    ManagementKeyRejected,
+    /// Issuance: a certificate does not certify the key generated on the card.
+    CertificateMismatch,
     InvalidPin,
     NotPiv,
     NotPersonalised,

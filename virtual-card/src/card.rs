@@ -173,6 +173,7 @@ impl Card {
             ins::GENERAL_AUTHENTICATE => self.general_authenticate(command),
             ins::GENERATE_ASYMMETRIC_KEY_PAIR => self.generate(command),
             ins::YK_GET_SERIAL => Ok(self.state.serial.to_be_bytes().to_vec()),
+            ins::YK_SET_MANAGEMENT_KEY => self.set_management_key(command),
             _ => Err(StatusWord::InsNotSupported),
         }
     }
@@ -522,6 +523,31 @@ impl Card {
             Zeroizing::new(piv::mgmt::decode_hex(&stored.scalar_hex).ok_or(StatusWord::Other(0x6F00))?);
         let signature = ec::sign(algorithm, &scalar, digest).ok_or(StatusWord::IncorrectData)?;
         Ok(tlv::encode(0x82, &signature))
+    }
+
+    // SET MANAGEMENT KEY (Yubico's extension): `<alg> 9B <len> <key>`, after authenticating with
+    // the current key. P2 `FE` (touch required) is accepted as `FF`: there is nothing to touch.
+    fn set_management_key(&mut self, command: &Command) -> Answer {
+        if command.p1 != 0xFF || !matches!(command.p2, 0xFF | 0xFE) {
+            return Err(StatusWord::IncorrectP1P2);
+        }
+        if !self.session.mgmt_authenticated {
+            return Err(StatusWord::SecurityNotSatisfied);
+        }
+        let [algorithm, reference, length, key_bytes @ ..] = command.data.as_slice() else {
+            return Err(StatusWord::WrongLength);
+        };
+        if *reference != key::CARD_MANAGEMENT || usize::from(*length) != key_bytes.len() {
+            return Err(StatusWord::IncorrectData);
+        }
+        // The same checks as the host's: a known algorithm and its key length.
+        ManagementKey::new(*algorithm, key_bytes).map_err(|_| StatusWord::IncorrectData)?;
+        self.state.mgmt_algorithm = *algorithm;
+        self.state.mgmt_key_hex = piv::mgmt::encode_hex(key_bytes);
+        // The old key's authentication does not carry over to the new one.
+        self.session.mgmt_authenticated = false;
+        self.persist()?;
+        Ok(Vec::new())
     }
 
     // GENERATE ASYMMETRIC KEY PAIR (Part 2 §3.3.2): needs the management key.

@@ -13,7 +13,7 @@ use piv::{
 };
 use virtual_card::{
     card::Card,
-    personalise::{self, DemoCa},
+    personalise::{self, CertificateAuthority},
     state::{CardState, DEFAULT_PIN, DEFAULT_PUK},
     vpcd,
 };
@@ -140,7 +140,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Personalise { state, ca_dir, name, mgmt_key, mgmt_algorithm, cert_out } => {
             let card = Card::new(CardState::load(&state)?, Some(state.clone()));
             let mut session = PivSession::new(card);
-            let ca = DemoCa::load_or_create(&ca_dir)?;
+            let ca = CertificateAuthority::load_or_create(&ca_dir)?;
             let key = management_key(mgmt_algorithm, mgmt_key.as_deref())?;
             let done = personalise::personalise(&mut session, &key, &ca, &name)?;
             if let Some(path) = cert_out {

@@ -12,7 +12,7 @@ use piv::{
 };
 use virtual_card::{
     card::{atr, Card},
-    personalise::{self, DemoCa},
+    personalise::{self, CertificateAuthority},
     state::CardState,
 };
 
@@ -178,6 +178,32 @@ fn management_key_mutual_authentication_for_3des_and_each_aes_size() {
 }
 
 #[test]
+fn set_management_key_needs_the_current_key_and_replaces_it() {
+    let mut s = selected();
+    let aes = ManagementKey::new(alg::AES_192, &[0x5A; 24]).unwrap();
+    assert_eq!(s.set_management_key(&aes), Err(HostError::SecurityNotSatisfied));
+    s.authenticate_management(&ManagementKey::default_3des()).unwrap();
+    s.set_management_key(&aes).unwrap();
+    // The change ends the old key's authentication, and the old key no longer opens the card.
+    assert_eq!(s.put_data(object::CHUID, b"x"), Err(HostError::SecurityNotSatisfied));
+    assert!(s.authenticate_management(&ManagementKey::default_3des()).is_err());
+    s.authenticate_management(&aes).unwrap();
+    assert_eq!(s.transport_mut().state().mgmt_algorithm, alg::AES_192);
+    // A key of the wrong length for its algorithm is refused and changes nothing.
+    let r = s
+        .transceive(&Command::without_le(
+            0x00,
+            ins::YK_SET_MANAGEMENT_KEY,
+            0xFF,
+            0xFF,
+            vec![alg::AES_128, key::CARD_MANAGEMENT, 3, 1, 2, 3],
+        ))
+        .unwrap();
+    assert_eq!(r.sw, StatusWord::IncorrectData);
+    s.authenticate_management(&aes).unwrap();
+}
+
+#[test]
 fn management_key_external_authentication() {
     let mgmt = ManagementKey::default_3des();
     let mut s = selected();
@@ -322,7 +348,7 @@ fn get_response_without_pending_data_is_refused() {
 #[test]
 fn personalisation_goes_through_the_cards_commands_and_yields_verifiable_certificates() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = DemoCa::load_or_create(dir.path()).unwrap();
+    let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
     let mut s = PivSession::new(blank());
     let done =
         personalise::personalise(&mut s, &ManagementKey::default_3des(), &ca, "Alice Example").unwrap();
@@ -333,7 +359,7 @@ fn personalisation_goes_through_the_cards_commands_and_yields_verifiable_certifi
     assert_eq!(cert, done.piv_auth_certificate);
     assert!(s.get_data(object::CERT_CARD_AUTH).unwrap().is_some());
     // The same CA loads again from its folder.
-    let again = DemoCa::load_or_create(dir.path()).unwrap();
+    let again = CertificateAuthority::load_or_create(dir.path()).unwrap();
     assert_eq!(again.certificate(), ca.certificate());
 }
 

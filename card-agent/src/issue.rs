@@ -1,0 +1,369 @@
+//! Issuing a blank card (RA console), in the agent's two card steps. The backend decides
+//! everything secret — the management keys, the PUKs, the GUID — and seals them to this
+//! connection's one-time key ([`IssueSecrets`]); the page relays only ciphertext, public keys,
+//! certificates and the PIN the holder types. The agent runs this fixed procedure and nothing
+//! else: a page cannot make it send any other command to the card.
+//!
+//! Each step starts with SELECT and re-checks that the card is the one that made the offer.
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use der::Decode;
+use envelope::{EnvelopeError, IssueSecrets, ManagementKeySecret};
+use piv::{
+    host::{HostError, PivSession, Transport},
+    ids::{alg, key, object},
+    mgmt::{decode_hex, ManagementKey},
+    objects::{certificate_object, chuid},
+    pin::PaddedPin,
+};
+use protocol::agent::{AgentErrorCode, IssueFailure, IssueReport, IssueStep, PukOnCard};
+use zeroize::Zeroizing;
+
+use crate::ops::{self, error, first_accepted_puk, from_envelope, from_host, OpResult};
+
+/// What step 2 left for step 3: which management key opened the card, and the new public points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedKeys {
+    pub management_key_index: usize,
+    pub piv_auth_point: Vec<u8>,
+    pub card_auth_point: Vec<u8>,
+}
+
+/// Step 1: the card's GUID, if it has a CHUID (a card whose last issuance stopped half-way).
+pub fn begin<T: Transport>(session: &mut PivSession<T>) -> OpResult<Option<String>> {
+    session.select().map_err(from_host)?;
+    ops::read_guid_if_any(session)
+}
+
+/// Step 2: authenticate with the first management key the card accepts, then GENERATE P-256
+/// keys in 9A and 9E.
+pub fn generate_keys<T: Transport>(
+    session: &mut PivSession<T>,
+    secrets: &IssueSecrets,
+    now_unix: u64,
+) -> OpResult<GeneratedKeys> {
+    let candidates = management_keys(&secrets.current_management_keys)?;
+    same_card(session, secrets, now_unix)?;
+    let mut accepted = None;
+    for (index, candidate) in candidates.iter().enumerate() {
+        match session.authenticate_management(candidate) {
+            Ok(()) => {
+                accepted = Some(index);
+                break;
+            }
+            // Management keys have no retry counter on PIV cards: trying the next costs nothing.
+            Err(HostError::ManagementKeyRejected | HostError::SecurityNotSatisfied) => {}
+            // The card uses another algorithm than this candidate's (6A86).
+            Err(HostError::Status { .. }) => {}
+            Err(other) => return Err(from_host(other)),
+        }
+    }
+    let management_key_index = accepted.ok_or_else(|| {
+        error(
+            AgentErrorCode::ManagementKeyRejected,
+            "This card does not have the credentials of a blank card. It may have been issued by \
+             another system: it cannot be issued here.",
+        )
+    })?;
+    let piv_auth_point = session.generate_ec(key::PIV_AUTHENTICATION, alg::ECC_P256).map_err(from_host)?;
+    let card_auth_point = session.generate_ec(key::CARD_AUTHENTICATION, alg::ECC_P256).map_err(from_host)?;
+    Ok(GeneratedKeys { management_key_index, piv_auth_point, card_auth_point })
+}
+
+/// Step 3: write the certificates and the CHUID, rotate the PUK, set the holder's PIN, change
+/// the management key and prove it all with 9A (after VERIFY) and 9E signatures over
+/// `challenge`.
+///
+/// An `Err` means the card was not changed by this step. Once a write has been sent the answer is
+/// a report, stopped at the first failed step, so the backend knows what the card holds.
+pub fn finish<T: Transport>(
+    session: &mut PivSession<T>,
+    secrets: &IssueSecrets,
+    keys: &GeneratedKeys,
+    certificates: [&[u8]; 2],
+    pin: &str,
+    challenge: &[u8],
+    now_unix: u64,
+) -> OpResult<IssueReport> {
+    let pin_padded = ops::pin_from(pin)?;
+    // A page cannot set a passcode the service's rules refuse, whatever it sends.
+    protocol::passcode::check_strength(pin).map_err(|p| error(AgentErrorCode::InvalidPin, p.message()))?;
+    let expiry = certifies(certificates[0], &keys.piv_auth_point)?;
+    certifies(certificates[1], &keys.card_auth_point)?;
+    let bad_contents = || from_envelope(EnvelopeError::BadContents);
+    let guid_bytes: [u8; 16] =
+        decode_hex(&secrets.new_guid).and_then(|g| g.try_into().ok()).ok_or_else(bad_contents)?;
+    let puks = secrets
+        .current_puks
+        .iter()
+        .map(|p| PaddedPin::new(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad_contents())?;
+    let new_puk = PaddedPin::new(&secrets.new_puk).map_err(|_| bad_contents())?;
+    let management = management_keys(&secrets.current_management_keys)?;
+    let current_management = management.get(keys.management_key_index).ok_or_else(bad_contents)?;
+    let new_management = management_key(&secrets.new_management_key)?;
+
+    same_card(session, secrets, now_unix)?;
+    session.authenticate_management(current_management).map_err(from_host)?;
+
+    let mut report = IssueReport {
+        guid: secrets.new_guid.to_ascii_lowercase(),
+        puk: PukOnCard::Unchanged,
+        pin_set: false,
+        management_key_rotated: false,
+        piv_auth_proof: None,
+        card_auth_proof: None,
+        failure: None,
+    };
+    let fail = |mut report: IssueReport, step, error| {
+        report.failure = Some(IssueFailure { step, error });
+        Ok(report)
+    };
+
+    for (object, der) in [(object::CERT_PIV_AUTH, certificates[0]), (object::CERT_CARD_AUTH, certificates[1])]
+    {
+        if let Err(e) = session.put_data(object, &certificate_object(der)) {
+            return fail(report, IssueStep::WriteCertificates, from_host(e));
+        }
+    }
+    if let Err(e) = session.put_data(object::CHUID, &chuid(&guid_bytes, &expiry)) {
+        return fail(report, IssueStep::WriteChuid, from_host(e));
+    }
+
+    match first_accepted_puk(&puks, |old| session.change_reference(key::PUK, old, &new_puk)) {
+        Ok(_) => report.puk = PukOnCard::Rotated,
+        Err(refusal) => {
+            // A lost card may or may not have taken the change.
+            if let Some(e) = &refusal {
+                if e.code == AgentErrorCode::CardRemoved {
+                    report.puk = PukOnCard::Unknown { index: 0 };
+                }
+            }
+            return fail(report, IssueStep::ChangePuk, refusal.unwrap_or_else(bad_contents));
+        }
+    }
+
+    if let Err(e) = session.reset_retry_counter(&new_puk, &pin_padded) {
+        return fail(report, IssueStep::SetPin, from_host(e));
+    }
+    report.pin_set = true;
+
+    if let Err(e) = session.set_management_key(&new_management) {
+        return fail(report, IssueStep::ChangeManagementKey, from_host(e));
+    }
+    report.management_key_rotated = true;
+
+    if let Err(e) = session.verify_pin(&pin_padded) {
+        return fail(report, IssueStep::SignProof, from_host(e));
+    }
+    let signed = session.sign_ec(key::PIV_AUTHENTICATION, alg::ECC_P256, challenge);
+    let _ = session.logout();
+    match signed.and_then(|piv| {
+        let card = session.sign_ec(key::CARD_AUTHENTICATION, alg::ECC_P256, challenge)?;
+        Ok((piv, card))
+    }) {
+        Ok((piv, card)) => {
+            report.piv_auth_proof = Some(STANDARD.encode(piv));
+            report.card_auth_proof = Some(STANDARD.encode(card));
+            Ok(report)
+        }
+        Err(e) => fail(report, IssueStep::SignProof, from_host(e)),
+    }
+}
+
+/// SELECT, and the card's GUID (or its absence) still matches the offer and the secrets are fresh.
+fn same_card<T: Transport>(
+    session: &mut PivSession<T>,
+    secrets: &IssueSecrets,
+    now_unix: u64,
+) -> OpResult<()> {
+    session.select().map_err(from_host)?;
+    let guid = ops::read_guid_if_any(session)?;
+    secrets.check(guid.as_deref(), now_unix).map_err(|problem| match problem {
+        EnvelopeError::WrongCard => error(
+            AgentErrorCode::WrongCard,
+            "This is not the card the issuance was started with. Put that card in the reader and start again.",
+        ),
+        other => from_envelope(other),
+    })
+}
+
+fn management_key(secret: &ManagementKeySecret) -> OpResult<ManagementKey> {
+    let bytes =
+        Zeroizing::new(decode_hex(&secret.key_hex).ok_or_else(|| from_envelope(EnvelopeError::BadContents))?);
+    ManagementKey::new(secret.algorithm, &bytes).map_err(|_| from_envelope(EnvelopeError::BadContents))
+}
+
+fn management_keys(secrets: &[ManagementKeySecret]) -> OpResult<Vec<ManagementKey>> {
+    secrets.iter().map(management_key).collect()
+}
+
+/// Checks that `der` is a certificate of the public `point` generated on the card, and returns
+/// its expiry as the CHUID wants it (`YYYYMMDD`).
+fn certifies(der: &[u8], point: &[u8]) -> OpResult<String> {
+    let mismatch = || {
+        error(
+            AgentErrorCode::CertificateMismatch,
+            "The service sent a certificate that is not for this card's key. Start again.",
+        )
+    };
+    let certificate = x509_cert::Certificate::from_der(der).map_err(|_| mismatch())?;
+    let tbs = &certificate.tbs_certificate;
+    if tbs.subject_public_key_info.subject_public_key.raw_bytes() != point {
+        return Err(mismatch());
+    }
+    let expiry = tbs.validity.not_after.to_date_time();
+    Ok(format!("{:04}{:02}{:02}", expiry.year(), expiry.month(), expiry.day()))
+}
+
+#[cfg(test)]
+mod tests {
+    use card_ca::CertificateAuthority;
+    use der::Encode;
+    use piv::{host::Transport, ids::ins, mgmt::encode_hex};
+    use protocol::agent::PinState;
+    use virtual_card::{card::Card, state::CardState};
+
+    use super::*;
+    use crate::test_support::Unplugged;
+
+    const NOW: u64 = 1_800_000_000;
+    const GUID: &str = "0123456789abcdef0123456789abcdef";
+    const NEW_MGMT: &str = "a1a2a3a4a5a6a7a8b1b2b3b4b5b6b7b8c1c2c3c4c5c6c7c8";
+
+    fn blank() -> PivSession<Card> {
+        PivSession::new(Card::new(
+            CardState::blank("123456", "12345678", alg::TDES, &piv::mgmt::DEFAULT_3DES_KEY),
+            None,
+        ))
+    }
+
+    fn mgmt(hex: &str) -> ManagementKeySecret {
+        ManagementKeySecret { algorithm: alg::TDES, key_hex: Zeroizing::new(hex.into()) }
+    }
+
+    fn secrets(offered: Option<&str>, mgmt_keys: &[&str], puks: &[&str]) -> IssueSecrets {
+        IssueSecrets {
+            issuance_id: "test".into(),
+            offered_guid: offered.map(Into::into),
+            new_guid: GUID.into(),
+            expires_at: NOW + 600,
+            current_management_keys: mgmt_keys.iter().map(|k| mgmt(k)).collect(),
+            new_management_key: mgmt(NEW_MGMT),
+            current_puks: puks.iter().map(|p| Zeroizing::new((*p).to_owned())).collect(),
+            new_puk: Zeroizing::new("86420975".into()),
+        }
+    }
+
+    fn default_mgmt() -> String {
+        encode_hex(&piv::mgmt::DEFAULT_3DES_KEY)
+    }
+
+    fn certificates(ca: &CertificateAuthority, keys: &GeneratedKeys) -> [Vec<u8>; 2] {
+        [
+            ca.issue(&keys.piv_auth_point, "Ann Example", "PIV Authentication").unwrap().to_der().unwrap(),
+            ca.issue(&keys.card_auth_point, "Ann Example", "Card Authentication").unwrap().to_der().unwrap(),
+        ]
+    }
+
+    fn issue<T: Transport>(
+        s: &mut PivSession<T>,
+        secrets: &IssueSecrets,
+        ca: &CertificateAuthority,
+    ) -> OpResult<IssueReport> {
+        let keys = generate_keys(s, secrets, NOW)?;
+        let [piv, card] = certificates(ca, &keys);
+        finish(s, secrets, &keys, [&piv, &card], "97531864", &[3; 32], NOW)
+    }
+
+    #[test]
+    fn a_blank_card_is_issued_with_the_holders_pin_and_new_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        let mut s = blank();
+        assert_eq!(begin(&mut s).unwrap(), None);
+        let report = issue(&mut s, &secrets(None, &[&default_mgmt()], &["12345678"]), &ca).unwrap();
+        assert_eq!(report.failure, None);
+        assert_eq!(report.guid, GUID);
+        assert!(report.pin_set && report.management_key_rotated && report.puk == PukOnCard::Rotated);
+        assert!(report.piv_auth_proof.is_some() && report.card_auth_proof.is_some());
+        let state = s.transport_mut().state();
+        assert_eq!((state.pin.as_str(), state.puk.as_str()), ("97531864", "86420975"));
+        assert_eq!(state.mgmt_key_hex, NEW_MGMT);
+        let identity = ops::card_identity(&mut s).unwrap();
+        assert_eq!(identity.guid, GUID);
+        assert_eq!(identity.pin, PinState::Ready { tries_left: Some(3) });
+        assert!(identity.piv_auth_certificate.is_some() && identity.card_auth_certificate.is_some());
+        ops::sign_with_pin(&mut s, "97531864", &[1; 32]).unwrap();
+    }
+
+    #[test]
+    fn a_certificate_for_another_key_or_a_weak_pin_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        let mut s = blank();
+        let secrets = secrets(None, &[&default_mgmt()], &["12345678"]);
+        let keys = generate_keys(&mut s, &secrets, NOW).unwrap();
+        let [piv, card] = certificates(&ca, &keys);
+        let swapped = finish(&mut s, &secrets, &keys, [&card, &piv], "97531864", &[3; 32], NOW).unwrap_err();
+        assert_eq!(swapped.code, AgentErrorCode::CertificateMismatch);
+        let weak = finish(&mut s, &secrets, &keys, [&piv, &card], "123456", &[3; 32], NOW).unwrap_err();
+        assert_eq!(weak.code, AgentErrorCode::InvalidPin);
+        let late = finish(&mut s, &secrets, &keys, [&piv, &card], "97531864", &[3; 32], NOW + 601);
+        assert_eq!(late.unwrap_err().code, AgentErrorCode::EnvelopeRejected);
+        let state = s.transport_mut().state();
+        assert!(state.object(object::CHUID).is_none() && state.object(object::CERT_PIV_AUTH).is_none());
+        assert_eq!((state.pin.as_str(), state.puk.as_str()), ("123456", "12345678"));
+    }
+
+    #[test]
+    fn a_card_without_blank_credentials_is_refused_untouched() {
+        let mut s =
+            PivSession::new(Card::new(CardState::blank("123456", "12345678", alg::TDES, &[9; 24]), None));
+        let err = generate_keys(&mut s, &secrets(None, &[&default_mgmt()], &["12345678"]), NOW).unwrap_err();
+        assert_eq!(err.code, AgentErrorCode::ManagementKeyRejected);
+        assert!(s.transport_mut().state().keys.is_empty());
+        // The envelope names a blank card; a card with a CHUID is another card.
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        let mut issued = blank();
+        issue(&mut issued, &secrets(None, &[&default_mgmt()], &["12345678"]), &ca).unwrap();
+        let err = generate_keys(&mut issued, &secrets(None, &[&default_mgmt()], &["12345678"]), NOW);
+        assert_eq!(err.unwrap_err().code, AgentErrorCode::WrongCard);
+    }
+
+    #[test]
+    fn an_issuance_stopped_half_way_is_finished_by_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        let mut s = blank();
+        let first = secrets(None, &[&default_mgmt()], &["12345678"]);
+        let keys = generate_keys(&mut s, &first, NOW).unwrap();
+        let [piv, card] = certificates(&ca, &keys);
+        // The card is pulled out as it takes the new management key.
+        let mut s = PivSession::new(Unplugged {
+            card: s.into_inner(),
+            ins: ins::YK_SET_MANAGEMENT_KEY,
+            card_saw_it: true,
+            gone: false,
+        });
+        let report = finish(&mut s, &first, &keys, [&piv, &card], "97531864", &[3; 32], NOW).unwrap();
+        let failure = report.failure.unwrap();
+        assert_eq!(
+            (failure.step, failure.error.code),
+            (IssueStep::ChangeManagementKey, AgentErrorCode::CardRemoved)
+        );
+        assert_eq!(report.puk, PukOnCard::Rotated);
+
+        // The backend offers both sets of credentials, the new ones reused as the targets.
+        let mut s = PivSession::new(s.into_inner().card);
+        assert_eq!(begin(&mut s).unwrap().as_deref(), Some(GUID));
+        let again = secrets(Some(GUID), &[&default_mgmt(), NEW_MGMT], &["12345678", "86420975"]);
+        let report = issue(&mut s, &again, &ca).unwrap();
+        assert_eq!(report.failure, None);
+        let state = s.transport_mut().state();
+        assert_eq!((state.puk.as_str(), state.mgmt_key_hex.as_str()), ("86420975", NEW_MGMT));
+        assert_eq!(state.puk_tries_left, 3);
+    }
+}
