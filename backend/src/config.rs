@@ -45,6 +45,9 @@ pub struct Settings {
     /// The key-encryption key for PUKs at rest: 32 bytes, base64, from a secret store, never in
     /// the repository. Unset: generated once into `<data_dir>/puk.kek` (embedded default only).
     pub puk_kek: Option<String>,
+    /// The folder of the CA that certifies issued cards' keys (`ca.key.pem`, `ca.cert.pem`).
+    /// Unset: `<data_dir>/ca`, created on first use (embedded default only).
+    pub ca_dir: Option<PathBuf>,
     /// How many of the holder's 4 questions an unlock asks (2–4).
     pub unlock_questions: u8,
     /// Off by default. On: a holder who never registered can still unlock, in the style of NHS
@@ -68,6 +71,7 @@ impl Default for Settings {
             email_domains: Vec::new(),
             secret_key: None,
             puk_kek: None,
+            ca_dir: None,
             unlock_questions: 3,
             unlock_without_registration: false,
         }

@@ -52,13 +52,28 @@ impl PukVault {
     }
 
     pub fn seal(&self, guid: &str, puk: &str) -> anyhow::Result<Vec<u8>> {
+        self.seal_with(&aad(PUK_LABEL, guid), puk)
+    }
+
+    pub fn open(&self, guid: &str, sealed: &[u8]) -> Result<Zeroizing<String>, VaultError> {
+        self.open_with(&aad(PUK_LABEL, guid), sealed)
+    }
+
+    /// A card's management key (`<algorithm>:<hex>`), under its own label so a sealed PUK and
+    /// a sealed management key can never stand in for each other.
+    pub fn seal_management_key(&self, guid: &str, key: &str) -> anyhow::Result<Vec<u8>> {
+        self.seal_with(&aad(MANAGEMENT_KEY_LABEL, guid), key)
+    }
+
+    pub fn open_management_key(&self, guid: &str, sealed: &[u8]) -> Result<Zeroizing<String>, VaultError> {
+        self.open_with(&aad(MANAGEMENT_KEY_LABEL, guid), sealed)
+    }
+
+    fn seal_with(&self, aad: &[u8], secret: &str) -> anyhow::Result<Vec<u8>> {
         let nonce_bytes = random_bytes::<12>();
         let ciphertext = self
             .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce_bytes),
-                aes_gcm::aead::Payload { msg: puk.as_bytes(), aad: &aad(guid) },
-            )
+            .encrypt(Nonce::from_slice(&nonce_bytes), aes_gcm::aead::Payload { msg: secret.as_bytes(), aad })
             .map_err(|_| anyhow::anyhow!("sealing failed"))?;
         let mut out = Vec::with_capacity(1 + 12 + ciphertext.len());
         out.push(VERSION);
@@ -67,7 +82,7 @@ impl PukVault {
         Ok(out)
     }
 
-    pub fn open(&self, guid: &str, sealed: &[u8]) -> Result<Zeroizing<String>, VaultError> {
+    fn open_with(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<String>, VaultError> {
         let [version, rest @ ..] = sealed else { return Err(VaultError::CannotOpen) };
         if *version != VERSION || rest.len() < 12 + 16 {
             return Err(VaultError::CannotOpen);
@@ -75,18 +90,18 @@ impl PukVault {
         let (nonce, ciphertext) = rest.split_at(12);
         let plaintext = Zeroizing::new(
             self.cipher
-                .decrypt(
-                    Nonce::from_slice(nonce),
-                    aes_gcm::aead::Payload { msg: ciphertext, aad: &aad(guid) },
-                )
+                .decrypt(Nonce::from_slice(nonce), aes_gcm::aead::Payload { msg: ciphertext, aad })
                 .map_err(|_| VaultError::CannotOpen)?,
         );
         String::from_utf8(plaintext.to_vec()).map(Zeroizing::new).map_err(|_| VaultError::CannotOpen)
     }
 }
 
-fn aad(guid: &str) -> Vec<u8> {
-    let mut aad = b"smartcard-selfservice puk v1 ".to_vec();
+const PUK_LABEL: &[u8] = b"smartcard-selfservice puk v1 ";
+const MANAGEMENT_KEY_LABEL: &[u8] = b"smartcard-selfservice management key v1 ";
+
+fn aad(label: &[u8], guid: &str) -> Vec<u8> {
+    let mut aad = label.to_vec();
     aad.extend_from_slice(guid.to_ascii_lowercase().as_bytes());
     aad
 }
@@ -107,5 +122,13 @@ mod tests {
         altered[20] ^= 1;
         assert_eq!(vault.open("aa", &altered), Err(VaultError::CannotOpen), "altered");
         assert_ne!(vault.seal("aa", "12345678").unwrap(), sealed, "fresh nonce each time");
+        assert_eq!(
+            vault.open_management_key("aa", &sealed),
+            Err(VaultError::CannotOpen),
+            "a PUK is not a key"
+        );
+        let key = vault.seal_management_key("aa", "3:0102").unwrap();
+        assert_eq!(vault.open_management_key("aa", &key).unwrap().as_str(), "3:0102");
+        assert_eq!(vault.open("aa", &key), Err(VaultError::CannotOpen), "a key is not a PUK");
     }
 }

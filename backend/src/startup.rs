@@ -7,6 +7,8 @@ use axum::{extract::DefaultBodyLimit, middleware, Router};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use card_ca::CertificateAuthority;
+
 use crate::{
     config::Settings,
     db::Database,
@@ -32,6 +34,8 @@ pub struct AppState {
     pub answers: AnswerHasher,
     pub codes: CodeHasher,
     pub puk_vault: PukVault,
+    /// Certifies the keys generated on cards the RA issues.
+    pub ca: Arc<CertificateAuthority>,
 }
 
 /// The whole HTTP surface: `/api/*` JSON routes, everything else the SPA.
@@ -78,6 +82,8 @@ impl Application {
         tokio::spawn(outbox.clone().run());
         let codes = CodeHasher::new(keys::server_key(&settings)?);
         let puk_vault = PukVault::from_settings(&settings)?;
+        let ca_dir = settings.ca_dir.clone().unwrap_or_else(|| settings.data_dir.join("ca"));
+        let ca = Arc::new(CertificateAuthority::load_or_create(&ca_dir)?);
         let state = AppState {
             db: db.clone(),
             settings: Arc::new(settings),
@@ -85,6 +91,7 @@ impl Application {
             answers: AnswerHasher::default(),
             codes,
             puk_vault,
+            ca,
         };
         Ok(Self { listener, router: app(state, files, headers), address, db })
     }

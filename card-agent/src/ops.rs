@@ -244,10 +244,10 @@ pub fn unblock<T: Transport>(
 /// Runs `command` with each PUK candidate in turn until the card accepts one: its index and
 /// value. Another candidate is tried only while one more wrong guess cannot block the PUK; the
 /// error is the card's last refusal (`None`: there were no candidates).
-pub fn first_accepted_puk<'a>(
-    candidates: &'a [PaddedPin],
+pub fn first_accepted_puk(
+    candidates: &[PaddedPin],
     mut command: impl FnMut(&PaddedPin) -> Result<(), HostError>,
-) -> Result<(usize, &'a PaddedPin), Option<AgentError>> {
+) -> Result<(usize, &PaddedPin), Option<AgentError>> {
     let mut refusal = None;
     for (index, puk) in candidates.iter().enumerate() {
         match command(puk) {

@@ -36,6 +36,59 @@ pub struct Reason {
     pub reason: String,
 }
 
+/// `POST /api/ra/users`: a person the RA adds (their identity was checked at the desk).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPerson {
+    pub user_id: String,
+    pub name: String,
+    pub contact_email: Option<String>,
+    pub reason: String,
+}
+
+/// `POST /api/ra/users/{user_id}/issue`: start issuing the blank card in the RA's reader.
+/// `agent_key` and `card_guid` are the agent's `issue_offer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueStart {
+    pub reason: String,
+    pub agent_key: String,
+    pub card_guid: Option<String>,
+}
+
+/// The issuance begun: the envelope for the agent's `generate_issue_keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueStarted {
+    pub issuance_id: String,
+    pub envelope: String,
+}
+
+/// `POST /api/ra/issuances/{id}/keys`: the public points the card generated (base64 `04‖X‖Y`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueKeys {
+    pub piv_auth_key: String,
+    pub card_auth_key: String,
+}
+
+/// The certificates (DER, base64) for the agent's `finish_issue`, and the challenge its proofs sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueCertificates {
+    pub piv_auth_certificate: String,
+    pub card_auth_certificate: String,
+    pub challenge: String,
+}
+
+/// `POST /api/ra/issuances/{id}/complete`: the agent's report, relayed as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueComplete {
+    pub report: crate::agent::IssueReport,
+}
+
+/// The card is issued and bound to the person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardIssued {
+    pub guid: String,
+    pub user_id: String,
+}
+
 /// `POST /api/ra/cards/{guid}/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardStatusChange {

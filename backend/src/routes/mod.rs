@@ -6,6 +6,7 @@ use crate::{error::ApiError, startup::AppState};
 
 mod client_config;
 mod health;
+mod issuance;
 pub mod profile;
 mod ra;
 mod registration;
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .merge(profile::router())
         .merge(registration::router())
         .merge(ra::router())
+        .merge(issuance::router())
         .merge(unlock::router())
         .merge(unlock_release::router())
         .fallback(|| async { ApiError::NotFound })

@@ -12,8 +12,8 @@ use axum::{
     Router,
 };
 use protocol::ra::{
-    AuditRow, AuditVerification, CardStatusChange, Reason, Report, ReportCounts, ReportDay, UserDetail,
-    UserSummary,
+    AuditRow, AuditVerification, CardStatusChange, NewPerson, Reason, Report, ReportCounts, ReportDay,
+    UserDetail, UserSummary,
 };
 use serde::Deserialize;
 use sqlx::Row;
@@ -36,7 +36,7 @@ const MAX_REPORT_DAYS: i64 = 366;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/ra/users", get(search))
+        .route("/ra/users", get(search).post(add_person))
         .route("/ra/users/{user_id}", get(user))
         .route("/ra/users/{user_id}/clear-lockout", post(clear_lockout))
         .route("/ra/users/{user_id}/withdraw-registration", post(withdraw_registration))
@@ -115,7 +115,7 @@ async fn search(
     Ok(AppJson(found))
 }
 
-async fn person(state: &AppState, user_id: &str) -> Result<User, ApiError> {
+pub(super) async fn person(state: &AppState, user_id: &str) -> Result<User, ApiError> {
     people::user_by_user_id(&state.db, user_id).await?.ok_or_else(|| {
         ApiError::rejected(StatusCode::NOT_FOUND, "no_such_user", "There is no one with that user id.")
     })
@@ -147,7 +147,7 @@ async fn user(
     }))
 }
 
-fn checked_reason(reason: &Reason) -> Result<String, ApiError> {
+pub(super) fn checked_reason(reason: &Reason) -> Result<String, ApiError> {
     let reason = reason.reason.trim();
     if reason.chars().count() < 3 || reason.chars().count() > 500 {
         return Err(ApiError::rejected(
@@ -157,6 +157,71 @@ fn checked_reason(reason: &Reason) -> Result<String, ApiError> {
         ));
     }
     Ok(reason.to_owned())
+}
+
+/// An RA adds a person whose identity they checked at the desk (before issuing their first card).
+async fn add_person(
+    State(state): State<AppState>,
+    RaOfficer(officer): RaOfficer,
+    AppJson(new): AppJson<NewPerson>,
+) -> Result<(StatusCode, AppJson<UserSummary>), ApiError> {
+    let reason = checked_reason(&Reason { reason: new.reason.clone() })?;
+    let user_id = new.user_id.trim();
+    if user_id.is_empty()
+        || user_id.len() > 64
+        || !user_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(ApiError::rejected(
+            StatusCode::BAD_REQUEST,
+            "invalid_user_id",
+            "A user id is 1 to 64 letters, digits, dots, hyphens or underscores.",
+        ));
+    }
+    let name = new.name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::rejected(
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+            "Enter the person's full name.",
+        ));
+    }
+    let email = match new.contact_email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        Some(email) => Some(super::registration::check_email(email, &state.settings.email_domains)?),
+        None => None,
+    };
+    let added = people::add_user(
+        &state.db,
+        &people::NewUser { user_id, name, contact_email: email.as_deref(), roles: &[] },
+    )
+    .await;
+    let person = match added {
+        Ok(person) => person,
+        Err(people::PeopleError::UserExists(_)) => {
+            return Err(ApiError::rejected(
+                StatusCode::CONFLICT,
+                "user_exists",
+                "Someone already has that user id. Search for them instead.",
+            ))
+        }
+        Err(e) => return Err(anyhow::Error::from(e).into()),
+    };
+    audit::record(
+        &state.db,
+        Entry::new(&officer.user_id, "ra_user_added")
+            .subject(&person.user_id)
+            .details(serde_json::json!({ "reason": reason })),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        AppJson(UserSummary {
+            user_id: person.user_id,
+            name: person.name,
+            contact_email: person.contact_email,
+            registered: false,
+            locked_out: false,
+        }),
+    ))
 }
 
 async fn clear_lockout(

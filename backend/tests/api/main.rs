@@ -9,6 +9,7 @@ mod smtp;
 
 mod audit_trail;
 mod health;
+mod issuance;
 mod ra;
 mod registration;
 mod sign_in;

@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// An RA officer signed in with their own card, on their own client (cookies apart from the holder's).
-async fn officer(app: &TestApp) -> reqwest::Client {
+pub async fn officer(app: &TestApp) -> reqwest::Client {
     let card = TestCard::new();
     card.issue_with_roles(app, "600000000009", "Rae Officer", "rae@nhs.net", &["ra".into()]).await;
     let client = TestApp::browser_like_client(&app.address);
@@ -23,11 +23,11 @@ async fn officer(app: &TestApp) -> reqwest::Client {
     client
 }
 
-async fn get(app: &TestApp, client: &reqwest::Client, path: &str) -> reqwest::Response {
+pub async fn get(app: &TestApp, client: &reqwest::Client, path: &str) -> reqwest::Response {
     client.get(format!("{}{path}", app.address)).send().await.unwrap()
 }
 
-async fn post<T: serde::Serialize>(
+pub async fn post<T: serde::Serialize>(
     app: &TestApp,
     client: &reqwest::Client,
     path: &str,
@@ -36,7 +36,7 @@ async fn post<T: serde::Serialize>(
     client.post(format!("{}{path}", app.address)).json(body).send().await.unwrap()
 }
 
-fn reason(text: &str) -> Reason {
+pub fn reason(text: &str) -> Reason {
     Reason { reason: text.into() }
 }
 
@@ -67,6 +67,9 @@ on_both_databases! {
             ("/api/ra/users/500000000001/withdraw-registration".into(), serde_json::to_value(reason("because")).unwrap()),
             (format!("/api/ra/cards/{}/status", card.guid), serde_json::to_value(&change).unwrap()),
             ("/api/ra/audit/verify".into(), serde_json::json!({})),
+            ("/api/ra/users".into(), serde_json::json!({"user_id": "x1", "name": "X", "contact_email": null, "reason": "new"})),
+            ("/api/ra/users/500000000001/issue".into(), serde_json::json!({"reason": "new card", "agent_key": "AAAA", "card_guid": null})),
+            ("/api/ra/issuances/someid/keys".into(), serde_json::json!({"piv_auth_key": "AA==", "card_auth_key": "AA=="})),
         ];
         for (path, body) in &posts {
             assert_eq!(error_code(app.post(path, body).await).await, (403, "not_ra".into()), "{path}");

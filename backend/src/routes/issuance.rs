@@ -1,0 +1,418 @@
+//! Issuing a blank card to a person (RA console). The backend decides every secret and does the
+//! certification; the agent at the RA's desk runs a fixed procedure on the card; the browser only
+//! relays what the two say to each other:
+//!
+//! 1. `POST /api/ra/users/{user_id}/issue` with the agent's one-time key (and the card's GUID if
+//!    it has one): the backend chooses the GUID, a random PUK and a random management key,
+//!    records them **sealed before anything leaves** (so a card left half-issued can always be
+//!    finished), and seals them, with the blank card's credentials, to the agent's key.
+//! 2. `POST /api/ra/issuances/{id}/keys` with the public keys the card generated in 9A and 9E:
+//!    the backend's CA certifies them; the answer carries a challenge for the final proofs.
+//! 3. `POST /api/ra/issuances/{id}/complete` with the agent's report: only when every step
+//!    succeeded and the card's 9A (after VERIFY with the holder's new PIN) and 9E signatures
+//!    verify against the certified keys is the card bound to the person, with its PUK and
+//!    management key sealed.
+//!
+//! A card that offers a GUID is either a card this service half-issued (its recorded secrets are
+//! offered as candidates and reused) or is refused. The agent's one-time key is not tied to a
+//! card key (a blank card has none): a page that swapped it would learn only the new secrets of a
+//! card it is itself issuing, in an RA's session — and the RA is the trusted party here.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    routing::post,
+    Router,
+};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use der::Encode;
+use envelope::{IssueSecrets, ManagementKeySecret};
+use protocol::{
+    agent::PukOnCard,
+    ra::{CardIssued, IssueCertificates, IssueComplete, IssueKeys, IssueStart, IssueStarted},
+};
+use sqlx::Row;
+use zeroize::Zeroizing;
+
+use super::ra::{checked_reason, person, RaOfficer};
+use crate::{
+    audit::{self, Entry},
+    card_proof,
+    error::{ApiError, AppJson},
+    people,
+    secrets::{random_bytes, random_digits, random_token},
+    startup::AppState,
+    time::now_unix,
+};
+
+/// From the first offer to the card bound: an RA and a holder at a desk.
+const ISSUANCE_SECONDS: i64 = 15 * 60;
+const PUK_DIGITS: usize = 8;
+/// The factory credentials of blank PIV cards (PIV.md): 3DES `0102…08` three times, PUK 12345678.
+const BLANK_MANAGEMENT_KEY: &str = "010203040506070801020304050607080102030405060708";
+const BLANK_PUK: &str = "12345678";
+/// 3DES: the algorithm of the blank card's key, which every PIV card supports.
+const MANAGEMENT_KEY_ALGORITHM: u8 = 0x03;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ra/users/{user_id}/issue", post(start))
+        .route("/ra/issuances/{id}/keys", post(certify))
+        .route("/ra/issuances/{id}/complete", post(complete))
+}
+
+fn rejected(status: StatusCode, code: &'static str, message: &str) -> ApiError {
+    ApiError::rejected(status, code, message)
+}
+
+/// Secrets of an issuance that stopped half-way, recorded for the card with that GUID.
+struct Unfinished {
+    id: String,
+    puk: Zeroizing<String>,
+    management_key: Zeroizing<String>,
+}
+
+async fn start(
+    State(state): State<AppState>,
+    RaOfficer(officer): RaOfficer,
+    Path(user_id): Path<String>,
+    AppJson(request): AppJson<IssueStart>,
+) -> Result<AppJson<IssueStarted>, ApiError> {
+    let reason = checked_reason(&protocol::ra::Reason { reason: request.reason.clone() })?;
+    let holder = person(&state, &user_id).await?;
+    envelope::parse_public_key(&request.agent_key)
+        .map_err(|_| rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid."))?;
+    let offered_guid = match &request.card_guid {
+        Some(guid) if guid.len() == 32 && guid.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(guid.to_ascii_lowercase())
+        }
+        Some(_) => {
+            return Err(rejected(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "The GUID must be 32 hex digits.",
+            ))
+        }
+        None => None,
+    };
+
+    if let Some(guid) = &offered_guid {
+        if people::card_by_guid(&state.db, guid).await?.is_some() {
+            return Err(rejected(
+                StatusCode::CONFLICT,
+                "card_already_issued",
+                "This card is already issued. Look up its holder; to give it to someone else, revoke it \
+                 and reset it to its factory state first.",
+            ));
+        }
+    }
+
+    let now = now_unix();
+    let mut tx = state.db.begin_write().await?;
+    let unfinished = match &offered_guid {
+        None => None,
+        Some(guid) => {
+            let row = sqlx::query(
+                "SELECT id, puk_sealed, mgmt_key_sealed FROM issuances \
+                 WHERE card_guid = $1 AND status IN ('started', 'certified') ORDER BY created_at DESC LIMIT 1",
+            )
+            .bind(guid)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Err(rejected(
+                    StatusCode::CONFLICT,
+                    "card_not_blank",
+                    "This card already has an identity this service did not give it. Use a blank card.",
+                ));
+            };
+            let open_failed = |_| anyhow::anyhow!("a recorded issuance secret does not open");
+            let puk =
+                state.puk_vault.open(guid, &row.try_get::<Vec<u8>, _>("puk_sealed")?).map_err(open_failed)?;
+            let management_key = state
+                .puk_vault
+                .open_management_key(guid, &row.try_get::<Vec<u8>, _>("mgmt_key_sealed")?)
+                .map_err(open_failed)?;
+            Some(Unfinished { id: row.try_get("id")?, puk, management_key })
+        }
+    };
+
+    // A half-issued card keeps its GUID and the secrets it may already hold; a blank one gets new.
+    let (guid, puk, management_key) = match &unfinished {
+        Some(u) => (offered_guid.clone().unwrap_or_default(), u.puk.clone(), u.management_key.clone()),
+        None => (
+            random_bytes::<16>().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            Zeroizing::new(random_digits(PUK_DIGITS)),
+            Zeroizing::new(format!(
+                "{MANAGEMENT_KEY_ALGORITHM}:{}",
+                random_bytes::<24>().iter().map(|b| format!("{b:02x}")).collect::<String>()
+            )),
+        ),
+    };
+    let new_management_key = management_key_secret(&management_key)?;
+    let blank_key = ManagementKeySecret {
+        algorithm: MANAGEMENT_KEY_ALGORITHM,
+        key_hex: Zeroizing::new(BLANK_MANAGEMENT_KEY.into()),
+    };
+    let mut current_management_keys = vec![blank_key];
+    let mut current_puks = vec![Zeroizing::new(BLANK_PUK.to_owned())];
+    if let Some(u) = &unfinished {
+        current_management_keys.push(management_key_secret(&u.management_key)?);
+        current_puks.push(u.puk.clone());
+        sqlx::query("UPDATE issuances SET status = 'superseded', finished_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&u.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+
+    let id = random_token();
+    let expires_at = now + ISSUANCE_SECONDS;
+    sqlx::query(
+        "INSERT INTO issuances (id, user_ref, officer_ref, reason, card_guid, puk_sealed, mgmt_key_sealed, \
+         status, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'started', $8, $9)",
+    )
+    .bind(&id)
+    .bind(holder.id)
+    .bind(officer.id)
+    .bind(&reason)
+    .bind(&guid)
+    .bind(state.puk_vault.seal(&guid, &puk)?)
+    .bind(state.puk_vault.seal_management_key(&guid, &management_key)?)
+    .bind(now)
+    .bind(expires_at)
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        Entry::new(&officer.user_id, "card_issue_started").subject(&holder.user_id).details(
+            serde_json::json!({
+                "reason": reason,
+                "guid": guid,
+                "resumed": unfinished.is_some(),
+            }),
+        ),
+    )
+    .await?;
+    // Recorded before the envelope exists: whatever happens next, the secrets are not lost.
+    tx.commit().await?;
+
+    let secrets = IssueSecrets {
+        issuance_id: id.clone(),
+        offered_guid,
+        new_guid: guid,
+        expires_at: u64::try_from(expires_at).unwrap_or(0),
+        current_management_keys,
+        new_management_key,
+        current_puks,
+        new_puk: puk,
+    };
+    let envelope = envelope::seal(&request.agent_key, &secrets)
+        .map_err(|_| rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid."))?;
+    Ok(AppJson(IssueStarted { issuance_id: id, envelope }))
+}
+
+/// `<algorithm>:<hex>` as recorded, into the envelope's form.
+fn management_key_secret(recorded: &str) -> Result<ManagementKeySecret, ApiError> {
+    let (algorithm, hex) = recorded.split_once(':').ok_or_else(|| anyhow::anyhow!("bad recorded key"))?;
+    let algorithm = algorithm.parse().map_err(|_| anyhow::anyhow!("bad recorded key algorithm"))?;
+    Ok(ManagementKeySecret { algorithm, key_hex: Zeroizing::new(hex.to_owned()) })
+}
+
+/// An issuance of this officer's that is still open at `status`.
+struct OpenIssuance {
+    id: String,
+    user_ref: i64,
+    card_guid: String,
+    reason: String,
+}
+
+async fn open_issuance(
+    state: &AppState,
+    officer_ref: i64,
+    id: &str,
+    status: &str,
+) -> Result<(OpenIssuance, sqlx::any::AnyRow), ApiError> {
+    let row = sqlx::query(
+        "SELECT id, user_ref, officer_ref, card_guid, reason, status, expires_at, piv_auth_certificate, \
+         card_auth_certificate, challenge, puk_sealed, mgmt_key_sealed FROM issuances WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(state.db.pool())
+    .await?;
+    let ended = || {
+        rejected(
+            StatusCode::CONFLICT,
+            "issuance_ended",
+            "This card issuance has ended. Start again with the card.",
+        )
+    };
+    let Some(row) = row else { return Err(ended()) };
+    // Another officer's issuance is not one this session can drive.
+    if row.try_get::<i64, _>("officer_ref")? != officer_ref {
+        return Err(ended());
+    }
+    if row.try_get::<String, _>("status")? != status || row.try_get::<i64, _>("expires_at")? < now_unix() {
+        return Err(ended());
+    }
+    let open = OpenIssuance {
+        id: row.try_get("id")?,
+        user_ref: row.try_get("user_ref")?,
+        card_guid: row.try_get("card_guid")?,
+        reason: row.try_get("reason")?,
+    };
+    Ok((open, row))
+}
+
+async fn certify(
+    State(state): State<AppState>,
+    RaOfficer(officer): RaOfficer,
+    Path(id): Path<String>,
+    AppJson(keys): AppJson<IssueKeys>,
+) -> Result<AppJson<IssueCertificates>, ApiError> {
+    let (issuance, _) = open_issuance(&state, officer.id, &id, "started").await?;
+    let point = |b64: &str| -> Result<Vec<u8>, ApiError> {
+        STANDARD.decode(b64).ok().filter(|bytes| p256::PublicKey::from_sec1_bytes(bytes).is_ok()).ok_or_else(
+            || rejected(StatusCode::BAD_REQUEST, "invalid_request", "A public key is not a P-256 point."),
+        )
+    };
+    let (piv_auth_point, card_auth_point) = (point(&keys.piv_auth_key)?, point(&keys.card_auth_key)?);
+    if piv_auth_point == card_auth_point {
+        return Err(rejected(StatusCode::BAD_REQUEST, "invalid_request", "The two keys must differ."));
+    }
+    let holder_name: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
+        .bind(issuance.user_ref)
+        .fetch_one(state.db.pool())
+        .await?;
+    let certificate = |point: &[u8], purpose: &str| -> Result<Vec<u8>, ApiError> {
+        Ok(state.ca.issue(point, &holder_name, purpose)?.to_der().map_err(anyhow::Error::from)?)
+    };
+    let piv_auth_certificate = certificate(&piv_auth_point, "PIV Authentication")?;
+    let card_auth_certificate = certificate(&card_auth_point, "Card Authentication")?;
+    let challenge = random_bytes::<32>();
+    let updated = sqlx::query(
+        "UPDATE issuances SET status = 'certified', piv_auth_certificate = $1, card_auth_certificate = $2, \
+         challenge = $3 WHERE id = $4 AND status = 'started'",
+    )
+    .bind(&piv_auth_certificate)
+    .bind(&card_auth_certificate)
+    .bind(challenge.to_vec())
+    .bind(&issuance.id)
+    .execute(state.db.pool())
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(rejected(
+            StatusCode::CONFLICT,
+            "issuance_ended",
+            "This card issuance has ended. Start again.",
+        ));
+    }
+    Ok(AppJson(IssueCertificates {
+        piv_auth_certificate: STANDARD.encode(piv_auth_certificate),
+        card_auth_certificate: STANDARD.encode(card_auth_certificate),
+        challenge: STANDARD.encode(challenge),
+    }))
+}
+
+async fn complete(
+    State(state): State<AppState>,
+    RaOfficer(officer): RaOfficer,
+    Path(id): Path<String>,
+    AppJson(IssueComplete { report }): AppJson<IssueComplete>,
+) -> Result<AppJson<CardIssued>, ApiError> {
+    let (issuance, row) = open_issuance(&state, officer.id, &id, "certified").await?;
+    let holder_id: String = sqlx::query_scalar("SELECT user_id FROM users WHERE id = $1")
+        .bind(issuance.user_ref)
+        .fetch_one(state.db.pool())
+        .await?;
+    if !report.guid.eq_ignore_ascii_case(&issuance.card_guid) {
+        return Err(rejected(StatusCode::BAD_REQUEST, "wrong_card", "The report is for another card."));
+    }
+    let finished = report.failure.is_none()
+        && report.pin_set
+        && report.management_key_rotated
+        && report.puk == PukOnCard::Rotated;
+    if !finished {
+        // Nothing changes: the recorded secrets stay, and the next issuance of this card uses them.
+        let step = report.failure.as_ref().map(|f| f.step);
+        audit::record(
+            &state.db,
+            Entry::new(&officer.user_id, "card_issue_incomplete")
+                .subject(&holder_id)
+                .details(serde_json::json!({ "guid": issuance.card_guid, "step": step })),
+        )
+        .await?;
+        let message =
+            report.failure.map(|f| f.error.message).unwrap_or_else(|| "The card did not finish.".into());
+        return Err(ApiError::rejected(
+            StatusCode::CONFLICT,
+            "issuance_incomplete",
+            format!(
+                "{message} Put the same card back in the reader and issue it again: it will be finished."
+            ),
+        ));
+    }
+
+    let challenge: Vec<u8> = row.try_get("challenge")?;
+    let spki = |column: &str| -> Result<Vec<u8>, ApiError> {
+        Ok(card_proof::public_key_of_certificate(&row.try_get::<Vec<u8>, _>(column)?)?)
+    };
+    let (piv_auth_key, card_auth_key) = (spki("piv_auth_certificate")?, spki("card_auth_certificate")?);
+    let proves = |key: &[u8], proof: &Option<String>| {
+        proof
+            .as_deref()
+            .and_then(|b64| STANDARD.decode(b64).ok())
+            .is_some_and(|signature| card_proof::verifies(key, &challenge, &signature))
+    };
+    if !proves(&piv_auth_key, &report.piv_auth_proof) || !proves(&card_auth_key, &report.card_auth_proof) {
+        audit::record(
+            &state.db,
+            Entry::new(&officer.user_id, "card_issue_proof_refused")
+                .subject(&holder_id)
+                .details(serde_json::json!({ "guid": issuance.card_guid })),
+        )
+        .await?;
+        return Err(rejected(
+            StatusCode::UNAUTHORIZED,
+            "proof_invalid",
+            "The card's proof did not verify, so it was not issued. Issue it again.",
+        ));
+    }
+
+    let now = now_unix();
+    let mut tx = state.db.begin_write().await?;
+    let claimed = sqlx::query(
+        "UPDATE issuances SET status = 'issued', finished_at = $1, challenge = NULL WHERE id = $2 AND status = 'certified'",
+    )
+    .bind(now)
+    .bind(&issuance.id)
+    .execute(&mut *tx)
+    .await?;
+    if claimed.rows_affected() != 1 {
+        return Err(rejected(StatusCode::CONFLICT, "issuance_ended", "This card issuance has ended."));
+    }
+    sqlx::query(
+        "INSERT INTO cards (guid, user_ref, piv_auth_key, card_auth_key, piv_auth_certificate, card_auth_certificate, \
+         status, issued_at, puk_sealed, mgmt_key_sealed) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $9)",
+    )
+    .bind(&issuance.card_guid)
+    .bind(issuance.user_ref)
+    .bind(&piv_auth_key)
+    .bind(&card_auth_key)
+    .bind(row.try_get::<Vec<u8>, _>("piv_auth_certificate")?)
+    .bind(row.try_get::<Vec<u8>, _>("card_auth_certificate")?)
+    .bind(now)
+    .bind(row.try_get::<Vec<u8>, _>("puk_sealed")?)
+    .bind(row.try_get::<Vec<u8>, _>("mgmt_key_sealed")?)
+    .execute(&mut *tx)
+    .await?;
+    audit::append(
+        &mut tx,
+        Entry::new(&officer.user_id, "card_issued")
+            .subject(&holder_id)
+            .details(serde_json::json!({ "guid": issuance.card_guid, "reason": issuance.reason })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(AppJson(CardIssued { guid: issuance.card_guid, user_id: holder_id }))
+}

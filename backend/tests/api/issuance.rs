@@ -1,0 +1,273 @@
+//! Card issuance through the RA console's API, with the test playing the card agent: its one-time
+//! key opens the envelope, P-256 keys stand in for the card's, and the proofs are its signatures.
+//! (`tests/tests/journey_ra_issue.rs` does the same with the real agent and virtual card.)
+
+use backend::puk_vault::PukVault;
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use der::{Decode, Encode};
+use envelope::{IssueSecrets, OneTimeKey};
+use p256::ecdsa::SigningKey;
+use protocol::{
+    agent::{AgentError, AgentErrorCode, IssueFailure, IssueReport, IssueStep, PukOnCard},
+    ra::{
+        CardIssued, IssueCertificates, IssueComplete, IssueKeys, IssueStart, IssueStarted, NewPerson,
+        UserSummary,
+    },
+};
+use sqlx::Row;
+
+use crate::{
+    cards::{sign, TestCard},
+    helpers::{error_code, TestApp},
+    on_both_databases,
+    ra::{officer, post},
+};
+
+const HOLDER: &str = "700000000001";
+
+/// The agent's side of one issuance: its key, and the card's keys once "generated".
+struct FakeAgent {
+    key: Option<OneTimeKey>,
+    piv_auth: SigningKey,
+    card_auth: SigningKey,
+}
+
+impl FakeAgent {
+    fn new() -> Self {
+        Self {
+            key: Some(OneTimeKey::generate()),
+            piv_auth: SigningKey::random(&mut rand_core::OsRng),
+            card_auth: SigningKey::random(&mut rand_core::OsRng),
+        }
+    }
+
+    fn start(&self, card_guid: Option<&str>) -> IssueStart {
+        IssueStart {
+            reason: "New starter, identity checked".into(),
+            agent_key: self.key.as_ref().unwrap().public_key(),
+            card_guid: card_guid.map(Into::into),
+        }
+    }
+
+    fn open(&mut self, started: &IssueStarted) -> IssueSecrets {
+        self.key.take().unwrap().open(&started.envelope).unwrap()
+    }
+
+    fn keys(&self) -> IssueKeys {
+        let point = |k: &SigningKey| STANDARD.encode(k.verifying_key().to_encoded_point(false).as_bytes());
+        IssueKeys { piv_auth_key: point(&self.piv_auth), card_auth_key: point(&self.card_auth) }
+    }
+
+    fn report(&self, guid: &str, certified: &IssueCertificates) -> IssueReport {
+        IssueReport {
+            guid: guid.into(),
+            puk: PukOnCard::Rotated,
+            pin_set: true,
+            management_key_rotated: true,
+            piv_auth_proof: Some(sign(&self.piv_auth, &certified.challenge)),
+            card_auth_proof: Some(sign(&self.card_auth, &certified.challenge)),
+            failure: None,
+        }
+    }
+
+    /// What the issued card is to the rest of the API.
+    fn card(&self, guid: &str, puk: &str) -> TestCard {
+        TestCard {
+            guid: guid.into(),
+            piv_auth: self.piv_auth.clone(),
+            card_auth: self.card_auth.clone(),
+            puk: puk.into(),
+        }
+    }
+}
+
+async fn add_holder(app: &TestApp, ra: &reqwest::Client) {
+    let new = NewPerson {
+        user_id: HOLDER.into(),
+        name: "Nia Newstarter".into(),
+        contact_email: Some("nia@nhs.net".into()),
+        reason: "New starter, identity checked".into(),
+    };
+    let response = post(app, ra, "/api/ra/users", &new).await;
+    assert_eq!(response.status(), 201);
+    let added: UserSummary = response.json().await.unwrap();
+    assert_eq!((added.user_id.as_str(), added.registered), (HOLDER, false));
+    assert_eq!(error_code(post(app, ra, "/api/ra/users", &new).await).await, (409, "user_exists".into()));
+}
+
+async fn start(
+    app: &TestApp,
+    ra: &reqwest::Client,
+    agent: &FakeAgent,
+    guid: Option<&str>,
+) -> reqwest::Response {
+    post(app, ra, &format!("/api/ra/users/{HOLDER}/issue"), &agent.start(guid)).await
+}
+
+async fn certify(app: &TestApp, ra: &reqwest::Client, id: &str, agent: &FakeAgent) -> IssueCertificates {
+    let response = post(app, ra, &format!("/api/ra/issuances/{id}/keys"), &agent.keys()).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+async fn complete(app: &TestApp, ra: &reqwest::Client, id: &str, report: IssueReport) -> reqwest::Response {
+    post(app, ra, &format!("/api/ra/issuances/{id}/complete"), &IssueComplete { report }).await
+}
+
+async fn cards_of_holder(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM cards c JOIN users u ON u.id = c.user_ref WHERE u.user_id = $1")
+        .bind(HOLDER)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap()
+}
+
+on_both_databases! {
+    async fn an_ra_adds_a_person_and_issues_a_card_that_signs_in_with_its_secrets_sealed(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let ra = officer(&app).await;
+        add_holder(&app, &ra).await;
+        let mut agent = FakeAgent::new();
+        let started: IssueStarted = start(&app, &ra, &agent, None).await.json().await.unwrap();
+        let secrets = agent.open(&started);
+        assert_eq!(secrets.issuance_id, started.issuance_id);
+        assert_eq!((secrets.offered_guid.as_deref(), secrets.new_guid.len()), (None, 32));
+        assert_eq!(secrets.current_puks.iter().map(|p| p.as_str()).collect::<Vec<_>>(), ["12345678"]);
+        assert_eq!(secrets.current_management_keys.len(), 1);
+        assert_eq!(secrets.current_management_keys[0].key_hex.as_str(), "010203040506070801020304050607080102030405060708");
+        assert_eq!((secrets.new_puk.len(), secrets.new_management_key.key_hex.len()), (8, 48));
+        assert_ne!(secrets.new_puk.as_str(), "12345678");
+
+        let certified = certify(&app, &ra, &started.issuance_id, &agent).await;
+        let der = STANDARD.decode(&certified.piv_auth_certificate).unwrap();
+        let certificate = x509_cert::Certificate::from_der(&der).unwrap();
+        let tbs = &certificate.tbs_certificate;
+        assert!(tbs.subject.to_string().contains("Nia Newstarter"), "{}", tbs.subject);
+        assert_eq!(
+            tbs.subject_public_key_info.subject_public_key.raw_bytes(),
+            agent.piv_auth.verifying_key().to_encoded_point(false).as_bytes()
+        );
+        let ca = card_ca::CertificateAuthority::load_or_create(&app.settings.data_dir.join("ca")).unwrap();
+        assert_eq!(tbs.issuer, ca.certificate().tbs_certificate.subject);
+
+        let response = complete(&app, &ra, &started.issuance_id, agent.report(&secrets.new_guid, &certified)).await;
+        assert_eq!(response.status(), 200);
+        let issued: CardIssued = response.json().await.unwrap();
+        assert_eq!((issued.guid.as_str(), issued.user_id.as_str()), (secrets.new_guid.as_str(), HOLDER));
+
+        // The card signs in as its holder, and the backend holds its new PUK and management key.
+        let card = agent.card(&secrets.new_guid, &secrets.new_puk);
+        assert_eq!(card.sign_in(&app).await.status(), 200);
+        let row = sqlx::query("SELECT puk_sealed, mgmt_key_sealed, piv_auth_certificate FROM cards WHERE guid = $1")
+            .bind(&secrets.new_guid)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        let vault = PukVault::from_settings(&app.settings).unwrap();
+        let puk = vault.open(&secrets.new_guid, &row.get::<Vec<u8>, _>("puk_sealed")).unwrap();
+        assert_eq!(puk.as_str(), secrets.new_puk.as_str());
+        let key = vault.open_management_key(&secrets.new_guid, &row.get::<Vec<u8>, _>("mgmt_key_sealed")).unwrap();
+        assert_eq!(key.as_str(), format!("3:{}", secrets.new_management_key.key_hex.as_str()));
+        assert_eq!(row.get::<Vec<u8>, _>("piv_auth_certificate"), certificate.to_der().unwrap());
+
+        // Audited with the officer as the actor; the chain holds.
+        let actor: String = sqlx::query_scalar("SELECT actor FROM audit_log WHERE event = 'card_issued'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(actor, "600000000009");
+        assert!(backend::audit::first_broken_row(&app.db).await.unwrap().is_none());
+
+        // The same issuance cannot complete twice, and an issued card cannot be issued again.
+        let again = complete(&app, &ra, &started.issuance_id, agent.report(&secrets.new_guid, &certified)).await;
+        assert_eq!(error_code(again).await, (409, "issuance_ended".into()));
+        let second = FakeAgent::new();
+        let reissue = start(&app, &ra, &second, Some(&secrets.new_guid)).await;
+        assert_eq!(error_code(reissue).await, (409, "card_already_issued".into()));
+        assert_eq!(cards_of_holder(&app).await, 1);
+    }
+}
+
+on_both_databases! {
+    async fn an_incomplete_or_unproven_issuance_binds_nothing_and_the_next_one_finishes_the_card(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let ra = officer(&app).await;
+        add_holder(&app, &ra).await;
+        let mut agent = FakeAgent::new();
+        let started: IssueStarted = start(&app, &ra, &agent, None).await.json().await.unwrap();
+        let first = agent.open(&started);
+        let certified = certify(&app, &ra, &started.issuance_id, &agent).await;
+
+        // The card was pulled out while taking its new management key.
+        let mut report = agent.report(&first.new_guid, &certified);
+        report.management_key_rotated = false;
+        report.piv_auth_proof = None;
+        report.card_auth_proof = None;
+        report.failure = Some(IssueFailure {
+            step: IssueStep::ChangeManagementKey,
+            error: AgentError { code: AgentErrorCode::CardRemoved, message: "The card was removed.".into() },
+        });
+        let refused = complete(&app, &ra, &started.issuance_id, report).await;
+        assert_eq!(error_code(refused).await, (409, "issuance_incomplete".into()));
+        assert_eq!(cards_of_holder(&app).await, 0);
+
+        // The card now carries the GUID: the next issuance offers both sets of credentials and
+        // reuses the recorded ones as its targets.
+        let mut agent = FakeAgent::new();
+        let started: IssueStarted = start(&app, &ra, &agent, Some(&first.new_guid)).await.json().await.unwrap();
+        let second = agent.open(&started);
+        assert_eq!(second.new_guid, first.new_guid);
+        assert_eq!(second.new_puk.as_str(), first.new_puk.as_str());
+        assert_eq!(second.new_management_key.key_hex.as_str(), first.new_management_key.key_hex.as_str());
+        let puks: Vec<&str> = second.current_puks.iter().map(|p| p.as_str()).collect();
+        assert_eq!(puks, ["12345678", first.new_puk.as_str()]);
+        assert_eq!(second.current_management_keys.len(), 2);
+
+        // A proof by another key is refused and binds nothing; the issuance stays open for a good one.
+        let certified = certify(&app, &ra, &started.issuance_id, &agent).await;
+        let mut forged = agent.report(&second.new_guid, &certified);
+        forged.piv_auth_proof = Some(sign(&SigningKey::random(&mut rand_core::OsRng), &certified.challenge));
+        assert_eq!(error_code(complete(&app, &ra, &started.issuance_id, forged).await).await, (401, "proof_invalid".into()));
+        assert_eq!(cards_of_holder(&app).await, 0);
+        let done = complete(&app, &ra, &started.issuance_id, agent.report(&second.new_guid, &certified)).await;
+        assert_eq!(done.status(), 200);
+        assert_eq!(agent.card(&second.new_guid, &second.new_puk).sign_in(&app).await.status(), 200);
+
+        // A card with a GUID this service never gave is not blank.
+        let stranger = FakeAgent::new();
+        let unknown = start(&app, &ra, &stranger, Some("00112233445566778899aabbccddeeff")).await;
+        assert_eq!(error_code(unknown).await, (409, "card_not_blank".into()));
+    }
+}
+
+on_both_databases! {
+    async fn bad_keys_and_foreign_issuances_are_refused(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let ra = officer(&app).await;
+        add_holder(&app, &ra).await;
+        let mut agent = FakeAgent::new();
+        let mut bad = agent.start(None);
+        bad.agent_key = STANDARD.encode([0u8; 32]);
+        let refused = post(&app, &ra, &format!("/api/ra/users/{HOLDER}/issue"), &bad).await;
+        assert_eq!(error_code(refused).await, (400, "invalid_request".into()));
+        let mut no_reason = agent.start(None);
+        no_reason.reason = " ".into();
+        let refused = post(&app, &ra, &format!("/api/ra/users/{HOLDER}/issue"), &no_reason).await;
+        assert_eq!(error_code(refused).await, (400, "reason_required".into()));
+
+        let started: IssueStarted = start(&app, &ra, &agent, None).await.json().await.unwrap();
+        agent.open(&started);
+        let path = format!("/api/ra/issuances/{}/keys", started.issuance_id);
+        let not_a_point = IssueKeys { piv_auth_key: STANDARD.encode([4u8; 65]), card_auth_key: agent.keys().card_auth_key };
+        assert_eq!(error_code(post(&app, &ra, &path, &not_a_point).await).await, (400, "invalid_request".into()));
+        let same = IssueKeys { piv_auth_key: agent.keys().card_auth_key, card_auth_key: agent.keys().card_auth_key };
+        assert_eq!(error_code(post(&app, &ra, &path, &same).await).await, (400, "invalid_request".into()));
+        // Another officer cannot drive this officer's issuance.
+        let other = TestCard::new();
+        other.issue_with_roles(&app, "600000000010", "Ola Other", "ola@nhs.net", &["ra".into()]).await;
+        let other_client = TestApp::browser_like_client(&app.address);
+        assert_eq!(other.sign_in_with(&app, &other_client).await.status(), 200);
+        assert_eq!(error_code(post(&app, &other_client, &path, &agent.keys()).await).await, (409, "issuance_ended".into()));
+        assert_eq!(error_code(post(&app, &ra, "/api/ra/issuances/nope/keys", &agent.keys()).await).await, (409, "issuance_ended".into()));
+    }
+}
