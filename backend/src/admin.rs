@@ -9,6 +9,7 @@ use clap::Subcommand;
 use zeroize::Zeroizing;
 
 use crate::{
+    admin_issue::{self, IssueCard},
     audit::{self, Entry, SYSTEM},
     card_proof::public_key_of_certificate,
     config::Settings,
@@ -48,6 +49,23 @@ pub enum AdminCommand {
         /// recorded already.
         #[arg(long)]
         puk_stdin: bool,
+    },
+    /// Issue the blank card in a reader to a user through the card agent on this computer — the
+    /// RA console's issuance, for the first RA's card or the demo. The holder's new passcode is
+    /// read from the first line of standard input (never from the command line).
+    IssueCard {
+        #[arg(long)]
+        user_id: String,
+        #[arg(long, default_value = "Issued by the operator")]
+        reason: String,
+        #[arg(long, default_value = "ws://127.0.0.1:47101")]
+        agent_url: String,
+        /// An origin the agent allows; default: the service's public URL.
+        #[arg(long)]
+        origin: Option<String>,
+        /// The reader with the blank card; default: the first reader holding a card.
+        #[arg(long)]
+        reader: Option<String>,
     },
     /// Check the audit trail's hash chain; exits non-zero naming the first broken row.
     VerifyAudit,
@@ -121,6 +139,26 @@ pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> a
                     println!("its PUK was already recorded; left as it is");
                 }
             }
+        }
+        AdminCommand::IssueCard { user_id, reason, agent_url, origin, reader } => {
+            let mut line = Zeroizing::new(String::new());
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("Failed to read the passcode from standard input")?;
+            let pin = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+            let origin = origin.unwrap_or_else(|| settings.public_url());
+            let vault = PukVault::from_settings(settings)?;
+            let ca = card_ca::CertificateAuthority::load_or_create(&settings.ca_dir())?;
+            let command = IssueCard {
+                user_id: &user_id,
+                reason: &reason,
+                agent_url: &agent_url,
+                origin: &origin,
+                reader: reader.as_deref(),
+                pin,
+            };
+            let issued = admin_issue::issue_card(db, &vault, &ca, command).await?;
+            println!("card {} is issued to {}", issued.guid, issued.user_id);
         }
         AdminCommand::VerifyAudit => match audit::first_broken_row(db).await? {
             None => println!("audit trail intact"),

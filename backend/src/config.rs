@@ -97,6 +97,11 @@ impl Settings {
             .merge(raw.map(|_| "database_url".into()))
     }
 
+    /// The CA's folder: `ca_dir`, or `<data_dir>/ca`.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.ca_dir.clone().unwrap_or_else(|| self.data_dir.join("ca"))
+    }
+
     pub fn public_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.listen))
     }

@@ -4,6 +4,7 @@
 //! [`startup::app`] or a spawned [`startup::Application`] on port 0.
 
 pub mod admin;
+pub mod admin_issue;
 pub mod audit;
 pub mod card_proof;
 pub mod challenges;

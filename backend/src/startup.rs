@@ -82,8 +82,7 @@ impl Application {
         tokio::spawn(outbox.clone().run());
         let codes = CodeHasher::new(keys::server_key(&settings)?);
         let puk_vault = PukVault::from_settings(&settings)?;
-        let ca_dir = settings.ca_dir.clone().unwrap_or_else(|| settings.data_dir.join("ca"));
-        let ca = Arc::new(CertificateAuthority::load_or_create(&ca_dir)?);
+        let ca = Arc::new(CertificateAuthority::load_or_create(&settings.ca_dir())?);
         let state = AppState {
             db: db.clone(),
             settings: Arc::new(settings),

@@ -290,6 +290,54 @@ impl Agent {
     }
 }
 
+#[cfg(feature = "ra-console")]
+impl Agent {
+    /// Issuance, step 1 (RA console): the agent's one-time key, and the GUID of the card if it has one.
+    pub async fn begin_issue(&self, reader: String) -> Result<(String, Option<String>), AgentError> {
+        match self.request(Operation::BeginIssue { reader }).await? {
+            Outcome::Ok(Reply::IssueOffer { public_key, guid }) => Ok((public_key, guid)),
+            Outcome::Error(e) => Err(e),
+            Outcome::Ok(_) => Err(unexpected()),
+        }
+    }
+
+    /// Step 2: the card generates its 9A and 9E keys; their public points.
+    pub async fn generate_issue_keys(
+        &self,
+        reader: String,
+        envelope: String,
+    ) -> Result<(String, String), AgentError> {
+        match self.request(Operation::GenerateIssueKeys { reader, envelope }).await? {
+            Outcome::Ok(Reply::IssueKeys { piv_auth_key, card_auth_key }) => {
+                Ok((piv_auth_key, card_auth_key))
+            }
+            Outcome::Error(e) => Err(e),
+            Outcome::Ok(_) => Err(unexpected()),
+        }
+    }
+
+    /// Step 3: certificates, CHUID, PUK, the holder's PIN, management key, proofs.
+    pub async fn finish_issue(
+        &self,
+        reader: String,
+        certificates: protocol::ra::IssueCertificates,
+        pin: String,
+    ) -> Result<protocol::agent::IssueReport, AgentError> {
+        let operation = Operation::FinishIssue {
+            reader,
+            piv_auth_certificate: certificates.piv_auth_certificate,
+            card_auth_certificate: certificates.card_auth_certificate,
+            pin,
+            challenge: certificates.challenge,
+        };
+        match self.request(operation).await? {
+            Outcome::Ok(Reply::Issued(report)) => Ok(report),
+            Outcome::Error(e) => Err(e),
+            Outcome::Ok(_) => Err(unexpected()),
+        }
+    }
+}
+
 fn unexpected() -> AgentError {
     AgentError {
         code: AgentErrorCode::CardError,

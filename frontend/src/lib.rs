@@ -12,14 +12,14 @@ mod card_status;
 mod components;
 mod layout;
 mod pages;
+#[cfg(feature = "ra-console")]
 pub mod ra;
 
 /// The agent's default address, used until the backend says otherwise.
 const DEFAULT_AGENT_URL: &str = "ws://127.0.0.1:47101";
 
-/// The whole app. Tests mount it into a detached element; `main` mounts it to `<body>`.
-#[component]
-pub fn App() -> impl IntoView {
+/// Connects to the card agent at the address the backend names, and provides it to the pages.
+pub fn connect_agent() {
     let agent = agent::Agent::new();
     provide_context(StoredValue::new_local(agent.clone()));
     provide_context(agent::SignedInReader(RwSignal::new(None)));
@@ -28,6 +28,12 @@ pub fn App() -> impl IntoView {
             api::client_config().await.map(|c| c.agent_url).unwrap_or_else(|_| DEFAULT_AGENT_URL.into());
         agent.start(url);
     });
+}
+
+/// The whole app. Tests mount it into a detached element; `main` mounts it to `<body>`.
+#[component]
+pub fn App() -> impl IntoView {
+    connect_agent();
     view! {
         <Router>
             <layout::Header />

@@ -39,13 +39,16 @@ pub enum Operation {
     /// `challenge` with 9A. Replies [`Reply::Unblocked`] once the envelope opened, whatever the
     /// card then did, so the backend always learns which PUK the card holds.
     Unblock { reader: String, envelope: String, new_pin: String, challenge: String },
+    #[cfg(feature = "issuance")]
     /// Issuance, step 1 (RA console): the agent makes a one-time key pair for this connection
     /// and reads the card's GUID if it has one. Replies [`Reply::IssueOffer`].
     BeginIssue { reader: String },
+    #[cfg(feature = "issuance")]
     /// Step 2: `envelope` holds the management keys and PUK the backend sealed to the offered
     /// key. The agent authenticates with the management key and generates P-256 keys in 9A and
     /// 9E. Replies [`Reply::IssueKeys`].
     GenerateIssueKeys { reader: String, envelope: String },
+    #[cfg(feature = "issuance")]
     /// Step 3: the agent writes the backend's certificates (only if they certify the keys it
     /// generated) and the CHUID, rotates the PUK, sets `pin` (typed by the holder), changes the
     /// management key, and proves the result by signing `challenge` with 9A (after VERIFY of the
@@ -72,10 +75,13 @@ impl std::fmt::Debug for Operation {
             Operation::ChangePin { reader, .. } => write!(f, "ChangePin {{ reader: {reader:?}, pins: *** }}"),
             Operation::BeginUnblock { reader, .. } => write!(f, "BeginUnblock {{ reader: {reader:?} }}"),
             Operation::Unblock { reader, .. } => write!(f, "Unblock {{ reader: {reader:?}, pin: *** }}"),
+            #[cfg(feature = "issuance")]
             Operation::BeginIssue { reader } => write!(f, "BeginIssue {{ reader: {reader:?} }}"),
+            #[cfg(feature = "issuance")]
             Operation::GenerateIssueKeys { reader, .. } => {
                 write!(f, "GenerateIssueKeys {{ reader: {reader:?} }}")
             }
+            #[cfg(feature = "issuance")]
             Operation::FinishIssue { reader, .. } => {
                 write!(f, "FinishIssue {{ reader: {reader:?}, pin: *** }}")
             }
@@ -121,15 +127,18 @@ pub enum Reply {
     },
     Unblocked(UnblockReport),
     /// The agent's one-time public key (X25519, base64) and the card's GUID, if it has a CHUID.
+    #[cfg(feature = "issuance")]
     IssueOffer {
         public_key: String,
         guid: Option<String>,
     },
     /// The public points (`04‖X‖Y`, base64) generated on the card.
+    #[cfg(feature = "issuance")]
     IssueKeys {
         piv_auth_key: String,
         card_auth_key: String,
     },
+    #[cfg(feature = "issuance")]
     Issued(IssueReport),
 }
 

@@ -45,6 +45,8 @@ pub struct NewPerson {
     pub reason: String,
 }
 
+// Card issuance: see `backend::routes::issuance`.
+
 /// `POST /api/ra/users/{user_id}/issue`: start issuing the blank card in the RA's reader.
 /// `agent_key` and `card_guid` are the agent's `issue_offer`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +79,7 @@ pub struct IssueCertificates {
 }
 
 /// `POST /api/ra/issuances/{id}/complete`: the agent's report, relayed as it is.
+#[cfg(feature = "issuance")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueComplete {
     pub report: crate::agent::IssueReport,

@@ -1,8 +1,9 @@
-//! The RA console in a real browser, on the real parts. A holder registered for self-service
-//! locks themselves out with three wrong sets of answers; an RA officer signs in with their own
-//! card, opens the RA console (its own bundle), finds the holder, clears the lockout with a reason,
-//! sees it in the audit trail, verifies the chain and reads the report; the holder then unlocks
-//! their card. axe-core checks every console page.
+//! The RA console in a real browser, on the real parts. An RA officer signs in with their own
+//! card, opens the RA console (its own bundle), adds a new person and issues them a blank virtual
+//! card through the card agent (the holder types their passcode). The holder signs in with it and
+//! registers for self-service, then locks themselves out with three wrong sets of answers; the RA
+//! finds them, clears the lockout with a reason, sees it in the audit trail, verifies the chain
+//! and reads the report; the holder then unlocks their card. axe-core checks every console page.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
 #![allow(clippy::await_holding_lock, reason = "the lock serialises tests that share the one virtual reader")]
 
@@ -10,31 +11,21 @@ use tests::{
     agent::AgentClient,
     browser::{Browser, Engine},
     self_service::{lock_out, register, release, unlock_past_the_code, Api},
-    smartcard::{exclusive, CardFile, InsertedCard},
+    smartcard::{exclusive, yubico, CardFile, InsertedCard},
     system::Site,
 };
 
 const HOLDER_EMAIL: &str = "mo.example@nhs.net";
+const HOLDER_PIN: &str = "86420917";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ra_officer_clears_a_lockout_and_the_holder_then_unlocks() {
+async fn an_ra_issues_a_card_clears_its_holders_lockout_and_the_holder_then_unlocks() {
     let _lock = exclusive().unwrap();
-    let (holder_card, ra_card) =
-        (CardFile::personalised("Mo Example").unwrap(), CardFile::personalised("Ria Officer").unwrap());
+    let (holder_card, ra_card) = (CardFile::blank().unwrap(), CardFile::personalised("Ria Officer").unwrap());
     let Site { agent, smtp, backend } = Site::start().await.unwrap();
-    let holder = backend.issue_card(&holder_card, "830000000001", "Mo Example", HOLDER_EMAIL).unwrap();
     backend.issue_card_with_roles(&ra_card, "830000000009", "Ria Officer", "ria@nhs.net", &["ra"]).unwrap();
 
-    // The holder registered earlier, and has just locked themselves out.
-    let (mut client, _) = AgentClient::connect(&agent).await.unwrap();
-    let inserted = InsertedCard::insert(&holder_card).unwrap();
-    client.wait_for_card().await.unwrap();
-    register(&backend, &mut client, &smtp, &holder, "123456", HOLDER_EMAIL).await.unwrap();
-    let holder_api = Api::new(&backend).unwrap();
-    lock_out(&holder_api, &mut client, &holder).await.unwrap();
-    drop(inserted);
-
-    // The RA officer, with their own card.
+    // The RA officer signs in with their own card and opens the console.
     let inserted = InsertedCard::insert(&ra_card).unwrap();
     let browser = Browser::start(Engine::Chromium).await.unwrap();
     browser.goto(&format!("{}/ra", backend.url)).await.unwrap();
@@ -45,9 +36,59 @@ async fn an_ra_officer_clears_a_lockout_and_the_holder_then_unlocks() {
     browser.click_on("[data-testid=sign-in]").await.unwrap();
     browser.wait_for_text("[data-testid=profile-name]", "Ria Officer").await.unwrap();
     browser.click_on("[data-testid=ra-console]").await.unwrap();
-
     browser.wait_for_text("h1", "Find a person").await.unwrap();
     browser.assert_accessible("RA: find a person").await.unwrap();
+
+    // A new person, checked at the desk, gets a new card.
+    browser.goto(&format!("{}/ra/people/new", backend.url)).await.unwrap();
+    browser.wait_for_text("h1", "Add a person").await.unwrap();
+    browser.assert_accessible("RA: add a person").await.unwrap();
+    browser.fill("#ra-new-user-id", "830000000001").await.unwrap();
+    browser.fill("#ra-new-name", "Mo Example").await.unwrap();
+    browser.fill("#ra-new-email", HOLDER_EMAIL).await.unwrap();
+    browser.fill("#ra-new-reason", "New starter, passport checked").await.unwrap();
+    browser.click_on("[data-testid=ra-add-person]").await.unwrap();
+    browser.wait_for_text("[data-testid=ra-person-name]", "Mo Example").await.unwrap();
+    browser.click_on("[data-testid=ra-issue-card]").await.unwrap();
+    browser.wait_for_text("h1", "Issue a card").await.unwrap();
+    drop(inserted);
+    let inserted = InsertedCard::insert(&holder_card).unwrap();
+    browser.wait_for_text("[data-testid=ra-issue-reader]", "Card reader ready").await.unwrap();
+    browser.assert_accessible("RA: issue a card").await.unwrap();
+    browser.fill("#ra-issue-reason", "New starter, passport checked").await.unwrap();
+    // The holder's first choice is too easy to guess; the second is fine.
+    browser.fill("#ra-issue-pin", "123456").await.unwrap();
+    browser.fill("#ra-issue-confirm", "123456").await.unwrap();
+    browser.click_on("[data-testid=ra-issue]").await.unwrap();
+    browser.wait_for_text("[data-testid=error-message]", "run of digits").await.unwrap();
+    browser.fill("#ra-issue-pin", HOLDER_PIN).await.unwrap();
+    browser.fill("#ra-issue-confirm", HOLDER_PIN).await.unwrap();
+    browser.click_on("[data-testid=ra-issue]").await.unwrap();
+    browser.wait_for_text("[data-testid=ra-issued]", "Card issued").await.unwrap();
+    browser.assert_accessible("RA: card issued").await.unwrap();
+
+    // The card has the holder's passcode and none of its factory secrets.
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&holder_card.state).unwrap()).unwrap();
+    assert_eq!(state["pin"], HOLDER_PIN);
+    assert_ne!(state["puk"], "12345678");
+    assert_ne!(state["mgmt_key_hex"], "010203040506070801020304050607080102030405060708");
+    let (yubico_ok, _) = yubico(&["-a", "set-chuid"]).unwrap();
+    assert!(!yubico_ok, "the factory management key no longer works");
+
+    // The holder signs in with it and registers, then locks themselves out.
+    let (mut client, _) = AgentClient::connect(&agent).await.unwrap();
+    client.wait_for_card().await.unwrap();
+    let holder = client.identity().await.unwrap().guid;
+    browser.wait_for_text("[data-testid=ra-issued-card]", &holder).await.unwrap();
+    register(&backend, &mut client, &smtp, &holder, HOLDER_PIN, HOLDER_EMAIL).await.unwrap();
+    let holder_api = Api::new(&backend).unwrap();
+    lock_out(&holder_api, &mut client, &holder).await.unwrap();
+    drop(inserted);
+
+    // The RA finds them (the RA's session goes on without their card in the reader).
+    browser.goto(&format!("{}/ra", backend.url)).await.unwrap();
+    browser.wait_for_text("h1", "Find a person").await.unwrap();
     browser.fill("#ra-query", "mo ex").await.unwrap();
     browser.click_on("[data-testid=ra-search]").await.unwrap();
     browser.wait_for_text("[data-testid=ra-result]", "Mo Example").await.unwrap();
@@ -78,7 +119,6 @@ async fn an_ra_officer_clears_a_lockout_and_the_holder_then_unlocks() {
     browser.wait_for_text("[data-testid=ra-report-total]", "Total 1 0 1 1").await.unwrap();
     browser.assert_accessible("RA: report").await.unwrap();
     browser.quit().await.unwrap();
-    drop(inserted);
 
     // The holder can unlock again.
     let _inserted = InsertedCard::insert(&holder_card).unwrap();

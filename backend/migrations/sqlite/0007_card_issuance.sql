@@ -7,7 +7,7 @@ ALTER TABLE cards ADD COLUMN mgmt_key_sealed BLOB;
 CREATE TABLE issuances (
     id                    TEXT    PRIMARY KEY,        -- random, URL-safe
     user_ref              BIGINT  NOT NULL REFERENCES users (id),
-    officer_ref           BIGINT  NOT NULL REFERENCES users (id),
+    officer_ref           BIGINT  REFERENCES users (id), -- NULL: `backend admin issue-card`
     reason                TEXT    NOT NULL,
     card_guid             TEXT    NOT NULL,           -- the GUID written to the card's CHUID
     puk_sealed            BLOB   NOT NULL,

@@ -25,10 +25,11 @@ use axum::{
     Router,
 };
 use base64::{engine::general_purpose::STANDARD, Engine};
+use card_ca::CertificateAuthority;
 use der::Encode;
 use envelope::{IssueSecrets, ManagementKeySecret};
 use protocol::{
-    agent::PukOnCard,
+    agent::{IssueReport, PukOnCard},
     ra::{CardIssued, IssueCertificates, IssueComplete, IssueKeys, IssueStart, IssueStarted},
 };
 use sqlx::Row;
@@ -36,10 +37,12 @@ use zeroize::Zeroizing;
 
 use super::ra::{checked_reason, person, RaOfficer};
 use crate::{
-    audit::{self, Entry},
+    audit::{self, Entry, SYSTEM},
     card_proof,
+    db::Database,
     error::{ApiError, AppJson},
-    people,
+    people::{self, User},
+    puk_vault::PukVault,
     secrets::{random_bytes, random_digits, random_token},
     startup::AppState,
     time::now_unix,
@@ -56,9 +59,74 @@ const MANAGEMENT_KEY_ALGORITHM: u8 = 0x03;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/ra/users/{user_id}/issue", post(start))
-        .route("/ra/issuances/{id}/keys", post(certify))
-        .route("/ra/issuances/{id}/complete", post(complete))
+        .route("/ra/users/{user_id}/issue", post(start_route))
+        .route("/ra/issuances/{id}/keys", post(certify_route))
+        .route("/ra/issuances/{id}/complete", post(complete_route))
+}
+
+/// What issuing needs: the database, the vault for the card's secrets, and the CA.
+#[derive(Debug, Clone, Copy)]
+pub struct Issuer<'a> {
+    pub db: &'a Database,
+    pub vault: &'a PukVault,
+    pub ca: &'a CertificateAuthority,
+}
+
+impl<'a> Issuer<'a> {
+    pub fn of(state: &'a AppState) -> Self {
+        Self { db: &state.db, vault: &state.puk_vault, ca: &state.ca }
+    }
+}
+
+/// Who issues: an RA officer in the console, or the operator's `backend admin issue-card`.
+#[derive(Debug, Clone, Copy)]
+pub enum Officer<'a> {
+    Ra(&'a User),
+    Operator,
+}
+
+impl Officer<'_> {
+    fn actor(&self) -> &str {
+        match self {
+            Officer::Ra(user) => &user.user_id,
+            Officer::Operator => SYSTEM,
+        }
+    }
+
+    fn reference(&self) -> Option<i64> {
+        match self {
+            Officer::Ra(user) => Some(user.id),
+            Officer::Operator => None,
+        }
+    }
+}
+
+async fn start_route(
+    State(state): State<AppState>,
+    RaOfficer(officer): RaOfficer,
+    Path(user_id): Path<String>,
+    AppJson(request): AppJson<IssueStart>,
+) -> Result<AppJson<IssueStarted>, ApiError> {
+    let holder = person(&state, &user_id).await?;
+    Ok(AppJson(start(Issuer::of(&state), Officer::Ra(&officer), &holder, &request).await?))
+}
+
+async fn certify_route(
+    State(state): State<AppState>,
+    RaOfficer(officer): RaOfficer,
+    Path(id): Path<String>,
+    AppJson(keys): AppJson<IssueKeys>,
+) -> Result<AppJson<IssueCertificates>, ApiError> {
+    Ok(AppJson(certify(Issuer::of(&state), Officer::Ra(&officer), &id, &keys).await?))
+}
+
+async fn complete_route(
+    State(state): State<AppState>,
+    RaOfficer(officer): RaOfficer,
+    Path(id): Path<String>,
+    AppJson(IssueComplete { report }): AppJson<IssueComplete>,
+) -> Result<AppJson<CardIssued>, ApiError> {
+    Ok(AppJson(complete(Issuer::of(&state), Officer::Ra(&officer), &id, report).await?))
 }
 
 fn rejected(status: StatusCode, code: &'static str, message: &str) -> ApiError {
@@ -72,14 +140,14 @@ struct Unfinished {
     management_key: Zeroizing<String>,
 }
 
-async fn start(
-    State(state): State<AppState>,
-    RaOfficer(officer): RaOfficer,
-    Path(user_id): Path<String>,
-    AppJson(request): AppJson<IssueStart>,
-) -> Result<AppJson<IssueStarted>, ApiError> {
+/// Step 1: choose and record the secrets, and seal them to the agent's key.
+pub async fn start(
+    issuer: Issuer<'_>,
+    officer: Officer<'_>,
+    holder: &User,
+    request: &IssueStart,
+) -> Result<IssueStarted, ApiError> {
     let reason = checked_reason(&protocol::ra::Reason { reason: request.reason.clone() })?;
-    let holder = person(&state, &user_id).await?;
     envelope::parse_public_key(&request.agent_key)
         .map_err(|_| rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid."))?;
     let offered_guid = match &request.card_guid {
@@ -97,7 +165,7 @@ async fn start(
     };
 
     if let Some(guid) = &offered_guid {
-        if people::card_by_guid(&state.db, guid).await?.is_some() {
+        if people::card_by_guid(issuer.db, guid).await?.is_some() {
             return Err(rejected(
                 StatusCode::CONFLICT,
                 "card_already_issued",
@@ -108,7 +176,7 @@ async fn start(
     }
 
     let now = now_unix();
-    let mut tx = state.db.begin_write().await?;
+    let mut tx = issuer.db.begin_write().await?;
     let unfinished = match &offered_guid {
         None => None,
         Some(guid) => {
@@ -128,9 +196,9 @@ async fn start(
             };
             let open_failed = |_| anyhow::anyhow!("a recorded issuance secret does not open");
             let puk =
-                state.puk_vault.open(guid, &row.try_get::<Vec<u8>, _>("puk_sealed")?).map_err(open_failed)?;
-            let management_key = state
-                .puk_vault
+                issuer.vault.open(guid, &row.try_get::<Vec<u8>, _>("puk_sealed")?).map_err(open_failed)?;
+            let management_key = issuer
+                .vault
                 .open_management_key(guid, &row.try_get::<Vec<u8>, _>("mgmt_key_sealed")?)
                 .map_err(open_failed)?;
             Some(Unfinished { id: row.try_get("id")?, puk, management_key })
@@ -174,18 +242,18 @@ async fn start(
     )
     .bind(&id)
     .bind(holder.id)
-    .bind(officer.id)
+    .bind(officer.reference())
     .bind(&reason)
     .bind(&guid)
-    .bind(state.puk_vault.seal(&guid, &puk)?)
-    .bind(state.puk_vault.seal_management_key(&guid, &management_key)?)
+    .bind(issuer.vault.seal(&guid, &puk)?)
+    .bind(issuer.vault.seal_management_key(&guid, &management_key)?)
     .bind(now)
     .bind(expires_at)
     .execute(&mut *tx)
     .await?;
     audit::append(
         &mut tx,
-        Entry::new(&officer.user_id, "card_issue_started").subject(&holder.user_id).details(
+        Entry::new(officer.actor(), "card_issue_started").subject(&holder.user_id).details(
             serde_json::json!({
                 "reason": reason,
                 "guid": guid,
@@ -209,7 +277,7 @@ async fn start(
     };
     let envelope = envelope::seal(&request.agent_key, &secrets)
         .map_err(|_| rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid."))?;
-    Ok(AppJson(IssueStarted { issuance_id: id, envelope }))
+    Ok(IssueStarted { issuance_id: id, envelope })
 }
 
 /// `<algorithm>:<hex>` as recorded, into the envelope's form.
@@ -228,8 +296,8 @@ struct OpenIssuance {
 }
 
 async fn open_issuance(
-    state: &AppState,
-    officer_ref: i64,
+    issuer: Issuer<'_>,
+    officer: Officer<'_>,
     id: &str,
     status: &str,
 ) -> Result<(OpenIssuance, sqlx::any::AnyRow), ApiError> {
@@ -238,7 +306,7 @@ async fn open_issuance(
          card_auth_certificate, challenge, puk_sealed, mgmt_key_sealed FROM issuances WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(state.db.pool())
+    .fetch_optional(issuer.db.pool())
     .await?;
     let ended = || {
         rejected(
@@ -249,7 +317,7 @@ async fn open_issuance(
     };
     let Some(row) = row else { return Err(ended()) };
     // Another officer's issuance is not one this session can drive.
-    if row.try_get::<i64, _>("officer_ref")? != officer_ref {
+    if row.try_get::<Option<i64>, _>("officer_ref")? != officer.reference() {
         return Err(ended());
     }
     if row.try_get::<String, _>("status")? != status || row.try_get::<i64, _>("expires_at")? < now_unix() {
@@ -264,13 +332,14 @@ async fn open_issuance(
     Ok((open, row))
 }
 
-async fn certify(
-    State(state): State<AppState>,
-    RaOfficer(officer): RaOfficer,
-    Path(id): Path<String>,
-    AppJson(keys): AppJson<IssueKeys>,
-) -> Result<AppJson<IssueCertificates>, ApiError> {
-    let (issuance, _) = open_issuance(&state, officer.id, &id, "started").await?;
+/// Step 2: certify the keys the card generated; a challenge for the final proofs.
+pub async fn certify(
+    issuer: Issuer<'_>,
+    officer: Officer<'_>,
+    id: &str,
+    keys: &IssueKeys,
+) -> Result<IssueCertificates, ApiError> {
+    let (issuance, _) = open_issuance(issuer, officer, id, "started").await?;
     let point = |b64: &str| -> Result<Vec<u8>, ApiError> {
         STANDARD.decode(b64).ok().filter(|bytes| p256::PublicKey::from_sec1_bytes(bytes).is_ok()).ok_or_else(
             || rejected(StatusCode::BAD_REQUEST, "invalid_request", "A public key is not a P-256 point."),
@@ -282,10 +351,10 @@ async fn certify(
     }
     let holder_name: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
         .bind(issuance.user_ref)
-        .fetch_one(state.db.pool())
+        .fetch_one(issuer.db.pool())
         .await?;
     let certificate = |point: &[u8], purpose: &str| -> Result<Vec<u8>, ApiError> {
-        Ok(state.ca.issue(point, &holder_name, purpose)?.to_der().map_err(anyhow::Error::from)?)
+        Ok(issuer.ca.issue(point, &holder_name, purpose)?.to_der().map_err(anyhow::Error::from)?)
     };
     let piv_auth_certificate = certificate(&piv_auth_point, "PIV Authentication")?;
     let card_auth_certificate = certificate(&card_auth_point, "Card Authentication")?;
@@ -298,7 +367,7 @@ async fn certify(
     .bind(&card_auth_certificate)
     .bind(challenge.to_vec())
     .bind(&issuance.id)
-    .execute(state.db.pool())
+    .execute(issuer.db.pool())
     .await?;
     if updated.rows_affected() != 1 {
         return Err(rejected(
@@ -307,23 +376,24 @@ async fn certify(
             "This card issuance has ended. Start again.",
         ));
     }
-    Ok(AppJson(IssueCertificates {
+    Ok(IssueCertificates {
         piv_auth_certificate: STANDARD.encode(piv_auth_certificate),
         card_auth_certificate: STANDARD.encode(card_auth_certificate),
         challenge: STANDARD.encode(challenge),
-    }))
+    })
 }
 
-async fn complete(
-    State(state): State<AppState>,
-    RaOfficer(officer): RaOfficer,
-    Path(id): Path<String>,
-    AppJson(IssueComplete { report }): AppJson<IssueComplete>,
-) -> Result<AppJson<CardIssued>, ApiError> {
-    let (issuance, row) = open_issuance(&state, officer.id, &id, "certified").await?;
+/// Step 3: bind the card if the agent's report is complete and its proofs verify.
+pub async fn complete(
+    issuer: Issuer<'_>,
+    officer: Officer<'_>,
+    id: &str,
+    report: IssueReport,
+) -> Result<CardIssued, ApiError> {
+    let (issuance, row) = open_issuance(issuer, officer, id, "certified").await?;
     let holder_id: String = sqlx::query_scalar("SELECT user_id FROM users WHERE id = $1")
         .bind(issuance.user_ref)
-        .fetch_one(state.db.pool())
+        .fetch_one(issuer.db.pool())
         .await?;
     if !report.guid.eq_ignore_ascii_case(&issuance.card_guid) {
         return Err(rejected(StatusCode::BAD_REQUEST, "wrong_card", "The report is for another card."));
@@ -336,8 +406,8 @@ async fn complete(
         // Nothing changes: the recorded secrets stay, and the next issuance of this card uses them.
         let step = report.failure.as_ref().map(|f| f.step);
         audit::record(
-            &state.db,
-            Entry::new(&officer.user_id, "card_issue_incomplete")
+            issuer.db,
+            Entry::new(officer.actor(), "card_issue_incomplete")
                 .subject(&holder_id)
                 .details(serde_json::json!({ "guid": issuance.card_guid, "step": step })),
         )
@@ -366,8 +436,8 @@ async fn complete(
     };
     if !proves(&piv_auth_key, &report.piv_auth_proof) || !proves(&card_auth_key, &report.card_auth_proof) {
         audit::record(
-            &state.db,
-            Entry::new(&officer.user_id, "card_issue_proof_refused")
+            issuer.db,
+            Entry::new(officer.actor(), "card_issue_proof_refused")
                 .subject(&holder_id)
                 .details(serde_json::json!({ "guid": issuance.card_guid })),
         )
@@ -380,7 +450,7 @@ async fn complete(
     }
 
     let now = now_unix();
-    let mut tx = state.db.begin_write().await?;
+    let mut tx = issuer.db.begin_write().await?;
     let claimed = sqlx::query(
         "UPDATE issuances SET status = 'issued', finished_at = $1, challenge = NULL WHERE id = $2 AND status = 'certified'",
     )
@@ -408,11 +478,11 @@ async fn complete(
     .await?;
     audit::append(
         &mut tx,
-        Entry::new(&officer.user_id, "card_issued")
+        Entry::new(officer.actor(), "card_issued")
             .subject(&holder_id)
             .details(serde_json::json!({ "guid": issuance.card_guid, "reason": issuance.reason })),
     )
     .await?;
     tx.commit().await?;
-    Ok(AppJson(CardIssued { guid: issuance.card_guid, user_id: holder_id }))
+    Ok(CardIssued { guid: issuance.card_guid, user_id: holder_id })
 }

@@ -6,7 +6,7 @@ use crate::{error::ApiError, startup::AppState};
 
 mod client_config;
 mod health;
-mod issuance;
+pub mod issuance;
 pub mod profile;
 mod ra;
 mod registration;

@@ -1,6 +1,9 @@
 //! Typed calls to `/api/ra`.
 
-use protocol::ra::{AuditRow, AuditVerification, CardStatusChange, Reason, Report, UserDetail, UserSummary};
+use protocol::ra::{
+    AuditRow, AuditVerification, CardIssued, CardStatusChange, IssueCertificates, IssueComplete, IssueKeys,
+    IssueStart, IssueStarted, NewPerson, Reason, Report, UserDetail, UserSummary,
+};
 
 use crate::api::{get, post, post_empty, ApiError};
 
@@ -61,4 +64,20 @@ pub async fn verify_audit() -> Result<AuditVerification, ApiError> {
 
 pub async fn report(from: &str, to: &str) -> Result<Report, ApiError> {
     get(&format!("/api/ra/report?from={}&to={}", encode(from), encode(to))).await
+}
+
+pub async fn add_person(person: &NewPerson) -> Result<UserSummary, ApiError> {
+    post("/api/ra/users", person).await
+}
+
+pub async fn issue_start(user_id: &str, start: &IssueStart) -> Result<IssueStarted, ApiError> {
+    post(&format!("/api/ra/users/{}/issue", encode(user_id)), start).await
+}
+
+pub async fn issue_keys(issuance_id: &str, keys: &IssueKeys) -> Result<IssueCertificates, ApiError> {
+    post(&format!("/api/ra/issuances/{}/keys", encode(issuance_id)), keys).await
+}
+
+pub async fn issue_complete(issuance_id: &str, complete: &IssueComplete) -> Result<CardIssued, ApiError> {
+    post(&format!("/api/ra/issuances/{}/complete", encode(issuance_id)), complete).await
 }

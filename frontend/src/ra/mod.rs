@@ -8,8 +8,10 @@ use leptos_router::{
     path,
 };
 
+mod add_person;
 mod api;
 mod audit;
+mod issue;
 mod report;
 mod search;
 mod user;
@@ -17,6 +19,8 @@ mod user;
 #[component]
 pub fn RaApp() -> impl IntoView {
     let me = LocalResource::new(crate::api::me);
+    // Issuing a card goes through the card agent at the RA's desk.
+    crate::connect_agent();
     view! {
         <Router>
             <a class="nhsuk-skip-link" href="#main-content">"Skip to main content"</a>
@@ -33,6 +37,7 @@ pub fn RaApp() -> impl IntoView {
                 <nav aria-label="RA console">
                     <ul class="nhsuk-list ra-nav">
                         <li><a href="/ra">"Find a person"</a></li>
+                        <li><a href="/ra/people/new">"Add a person"</a></li>
                         <li><a href="/ra/audit">"Audit trail"</a></li>
                         <li><a href="/ra/report">"Report"</a></li>
                         <li><a href="/profile" rel="external">"My profile"</a></li>
@@ -55,6 +60,8 @@ pub fn RaApp() -> impl IntoView {
                             <Routes fallback=|| view! { <h1>"Page not found"</h1> }>
                                 <Route path=path!("/ra") view=search::Search />
                                 <Route path=path!("/ra/users/:user_id") view=user::User />
+                                <Route path=path!("/ra/users/:user_id/issue") view=issue::IssueCard />
+                                <Route path=path!("/ra/people/new") view=add_person::AddPerson />
                                 <Route path=path!("/ra/audit") view=audit::Audit />
                                 <Route path=path!("/ra/report") view=report::ReportPage />
                             </Routes>
@@ -68,7 +75,7 @@ pub fn RaApp() -> impl IntoView {
 
 /// A required "why" for an RA action, with its own label and id.
 #[component]
-fn ReasonField(id: &'static str, reason: RwSignal<String>) -> impl IntoView {
+pub(crate) fn ReasonField(id: &'static str, reason: RwSignal<String>) -> impl IntoView {
     view! {
         <div class="nhsuk-form-group">
             <label class="nhsuk-label" for=id>"Reason (recorded in the audit trail)"</label>

@@ -52,6 +52,7 @@ pub fn User() -> impl IntoView {
 #[component]
 fn Person(person: UserDetail, act: impl Fn(Action, &'static str) + Copy + 'static) -> impl IntoView {
     let user_id = person.user_id.clone();
+    let issue_href = format!("/ra/users/{}/issue", api::encode(&person.user_id));
     let audit_href = format!("/ra/audit?user_id={}", api::encode(&person.user_id));
     let self_service = match &person.self_service {
         SelfService::Registered { registered_at, email } => {
@@ -147,5 +148,6 @@ fn Person(person: UserDetail, act: impl Fn(Action, &'static str) + Copy + 'stati
         })}
         <h2>"Cards"</h2>
         {cards}
+        <a class="nhsuk-button" href=issue_href data-testid="ra-issue-card">"Issue a card"</a>
     }
 }
