@@ -23,7 +23,9 @@ step "Building the workspace's programs (the end-to-end tests start them)"
 cargo build --workspace --bins
 
 step "Building the card agent's Debian package (a test installs it)"
-cargo deb -p card-agent
+# The dev profile: the test checks the packaging, and a release build would add minutes to CI
+# (a release package: cargo deb -p card-agent).
+cargo deb -p card-agent --profile dev
 
 step "Native tests (unit, API on SQLite and PostgreSQL, PC/SC with PIV tools, browsers)"
 cargo test --workspace

@@ -146,6 +146,8 @@ pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> a
                 .read_line(&mut line)
                 .context("Failed to read the passcode from standard input")?;
             let pin = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+            // The same rules as the page's, before the card is touched.
+            protocol::passcode::check(&pin, &pin).map_err(|problem| anyhow::anyhow!(problem.message()))?;
             let origin = origin.unwrap_or_else(|| settings.public_url());
             let vault = PukVault::from_settings(settings)?;
             let ca = card_ca::CertificateAuthority::load_or_create(&settings.ca_dir())?;

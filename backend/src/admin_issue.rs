@@ -23,6 +23,9 @@ use crate::{
     routes::issuance::{self, Issuer, Officer},
 };
 
+/// 10 seconds in steps of 200 ms.
+const CARD_WAIT_ROUNDS: u32 = 50;
+
 /// What the command needs besides the database.
 #[derive(Debug)]
 pub struct IssueCard<'a> {
@@ -48,17 +51,7 @@ pub async fn issue_card(
         .with_context(|| format!("no user {}", command.user_id))?;
     let issuer = Issuer { db, vault, ca };
     let mut agent = AgentClient::connect(command.agent_url, command.origin).await?;
-    let reader = match command.reader {
-        Some(reader) => reader.to_owned(),
-        None => match agent.call(Operation::ListReaders).await? {
-            Reply::Readers { readers } => readers
-                .into_iter()
-                .find(|r| r.card_present)
-                .map(|r| r.name)
-                .context("no card reader holds a card")?,
-            other => bail!("unexpected answer from the agent: {other:?}"),
-        },
-    };
+    let reader = agent.wait_for_card(command.reader).await?;
     let Reply::IssueOffer { public_key, guid } =
         agent.call(Operation::BeginIssue { reader: reader.clone() }).await?
     else {
@@ -116,6 +109,25 @@ impl AgentClient {
                 bail!("the card agent speaks protocol {protocol_version}, this backend {PROTOCOL_VERSION}")
             }
             other => bail!("the card agent did not say hello: {other:?}"),
+        }
+    }
+
+    /// The reader (the given one, or the first) holding a card, waiting a little for one: a card
+    /// just put in (or a virtual card just started) takes a moment to reach pcscd.
+    async fn wait_for_card(&mut self, wanted: Option<&str>) -> anyhow::Result<String> {
+        for _ in 0..CARD_WAIT_ROUNDS {
+            let Reply::Readers { readers } = self.call(Operation::ListReaders).await? else {
+                bail!("unexpected answer from the agent to list_readers");
+            };
+            let found = readers.into_iter().find(|r| r.card_present && wanted.is_none_or(|w| r.name == w));
+            if let Some(reader) = found {
+                return Ok(reader.name);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        match wanted {
+            Some(reader) => bail!("there is no card in the reader {reader:?}"),
+            None => bail!("no card reader holds a card"),
         }
     }
 

@@ -99,6 +99,11 @@ impl CardFile {
         Ok(Self { dir, state, ca_dir })
     }
 
+    /// The card's memory as the virtual card keeps it (for checks no PIV command can make).
+    pub fn state_json(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_str(&std::fs::read_to_string(&self.state)?)?)
+    }
+
     pub fn personalised(holder: &str) -> anyhow::Result<Self> {
         let card = Self::blank()?;
         run_ok(

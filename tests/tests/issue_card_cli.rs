@@ -1,0 +1,63 @@
+//! `backend admin issue-card`, the operator's issuance (the first RA's card, the demo's cards):
+//! the real backend command, agent, pcscd and virtual card. The issued card then signs in and
+//! registers, an independent PIV tool accepts the holder's passcode, and the same card cannot be
+//! issued twice.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
+#![allow(clippy::await_holding_lock, reason = "the lock serialises tests that share the one virtual reader")]
+
+use tests::{
+    agent::AgentClient,
+    self_service::register,
+    smartcard::{exclusive, yubico, CardFile, InsertedCard},
+    system::Site,
+};
+
+const PIN: &str = "86420917";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_issues_a_blank_card_that_then_signs_in_and_registers() {
+    let _lock = exclusive().unwrap();
+    let card = CardFile::blank().unwrap();
+    let Site { agent, smtp, backend } = Site::start().await.unwrap();
+    backend
+        .admin(&[
+            "add-user",
+            "--user-id",
+            "840000000001",
+            "--name",
+            "Ola Operatorissued",
+            "--email",
+            "ola@nhs.net",
+        ])
+        .unwrap();
+    let _inserted = InsertedCard::insert(&card).unwrap();
+    let (mut client, _) = AgentClient::connect(&agent).await.unwrap();
+    client.wait_for_card().await.unwrap();
+
+    let agent_url = agent.url();
+    let issue =
+        ["issue-card", "--user-id", "840000000001", "--agent-url", &agent_url, "--origin", &backend.url];
+    let out = backend.admin_with_input(&issue, &format!("{PIN}\n")).unwrap();
+    assert!(out.contains("is issued to 840000000001"), "{out}");
+
+    let guid = client.identity().await.unwrap().guid;
+    assert!(out.contains(&guid), "{out}");
+    let (verified, text) = yubico(&["-a", "verify-pin", "-P", PIN]).unwrap();
+    assert!(verified, "{text}");
+    register(&backend, &mut client, &smtp, &guid, PIN, "ola@nhs.net").await.unwrap();
+
+    let again = backend.admin_with_input(&issue, &format!("{PIN}\n")).unwrap_err();
+    assert!(format!("{again:#}").contains("already issued"), "{again:#}");
+    // A passcode the service's rules refuse never reaches a card.
+    let blank = CardFile::blank().unwrap();
+    drop(_inserted);
+    let _inserted = InsertedCard::insert(&blank).unwrap();
+    client.wait_for_card().await.unwrap();
+    let weak = backend.admin_with_input(&issue, "111111\n").unwrap_err();
+    assert!(format!("{weak:#}").contains("one digit repeated"), "{weak:#}");
+    assert!(
+        !blank.state_json().unwrap()["keys"].as_object().unwrap().contains_key("9a"),
+        "the card was not touched"
+    );
+    assert!(backend.admin(&["verify-audit"]).unwrap().contains("intact"));
+}
