@@ -1,7 +1,8 @@
 //! Journey 2 in a real browser, on the real parts: pcscd + vpcd + the virtual card, the card
 //! agent, the backend serving the built SPA, a real SMTP server. A registered holder locks their
 //! card with three wrong passcodes, follows the page to unlock it (a wrong set of answers first,
-//! then the right ones, the code from the delivered email, a refused trivial passcode, then a good
+//! then the attempt runs out and the page starts again, saying so; then the right answers, the
+//! code from the delivered email, a refused trivial passcode, then a good
 //! one), and signs in with the new passcode. Afterwards `yubico-piv-tool`, independent of this
 //! project, confirms on the card that the new passcode works and the old PUK does not.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
@@ -83,6 +84,15 @@ async fn a_holder_unlocks_their_locked_card_and_signs_in_with_the_new_passcode()
     answer_questions(&browser, false).await;
     browser.wait_for_text("[data-testid=error-message]", "2 more attempts").await.unwrap();
     browser.assert_accessible("unlock: questions with an error").await.unwrap();
+
+    // The attempt runs out while the holder is on the questions: back to the start, saying so.
+    let db = backend::db::Database::connect(&backend.settings()).await.unwrap();
+    sqlx::query("UPDATE unlock_attempts SET expires_at = 0").execute(db.pool()).await.unwrap();
+    answer_questions(&browser, true).await;
+    browser.wait_for_text("[data-testid=error-message]", "This unlock attempt has ended").await.unwrap();
+    browser.wait_for_text("[data-testid=card-found]", "It is locked").await.unwrap();
+    browser.click_on("[data-testid=start-unlock]").await.unwrap();
+    browser.wait_for_text("[data-testid=attempts-left]", "2 attempts").await.unwrap();
     answer_questions(&browser, true).await;
 
     browser.wait_for_text("h2", "Check your email").await.unwrap();

@@ -66,13 +66,14 @@ fn IssueForm(name: String, user_id: String, issued: RwSignal<Option<CardIssued>>
             error.set(Some(problem.message().into()));
             return;
         }
-        let Some(reader) = reader_with_card(&readers.get_untracked()) else {
+        if reader_with_card(&readers.get_untracked()).is_none() {
             error.set(Some("Put the blank card in the card reader.".into()));
             return;
-        };
+        }
         busy.set(true);
         let (agent, user_id, reason) = (agent.clone(), user_id.clone(), reason.get_untracked());
         leptos::task::spawn_local(async move {
+            let reader = blank_card_reader(&agent, &readers.get_untracked()).await;
             let result = issue(&agent, reader, &user_id, reason, new).await;
             busy.set(false);
             pin.set(String::new());
@@ -131,6 +132,22 @@ fn reader_line(status: AgentStatus, readers: &[protocol::agent::ReaderInfo]) -> 
             "The card agent is not running on this computer. Start it, then try again.".into()
         }
     }
+}
+
+/// The reader to issue in: with the RA's own card in another reader, the one whose card has not
+/// been issued yet (no CHUID); otherwise the first holding a card.
+async fn blank_card_reader(agent: &Agent, readers: &[protocol::agent::ReaderInfo]) -> String {
+    let with_cards: Vec<String> = readers.iter().filter(|r| r.card_present).map(|r| r.name.clone()).collect();
+    if with_cards.len() > 1 {
+        for reader in &with_cards {
+            if let Err(e) = agent.identity(reader.clone()).await {
+                if e.code == protocol::agent::AgentErrorCode::NotPersonalised {
+                    return reader.clone();
+                }
+            }
+        }
+    }
+    with_cards.into_iter().next().unwrap_or_default()
 }
 
 /// The three round trips: offer → envelope, keys → certificates, report → card bound.
