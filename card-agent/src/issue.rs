@@ -19,7 +19,7 @@ use piv::{
 use protocol::agent::{AgentErrorCode, IssueFailure, IssueReport, IssueStep, PukOnCard};
 use zeroize::Zeroizing;
 
-use crate::ops::{self, error, first_accepted_puk, from_envelope, from_host, OpResult};
+use crate::ops::{self, error, first_accepted_puk, from_host, OpResult};
 
 /// What step 2 left for step 3: which management key opened the card, and the new public points.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,13 +180,25 @@ fn same_card<T: Transport>(
 ) -> OpResult<()> {
     session.select().map_err(from_host)?;
     let guid = ops::read_guid_if_any(session)?;
-    secrets.check(guid.as_deref(), now_unix).map_err(|problem| match problem {
+    secrets.check(guid.as_deref(), now_unix).map_err(from_envelope)
+}
+
+/// Envelope problems in an issuance's words; none of them has touched the card.
+pub fn from_envelope(problem: EnvelopeError) -> protocol::agent::AgentError {
+    match problem {
         EnvelopeError::WrongCard => error(
             AgentErrorCode::WrongCard,
             "This is not the card the issuance was started with. Put that card in the reader and start again.",
         ),
-        other => from_envelope(other),
-    })
+        EnvelopeError::Expired => error(
+            AgentErrorCode::EnvelopeRejected,
+            "The issuance took too long and has expired. Start again. (If this keeps happening, check this computer's clock.)",
+        ),
+        other => {
+            tracing::warn!(problem = %other, "issue envelope refused");
+            error(AgentErrorCode::EnvelopeRejected, "The card could not be issued securely. Start again.")
+        }
+    }
 }
 
 fn management_key(secret: &ManagementKeySecret) -> OpResult<ManagementKey> {
@@ -310,8 +322,10 @@ mod tests {
         assert_eq!(swapped.code, AgentErrorCode::CertificateMismatch);
         let weak = finish(&mut s, &secrets, &keys, [&piv, &card], "123456", &[3; 32], NOW).unwrap_err();
         assert_eq!(weak.code, AgentErrorCode::InvalidPin);
-        let late = finish(&mut s, &secrets, &keys, [&piv, &card], "97531864", &[3; 32], NOW + 601);
-        assert_eq!(late.unwrap_err().code, AgentErrorCode::EnvelopeRejected);
+        let late =
+            finish(&mut s, &secrets, &keys, [&piv, &card], "97531864", &[3; 32], NOW + 601).unwrap_err();
+        assert_eq!(late.code, AgentErrorCode::EnvelopeRejected);
+        assert!(late.message.contains("issuance took too long"), "{}", late.message);
         let state = s.transport_mut().state();
         assert!(state.object(object::CHUID).is_none() && state.object(object::CERT_PIV_AUTH).is_none());
         assert_eq!((state.pin.as_str(), state.puk.as_str()), ("123456", "12345678"));

@@ -343,7 +343,7 @@ async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<Pe
                 return not_begun();
             }
             if offered_reader != reader {
-                return Outcome::Error(ops::from_envelope(EnvelopeError::WrongCard));
+                return Outcome::Error(issue::from_envelope(EnvelopeError::WrongCard));
             }
             let now = unix_now();
             let secrets = match key.open::<IssueSecrets>(&envelope).and_then(|secrets| {
@@ -351,7 +351,7 @@ async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<Pe
                 Ok(secrets)
             }) {
                 Ok(secrets) => Box::new(secrets),
-                Err(problem) => return Outcome::Error(ops::from_envelope(problem)),
+                Err(problem) => return Outcome::Error(issue::from_envelope(problem)),
             };
             let generated = Arc::new(Mutex::new(None));
             let (for_card, keys_out) = (secrets.clone(), generated.clone());
@@ -399,7 +399,7 @@ async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<Pe
                 return not_begun();
             }
             if issuing_reader != reader {
-                return Outcome::Error(ops::from_envelope(EnvelopeError::WrongCard));
+                return Outcome::Error(issue::from_envelope(EnvelopeError::WrongCard));
             }
             let now = unix_now();
             // A step that failed before writing anything (a mistyped PIN, say) can be retried.
