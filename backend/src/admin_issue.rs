@@ -59,17 +59,18 @@ pub async fn issue_card(
     };
     let start = IssueStart { reason: command.reason.to_owned(), agent_key: public_key, card_guid: guid };
     let started = issuance::start(issuer, Officer::Operator, &holder, &start).await.map_err(api_error)?;
-    let Reply::IssueKeys { piv_auth_key, card_auth_key } = agent
+    let Reply::IssueKeys { piv_auth_key, card_auth_key, offer_key, offer_signature } = agent
         .call(Operation::GenerateIssueKeys { reader: reader.clone(), envelope: started.envelope })
         .await?
     else {
         bail!("unexpected answer from the agent to generate_issue_keys");
     };
-    let keys = IssueKeys { piv_auth_key, card_auth_key };
+    let keys = IssueKeys { piv_auth_key, card_auth_key, offer_key, offer_signature };
     let certificates =
         issuance::certify(issuer, Officer::Operator, &started.issuance_id, &keys).await.map_err(api_error)?;
     let finish = Operation::FinishIssue {
         reader,
+        envelope: certificates.envelope,
         piv_auth_certificate: certificates.piv_auth_certificate,
         card_auth_certificate: certificates.card_auth_certificate,
         pin: command.pin.to_string(),

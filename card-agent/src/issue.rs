@@ -1,14 +1,16 @@
 //! Issuing a blank card (RA console), in the agent's two card steps. The backend decides
-//! everything secret — the management keys, the PUKs, the GUID — and seals them to this
-//! connection's one-time key ([`IssueSecrets`]); the page relays only ciphertext, public keys,
-//! certificates and the PIN the holder types. The agent runs this fixed procedure and nothing
-//! else: a page cannot make it send any other command to the card.
+//! everything secret — the management keys, the PUKs, the GUID. It seals the card's current
+//! credentials to this connection's first one-time key ([`IssueSecrets`]), and the new ones
+//! ([`IssueNewSecrets`]) only to a second key that the card's freshly generated 9E key signed
+//! for, so the new PUK and management key can reach nobody but the agent holding that card. The
+//! page relays only ciphertext, public keys, certificates and the PIN the holder types. The agent
+//! runs this fixed procedure and nothing else: a page cannot make it send any other command.
 //!
 //! Each step starts with SELECT and re-checks that the card is the one that made the offer.
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use der::Decode;
-use envelope::{EnvelopeError, IssueSecrets, ManagementKeySecret};
+use envelope::{EnvelopeError, IssueNewSecrets, IssueSecrets, ManagementKeySecret};
 use piv::{
     host::{HostError, PivSession, Transport},
     ids::{alg, key, object},
@@ -21,12 +23,14 @@ use zeroize::Zeroizing;
 
 use crate::ops::{self, error, first_accepted_puk, from_host, OpResult};
 
-/// What step 2 left for step 3: which management key opened the card, and the new public points.
+/// What step 2 left for step 3: which management key opened the card, the new public points, and
+/// the new 9E key's signature for the agent's second one-time key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GeneratedKeys {
     pub management_key_index: usize,
     pub piv_auth_point: Vec<u8>,
     pub card_auth_point: Vec<u8>,
+    pub offer_signature: Vec<u8>,
 }
 
 /// Step 1: the card's GUID, if it has a CHUID (a card whose last issuance stopped half-way).
@@ -35,11 +39,12 @@ pub fn begin<T: Transport>(session: &mut PivSession<T>) -> OpResult<Option<Strin
     ops::read_guid_if_any(session)
 }
 
-/// Step 2: authenticate with the first management key the card accepts, then GENERATE P-256
-/// keys in 9A and 9E.
+/// Step 2: authenticate with the first management key the card accepts, GENERATE P-256 keys in
+/// 9A and 9E, and have the new 9E key sign for `offer_key` (the agent's second one-time key).
 pub fn generate_keys<T: Transport>(
     session: &mut PivSession<T>,
     secrets: &IssueSecrets,
+    offer_key: &[u8; 32],
     now_unix: u64,
 ) -> OpResult<GeneratedKeys> {
     let candidates = management_keys(&secrets.current_management_keys)?;
@@ -67,7 +72,10 @@ pub fn generate_keys<T: Transport>(
     })?;
     let piv_auth_point = session.generate_ec(key::PIV_AUTHENTICATION, alg::ECC_P256).map_err(from_host)?;
     let card_auth_point = session.generate_ec(key::CARD_AUTHENTICATION, alg::ECC_P256).map_err(from_host)?;
-    Ok(GeneratedKeys { management_key_index, piv_auth_point, card_auth_point })
+    let digest = envelope::issue_offer_digest(&secrets.issuance_id, offer_key, &secrets.new_guid);
+    let offer_signature =
+        session.sign_ec(key::CARD_AUTHENTICATION, alg::ECC_P256, &digest).map_err(from_host)?;
+    Ok(GeneratedKeys { management_key_index, piv_auth_point, card_auth_point, offer_signature })
 }
 
 /// Step 3: write the certificates and the CHUID, rotate the PUK, set the holder's PIN, change
@@ -76,9 +84,14 @@ pub fn generate_keys<T: Transport>(
 ///
 /// An `Err` means the card was not changed by this step. Once a write has been sent the answer is
 /// a report, stopped at the first failed step, so the backend knows what the card holds.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one thing the step needs; a struct would only rename them"
+)]
 pub fn finish<T: Transport>(
     session: &mut PivSession<T>,
     secrets: &IssueSecrets,
+    new: &IssueNewSecrets,
     keys: &GeneratedKeys,
     certificates: [&[u8]; 2],
     pin: &str,
@@ -99,10 +112,11 @@ pub fn finish<T: Transport>(
         .map(|p| PaddedPin::new(p))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| bad_contents())?;
-    let new_puk = PaddedPin::new(&secrets.new_puk).map_err(|_| bad_contents())?;
+    new.check(&secrets.issuance_id, &secrets.new_guid, now_unix).map_err(from_envelope)?;
+    let new_puk = PaddedPin::new(&new.new_puk).map_err(|_| bad_contents())?;
     let management = management_keys(&secrets.current_management_keys)?;
     let current_management = management.get(keys.management_key_index).ok_or_else(bad_contents)?;
-    let new_management = management_key(&secrets.new_management_key)?;
+    let new_management = management_key(&new.new_management_key)?;
 
     same_card(session, secrets, now_unix)?;
     session.authenticate_management(current_management).map_err(from_host)?;
@@ -262,10 +276,28 @@ mod tests {
             new_guid: GUID.into(),
             expires_at: NOW + 600,
             current_management_keys: mgmt_keys.iter().map(|k| mgmt(k)).collect(),
-            new_management_key: mgmt(NEW_MGMT),
             current_puks: puks.iter().map(|p| Zeroizing::new((*p).to_owned())).collect(),
+        }
+    }
+
+    fn new_secrets() -> IssueNewSecrets {
+        IssueNewSecrets {
+            issuance_id: "test".into(),
+            guid: GUID.into(),
+            expires_at: NOW + 600,
+            new_management_key: mgmt(NEW_MGMT),
             new_puk: Zeroizing::new("86420975".into()),
         }
+    }
+
+    const OFFER_KEY: [u8; 32] = [5; 32];
+
+    /// The backend's check of step 2's signature, with the card's new 9E key.
+    fn vouches(keys: &GeneratedKeys) -> bool {
+        use p256::ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey};
+        let key = VerifyingKey::from_sec1_bytes(&keys.card_auth_point).unwrap();
+        let signature = Signature::from_der(&keys.offer_signature).unwrap();
+        key.verify_prehash(&envelope::issue_offer_digest("test", &OFFER_KEY, GUID), &signature).is_ok()
     }
 
     fn default_mgmt() -> String {
@@ -284,9 +316,10 @@ mod tests {
         secrets: &IssueSecrets,
         ca: &CertificateAuthority,
     ) -> OpResult<IssueReport> {
-        let keys = generate_keys(s, secrets, NOW)?;
+        let keys = generate_keys(s, secrets, &OFFER_KEY, NOW)?;
+        assert!(vouches(&keys), "the new 9E key signed for the second one-time key");
         let [piv, card] = certificates(ca, &keys);
-        finish(s, secrets, &keys, [&piv, &card], "97531864", &[3; 32], NOW)
+        finish(s, secrets, &new_secrets(), &keys, [&piv, &card], "97531864", &[3; 32], NOW)
     }
 
     #[test]
@@ -316,14 +349,21 @@ mod tests {
         let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
         let mut s = blank();
         let secrets = secrets(None, &[&default_mgmt()], &["12345678"]);
-        let keys = generate_keys(&mut s, &secrets, NOW).unwrap();
+        let keys = generate_keys(&mut s, &secrets, &OFFER_KEY, NOW).unwrap();
         let [piv, card] = certificates(&ca, &keys);
-        let swapped = finish(&mut s, &secrets, &keys, [&card, &piv], "97531864", &[3; 32], NOW).unwrap_err();
+        let new = new_secrets();
+        let swapped =
+            finish(&mut s, &secrets, &new, &keys, [&card, &piv], "97531864", &[3; 32], NOW).unwrap_err();
         assert_eq!(swapped.code, AgentErrorCode::CertificateMismatch);
-        let weak = finish(&mut s, &secrets, &keys, [&piv, &card], "123456", &[3; 32], NOW).unwrap_err();
+        let weak = finish(&mut s, &secrets, &new, &keys, [&piv, &card], "123456", &[3; 32], NOW).unwrap_err();
         assert_eq!(weak.code, AgentErrorCode::InvalidPin);
-        let late =
-            finish(&mut s, &secrets, &keys, [&piv, &card], "97531864", &[3; 32], NOW + 601).unwrap_err();
+        let mut other = new_secrets();
+        other.issuance_id = "another".into();
+        let foreign =
+            finish(&mut s, &secrets, &other, &keys, [&piv, &card], "97531864", &[3; 32], NOW).unwrap_err();
+        assert_eq!(foreign.code, AgentErrorCode::WrongCard);
+        let late = finish(&mut s, &secrets, &new, &keys, [&piv, &card], "97531864", &[3; 32], NOW + 601)
+            .unwrap_err();
         assert_eq!(late.code, AgentErrorCode::EnvelopeRejected);
         assert!(late.message.contains("issuance took too long"), "{}", late.message);
         let state = s.transport_mut().state();
@@ -335,7 +375,8 @@ mod tests {
     fn a_card_without_blank_credentials_is_refused_untouched() {
         let mut s =
             PivSession::new(Card::new(CardState::blank("123456", "12345678", alg::TDES, &[9; 24]), None));
-        let err = generate_keys(&mut s, &secrets(None, &[&default_mgmt()], &["12345678"]), NOW).unwrap_err();
+        let err = generate_keys(&mut s, &secrets(None, &[&default_mgmt()], &["12345678"]), &OFFER_KEY, NOW)
+            .unwrap_err();
         assert_eq!(err.code, AgentErrorCode::ManagementKeyRejected);
         assert!(s.transport_mut().state().keys.is_empty());
         // The envelope names a blank card; a card with a CHUID is another card.
@@ -343,7 +384,8 @@ mod tests {
         let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
         let mut issued = blank();
         issue(&mut issued, &secrets(None, &[&default_mgmt()], &["12345678"]), &ca).unwrap();
-        let err = generate_keys(&mut issued, &secrets(None, &[&default_mgmt()], &["12345678"]), NOW);
+        let err =
+            generate_keys(&mut issued, &secrets(None, &[&default_mgmt()], &["12345678"]), &OFFER_KEY, NOW);
         assert_eq!(err.unwrap_err().code, AgentErrorCode::WrongCard);
     }
 
@@ -353,7 +395,7 @@ mod tests {
         let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
         let mut s = blank();
         let first = secrets(None, &[&default_mgmt()], &["12345678"]);
-        let keys = generate_keys(&mut s, &first, NOW).unwrap();
+        let keys = generate_keys(&mut s, &first, &OFFER_KEY, NOW).unwrap();
         let [piv, card] = certificates(&ca, &keys);
         // The card is pulled out as it takes the new management key.
         let mut s = PivSession::new(Unplugged {
@@ -362,7 +404,8 @@ mod tests {
             card_saw_it: true,
             gone: false,
         });
-        let report = finish(&mut s, &first, &keys, [&piv, &card], "97531864", &[3; 32], NOW).unwrap();
+        let report =
+            finish(&mut s, &first, &new_secrets(), &keys, [&piv, &card], "97531864", &[3; 32], NOW).unwrap();
         let failure = report.failure.unwrap();
         assert_eq!(
             (failure.step, failure.error.code),

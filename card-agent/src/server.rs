@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::{
 };
 use zeroize::Zeroizing;
 
-use envelope::{EnvelopeError, IssueSecrets, OneTimeKey, UnblockSecrets};
+use envelope::{EnvelopeError, IssueNewSecrets, IssueSecrets, OneTimeKey, UnblockSecrets};
 
 use crate::{
     config::AgentConfig,
@@ -174,10 +174,22 @@ struct Pending {
 }
 
 /// An issuance begun on this connection: first only the one-time key, then (once the envelope
-/// opened and the card generated its keys) the secrets for the last step.
+/// opened and the card generated its keys) the current credentials and the second one-time key,
+/// which the card's new 9E key signed for and which opens the new credentials.
 enum PendingIssue {
-    Offered { key: OneTimeKey, reader: String, guid: Option<String>, begun: Instant },
-    KeysGenerated { secrets: Box<IssueSecrets>, keys: GeneratedKeys, reader: String, begun: Instant },
+    Offered {
+        key: OneTimeKey,
+        reader: String,
+        guid: Option<String>,
+        begun: Instant,
+    },
+    KeysGenerated {
+        secrets: Box<IssueSecrets>,
+        keys: GeneratedKeys,
+        offer_key: OneTimeKey,
+        reader: String,
+        begun: Instant,
+    },
 }
 
 /// An RA issues a card at the desk: minutes, not half an hour.
@@ -353,16 +365,20 @@ async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<Pe
                 Ok(secrets) => Box::new(secrets),
                 Err(problem) => return Outcome::Error(issue::from_envelope(problem)),
             };
+            let offer_key = OneTimeKey::generate();
+            let offer_public = offer_key.public_key_bytes();
             let generated = Arc::new(Mutex::new(None));
             let (for_card, keys_out) = (secrets.clone(), generated.clone());
             let outcome = pcsc
                 .run(
                     reader.clone(),
                     Box::new(move |s| {
-                        into_outcome(issue::generate_keys(s, &for_card, now).map(|keys| {
+                        into_outcome(issue::generate_keys(s, &for_card, &offer_public, now).map(|keys| {
                             let reply = Reply::IssueKeys {
                                 piv_auth_key: STANDARD.encode(&keys.piv_auth_point),
                                 card_auth_key: STANDARD.encode(&keys.card_auth_point),
+                                offer_key: STANDARD.encode(offer_public),
+                                offer_signature: STANDARD.encode(&keys.offer_signature),
                             };
                             if let Ok(mut slot) = keys_out.lock() {
                                 *slot = Some(keys);
@@ -375,11 +391,18 @@ async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<Pe
             let keys = generated.lock().ok().and_then(|mut slot| slot.take());
             if let Some(keys) = keys {
                 tracing::info!(issuance = %secrets.issuance_id, "issue: keys generated on the card");
-                *pending = Some(PendingIssue::KeysGenerated { secrets, keys, reader, begun });
+                *pending = Some(PendingIssue::KeysGenerated { secrets, keys, offer_key, reader, begun });
             }
             outcome
         }
-        Operation::FinishIssue { reader, piv_auth_certificate, card_auth_certificate, pin, challenge } => {
+        Operation::FinishIssue {
+            reader,
+            envelope,
+            piv_auth_certificate,
+            card_auth_certificate,
+            pin,
+            challenge,
+        } => {
             let pin = Zeroizing::new(pin);
             let challenge = match ops::challenge_from(&challenge) {
                 Ok(c) => c,
@@ -390,7 +413,9 @@ async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<Pe
             else {
                 return bad_request("The certificates must be base64.");
             };
-            let Some(PendingIssue::KeysGenerated { secrets, keys, reader: issuing_reader, begun }) =
+            // Whatever happens next, this issuance is used up on this connection: a retry starts
+            // again from `begin_issue` (the backend then finishes a half-issued card).
+            let Some(PendingIssue::KeysGenerated { secrets, keys, offer_key, reader: issuing_reader, begun }) =
                 pending.take()
             else {
                 return not_begun();
@@ -401,39 +426,40 @@ async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<Pe
             if issuing_reader != reader {
                 return Outcome::Error(issue::from_envelope(EnvelopeError::WrongCard));
             }
+            let new = match offer_key.open::<IssueNewSecrets>(&envelope) {
+                Ok(new) => new,
+                Err(problem) => return Outcome::Error(issue::from_envelope(problem)),
+            };
             let now = unix_now();
-            // A step that failed before writing anything (a mistyped PIN, say) can be retried.
-            let (retry_secrets, retry_keys) = (secrets.clone(), keys.clone());
             let outcome = pcsc
                 .run(
-                    reader.clone(),
+                    reader,
                     Box::new(move |s| {
                         into_outcome(
-                            issue::finish(s, &secrets, &keys, [&piv_der, &card_der], &pin, &challenge, now)
-                                .map(Reply::Issued),
+                            issue::finish(
+                                s,
+                                &secrets,
+                                &new,
+                                &keys,
+                                [&piv_der, &card_der],
+                                &pin,
+                                &challenge,
+                                now,
+                            )
+                            .map(Reply::Issued),
                         )
                     }),
                 )
                 .await;
-            match &outcome {
-                Outcome::Ok(Reply::Issued(report)) => {
-                    tracing::info!(
-                        guid = %report.guid,
-                        puk = ?report.puk,
-                        pin_set = report.pin_set,
-                        management_key_rotated = report.management_key_rotated,
-                        failure = ?report.failure.as_ref().map(|f| (f.step, f.error.code)),
-                        "issue finished"
-                    );
-                }
-                _ => {
-                    *pending = Some(PendingIssue::KeysGenerated {
-                        secrets: retry_secrets,
-                        keys: retry_keys,
-                        reader,
-                        begun,
-                    });
-                }
+            if let Outcome::Ok(Reply::Issued(report)) = &outcome {
+                tracing::info!(
+                    guid = %report.guid,
+                    puk = ?report.puk,
+                    pin_set = report.pin_set,
+                    management_key_rotated = report.management_key_rotated,
+                    failure = ?report.failure.as_ref().map(|f| (f.step, f.error.code)),
+                    "issue finished"
+                );
             }
             outcome
         }

@@ -1,6 +1,7 @@
 //! Envelopes: how a card's secrets travel from the backend to the card agent through a browser
-//! that must never see them — the PUKs of an unblock ([`UnblockSecrets`]) and the management
-//! keys and PUK of an issuance ([`IssueSecrets`]).
+//! that must never see them — the PUKs of an unblock ([`UnblockSecrets`]), and for an issuance
+//! the card's current credentials ([`IssueSecrets`]) and its new ones ([`IssueNewSecrets`], sealed
+//! only to a key the card's new 9E key vouched for: [`issue_offer_digest`]).
 //!
 //! 1. The agent makes a [`OneTimeKey`] for one unblock and offers its public half, bound to the
 //!    card in the reader by a 9E signature over [`offer_digest`] (the backend checks it with the
@@ -23,6 +24,7 @@ use zeroize::Zeroizing;
 
 pub const VERSION: u8 = 1;
 const OFFER_CONTEXT: &[u8] = b"smartcard-selfservice unblock offer v1";
+const ISSUE_OFFER_CONTEXT: &[u8] = b"smartcard-selfservice issue offer v1";
 /// At most the PUK the backend believes is on the card and the pending one from an unlock that
 /// may have stopped half-way (see [`UnblockSecrets::current_puks`]).
 pub const MAX_CANDIDATES: usize = 2;
@@ -55,6 +57,10 @@ impl Sealable for UnblockSecrets {
 
 impl Sealable for IssueSecrets {
     const KEY_INFO: &'static [u8] = b"smartcard-selfservice issue envelope v1";
+}
+
+impl Sealable for IssueNewSecrets {
+    const KEY_INFO: &'static [u8] = b"smartcard-selfservice issue new secrets v1";
 }
 
 /// What the backend releases for one unblock. Secrets are zeroized on drop and never printed.
@@ -105,8 +111,8 @@ pub struct ManagementKeySecret {
     pub key_hex: Zeroizing<String>,
 }
 
-/// What the backend releases to issue one card: the credentials the blank card still has (or, for
-/// a card whose last issuance stopped half-way, may have) and the ones to give it.
+/// What the backend releases to start issuing one card: the credentials the blank card still has
+/// (or, for a card whose last issuance stopped half-way, may have), to generate its keys with.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueSecrets {
     /// The issuance these secrets belong to.
@@ -119,10 +125,43 @@ pub struct IssueSecrets {
     pub expires_at: u64,
     /// Management keys the card may have, the factory default first.
     pub current_management_keys: Vec<ManagementKeySecret>,
-    pub new_management_key: ManagementKeySecret,
     /// PUKs the card may have, the factory default first.
     pub current_puks: Vec<Zeroizing<String>>,
+}
+
+/// The card's new secrets, released only once the card's freshly generated 9E key has signed the
+/// agent's second one-time key ([`issue_offer_digest`]), so they can only reach that card's agent.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueNewSecrets {
+    pub issuance_id: String,
+    /// The GUID being written (the same as in [`IssueSecrets::new_guid`]).
+    pub guid: String,
+    pub expires_at: u64,
+    pub new_management_key: ManagementKeySecret,
     pub new_puk: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for IssueNewSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssueNewSecrets")
+            .field("issuance_id", &self.issuance_id)
+            .field("guid", &self.guid)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssueNewSecrets {
+    /// Accepts the secrets only for the issuance and GUID under way, before they expire.
+    pub fn check(&self, issuance_id: &str, guid: &str, now_unix: u64) -> Result<(), EnvelopeError> {
+        if self.issuance_id != issuance_id || !self.guid.eq_ignore_ascii_case(guid) {
+            return Err(EnvelopeError::WrongCard);
+        }
+        if now_unix > self.expires_at {
+            return Err(EnvelopeError::Expired);
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for ManagementKeySecret {
@@ -267,6 +306,18 @@ fn derive(
     Ok((cipher, nonce, aad))
 }
 
+/// What a card being issued signs with its new 9E key to vouch for the agent's second one-time
+/// key: SHA-256 over a context label, the issuance id, the public key and the GUID being written.
+pub fn issue_offer_digest(issuance_id: &str, agent_public_key: &[u8; 32], guid: &str) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(ISSUE_OFFER_CONTEXT);
+    hash.update((issuance_id.len() as u32).to_be_bytes());
+    hash.update(issuance_id.as_bytes());
+    hash.update(agent_public_key);
+    hash.update(guid.to_ascii_lowercase().as_bytes());
+    hash.finalize().into()
+}
+
 /// What the card signs with 9E to bind the agent's one-time key to itself and to the backend's
 /// challenge: SHA-256 over a context label, the challenge, the public key and the GUID.
 pub fn offer_digest(challenge: &[u8], agent_public_key: &[u8; 32], guid: &str) -> [u8; 32] {
@@ -348,8 +399,19 @@ mod tests {
             new_guid: "00112233445566778899aabbccddeeff".into(),
             expires_at: 2_000_000_000,
             current_management_keys: vec![key("010203040506070801020304050607080102030405060708")],
-            new_management_key: key("a1a2a3a4a5a6a7a8a1a2a3a4a5a6a7a8a1a2a3a4a5a6a7a8"),
             current_puks: vec![Zeroizing::new("12345678".into())],
+        }
+    }
+
+    fn new_secrets() -> IssueNewSecrets {
+        IssueNewSecrets {
+            issuance_id: "i1".into(),
+            guid: "00112233445566778899aabbccddeeff".into(),
+            expires_at: 2_000_000_000,
+            new_management_key: ManagementKeySecret {
+                algorithm: 0x03,
+                key_hex: Zeroizing::new("a1a2a3a4a5a6a7a8a1a2a3a4a5a6a7a8a1a2a3a4a5a6a7a8".into()),
+            },
             new_puk: Zeroizing::new("87654321".into()),
         }
     }
@@ -362,6 +424,22 @@ mod tests {
         let key = OneTimeKey::generate();
         let sealed = seal(&key.public_key(), &issue_secrets()).unwrap();
         assert_eq!(key.open::<IssueSecrets>(&sealed).unwrap(), issue_secrets());
+        let key = OneTimeKey::generate();
+        let sealed = seal(&key.public_key(), &new_secrets()).unwrap();
+        assert_eq!(key.open::<IssueSecrets>(&sealed).unwrap_err(), EnvelopeError::NotForThisKey);
+    }
+
+    #[test]
+    fn new_secrets_are_for_their_issuance_and_card_only() {
+        let s = new_secrets();
+        assert_eq!(s.check("i1", "00112233445566778899AABBCCDDEEFF", 1_999_999_999), Ok(()));
+        assert_eq!(s.check("i2", &s.guid, 0), Err(EnvelopeError::WrongCard));
+        assert_eq!(s.check("i1", "ffffffffffffffffffffffffffffffff", 0), Err(EnvelopeError::WrongCard));
+        assert_eq!(s.check("i1", &s.guid, 2_000_000_001), Err(EnvelopeError::Expired));
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("8765") && !debug.contains("a1a2"), "{debug}");
+        assert_ne!(issue_offer_digest("i1", &[2; 32], "aa"), offer_digest(b"i1", &[2; 32], "aa"));
+        assert_ne!(issue_offer_digest("i1", &[2; 32], "aa"), issue_offer_digest("i2", &[2; 32], "aa"));
     }
 
     #[test]
@@ -375,7 +453,7 @@ mod tests {
         assert_eq!(half_done.check(Some("aabb"), 0), Ok(()));
         assert_eq!(half_done.check(None, 0), Err(EnvelopeError::WrongCard));
         let debug = format!("{s:?}");
-        assert!(!debug.contains("8765") && !debug.contains("a1a2") && !debug.contains("0102"), "{debug}");
+        assert!(!debug.contains("1234") && !debug.contains("0102"), "{debug}");
     }
 
     #[test]

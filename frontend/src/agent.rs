@@ -301,22 +301,24 @@ impl Agent {
         }
     }
 
-    /// Step 2: the card generates its 9A and 9E keys; their public points.
+    /// Step 2: the card generates its 9A and 9E keys; their public points, and the agent's second
+    /// one-time key with the new 9E key's signature for it — all the backend needs.
     pub async fn generate_issue_keys(
         &self,
         reader: String,
         envelope: String,
-    ) -> Result<(String, String), AgentError> {
+    ) -> Result<protocol::ra::IssueKeys, AgentError> {
         match self.request(Operation::GenerateIssueKeys { reader, envelope }).await? {
-            Outcome::Ok(Reply::IssueKeys { piv_auth_key, card_auth_key }) => {
-                Ok((piv_auth_key, card_auth_key))
+            Outcome::Ok(Reply::IssueKeys { piv_auth_key, card_auth_key, offer_key, offer_signature }) => {
+                Ok(protocol::ra::IssueKeys { piv_auth_key, card_auth_key, offer_key, offer_signature })
             }
             Outcome::Error(e) => Err(e),
             Outcome::Ok(_) => Err(unexpected()),
         }
     }
 
-    /// Step 3: certificates, CHUID, PUK, the holder's PIN, management key, proofs.
+    /// Step 3: the new secrets' envelope, certificates, CHUID, PUK, the holder's PIN, management
+    /// key, proofs.
     pub async fn finish_issue(
         &self,
         reader: String,
@@ -325,6 +327,7 @@ impl Agent {
     ) -> Result<protocol::agent::IssueReport, AgentError> {
         let operation = Operation::FinishIssue {
             reader,
+            envelope: certificates.envelope,
             piv_auth_certificate: certificates.piv_auth_certificate,
             card_auth_certificate: certificates.card_auth_certificate,
             pin,

@@ -44,17 +44,20 @@ pub enum Operation {
     /// and reads the card's GUID if it has one. Replies [`Reply::IssueOffer`].
     BeginIssue { reader: String },
     #[cfg(feature = "issuance")]
-    /// Step 2: `envelope` holds the management keys and PUK the backend sealed to the offered
-    /// key. The agent authenticates with the management key and generates P-256 keys in 9A and
-    /// 9E. Replies [`Reply::IssueKeys`].
+    /// Step 2: `envelope` holds the card's current management keys and PUKs, sealed to the
+    /// offered key. The agent authenticates with the management key, generates P-256 keys in 9A
+    /// and 9E, and makes a second one-time key that the new 9E key signs for. Replies
+    /// [`Reply::IssueKeys`].
     GenerateIssueKeys { reader: String, envelope: String },
     #[cfg(feature = "issuance")]
-    /// Step 3: the agent writes the backend's certificates (only if they certify the keys it
-    /// generated) and the CHUID, rotates the PUK, sets `pin` (typed by the holder), changes the
-    /// management key, and proves the result by signing `challenge` with 9A (after VERIFY of the
-    /// new PIN) and 9E. Replies [`Reply::Issued`] once a card command was sent.
+    /// Step 3: `envelope` holds the new PUK and management key, sealed to the second key. The
+    /// agent writes the backend's certificates (only if they certify the keys it generated) and
+    /// the CHUID, rotates the PUK, sets `pin` (typed by the holder), changes the management key,
+    /// and proves the result by signing `challenge` with 9A (after VERIFY of the new PIN) and 9E.
+    /// Replies [`Reply::Issued`] once a card command was sent.
     FinishIssue {
         reader: String,
+        envelope: String,
         piv_auth_certificate: String,
         card_auth_certificate: String,
         pin: String,
@@ -132,11 +135,15 @@ pub enum Reply {
         public_key: String,
         guid: Option<String>,
     },
-    /// The public points (`04‖X‖Y`, base64) generated on the card.
+    /// The public points (`04‖X‖Y`, base64) generated on the card, and the agent's second
+    /// one-time key (X25519, base64) with the new 9E key's signature (DER, base64) over
+    /// `envelope::issue_offer_digest(issuance_id, offer_key, guid)`.
     #[cfg(feature = "issuance")]
     IssueKeys {
         piv_auth_key: String,
         card_auth_key: String,
+        offer_key: String,
+        offer_signature: String,
     },
     #[cfg(feature = "issuance")]
     Issued(IssueReport),

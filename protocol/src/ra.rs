@@ -63,18 +63,23 @@ pub struct IssueStarted {
     pub envelope: String,
 }
 
-/// `POST /api/ra/issuances/{id}/keys`: the public points the card generated (base64 `04‖X‖Y`).
+/// `POST /api/ra/issuances/{id}/keys`: the agent's `issue_keys` — the public points the card
+/// generated (base64 `04‖X‖Y`) and the second one-time key the new 9E key signed for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueKeys {
     pub piv_auth_key: String,
     pub card_auth_key: String,
+    pub offer_key: String,
+    pub offer_signature: String,
 }
 
-/// The certificates (DER, base64) for the agent's `finish_issue`, and the challenge its proofs sign.
+/// For the agent's `finish_issue`: the certificates (DER, base64), the card's new secrets sealed
+/// to the vouched-for key, and the challenge its proofs sign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueCertificates {
     pub piv_auth_certificate: String,
     pub card_auth_certificate: String,
+    pub envelope: String,
     pub challenge: String,
 }
 

@@ -5,18 +5,21 @@
 //! 1. `POST /api/ra/users/{user_id}/issue` with the agent's one-time key (and the card's GUID if
 //!    it has one): the backend chooses the GUID, a random PUK and a random management key,
 //!    records them **sealed before anything leaves** (so a card left half-issued can always be
-//!    finished), and seals them, with the blank card's credentials, to the agent's key.
-//! 2. `POST /api/ra/issuances/{id}/keys` with the public keys the card generated in 9A and 9E:
-//!    the backend's CA certifies them; the answer carries a challenge for the final proofs.
+//!    finished), and seals the card's *current* credentials (the factory ones) to the agent's key.
+//! 2. `POST /api/ra/issuances/{id}/keys` with the public keys the card generated in 9A and 9E and
+//!    the agent's second one-time key, signed for by the new 9E key: the backend's CA certifies
+//!    the keys, and only if that signature verifies are the *new* PUK and management key sealed to
+//!    the second key — so they can reach no one but the agent holding the card being issued. The
+//!    answer carries a challenge for the final proofs.
 //! 3. `POST /api/ra/issuances/{id}/complete` with the agent's report: only when every step
 //!    succeeded and the card's 9A (after VERIFY with the holder's new PIN) and 9E signatures
 //!    verify against the certified keys is the card bound to the person, with its PUK and
 //!    management key sealed.
 //!
 //! A card that offers a GUID is either a card this service half-issued (its recorded secrets are
-//! offered as candidates and reused) or is refused. The agent's one-time key is not tied to a
-//! card key (a blank card has none): a page that swapped it would learn only the new secrets of a
-//! card it is itself issuing, in an RA's session — and the RA is the trusted party here.
+//! offered as candidates and reused) or is refused. The first one-time key cannot be tied to a
+//! card key (a blank card has none), so it only ever receives current credentials: the factory
+//! ones, public anyway, and — for a half-issued card — the recorded ones it may already hold.
 
 use axum::{
     extract::{Path, State},
@@ -27,7 +30,7 @@ use axum::{
 use base64::{engine::general_purpose::STANDARD, Engine};
 use card_ca::CertificateAuthority;
 use der::Encode;
-use envelope::{IssueSecrets, ManagementKeySecret};
+use envelope::{IssueNewSecrets, IssueSecrets, ManagementKeySecret};
 use protocol::{
     agent::{IssueReport, PukOnCard},
     ra::{CardIssued, IssueCertificates, IssueComplete, IssueKeys, IssueStart, IssueStarted},
@@ -217,7 +220,6 @@ pub async fn start(
             )),
         ),
     };
-    let new_management_key = management_key_secret(&management_key)?;
     let blank_key = ManagementKeySecret {
         algorithm: MANAGEMENT_KEY_ALGORITHM,
         key_hex: Zeroizing::new(BLANK_MANAGEMENT_KEY.into()),
@@ -271,9 +273,7 @@ pub async fn start(
         new_guid: guid,
         expires_at: u64::try_from(expires_at).unwrap_or(0),
         current_management_keys,
-        new_management_key,
         current_puks,
-        new_puk: puk,
     };
     let envelope = envelope::seal(&request.agent_key, &secrets)
         .map_err(|_| rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid."))?;
@@ -339,7 +339,7 @@ pub async fn certify(
     id: &str,
     keys: &IssueKeys,
 ) -> Result<IssueCertificates, ApiError> {
-    let (issuance, _) = open_issuance(issuer, officer, id, "started").await?;
+    let (issuance, row) = open_issuance(issuer, officer, id, "started").await?;
     let point = |b64: &str| -> Result<Vec<u8>, ApiError> {
         STANDARD.decode(b64).ok().filter(|bytes| p256::PublicKey::from_sec1_bytes(bytes).is_ok()).ok_or_else(
             || rejected(StatusCode::BAD_REQUEST, "invalid_request", "A public key is not a P-256 point."),
@@ -349,6 +349,45 @@ pub async fn certify(
     if piv_auth_point == card_auth_point {
         return Err(rejected(StatusCode::BAD_REQUEST, "invalid_request", "The two keys must differ."));
     }
+    // The new secrets go only to a key the card's new 9E key signed for.
+    let offer_key: [u8; 32] =
+        STANDARD.decode(&keys.offer_key).ok().and_then(|k| k.try_into().ok()).ok_or_else(|| {
+            rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid.")
+        })?;
+    let digest = envelope::issue_offer_digest(&issuance.id, &offer_key, &issuance.card_guid);
+    let card_auth_spki = p256::PublicKey::from_sec1_bytes(&card_auth_point)
+        .ok()
+        .and_then(|k| p256::pkcs8::EncodePublicKey::to_public_key_der(&k).ok())
+        .ok_or_else(|| {
+            rejected(StatusCode::BAD_REQUEST, "invalid_request", "A public key is not a P-256 point.")
+        })?;
+    let vouched = STANDARD
+        .decode(&keys.offer_signature)
+        .is_ok_and(|signature| card_proof::verifies(card_auth_spki.as_bytes(), &digest, &signature));
+    if !vouched {
+        return Err(rejected(
+            StatusCode::UNAUTHORIZED,
+            "offer_invalid",
+            "The card did not vouch for the agent's key, so its new secrets were not released. Start again.",
+        ));
+    }
+    let new_secrets = IssueNewSecrets {
+        issuance_id: issuance.id.clone(),
+        guid: issuance.card_guid.clone(),
+        expires_at: u64::try_from(row.try_get::<i64, _>("expires_at")?).unwrap_or(0),
+        new_management_key: management_key_secret(
+            &issuer
+                .vault
+                .open_management_key(&issuance.card_guid, &row.try_get::<Vec<u8>, _>("mgmt_key_sealed")?)
+                .map_err(|_| anyhow::anyhow!("a recorded issuance secret does not open"))?,
+        )?,
+        new_puk: issuer
+            .vault
+            .open(&issuance.card_guid, &row.try_get::<Vec<u8>, _>("puk_sealed")?)
+            .map_err(|_| anyhow::anyhow!("a recorded issuance secret does not open"))?,
+    };
+    let envelope = envelope::seal(&keys.offer_key, &new_secrets)
+        .map_err(|_| rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid."))?;
     let holder_name: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
         .bind(issuance.user_ref)
         .fetch_one(issuer.db.pool())
@@ -379,6 +418,7 @@ pub async fn certify(
     Ok(IssueCertificates {
         piv_auth_certificate: STANDARD.encode(piv_auth_certificate),
         card_auth_certificate: STANDARD.encode(card_auth_certificate),
+        envelope,
         challenge: STANDARD.encode(challenge),
     })
 }

@@ -5,7 +5,7 @@
 use backend::puk_vault::PukVault;
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use der::{Decode, Encode};
-use envelope::{IssueSecrets, OneTimeKey};
+use envelope::{IssueNewSecrets, IssueSecrets, OneTimeKey};
 use p256::ecdsa::SigningKey;
 use protocol::{
     agent::{AgentError, AgentErrorCode, IssueFailure, IssueReport, IssueStep, PukOnCard},
@@ -25,9 +25,10 @@ use crate::{
 
 const HOLDER: &str = "700000000001";
 
-/// The agent's side of one issuance: its key, and the card's keys once "generated".
+/// The agent's side of one issuance: its two one-time keys, and the card's keys once "generated".
 struct FakeAgent {
     key: Option<OneTimeKey>,
+    offer: Option<OneTimeKey>,
     piv_auth: SigningKey,
     card_auth: SigningKey,
 }
@@ -36,6 +37,7 @@ impl FakeAgent {
     fn new() -> Self {
         Self {
             key: Some(OneTimeKey::generate()),
+            offer: Some(OneTimeKey::generate()),
             piv_auth: SigningKey::random(&mut rand_core::OsRng),
             card_auth: SigningKey::random(&mut rand_core::OsRng),
         }
@@ -53,9 +55,21 @@ impl FakeAgent {
         self.key.take().unwrap().open(&started.envelope).unwrap()
     }
 
-    fn keys(&self) -> IssueKeys {
+    /// The public points, and the second one-time key signed for by the "card's" 9E key.
+    fn keys(&self, secrets: &IssueSecrets) -> IssueKeys {
         let point = |k: &SigningKey| STANDARD.encode(k.verifying_key().to_encoded_point(false).as_bytes());
-        IssueKeys { piv_auth_key: point(&self.piv_auth), card_auth_key: point(&self.card_auth) }
+        let offer = self.offer.as_ref().unwrap().public_key_bytes();
+        let digest = envelope::issue_offer_digest(&secrets.issuance_id, &offer, &secrets.new_guid);
+        IssueKeys {
+            piv_auth_key: point(&self.piv_auth),
+            card_auth_key: point(&self.card_auth),
+            offer_key: STANDARD.encode(offer),
+            offer_signature: sign(&self.card_auth, &STANDARD.encode(digest)),
+        }
+    }
+
+    fn open_new(&mut self, certified: &IssueCertificates) -> IssueNewSecrets {
+        self.offer.take().unwrap().open(&certified.envelope).unwrap()
     }
 
     fn report(&self, guid: &str, certified: &IssueCertificates) -> IssueReport {
@@ -104,8 +118,14 @@ async fn start(
     post(app, ra, &format!("/api/ra/users/{HOLDER}/issue"), &agent.start(guid)).await
 }
 
-async fn certify(app: &TestApp, ra: &reqwest::Client, id: &str, agent: &FakeAgent) -> IssueCertificates {
-    let response = post(app, ra, &format!("/api/ra/issuances/{id}/keys"), &agent.keys()).await;
+async fn certify(
+    app: &TestApp,
+    ra: &reqwest::Client,
+    agent: &FakeAgent,
+    secrets: &IssueSecrets,
+) -> IssueCertificates {
+    let path = format!("/api/ra/issuances/{}/keys", secrets.issuance_id);
+    let response = post(app, ra, &path, &agent.keys(secrets)).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -135,10 +155,13 @@ on_both_databases! {
         assert_eq!(secrets.current_puks.iter().map(|p| p.as_str()).collect::<Vec<_>>(), ["12345678"]);
         assert_eq!(secrets.current_management_keys.len(), 1);
         assert_eq!(secrets.current_management_keys[0].key_hex.as_str(), "010203040506070801020304050607080102030405060708");
-        assert_eq!((secrets.new_puk.len(), secrets.new_management_key.key_hex.len()), (8, 48));
-        assert_ne!(secrets.new_puk.as_str(), "12345678");
 
-        let certified = certify(&app, &ra, &started.issuance_id, &agent).await;
+        let certified = certify(&app, &ra, &agent, &secrets).await;
+        // The new secrets come only now, sealed to the key the card vouched for.
+        let new = agent.open_new(&certified);
+        assert_eq!((new.issuance_id.as_str(), new.guid.as_str()), (secrets.issuance_id.as_str(), secrets.new_guid.as_str()));
+        assert_eq!((new.new_puk.len(), new.new_management_key.key_hex.len()), (8, 48));
+        assert_ne!(new.new_puk.as_str(), "12345678");
         let der = STANDARD.decode(&certified.piv_auth_certificate).unwrap();
         let certificate = x509_cert::Certificate::from_der(&der).unwrap();
         let tbs = &certificate.tbs_certificate;
@@ -156,7 +179,7 @@ on_both_databases! {
         assert_eq!((issued.guid.as_str(), issued.user_id.as_str()), (secrets.new_guid.as_str(), HOLDER));
 
         // The card signs in as its holder, and the backend holds its new PUK and management key.
-        let card = agent.card(&secrets.new_guid, &secrets.new_puk);
+        let card = agent.card(&secrets.new_guid, &new.new_puk);
         assert_eq!(card.sign_in(&app).await.status(), 200);
         let row = sqlx::query("SELECT puk_sealed, mgmt_key_sealed, piv_auth_certificate FROM cards WHERE guid = $1")
             .bind(&secrets.new_guid)
@@ -165,9 +188,9 @@ on_both_databases! {
             .unwrap();
         let vault = PukVault::from_settings(&app.settings).unwrap();
         let puk = vault.open(&secrets.new_guid, &row.get::<Vec<u8>, _>("puk_sealed")).unwrap();
-        assert_eq!(puk.as_str(), secrets.new_puk.as_str());
+        assert_eq!(puk.as_str(), new.new_puk.as_str());
         let key = vault.open_management_key(&secrets.new_guid, &row.get::<Vec<u8>, _>("mgmt_key_sealed")).unwrap();
-        assert_eq!(key.as_str(), format!("3:{}", secrets.new_management_key.key_hex.as_str()));
+        assert_eq!(key.as_str(), format!("3:{}", new.new_management_key.key_hex.as_str()));
         assert_eq!(row.get::<Vec<u8>, _>("piv_auth_certificate"), certificate.to_der().unwrap());
 
         // Audited with the officer as the actor; the chain holds.
@@ -196,7 +219,8 @@ on_both_databases! {
         let mut agent = FakeAgent::new();
         let started: IssueStarted = start(&app, &ra, &agent, None).await.json().await.unwrap();
         let first = agent.open(&started);
-        let certified = certify(&app, &ra, &started.issuance_id, &agent).await;
+        let certified = certify(&app, &ra, &agent, &first).await;
+        let first_new = agent.open_new(&certified);
 
         // The card was pulled out while taking its new management key.
         let mut report = agent.report(&first.new_guid, &certified);
@@ -217,21 +241,23 @@ on_both_databases! {
         let started: IssueStarted = start(&app, &ra, &agent, Some(&first.new_guid)).await.json().await.unwrap();
         let second = agent.open(&started);
         assert_eq!(second.new_guid, first.new_guid);
-        assert_eq!(second.new_puk.as_str(), first.new_puk.as_str());
-        assert_eq!(second.new_management_key.key_hex.as_str(), first.new_management_key.key_hex.as_str());
         let puks: Vec<&str> = second.current_puks.iter().map(|p| p.as_str()).collect();
-        assert_eq!(puks, ["12345678", first.new_puk.as_str()]);
+        assert_eq!(puks, ["12345678", first_new.new_puk.as_str()]);
         assert_eq!(second.current_management_keys.len(), 2);
+        assert_eq!(second.current_management_keys[1].key_hex.as_str(), first_new.new_management_key.key_hex.as_str());
 
         // A proof by another key is refused and binds nothing; the issuance stays open for a good one.
-        let certified = certify(&app, &ra, &started.issuance_id, &agent).await;
+        let certified = certify(&app, &ra, &agent, &second).await;
+        let second_new = agent.open_new(&certified);
+        assert_eq!(second_new.new_puk.as_str(), first_new.new_puk.as_str(), "the recorded targets are reused");
+        assert_eq!(second_new.new_management_key.key_hex.as_str(), first_new.new_management_key.key_hex.as_str());
         let mut forged = agent.report(&second.new_guid, &certified);
         forged.piv_auth_proof = Some(sign(&SigningKey::random(&mut rand_core::OsRng), &certified.challenge));
         assert_eq!(error_code(complete(&app, &ra, &started.issuance_id, forged).await).await, (401, "proof_invalid".into()));
         assert_eq!(cards_of_holder(&app).await, 0);
         let done = complete(&app, &ra, &started.issuance_id, agent.report(&second.new_guid, &certified)).await;
         assert_eq!(done.status(), 200);
-        assert_eq!(agent.card(&second.new_guid, &second.new_puk).sign_in(&app).await.status(), 200);
+        assert_eq!(agent.card(&second.new_guid, &second_new.new_puk).sign_in(&app).await.status(), 200);
 
         // A card with a GUID this service never gave is not blank.
         let stranger = FakeAgent::new();
@@ -256,18 +282,23 @@ on_both_databases! {
         assert_eq!(error_code(refused).await, (400, "reason_required".into()));
 
         let started: IssueStarted = start(&app, &ra, &agent, None).await.json().await.unwrap();
-        agent.open(&started);
+        let secrets = agent.open(&started);
         let path = format!("/api/ra/issuances/{}/keys", started.issuance_id);
-        let not_a_point = IssueKeys { piv_auth_key: STANDARD.encode([4u8; 65]), card_auth_key: agent.keys().card_auth_key };
+        let good = agent.keys(&secrets);
+        let not_a_point = IssueKeys { piv_auth_key: STANDARD.encode([4u8; 65]), ..good.clone() };
         assert_eq!(error_code(post(&app, &ra, &path, &not_a_point).await).await, (400, "invalid_request".into()));
-        let same = IssueKeys { piv_auth_key: agent.keys().card_auth_key, card_auth_key: agent.keys().card_auth_key };
+        let same = IssueKeys { piv_auth_key: good.card_auth_key.clone(), ..good.clone() };
         assert_eq!(error_code(post(&app, &ra, &path, &same).await).await, (400, "invalid_request".into()));
+        // A key the card did not sign for gets no secrets (the page swapped in its own key).
+        let swapped = IssueKeys { offer_key: OneTimeKey::generate().public_key(), ..good.clone() };
+        assert_eq!(error_code(post(&app, &ra, &path, &swapped).await).await, (401, "offer_invalid".into()));
         // Another officer cannot drive this officer's issuance.
         let other = TestCard::new();
         other.issue_with_roles(&app, "600000000010", "Ola Other", "ola@nhs.net", &["ra".into()]).await;
         let other_client = TestApp::browser_like_client(&app.address);
         assert_eq!(other.sign_in_with(&app, &other_client).await.status(), 200);
-        assert_eq!(error_code(post(&app, &other_client, &path, &agent.keys()).await).await, (409, "issuance_ended".into()));
-        assert_eq!(error_code(post(&app, &ra, "/api/ra/issuances/nope/keys", &agent.keys()).await).await, (409, "issuance_ended".into()));
+        assert_eq!(error_code(post(&app, &other_client, &path, &good).await).await, (409, "issuance_ended".into()));
+        assert_eq!(error_code(post(&app, &ra, "/api/ra/issuances/nope/keys", &good).await).await, (409, "issuance_ended".into()));
+        assert_eq!(post(&app, &ra, &path, &good).await.status(), 200, "still open for its own officer");
     }
 }

@@ -7,7 +7,7 @@ use leptos::{ev::SubmitEvent, prelude::*};
 use leptos_router::hooks::use_params_map;
 use protocol::{
     passcode,
-    ra::{CardIssued, IssueComplete, IssueKeys, IssueStart},
+    ra::{CardIssued, IssueComplete, IssueStart},
 };
 
 use super::{api, ReasonField};
@@ -150,7 +150,8 @@ async fn blank_card_reader(agent: &Agent, readers: &[protocol::agent::ReaderInfo
     with_cards.into_iter().next().unwrap_or_default()
 }
 
-/// The three round trips: offer → envelope, keys → certificates, report → card bound.
+/// The three round trips: offer → current credentials, keys (and the card-vouched key) →
+/// certificates and new credentials, report → card bound.
 async fn issue(
     agent: &Agent,
     reader: String,
@@ -162,11 +163,8 @@ async fn issue(
     let started = api::issue_start(user_id, &IssueStart { reason, agent_key, card_guid })
         .await
         .map_err(|e| e.to_string())?;
-    let (piv_auth_key, card_auth_key) =
-        agent.generate_issue_keys(reader.clone(), started.envelope).await.map_err(|e| e.message)?;
-    let certificates = api::issue_keys(&started.issuance_id, &IssueKeys { piv_auth_key, card_auth_key })
-        .await
-        .map_err(|e| e.to_string())?;
+    let keys = agent.generate_issue_keys(reader.clone(), started.envelope).await.map_err(|e| e.message)?;
+    let certificates = api::issue_keys(&started.issuance_id, &keys).await.map_err(|e| e.to_string())?;
     let report = agent.finish_issue(reader, certificates, pin).await.map_err(|e| e.message)?;
     api::issue_complete(&started.issuance_id, &IssueComplete { report }).await.map_err(|e| e.to_string())
 }
