@@ -116,7 +116,7 @@ pub fn finish<T: Transport>(
     let new_puk = PaddedPin::new(&new.new_puk).map_err(|_| bad_contents())?;
     let management = management_keys(&secrets.current_management_keys)?;
     let current_management = management.get(keys.management_key_index).ok_or_else(bad_contents)?;
-    let new_management = management_key(&new.new_management_key)?;
+    let new_management = new_management_key(&new.new_management_key, current_management.algorithm())?;
 
     same_card(session, secrets, now_unix)?;
     session.authenticate_management(current_management).map_err(from_host)?;
@@ -126,6 +126,7 @@ pub fn finish<T: Transport>(
         puk: PukOnCard::Unchanged,
         pin_set: false,
         management_key_rotated: false,
+        management_key_algorithm: None,
         piv_auth_proof: None,
         card_auth_proof: None,
         failure: None,
@@ -167,6 +168,7 @@ pub fn finish<T: Transport>(
         return fail(report, IssueStep::ChangeManagementKey, from_host(e));
     }
     report.management_key_rotated = true;
+    report.management_key_algorithm = Some(new_management.algorithm());
 
     if let Err(e) = session.verify_pin(&pin_padded) {
         return fail(report, IssueStep::SignProof, from_host(e));
@@ -219,6 +221,13 @@ fn management_key(secret: &ManagementKeySecret) -> OpResult<ManagementKey> {
     let bytes =
         Zeroizing::new(decode_hex(&secret.key_hex).ok_or_else(|| from_envelope(EnvelopeError::BadContents))?);
     ManagementKey::new(secret.algorithm, &bytes).map_err(|_| from_envelope(EnvelopeError::BadContents))
+}
+
+/// The new key with the algorithm of the key the card accepted, when the length allows: a card
+/// whose factory key is AES-192 stays on AES-192, one on 3DES stays on 3DES.
+fn new_management_key(secret: &ManagementKeySecret, card_algorithm: u8) -> OpResult<ManagementKey> {
+    let key = management_key(secret)?;
+    Ok(ManagementKey::new(card_algorithm, key.key_bytes()).unwrap_or(key))
 }
 
 fn management_keys(secrets: &[ManagementKeySecret]) -> OpResult<Vec<ManagementKey>> {
@@ -332,6 +341,7 @@ mod tests {
         assert_eq!(report.failure, None);
         assert_eq!(report.guid, GUID);
         assert!(report.pin_set && report.management_key_rotated && report.puk == PukOnCard::Rotated);
+        assert_eq!(report.management_key_algorithm, Some(alg::TDES));
         assert!(report.piv_auth_proof.is_some() && report.card_auth_proof.is_some());
         let state = s.transport_mut().state();
         assert_eq!((state.pin.as_str(), state.puk.as_str()), ("97531864", "86420975"));
@@ -341,6 +351,23 @@ mod tests {
         assert_eq!(identity.pin, PinState::Ready { tries_left: Some(3) });
         assert!(identity.piv_auth_certificate.is_some() && identity.card_auth_certificate.is_some());
         ops::sign_with_pin(&mut s, "97531864", &[1; 32]).unwrap();
+    }
+
+    #[test]
+    fn a_card_whose_factory_key_is_aes_192_is_issued_and_stays_on_aes_192() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        let mut s = PivSession::new(Card::new(
+            CardState::blank("123456", "12345678", alg::AES_192, &piv::mgmt::DEFAULT_3DES_KEY),
+            None,
+        ));
+        let mut candidates = secrets(None, &[&default_mgmt()], &["12345678"]);
+        let aes = ManagementKeySecret { algorithm: alg::AES_192, key_hex: Zeroizing::new(default_mgmt()) };
+        candidates.current_management_keys.push(aes);
+        let report = issue(&mut s, &candidates, &ca).unwrap();
+        assert_eq!((report.failure, report.management_key_algorithm), (None, Some(alg::AES_192)));
+        let state = s.transport_mut().state();
+        assert_eq!((state.mgmt_algorithm, state.mgmt_key_hex.as_str()), (alg::AES_192, NEW_MGMT));
     }
 
     #[test]

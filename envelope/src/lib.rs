@@ -28,6 +28,10 @@ const ISSUE_OFFER_CONTEXT: &[u8] = b"smartcard-selfservice issue offer v1";
 /// At most the PUK the backend believes is on the card and the pending one from an unlock that
 /// may have stopped half-way (see [`UnblockSecrets::current_puks`]).
 pub const MAX_CANDIDATES: usize = 2;
+/// Management keys to try when issuing: the factory key and a half-issued card's recorded key,
+/// each as 3DES and as AES-192 (the same 24 bytes; cards differ in which their factory key is,
+/// e.g. YubiKey firmware 5.7 moved to AES-192). A wrong management key costs no try on PIV cards.
+pub const MAX_MANAGEMENT_KEY_CANDIDATES: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
@@ -123,7 +127,8 @@ pub struct IssueSecrets {
     pub new_guid: String,
     /// Unix seconds after which the agent refuses the envelope.
     pub expires_at: u64,
-    /// Management keys the card may have, the factory default first.
+    /// Management keys the card may have, the factory default first (1–4, see
+    /// [`MAX_MANAGEMENT_KEY_CANDIDATES`]).
     pub current_management_keys: Vec<ManagementKeySecret>,
     /// PUKs the card may have, the factory default first.
     pub current_puks: Vec<Zeroizing<String>>,
@@ -137,6 +142,8 @@ pub struct IssueNewSecrets {
     /// The GUID being written (the same as in [`IssueSecrets::new_guid`]).
     pub guid: String,
     pub expires_at: u64,
+    /// 24 bytes; the card gets it with the algorithm of the current key it accepted, when that
+    /// algorithm takes 24 bytes (3DES, AES-192), so a card keeps the kind of key it was made for.
     pub new_management_key: ManagementKeySecret,
     pub new_puk: Zeroizing<String>,
 }
@@ -185,8 +192,9 @@ impl IssueSecrets {
     /// Accepts the secrets only for the card that made the offer (same GUID, or still none),
     /// before they expire, with 1–2 candidates of each kind.
     pub fn check(&self, guid_on_card: Option<&str>, now_unix: u64) -> Result<(), EnvelopeError> {
-        let candidates_ok = |n: usize| (1..=MAX_CANDIDATES).contains(&n);
-        if !candidates_ok(self.current_puks.len()) || !candidates_ok(self.current_management_keys.len()) {
+        if !(1..=MAX_CANDIDATES).contains(&self.current_puks.len())
+            || !(1..=MAX_MANAGEMENT_KEY_CANDIDATES).contains(&self.current_management_keys.len())
+        {
             return Err(EnvelopeError::BadContents);
         }
         let same = match (&self.offered_guid, guid_on_card) {

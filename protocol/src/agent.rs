@@ -160,6 +160,9 @@ pub struct IssueReport {
     pub pin_set: bool,
     /// The card now has the envelope's new management key.
     pub management_key_rotated: bool,
+    /// The algorithm the new management key was set with (`03` 3DES, `0a` AES-192, …).
+    #[serde(default)]
+    pub management_key_algorithm: Option<u8>,
     /// Signatures (DER, base64) over the challenge: 9A after VERIFY with the new PIN, and 9E.
     pub piv_auth_proof: Option<String>,
     pub card_auth_proof: Option<String>,

@@ -92,10 +92,21 @@ pub struct CardFile {
 
 impl CardFile {
     pub fn blank() -> anyhow::Result<Self> {
+        Self::blank_with(&[])
+    }
+
+    /// A blank card made with more `virtual-card init` options (e.g. `--mgmt-algorithm aes192`).
+    pub fn blank_with(options: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let state = dir.path().join("card.json");
         let ca_dir = dir.path().join("ca");
-        run_ok(Command::new(workspace_binary("virtual-card")?).arg("init").arg("--state").arg(&state))?;
+        run_ok(
+            Command::new(workspace_binary("virtual-card")?)
+                .arg("init")
+                .arg("--state")
+                .arg(&state)
+                .args(options),
+        )?;
         Ok(Self { dir, state, ca_dir })
     }
 

@@ -1,7 +1,7 @@
 //! `backend admin issue-card`, the operator's issuance (the first RA's card, the demo's cards):
 //! the real backend command, agent, pcscd and virtual card. The issued card then signs in and
 //! registers, an independent PIV tool accepts the holder's passcode, and the same card cannot be
-//! issued twice.
+//! issued twice; a card whose factory management key is AES-192 is issued too.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
 #![allow(clippy::await_holding_lock, reason = "the lock serialises tests that share the one virtual reader")]
 
@@ -48,8 +48,9 @@ async fn the_operator_issues_a_blank_card_that_then_signs_in_and_registers() {
 
     let again = backend.admin_with_input(&issue, &format!("{PIN}\n")).unwrap_err();
     assert!(format!("{again:#}").contains("already issued"), "{again:#}");
-    // A passcode the service's rules refuse never reaches a card.
-    let blank = CardFile::blank().unwrap();
+    // A passcode the service's rules refuse never reaches a card. (This blank card's factory
+    // management key is AES-192, as on YubiKeys from firmware 5.7.)
+    let blank = CardFile::blank_with(&["--mgmt-algorithm", "aes192"]).unwrap();
     drop(_inserted);
     let _inserted = InsertedCard::insert(&blank).unwrap();
     client.wait_for_card().await.unwrap();
@@ -59,5 +60,18 @@ async fn the_operator_issues_a_blank_card_that_then_signs_in_and_registers() {
         !blank.state_json().unwrap()["keys"].as_object().unwrap().contains_key("9a"),
         "the card was not touched"
     );
+    // Issued, it keeps an AES-192 management key (a new one).
+    backend
+        .admin(&["add-user", "--user-id", "840000000002", "--name", "Abe Aes", "--email", "abe@nhs.net"])
+        .unwrap();
+    let aes =
+        ["issue-card", "--user-id", "840000000002", "--agent-url", &agent_url, "--origin", &backend.url];
+    assert!(backend
+        .admin_with_input(&aes, &format!("{PIN}\n"))
+        .unwrap()
+        .contains("is issued to 840000000002"));
+    let state = blank.state_json().unwrap();
+    assert_eq!(state["mgmt_algorithm"], 0x0A);
+    assert_ne!(state["mgmt_key_hex"], "010203040506070801020304050607080102030405060708");
     assert!(backend.admin(&["verify-audit"]).unwrap().contains("intact"));
 }

@@ -54,11 +54,14 @@ use crate::{
 /// From the first offer to the card bound: an RA and a holder at a desk.
 const ISSUANCE_SECONDS: i64 = 15 * 60;
 const PUK_DIGITS: usize = 8;
-/// The factory credentials of blank PIV cards (PIV.md): 3DES `0102…08` three times, PUK 12345678.
+/// The factory credentials of blank PIV cards (PIV.md): `0102…08` three times, PUK 12345678.
 const BLANK_MANAGEMENT_KEY: &str = "010203040506070801020304050607080102030405060708";
 const BLANK_PUK: &str = "12345678";
-/// 3DES: the algorithm of the blank card's key, which every PIV card supports.
+/// How a card's management key is recorded until the card says otherwise: 3DES.
 const MANAGEMENT_KEY_ALGORITHM: u8 = 0x03;
+/// The 24-byte algorithms a factory key comes as (3DES on most cards, AES-192 on YubiKeys from
+/// firmware 5.7); each key is offered as both, and the card keeps the kind it accepted.
+const MANAGEMENT_KEY_ALGORITHMS: [u8; 2] = [0x03, 0x0A];
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -220,14 +223,14 @@ pub async fn start(
             )),
         ),
     };
-    let blank_key = ManagementKeySecret {
-        algorithm: MANAGEMENT_KEY_ALGORITHM,
-        key_hex: Zeroizing::new(BLANK_MANAGEMENT_KEY.into()),
+    let as_each_algorithm = |hex: &str| {
+        MANAGEMENT_KEY_ALGORITHMS
+            .map(|algorithm| ManagementKeySecret { algorithm, key_hex: Zeroizing::new(hex.to_owned()) })
     };
-    let mut current_management_keys = vec![blank_key];
+    let mut current_management_keys = as_each_algorithm(BLANK_MANAGEMENT_KEY).to_vec();
     let mut current_puks = vec![Zeroizing::new(BLANK_PUK.to_owned())];
     if let Some(u) = &unfinished {
-        current_management_keys.push(management_key_secret(&u.management_key)?);
+        current_management_keys.extend(as_each_algorithm(&management_key_secret(&u.management_key)?.key_hex));
         current_puks.push(u.puk.clone());
         sqlx::query("UPDATE issuances SET status = 'superseded', finished_at = $1 WHERE id = $2")
             .bind(now)
@@ -489,6 +492,25 @@ pub async fn complete(
         ));
     }
 
+    // Recorded as the card took it: the algorithm of the card's own factory key.
+    let mut mgmt_key_sealed: Vec<u8> = row.try_get("mgmt_key_sealed")?;
+    if let Some(algorithm) = report.management_key_algorithm {
+        if !MANAGEMENT_KEY_ALGORITHMS.contains(&algorithm) {
+            return Err(rejected(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "Unexpected management key algorithm.",
+            ));
+        }
+        let recorded = issuer
+            .vault
+            .open_management_key(&issuance.card_guid, &mgmt_key_sealed)
+            .map_err(|_| anyhow::anyhow!("a recorded issuance secret does not open"))?;
+        let hex = management_key_secret(&recorded)?.key_hex;
+        let as_taken = Zeroizing::new(format!("{algorithm}:{}", hex.as_str()));
+        mgmt_key_sealed = issuer.vault.seal_management_key(&issuance.card_guid, &as_taken)?;
+    }
+
     let now = now_unix();
     let mut tx = issuer.db.begin_write().await?;
     let claimed = sqlx::query(
@@ -513,7 +535,7 @@ pub async fn complete(
     .bind(row.try_get::<Vec<u8>, _>("card_auth_certificate")?)
     .bind(now)
     .bind(row.try_get::<Vec<u8>, _>("puk_sealed")?)
-    .bind(row.try_get::<Vec<u8>, _>("mgmt_key_sealed")?)
+    .bind(&mgmt_key_sealed)
     .execute(&mut *tx)
     .await?;
     audit::append(

@@ -78,6 +78,8 @@ impl FakeAgent {
             puk: PukOnCard::Rotated,
             pin_set: true,
             management_key_rotated: true,
+            // The card took the new key as AES-192, like its factory key (a YubiKey 5.7, say).
+            management_key_algorithm: Some(0x0A),
             piv_auth_proof: Some(sign(&self.piv_auth, &certified.challenge)),
             card_auth_proof: Some(sign(&self.card_auth, &certified.challenge)),
             failure: None,
@@ -153,8 +155,11 @@ on_both_databases! {
         assert_eq!(secrets.issuance_id, started.issuance_id);
         assert_eq!((secrets.offered_guid.as_deref(), secrets.new_guid.len()), (None, 32));
         assert_eq!(secrets.current_puks.iter().map(|p| p.as_str()).collect::<Vec<_>>(), ["12345678"]);
-        assert_eq!(secrets.current_management_keys.len(), 1);
-        assert_eq!(secrets.current_management_keys[0].key_hex.as_str(), "010203040506070801020304050607080102030405060708");
+        // The factory key as 3DES and as AES-192.
+        let factory: Vec<(u8, &str)> =
+            secrets.current_management_keys.iter().map(|k| (k.algorithm, k.key_hex.as_str())).collect();
+        let key = "010203040506070801020304050607080102030405060708";
+        assert_eq!(factory, [(0x03, key), (0x0A, key)]);
 
         let certified = certify(&app, &ra, &agent, &secrets).await;
         // The new secrets come only now, sealed to the key the card vouched for.
@@ -190,7 +195,7 @@ on_both_databases! {
         let puk = vault.open(&secrets.new_guid, &row.get::<Vec<u8>, _>("puk_sealed")).unwrap();
         assert_eq!(puk.as_str(), new.new_puk.as_str());
         let key = vault.open_management_key(&secrets.new_guid, &row.get::<Vec<u8>, _>("mgmt_key_sealed")).unwrap();
-        assert_eq!(key.as_str(), format!("3:{}", new.new_management_key.key_hex.as_str()));
+        assert_eq!(key.as_str(), format!("10:{}", new.new_management_key.key_hex.as_str()), "as the card took it");
         assert_eq!(row.get::<Vec<u8>, _>("piv_auth_certificate"), certificate.to_der().unwrap());
 
         // Audited with the officer as the actor; the chain holds.
@@ -243,8 +248,8 @@ on_both_databases! {
         assert_eq!(second.new_guid, first.new_guid);
         let puks: Vec<&str> = second.current_puks.iter().map(|p| p.as_str()).collect();
         assert_eq!(puks, ["12345678", first_new.new_puk.as_str()]);
-        assert_eq!(second.current_management_keys.len(), 2);
-        assert_eq!(second.current_management_keys[1].key_hex.as_str(), first_new.new_management_key.key_hex.as_str());
+        assert_eq!(second.current_management_keys.len(), 4, "factory and recorded keys, each as 3DES and AES-192");
+        assert_eq!(second.current_management_keys[2].key_hex.as_str(), first_new.new_management_key.key_hex.as_str());
 
         // A proof by another key is refused and binds nothing; the issuance stays open for a good one.
         let certified = certify(&app, &ra, &agent, &second).await;
