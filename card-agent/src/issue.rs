@@ -21,7 +21,7 @@ use piv::{
 use protocol::agent::{AgentErrorCode, IssueFailure, IssueReport, IssueStep, PukOnCard};
 use zeroize::Zeroizing;
 
-use crate::ops::{self, error, first_accepted_puk, from_host, OpResult};
+use crate::ops::{self, error, first_accepted_puk, from_host, OpResult, Procedure};
 
 /// What step 2 left for step 3: which management key opened the card, the new public points, and
 /// the new 9E key's signature for the agent's second one-time key.
@@ -103,7 +103,7 @@ pub fn finish<T: Transport>(
     protocol::passcode::check_strength(pin).map_err(|p| error(AgentErrorCode::InvalidPin, p.message()))?;
     let expiry = certifies(certificates[0], &keys.piv_auth_point)?;
     certifies(certificates[1], &keys.card_auth_point)?;
-    let bad_contents = || from_envelope(EnvelopeError::BadContents);
+    let bad_contents = || refused(EnvelopeError::BadContents);
     let guid_bytes: [u8; 16] =
         decode_hex(&secrets.new_guid).and_then(|g| g.try_into().ok()).ok_or_else(bad_contents)?;
     let puks = secrets
@@ -112,7 +112,7 @@ pub fn finish<T: Transport>(
         .map(|p| PaddedPin::new(p))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| bad_contents())?;
-    new.check(&secrets.issuance_id, &secrets.new_guid, now_unix).map_err(from_envelope)?;
+    new.check(&secrets.issuance_id, &secrets.new_guid, now_unix).map_err(refused)?;
     let new_puk = PaddedPin::new(&new.new_puk).map_err(|_| bad_contents())?;
     let management = management_keys(&secrets.current_management_keys)?;
     let current_management = management.get(keys.management_key_index).ok_or_else(bad_contents)?;
@@ -196,31 +196,18 @@ fn same_card<T: Transport>(
 ) -> OpResult<()> {
     session.select().map_err(from_host)?;
     let guid = ops::read_guid_if_any(session)?;
-    secrets.check(guid.as_deref(), now_unix).map_err(from_envelope)
+    secrets.check(guid.as_deref(), now_unix).map_err(refused)
 }
 
 /// Envelope problems in an issuance's words; none of them has touched the card.
-pub fn from_envelope(problem: EnvelopeError) -> protocol::agent::AgentError {
-    match problem {
-        EnvelopeError::WrongCard => error(
-            AgentErrorCode::WrongCard,
-            "This is not the card the issuance was started with. Put that card in the reader and start again.",
-        ),
-        EnvelopeError::Expired => error(
-            AgentErrorCode::EnvelopeRejected,
-            "The issuance took too long and has expired. Start again. (If this keeps happening, check this computer's clock.)",
-        ),
-        other => {
-            tracing::warn!(problem = %other, "issue envelope refused");
-            error(AgentErrorCode::EnvelopeRejected, "The card could not be issued securely. Start again.")
-        }
-    }
+pub fn refused(problem: EnvelopeError) -> protocol::agent::AgentError {
+    ops::from_envelope(problem, Procedure::Issuance)
 }
 
 fn management_key(secret: &ManagementKeySecret) -> OpResult<ManagementKey> {
     let bytes =
-        Zeroizing::new(decode_hex(&secret.key_hex).ok_or_else(|| from_envelope(EnvelopeError::BadContents))?);
-    ManagementKey::new(secret.algorithm, &bytes).map_err(|_| from_envelope(EnvelopeError::BadContents))
+        Zeroizing::new(decode_hex(&secret.key_hex).ok_or_else(|| refused(EnvelopeError::BadContents))?);
+    ManagementKey::new(secret.algorithm, &bytes).map_err(|_| refused(EnvelopeError::BadContents))
 }
 
 /// The new key with the algorithm of the key the card accepted, when the length allows: a card

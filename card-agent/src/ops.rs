@@ -135,20 +135,39 @@ pub fn change_pin<T: Transport>(session: &mut PivSession<T>, old: &str, new: &st
     session.change_reference(key::PIN, &old, &new).map_err(from_host)
 }
 
+/// What an envelope was for, so its problems are worded for the person's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Procedure {
+    Unlock,
+    Issuance,
+}
+
+impl Procedure {
+    fn noun(self) -> &'static str {
+        match self {
+            Procedure::Unlock => "unlock",
+            Procedure::Issuance => "issuance",
+        }
+    }
+}
+
 /// Envelope problems as sentences; none of them has touched the card.
-pub fn from_envelope(problem: EnvelopeError) -> AgentError {
+pub fn from_envelope(problem: EnvelopeError, during: Procedure) -> AgentError {
+    let noun = during.noun();
     match problem {
         EnvelopeError::WrongCard => error(
             AgentErrorCode::WrongCard,
-            "This is not the card the unlock was started with. Put that card in the reader and start again.",
+            format!("This is not the card the {noun} was started with. Put that card in the reader and start again."),
         ),
         EnvelopeError::Expired => error(
             AgentErrorCode::EnvelopeRejected,
-            "The unlock took too long and has expired. Start again. (If this keeps happening, check this computer's clock.)",
+            format!(
+                "The {noun} took too long and has expired. Start again. (If this keeps happening, check this computer's clock.)"
+            ),
         ),
         other => {
-            tracing::warn!(problem = %other, "unblock envelope refused");
-            error(AgentErrorCode::EnvelopeRejected, "The unlock could not be completed securely. Start again.")
+            tracing::warn!(problem = %other, procedure = noun, "envelope refused");
+            error(AgentErrorCode::EnvelopeRejected, format!("The {noun} could not be completed securely. Start again."))
         }
     }
 }
@@ -184,7 +203,7 @@ pub fn unblock<T: Transport>(
     // A page cannot set a passcode the service's rules refuse, whatever it sends.
     protocol::passcode::check_strength(new_pin_text)
         .map_err(|p| error(AgentErrorCode::InvalidPin, p.message()))?;
-    let bad_puk = || from_envelope(EnvelopeError::BadContents);
+    let bad_puk = || from_envelope(EnvelopeError::BadContents, Procedure::Unlock);
     let candidates = secrets
         .current_puks
         .iter()
@@ -194,7 +213,7 @@ pub fn unblock<T: Transport>(
     let new_puk = PaddedPin::new(&secrets.new_puk).map_err(|_| bad_puk())?;
     session.select().map_err(from_host)?;
     let guid = read_guid(session)?;
-    secrets.check(&guid, now_unix).map_err(from_envelope)?;
+    secrets.check(&guid, now_unix).map_err(|p| from_envelope(p, Procedure::Unlock))?;
 
     let mut report =
         UnblockReport { guid, pin_reset: false, puk: PukOnCard::Unchanged, proof: None, failure: None };

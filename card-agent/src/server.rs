@@ -24,7 +24,7 @@ use crate::{
     config::AgentConfig,
     guard,
     issue::{self, GeneratedKeys},
-    ops,
+    ops::{self, Procedure},
     pcsc_worker::Pcsc,
 };
 
@@ -282,10 +282,10 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Out
                 ));
             };
             if pending.begun.elapsed() > UNBLOCK_KEY_LIFETIME {
-                return Outcome::Error(ops::from_envelope(EnvelopeError::Expired));
+                return Outcome::Error(ops::from_envelope(EnvelopeError::Expired, Procedure::Unlock));
             }
             if pending.reader != reader {
-                return Outcome::Error(ops::from_envelope(EnvelopeError::WrongCard));
+                return Outcome::Error(ops::from_envelope(EnvelopeError::WrongCard, Procedure::Unlock));
             }
             let now = unix_now();
             let secrets = match pending.key.open::<UnblockSecrets>(&envelope).and_then(|secrets| {
@@ -293,7 +293,7 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Out
                 Ok(secrets)
             }) {
                 Ok(secrets) => secrets,
-                Err(problem) => return Outcome::Error(ops::from_envelope(problem)),
+                Err(problem) => return Outcome::Error(ops::from_envelope(problem, Procedure::Unlock)),
             };
             let outcome = pcsc
                 .run(
@@ -355,7 +355,7 @@ async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<Pe
                 return not_begun();
             }
             if offered_reader != reader {
-                return Outcome::Error(issue::from_envelope(EnvelopeError::WrongCard));
+                return Outcome::Error(issue::refused(EnvelopeError::WrongCard));
             }
             let now = unix_now();
             let secrets = match key.open::<IssueSecrets>(&envelope).and_then(|secrets| {
@@ -363,7 +363,7 @@ async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<Pe
                 Ok(secrets)
             }) {
                 Ok(secrets) => Box::new(secrets),
-                Err(problem) => return Outcome::Error(issue::from_envelope(problem)),
+                Err(problem) => return Outcome::Error(issue::refused(problem)),
             };
             let offer_key = OneTimeKey::generate();
             let offer_public = offer_key.public_key_bytes();
@@ -424,11 +424,11 @@ async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<Pe
                 return not_begun();
             }
             if issuing_reader != reader {
-                return Outcome::Error(issue::from_envelope(EnvelopeError::WrongCard));
+                return Outcome::Error(issue::refused(EnvelopeError::WrongCard));
             }
             let new = match offer_key.open::<IssueNewSecrets>(&envelope) {
                 Ok(new) => new,
-                Err(problem) => return Outcome::Error(issue::from_envelope(problem)),
+                Err(problem) => return Outcome::Error(issue::refused(problem)),
             };
             let now = unix_now();
             let outcome = pcsc
