@@ -200,13 +200,12 @@ pub async fn start(
                     "This card already has an identity this service did not give it. Use a blank card.",
                 ));
             };
-            let open_failed = |_| anyhow::anyhow!("a recorded issuance secret does not open");
             let puk =
-                issuer.vault.open(guid, &row.try_get::<Vec<u8>, _>("puk_sealed")?).map_err(open_failed)?;
+                issuer.vault.open(guid, &row.try_get::<Vec<u8>, _>("puk_sealed")?).map_err(unopenable)?;
             let management_key = issuer
                 .vault
                 .open_management_key(guid, &row.try_get::<Vec<u8>, _>("mgmt_key_sealed")?)
-                .map_err(open_failed)?;
+                .map_err(unopenable)?;
             Some(Unfinished { id: row.try_get("id")?, puk, management_key })
         }
     };
@@ -283,6 +282,10 @@ pub async fn start(
     Ok(IssueStarted { issuance_id: id, envelope })
 }
 
+fn unopenable(_: crate::puk_vault::VaultError) -> anyhow::Error {
+    anyhow::anyhow!("a recorded issuance secret does not open")
+}
+
 /// `<algorithm>:<hex>` as recorded, into the envelope's form.
 fn management_key_secret(recorded: &str) -> Result<ManagementKeySecret, ApiError> {
     let (algorithm, hex) = recorded.split_once(':').ok_or_else(|| anyhow::anyhow!("bad recorded key"))?;
@@ -343,12 +346,17 @@ pub async fn certify(
     keys: &IssueKeys,
 ) -> Result<IssueCertificates, ApiError> {
     let (issuance, row) = open_issuance(issuer, officer, id, "started").await?;
-    let point = |b64: &str| -> Result<Vec<u8>, ApiError> {
-        STANDARD.decode(b64).ok().filter(|bytes| p256::PublicKey::from_sec1_bytes(bytes).is_ok()).ok_or_else(
-            || rejected(StatusCode::BAD_REQUEST, "invalid_request", "A public key is not a P-256 point."),
-        )
+    let point = |b64: &str| -> Result<(Vec<u8>, p256::PublicKey), ApiError> {
+        STANDARD
+            .decode(b64)
+            .ok()
+            .and_then(|bytes| p256::PublicKey::from_sec1_bytes(&bytes).ok().map(|key| (bytes, key)))
+            .ok_or_else(|| {
+                rejected(StatusCode::BAD_REQUEST, "invalid_request", "A public key is not a P-256 point.")
+            })
     };
-    let (piv_auth_point, card_auth_point) = (point(&keys.piv_auth_key)?, point(&keys.card_auth_key)?);
+    let (piv_auth_point, _) = point(&keys.piv_auth_key)?;
+    let (card_auth_point, card_auth_key) = point(&keys.card_auth_key)?;
     if piv_auth_point == card_auth_point {
         return Err(rejected(StatusCode::BAD_REQUEST, "invalid_request", "The two keys must differ."));
     }
@@ -358,12 +366,8 @@ pub async fn certify(
             rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid.")
         })?;
     let digest = envelope::issue_offer_digest(&issuance.id, &offer_key, &issuance.card_guid);
-    let card_auth_spki = p256::PublicKey::from_sec1_bytes(&card_auth_point)
-        .ok()
-        .and_then(|k| p256::pkcs8::EncodePublicKey::to_public_key_der(&k).ok())
-        .ok_or_else(|| {
-            rejected(StatusCode::BAD_REQUEST, "invalid_request", "A public key is not a P-256 point.")
-        })?;
+    let card_auth_spki =
+        p256::pkcs8::EncodePublicKey::to_public_key_der(&card_auth_key).map_err(anyhow::Error::from)?;
     let vouched = STANDARD
         .decode(&keys.offer_signature)
         .is_ok_and(|signature| card_proof::verifies(card_auth_spki.as_bytes(), &digest, &signature));
@@ -382,12 +386,12 @@ pub async fn certify(
             &issuer
                 .vault
                 .open_management_key(&issuance.card_guid, &row.try_get::<Vec<u8>, _>("mgmt_key_sealed")?)
-                .map_err(|_| anyhow::anyhow!("a recorded issuance secret does not open"))?,
+                .map_err(unopenable)?,
         )?,
         new_puk: issuer
             .vault
             .open(&issuance.card_guid, &row.try_get::<Vec<u8>, _>("puk_sealed")?)
-            .map_err(|_| anyhow::anyhow!("a recorded issuance secret does not open"))?,
+            .map_err(unopenable)?,
     };
     let envelope = envelope::seal(&keys.offer_key, &new_secrets)
         .map_err(|_| rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid."))?;
@@ -502,10 +506,8 @@ pub async fn complete(
                 "Unexpected management key algorithm.",
             ));
         }
-        let recorded = issuer
-            .vault
-            .open_management_key(&issuance.card_guid, &mgmt_key_sealed)
-            .map_err(|_| anyhow::anyhow!("a recorded issuance secret does not open"))?;
+        let recorded =
+            issuer.vault.open_management_key(&issuance.card_guid, &mgmt_key_sealed).map_err(unopenable)?;
         let hex = management_key_secret(&recorded)?.key_hex;
         let as_taken = Zeroizing::new(format!("{algorithm}:{}", hex.as_str()));
         mgmt_key_sealed = issuer.vault.seal_management_key(&issuance.card_guid, &as_taken)?;
