@@ -12,6 +12,8 @@ use p256::{
     pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding},
 };
 use rand_core::OsRng;
+
+pub mod attestation;
 use x509_cert::{
     builder::{Builder, CertificateBuilder, Profile},
     name::Name,
@@ -33,6 +35,10 @@ pub struct CertificateAuthority {
 impl CertificateAuthority {
     /// Loads `ca.key.pem` and `ca.cert.pem` from `dir`, creating both on first use.
     pub fn load_or_create(dir: &Path) -> anyhow::Result<Self> {
+        Self::load_or_create_named(dir, "CN=Smartcard Self-Service Card CA,O=Smartcard Self-Service")
+    }
+
+    fn load_or_create_named(dir: &Path, subject: &str) -> anyhow::Result<Self> {
         let key_path = dir.join("ca.key.pem");
         let cert_path = dir.join("ca.cert.pem");
         if key_path.exists() && cert_path.exists() {
@@ -45,7 +51,7 @@ impl CertificateAuthority {
         }
         std::fs::create_dir_all(dir)?;
         let key = SigningKey::random(&mut OsRng);
-        let subject = Name::from_str("CN=Smartcard Self-Service Card CA,O=Smartcard Self-Service")?;
+        let subject = Name::from_str(subject)?;
         let spki = SubjectPublicKeyInfoOwned::from_key(*key.verifying_key())?;
         let validity = Validity::from_now(Duration::from_secs(10 * 365 * 24 * 3600))?;
         let builder = CertificateBuilder::new(Profile::Root, serial(), validity, subject, spki, &key)?;

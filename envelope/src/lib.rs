@@ -1,20 +1,28 @@
-//! Envelopes: how a card's secrets travel from the backend to the card agent through a browser
-//! that must never see them — the PUKs of an unblock ([`UnblockSecrets`]), and for an issuance
-//! the card's current credentials ([`IssueSecrets`]) and its new ones ([`IssueNewSecrets`], sealed
-//! only to a key the card's new 9E key vouched for: [`issue_offer_digest`]).
+//! What the backend and the card agent trust each other with, through a browser that is trusted
+//! with nothing: the PUKs of an unlock ([`UnblockSecrets`]), and for an issuance the card's
+//! current credentials ([`IssueSecrets`]) and its new ones ([`IssueNewSecrets`], sealed only to a
+//! key the card's new 9E key vouched for: [`issue_offer_digest`]).
 //!
-//! 1. The agent makes a [`OneTimeKey`] for one unblock and offers its public half, bound to the
+//! 1. The agent makes a [`OneTimeKey`] for one unlock and offers its public half, bound to the
 //!    card in the reader by a 9E signature over [`offer_digest`] (the backend checks it with the
 //!    card's registered key, so nobody without the card can get PUKs sealed to a key of theirs).
 //! 2. The backend [`seal`]s the [`UnblockSecrets`] to that key: X25519 with a fresh sender key,
-//!    HKDF-SHA256, AES-256-GCM (the shape of HPKE base mode, with fixed algorithms).
-//! 3. The agent [`OneTimeKey::open`]s it — once, since opening consumes the key — and uses the
-//!    PUKs only if [`UnblockSecrets::check`] says they name the card in the reader and are fresh.
+//!    HKDF-SHA256, AES-256-GCM (the shape of HPKE base mode, with fixed algorithms), and signs the
+//!    result with its [`EnvelopeSigner`] — over the kind, the recipient key and the ciphertext.
+//! 3. The agent [`OneTimeKey::open`]s it only if the signature verifies with a [`TrustedKey`] it
+//!    holds for the page's origin in its own settings (so a page can never seal secrets of its
+//!    own choosing to the agent's key), once, since opening consumes the key, and uses the PUKs
+//!    only if [`UnblockSecrets::check`] says they name the card in the reader and are fresh.
 //!
-//! Wire form (base64): `version (1) ‖ sender public key (32) ‖ AES-GCM ciphertext and tag`.
+//! Every signature a card makes for a page is over [`signed_digest`]: a [`Purpose`] label plus
+//! the backend's challenge, so a signature made for one purpose never verifies for another.
+//!
+//! Wire form (base64): `version (2) ‖ sender public key (32) ‖ AES-GCM ciphertext and tag ‖
+//! Ed25519 signature (64)`. Version 1 was unsigned; it is refused.
 
 use aes_gcm::{aead::Aead, Aes256Gcm, KeyInit, Nonce};
 use base64::{engine::general_purpose::STANDARD, Engine};
+use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use hkdf::Hkdf;
 use rand_core::OsRng;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -22,7 +30,9 @@ use sha2::{Digest, Sha256};
 use x25519_dalek::{EphemeralSecret, PublicKey};
 use zeroize::Zeroizing;
 
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+const SIGNATURE_CONTEXT: &[u8] = b"smartcard-selfservice envelope signature v1";
+const SIGNATURE_BYTES: usize = 64;
 const OFFER_CONTEXT: &[u8] = b"smartcard-selfservice unblock offer v1";
 const ISSUE_OFFER_CONTEXT: &[u8] = b"smartcard-selfservice issue offer v1";
 /// At most the PUK the backend believes is on the card and the pending one from an unlock that
@@ -47,6 +57,10 @@ pub enum EnvelopeError {
     WrongCard,
     #[error("the envelope has expired")]
     Expired,
+    #[error("the envelope is not signed")]
+    Unsigned,
+    #[error("the envelope was not signed by a key trusted for this site")]
+    Untrusted,
 }
 
 /// Contents of an envelope. Each kind has its own key-derivation label, so an envelope of one
@@ -240,13 +254,24 @@ impl OneTimeKey {
         self.public.to_bytes()
     }
 
-    pub fn open<T: Sealable>(self, envelope: &str) -> Result<T, EnvelopeError> {
+    /// Opens an envelope signed by one of `trusted` (the keys the agent's settings hold for the
+    /// page's origin). The signature is checked before anything else is done with the contents.
+    pub fn open<T: Sealable>(self, envelope: &str, trusted: &[TrustedKey]) -> Result<T, EnvelopeError> {
         let bytes = STANDARD.decode(envelope).map_err(|_| EnvelopeError::Malformed)?;
         let [version, rest @ ..] = bytes.as_slice() else { return Err(EnvelopeError::Malformed) };
-        if *version != VERSION || rest.len() < 32 + 16 {
+        if *version == 1 {
+            return Err(EnvelopeError::Unsigned);
+        }
+        if *version != VERSION || rest.len() < 32 + 16 + SIGNATURE_BYTES {
             return Err(EnvelopeError::Malformed);
         }
-        let (sender, ciphertext) = rest.split_at(32);
+        let (body, signature) = bytes.split_at(bytes.len() - SIGNATURE_BYTES);
+        let signature = ed25519_dalek::Signature::from_slice(signature).map_err(|_| EnvelopeError::Malformed)?;
+        let message = signed_message(T::KEY_INFO, &self.public, body);
+        if !trusted.iter().any(|key| key.0.verify(&message, &signature).is_ok()) {
+            return Err(EnvelopeError::Untrusted);
+        }
+        let (sender, ciphertext) = body[1..].split_at(32);
         let sender: [u8; 32] = sender.try_into().map_err(|_| EnvelopeError::Malformed)?;
         let sender = PublicKey::from(sender);
         let shared = self.secret.diffie_hellman(&sender);
@@ -263,8 +288,74 @@ impl OneTimeKey {
     }
 }
 
-/// Seals `secrets` to the agent's one-time public key (base64), with a fresh sender key.
-pub fn seal<T: Sealable>(agent_public_key: &str, secrets: &T) -> Result<String, EnvelopeError> {
+/// What the signature covers: the envelope's kind, the key it is sealed to, and all its bytes,
+/// so a signed envelope can be neither re-targeted nor passed off as another kind.
+fn signed_message(key_info: &[u8], recipient: &PublicKey, body: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(SIGNATURE_CONTEXT.len() + 4 + key_info.len() + 32 + body.len());
+    message.extend_from_slice(SIGNATURE_CONTEXT);
+    message.extend_from_slice(&(key_info.len() as u32).to_be_bytes());
+    message.extend_from_slice(key_info);
+    message.extend_from_slice(recipient.as_bytes());
+    message.extend_from_slice(body);
+    message
+}
+
+/// The backend's envelope-signing key (Ed25519). Its [`TrustedKey`] goes into every card agent's
+/// settings for the backend's origin.
+pub struct EnvelopeSigner(SigningKey);
+
+impl std::fmt::Debug for EnvelopeSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EnvelopeSigner({})", self.trusted_key())
+    }
+}
+
+impl EnvelopeSigner {
+    pub fn generate() -> Self {
+        Self(SigningKey::generate(&mut OsRng))
+    }
+
+    /// From the 32-byte secret seed (as kept in the data folder or a secret store).
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self(SigningKey::from_bytes(seed))
+    }
+
+    pub fn trusted_key(&self) -> TrustedKey {
+        TrustedKey(self.0.verifying_key())
+    }
+}
+
+/// A public envelope-signing key the agent trusts for one origin: 32 bytes, base64.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TrustedKey(VerifyingKey);
+
+impl TrustedKey {
+    pub fn parse(b64: &str) -> Result<Self, EnvelopeError> {
+        let bytes: [u8; 32] =
+            STANDARD.decode(b64.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(EnvelopeError::BadPublicKey)?;
+        VerifyingKey::from_bytes(&bytes).map(Self).map_err(|_| EnvelopeError::BadPublicKey)
+    }
+}
+
+impl std::fmt::Display for TrustedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&STANDARD.encode(self.0.as_bytes()))
+    }
+}
+
+impl std::fmt::Debug for TrustedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TrustedKey({self})")
+    }
+}
+
+/// Seals `secrets` to the agent's one-time public key (base64), with a fresh sender key, and
+/// signs the envelope with the backend's key.
+pub fn seal<T: Sealable>(
+    signer: &EnvelopeSigner,
+    agent_public_key: &str,
+    secrets: &T,
+) -> Result<String, EnvelopeError> {
     let recipient = parse_public_key(agent_public_key)?;
     let sender_secret = EphemeralSecret::random_from_rng(OsRng);
     let sender = PublicKey::from(&sender_secret);
@@ -277,10 +368,12 @@ pub fn seal<T: Sealable>(agent_public_key: &str, secrets: &T) -> Result<String, 
     let ciphertext = cipher
         .encrypt(&nonce, aes_gcm::aead::Payload { msg: &plaintext, aad: &aad })
         .map_err(|_| EnvelopeError::BadContents)?;
-    let mut out = Vec::with_capacity(1 + 32 + ciphertext.len());
+    let mut out = Vec::with_capacity(1 + 32 + ciphertext.len() + SIGNATURE_BYTES);
     out.push(VERSION);
     out.extend_from_slice(sender.as_bytes());
     out.extend_from_slice(&ciphertext);
+    let signature = signer.0.sign(&signed_message(T::KEY_INFO, &recipient, &out));
+    out.extend_from_slice(&signature.to_bytes());
     Ok(STANDARD.encode(out))
 }
 
@@ -314,6 +407,50 @@ fn derive(
     Ok((cipher, nonce, aad))
 }
 
+/// What a card signature is for. The agent has the card sign [`signed_digest`] of the label and
+/// the backend's challenge, never the challenge itself, and the backend verifies with the label
+/// of the purpose it issued the challenge for — so no signature stands in for another purpose.
+/// (The offer digests below carry labels of their own and are built by the agent over its own
+/// one-time key.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// 9A after VERIFY: signing in.
+    SignIn,
+    /// 9A after VERIFY: re-proving the card before registering it for self-service.
+    RegistrationProof,
+    /// 9E, no PIN: the card is in the reader (start of an unlock).
+    Presence,
+    /// 9A after VERIFY with the new PIN, made by the agent only after it rotated the PUK.
+    UnlockProof,
+    /// 9A after VERIFY with the holder's PIN, made by the agent at the end of an issuance.
+    IssueProofPivAuth,
+    /// 9E at the end of an issuance.
+    IssueProofCardAuth,
+}
+
+impl Purpose {
+    pub const fn label(self) -> &'static [u8] {
+        match self {
+            Purpose::SignIn => b"smartcard-selfservice sign-in v1",
+            Purpose::RegistrationProof => b"smartcard-selfservice registration proof v1",
+            Purpose::Presence => b"smartcard-selfservice presence v1",
+            Purpose::UnlockProof => b"smartcard-selfservice unlock proof v1",
+            Purpose::IssueProofPivAuth => b"smartcard-selfservice issue proof 9a v1",
+            Purpose::IssueProofCardAuth => b"smartcard-selfservice issue proof 9e v1",
+        }
+    }
+}
+
+/// What the card signs for `purpose`: SHA-256 over the label, the challenge's length and the
+/// challenge.
+pub fn signed_digest(purpose: Purpose, challenge: &[u8]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(purpose.label());
+    hash.update((challenge.len() as u32).to_be_bytes());
+    hash.update(challenge);
+    hash.finalize().into()
+}
+
 /// What a card being issued signs with its new 9E key to vouch for the agent's second one-time
 /// key: SHA-256 over a context label, the issuance id, the public key and the GUID being written.
 pub fn issue_offer_digest(issuance_id: &str, agent_public_key: &[u8; 32], guid: &str) -> [u8; 32] {
@@ -342,6 +479,14 @@ pub fn offer_digest(challenge: &[u8], agent_public_key: &[u8; 32], guid: &str) -
 mod tests {
     use super::*;
 
+    fn backend() -> EnvelopeSigner {
+        EnvelopeSigner::from_seed(&[7; 32])
+    }
+
+    fn trusted() -> [TrustedKey; 1] {
+        [backend().trusted_key()]
+    }
+
     fn secrets() -> UnblockSecrets {
         UnblockSecrets {
             guid: "00112233445566778899aabbccddeeff".into(),
@@ -354,37 +499,71 @@ mod tests {
     #[test]
     fn an_envelope_opens_only_with_its_key_and_only_once() {
         let key = OneTimeKey::generate();
-        let sealed = seal(&key.public_key(), &secrets()).unwrap();
+        let sealed = seal(&backend(), &key.public_key(), &secrets()).unwrap();
         assert!(!sealed.contains("12345678"));
-        assert_eq!(key.open::<UnblockSecrets>(&sealed).unwrap(), secrets());
+        assert_eq!(key.open::<UnblockSecrets>(&sealed, &trusted()).unwrap(), secrets());
 
+        // The signature covers the recipient: another key's agent refuses it before decrypting.
         let other = OneTimeKey::generate();
-        assert_eq!(other.open::<UnblockSecrets>(&sealed).unwrap_err(), EnvelopeError::NotForThisKey);
+        assert_eq!(other.open::<UnblockSecrets>(&sealed, &trusted()).unwrap_err(), EnvelopeError::Untrusted);
+    }
+
+    #[test]
+    fn only_an_envelope_signed_by_a_trusted_key_opens() {
+        // What a page on the allowed origin can do: seal its own guesses to the offered key.
+        let key = OneTimeKey::generate();
+        let page = EnvelopeSigner::generate();
+        let forged = seal(&page, &key.public_key(), &secrets()).unwrap();
+        assert_eq!(key.open::<UnblockSecrets>(&forged, &trusted()).unwrap_err(), EnvelopeError::Untrusted);
+        // No key configured for the origin: nothing opens.
+        let key = OneTimeKey::generate();
+        let sealed = seal(&backend(), &key.public_key(), &secrets()).unwrap();
+        assert_eq!(key.open::<UnblockSecrets>(&sealed, &[]).unwrap_err(), EnvelopeError::Untrusted);
+        // Version 1 had no signature.
+        let mut unsigned = STANDARD.decode(&sealed).unwrap();
+        unsigned[0] = 1;
+        let key = OneTimeKey::generate();
+        assert_eq!(
+            key.open::<UnblockSecrets>(&STANDARD.encode(unsigned), &trusted()).unwrap_err(),
+            EnvelopeError::Unsigned
+        );
+        // Two trusted keys (a rotation): either opens.
+        let key = OneTimeKey::generate();
+        let sealed = seal(&page, &key.public_key(), &secrets()).unwrap();
+        let both = [backend().trusted_key(), page.trusted_key()];
+        assert_eq!(key.open::<UnblockSecrets>(&sealed, &both).unwrap(), secrets());
+        let text = backend().trusted_key().to_string();
+        assert_eq!(TrustedKey::parse(&text).unwrap(), backend().trusted_key());
+        assert_eq!(TrustedKey::parse("AAAA").unwrap_err(), EnvelopeError::BadPublicKey);
     }
 
     #[test]
     fn any_altered_byte_is_detected() {
         let key = OneTimeKey::generate();
         let public = key.public_key();
-        let sealed = STANDARD.decode(seal(&public, &secrets()).unwrap()).unwrap();
-        for i in [0, 1, 20, 33, sealed.len() - 1] {
+        let sealed = STANDARD.decode(seal(&backend(), &public, &secrets()).unwrap()).unwrap();
+        drop(key);
+        for i in [0, 1, 20, 33, sealed.len() - 65, sealed.len() - 1] {
             let key = OneTimeKey::generate();
             let mut altered = sealed.clone();
             altered[i] ^= 0x01;
-            assert!(key.open::<UnblockSecrets>(&STANDARD.encode(&altered)).is_err(), "byte {i}");
+            assert!(key.open::<UnblockSecrets>(&STANDARD.encode(&altered), &trusted()).is_err(), "byte {i}");
         }
         let key = OneTimeKey::generate();
-        assert_eq!(key.open::<UnblockSecrets>("not base64").unwrap_err(), EnvelopeError::Malformed);
+        assert_eq!(key.open::<UnblockSecrets>("not base64", &trusted()).unwrap_err(), EnvelopeError::Malformed);
         assert_eq!(
-            OneTimeKey::generate().open::<UnblockSecrets>("AQ==").unwrap_err(),
+            OneTimeKey::generate().open::<UnblockSecrets>("Ag==", &trusted()).unwrap_err(),
             EnvelopeError::Malformed
         );
     }
 
     #[test]
     fn a_low_order_public_key_is_refused() {
-        assert_eq!(seal(&STANDARD.encode([0u8; 32]), &secrets()).unwrap_err(), EnvelopeError::BadPublicKey);
-        assert_eq!(seal("AAAA", &secrets()).unwrap_err(), EnvelopeError::BadPublicKey);
+        assert_eq!(
+            seal(&backend(), &STANDARD.encode([0u8; 32]), &secrets()).unwrap_err(),
+            EnvelopeError::BadPublicKey
+        );
+        assert_eq!(seal(&backend(), "AAAA", &secrets()).unwrap_err(), EnvelopeError::BadPublicKey);
     }
 
     #[test]
@@ -426,15 +605,16 @@ mod tests {
 
     #[test]
     fn an_issue_envelope_is_not_an_unblock_envelope() {
+        // The kind is covered by the signature as well as by the key derivation.
         let key = OneTimeKey::generate();
-        let sealed = seal(&key.public_key(), &issue_secrets()).unwrap();
-        assert_eq!(key.open::<UnblockSecrets>(&sealed).unwrap_err(), EnvelopeError::NotForThisKey);
+        let sealed = seal(&backend(), &key.public_key(), &issue_secrets()).unwrap();
+        assert_eq!(key.open::<UnblockSecrets>(&sealed, &trusted()).unwrap_err(), EnvelopeError::Untrusted);
         let key = OneTimeKey::generate();
-        let sealed = seal(&key.public_key(), &issue_secrets()).unwrap();
-        assert_eq!(key.open::<IssueSecrets>(&sealed).unwrap(), issue_secrets());
+        let sealed = seal(&backend(), &key.public_key(), &issue_secrets()).unwrap();
+        assert_eq!(key.open::<IssueSecrets>(&sealed, &trusted()).unwrap(), issue_secrets());
         let key = OneTimeKey::generate();
-        let sealed = seal(&key.public_key(), &new_secrets()).unwrap();
-        assert_eq!(key.open::<IssueSecrets>(&sealed).unwrap_err(), EnvelopeError::NotForThisKey);
+        let sealed = seal(&backend(), &key.public_key(), &new_secrets()).unwrap();
+        assert_eq!(key.open::<IssueSecrets>(&sealed, &trusted()).unwrap_err(), EnvelopeError::Untrusted);
     }
 
     #[test]
@@ -462,6 +642,24 @@ mod tests {
         assert_eq!(half_done.check(None, 0), Err(EnvelopeError::WrongCard));
         let debug = format!("{s:?}");
         assert!(!debug.contains("1234") && !debug.contains("0102"), "{debug}");
+    }
+
+    #[test]
+    fn each_purpose_signs_its_own_digest() {
+        let all = [
+            Purpose::SignIn,
+            Purpose::RegistrationProof,
+            Purpose::Presence,
+            Purpose::UnlockProof,
+            Purpose::IssueProofPivAuth,
+            Purpose::IssueProofCardAuth,
+        ];
+        let challenge = [1u8; 32];
+        let digests: std::collections::HashSet<_> = all.iter().map(|p| signed_digest(*p, &challenge)).collect();
+        assert_eq!(digests.len(), all.len());
+        assert!(!digests.contains(&challenge));
+        assert!(!digests.contains(&offer_digest(&challenge, &[2; 32], "aa")));
+        assert_ne!(signed_digest(Purpose::SignIn, &[1; 32]), signed_digest(Purpose::SignIn, &[2; 32]));
     }
 
     #[test]
