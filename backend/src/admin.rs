@@ -69,6 +69,9 @@ pub enum AdminCommand {
     },
     /// Check the audit trail's hash chain; exits non-zero naming the first broken row.
     VerifyAudit,
+    /// Print the public key this backend signs envelopes with (base64), for every card agent's
+    /// settings: `envelope_keys` for this site's origin, or `--envelope-key ORIGIN=KEY`.
+    EnvelopeKey,
 }
 
 pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> anyhow::Result<()> {
@@ -151,6 +154,15 @@ pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> a
             let origin = origin.unwrap_or_else(|| settings.public_url());
             let vault = PukVault::from_settings(settings)?;
             let ca = card_ca::CertificateAuthority::load_or_create(&settings.ca_dir())?;
+            let signer = crate::trust::envelope_signer(settings)?;
+            let attestation_roots = crate::trust::attestation_roots(settings)?;
+            let issuer = crate::routes::issuance::Issuer {
+                db,
+                vault: &vault,
+                ca: &ca,
+                signer: &signer,
+                attestation_roots: &attestation_roots,
+            };
             let command = IssueCard {
                 user_id: &user_id,
                 reason: &reason,
@@ -159,9 +171,10 @@ pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> a
                 reader: reader.as_deref(),
                 pin,
             };
-            let issued = admin_issue::issue_card(db, &vault, &ca, command).await?;
+            let issued = admin_issue::issue_card(issuer, command).await?;
             println!("card {} is issued to {}", issued.guid, issued.user_id);
         }
+        AdminCommand::EnvelopeKey => println!("{}", crate::trust::envelope_signer(settings)?.trusted_key()),
         AdminCommand::VerifyAudit => match audit::first_broken_row(db).await? {
             None => println!("audit trail intact"),
             Some(id) => anyhow::bail!("the audit trail is broken at row {id}: it was altered or removed"),

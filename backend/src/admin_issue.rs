@@ -17,9 +17,7 @@ use tokio_tungstenite::{
 use zeroize::Zeroizing;
 
 use crate::{
-    db::Database,
     people,
-    puk_vault::PukVault,
     routes::issuance::{self, Issuer, Officer},
 };
 
@@ -40,16 +38,10 @@ pub struct IssueCard<'a> {
     pub pin: Zeroizing<String>,
 }
 
-pub async fn issue_card(
-    db: &Database,
-    vault: &PukVault,
-    ca: &card_ca::CertificateAuthority,
-    command: IssueCard<'_>,
-) -> anyhow::Result<CardIssued> {
-    let holder = people::user_by_user_id(db, command.user_id)
+pub async fn issue_card(issuer: Issuer<'_>, command: IssueCard<'_>) -> anyhow::Result<CardIssued> {
+    let holder = people::user_by_user_id(issuer.db, command.user_id)
         .await?
         .with_context(|| format!("no user {}", command.user_id))?;
-    let issuer = Issuer { db, vault, ca };
     let mut agent = AgentClient::connect(command.agent_url, command.origin).await?;
     let reader = agent.wait_for_card(command.reader).await?;
     let Reply::IssueOffer { public_key, guid } =
@@ -59,13 +51,13 @@ pub async fn issue_card(
     };
     let start = IssueStart { reason: command.reason.to_owned(), agent_key: public_key, card_guid: guid };
     let started = issuance::start(issuer, Officer::Operator, &holder, &start).await.map_err(api_error)?;
-    let Reply::IssueKeys { piv_auth_key, card_auth_key, offer_key, offer_signature } = agent
+    let Reply::IssueKeys { piv_auth_key, card_auth_key, offer_key, offer_signature, attestation } = agent
         .call(Operation::GenerateIssueKeys { reader: reader.clone(), envelope: started.envelope })
         .await?
     else {
         bail!("unexpected answer from the agent to generate_issue_keys");
     };
-    let keys = IssueKeys { piv_auth_key, card_auth_key, offer_key, offer_signature };
+    let keys = IssueKeys { piv_auth_key, card_auth_key, offer_key, offer_signature, attestation };
     let certificates =
         issuance::certify(issuer, Officer::Operator, &started.issuance_id, &keys).await.map_err(api_error)?;
     let finish = Operation::FinishIssue {

@@ -6,12 +6,24 @@ use p256::{
     pkcs8::DecodePublicKey,
 };
 
-/// Whether `signature_der` is that key's signature over `challenge`. Malformed keys or
-/// signatures are simply "no".
-pub fn verifies(public_key_spki_der: &[u8], challenge: &[u8], signature_der: &[u8]) -> bool {
+/// Whether `signature_der` is that key's signature over the challenge the backend issued for
+/// `purpose` (the card signs `envelope::signed_digest(purpose, challenge)`, so a signature made
+/// for another purpose is simply "no").
+pub fn verifies_for(
+    public_key_spki_der: &[u8],
+    purpose: envelope::Purpose,
+    challenge: &[u8],
+    signature_der: &[u8],
+) -> bool {
+    verifies(public_key_spki_der, &envelope::signed_digest(purpose, challenge), signature_der)
+}
+
+/// Whether `signature_der` is that key's signature over the 32-byte `digest` (an offer digest
+/// the agent built, or a purpose's digest). Malformed keys or signatures are simply "no".
+pub fn verifies(public_key_spki_der: &[u8], digest: &[u8], signature_der: &[u8]) -> bool {
     let Ok(key) = VerifyingKey::from_public_key_der(public_key_spki_der) else { return false };
     let Ok(signature) = Signature::from_der(signature_der) else { return false };
-    key.verify_prehash(challenge, &signature).is_ok()
+    key.verify_prehash(digest, &signature).is_ok()
 }
 
 /// A signature as the agent returns it (DER, base64), or the API's 400 for anything else.

@@ -55,12 +55,24 @@ impl From<Issued> for protocol::api::ChallengeIssued {
 }
 
 pub async fn issue(db: &Database, purpose: Purpose, session_ref: Option<&[u8]>) -> anyhow::Result<Issued> {
+    let mut tx = db.begin_write().await?;
+    let issued = issue_in(&mut tx, purpose, session_ref).await?;
+    tx.commit().await?;
+    Ok(issued)
+}
+
+/// As [`issue`], inside the caller's transaction (so the challenge exists only if what it is
+/// bound to was written).
+pub async fn issue_in(
+    tx: &mut Transaction<'static, Any>,
+    purpose: Purpose,
+    session_ref: Option<&[u8]>,
+) -> anyhow::Result<Issued> {
     let issued = Issued { id: random_token(), challenge: random_bytes() };
     let now = now_unix();
-    let mut tx = db.begin_write().await?;
     sqlx::query("DELETE FROM challenges WHERE expires_at < $1")
         .bind(now - LIFETIME_SECONDS)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     sqlx::query(
         "INSERT INTO challenges (id, purpose, challenge, session_ref, expires_at) VALUES ($1, $2, $3, $4, $5)",
@@ -70,9 +82,8 @@ pub async fn issue(db: &Database, purpose: Purpose, session_ref: Option<&[u8]>) 
     .bind(issued.challenge.to_vec())
     .bind(session_ref.map(|s| STANDARD.encode(s)))
     .bind(now + LIFETIME_SECONDS)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await?;
     Ok(issued)
 }
 

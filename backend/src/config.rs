@@ -48,6 +48,15 @@ pub struct Settings {
     /// The folder of the CA that certifies issued cards' keys (`ca.key.pem`, `ca.cert.pem`).
     /// Unset: `<data_dir>/ca`, created on first use (embedded default only).
     pub ca_dir: Option<PathBuf>,
+    /// The Ed25519 key the backend signs envelopes with: a 32-byte seed, base64, from a secret
+    /// store, the same on every instance. Card agents trust its public half for this site's
+    /// origin (`backend admin envelope-key` prints it). Unset: generated once into
+    /// `<data_dir>/envelope-signing.key` (embedded default only).
+    pub envelope_signing_key: Option<String>,
+    /// PEM files of the card makers' attestation roots (e.g. Yubico's PIV root). Set: the CA
+    /// certifies only keys a card attests it generated, under one of these. Unset: issuance is
+    /// not attested (the audit trail says so).
+    pub attestation_roots: Vec<PathBuf>,
     /// How many of the holder's 4 questions an unlock asks (2–4).
     pub unlock_questions: u8,
     /// Off by default. On: a holder who never registered can still unlock, in the style of NHS
@@ -72,6 +81,8 @@ impl Default for Settings {
             secret_key: None,
             puk_kek: None,
             ca_dir: None,
+            envelope_signing_key: None,
+            attestation_roots: Vec::new(),
             unlock_questions: 3,
             unlock_without_registration: false,
         }
@@ -126,6 +137,7 @@ impl Settings {
         copy.smtp_url = self.smtp_url.as_deref().map(redact_url_password);
         copy.secret_key = self.secret_key.as_ref().map(|_| "***".to_owned());
         copy.puk_kek = self.puk_kek.as_ref().map(|_| "***".to_owned());
+        copy.envelope_signing_key = self.envelope_signing_key.as_ref().map(|_| "***".to_owned());
         Ok(serde_json::to_string_pretty(&copy)?)
     }
 }

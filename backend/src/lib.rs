@@ -27,3 +27,4 @@ pub mod startup;
 pub mod static_files;
 pub mod telemetry;
 pub mod time;
+pub mod trust;

@@ -36,6 +36,10 @@ pub struct AppState {
     pub puk_vault: PukVault,
     /// Certifies the keys generated on cards the RA issues.
     pub ca: Arc<CertificateAuthority>,
+    /// Signs every envelope released to a card agent.
+    pub signer: Arc<envelope::EnvelopeSigner>,
+    /// Card makers' attestation roots; empty: issuance is not attested.
+    pub attestation_roots: Arc<Vec<x509_cert::Certificate>>,
 }
 
 /// The whole HTTP surface: `/api/*` JSON routes, everything else the SPA.
@@ -83,6 +87,8 @@ impl Application {
         let codes = CodeHasher::new(keys::server_key(&settings)?);
         let puk_vault = PukVault::from_settings(&settings)?;
         let ca = Arc::new(CertificateAuthority::load_or_create(&settings.ca_dir())?);
+        let signer = Arc::new(crate::trust::envelope_signer(&settings)?);
+        let attestation_roots = Arc::new(crate::trust::attestation_roots(&settings)?);
         let state = AppState {
             db: db.clone(),
             settings: Arc::new(settings),
@@ -91,6 +97,8 @@ impl Application {
             codes,
             puk_vault,
             ca,
+            signer,
+            attestation_roots,
         };
         Ok(Self { listener, router: app(state, files, headers), address, db })
     }

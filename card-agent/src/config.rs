@@ -1,8 +1,12 @@
 //! Agent settings: defaults, then an optional TOML file, then the command line.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+use envelope::TrustedKey;
 use serde::Deserialize;
 
 pub const DEFAULT_PORT: u16 = 47101;
@@ -14,6 +18,11 @@ pub struct AgentConfig {
     pub port: u16,
     /// Web origins allowed to open the WebSocket, e.g. `https://selfservice.example.nhs.uk`.
     pub allowed_origins: Vec<String>,
+    /// For each allowed origin, the public keys its backend signs envelopes with (base64, from
+    /// `backend admin envelope-key`; at most two, so the backend's key can be rotated without a
+    /// flag day). The agent acts on an envelope — spends a PUK try, changes a key — only if one
+    /// of these signed it; an origin without keys can sign in and prove presence, nothing more.
+    pub envelope_keys: BTreeMap<String, Vec<String>>,
     /// Largest accepted WebSocket message, bytes.
     pub max_message_bytes: usize,
     /// Requests per second one connection may send before it is closed.
@@ -28,6 +37,7 @@ impl Default for AgentConfig {
         Self {
             port: DEFAULT_PORT,
             allowed_origins: Vec::new(),
+            envelope_keys: BTreeMap::new(),
             max_message_bytes: 16 * 1024,
             max_requests_per_second: 50,
             self_service_url: None,
@@ -59,12 +69,58 @@ pub fn desktop_log_file() -> Option<(PathBuf, std::fs::File)> {
     Some((path, file))
 }
 
+/// At most this many envelope keys per origin: the backend's current key and the next one.
+pub const MAX_ENVELOPE_KEYS: usize = 2;
+
+/// Origins compare without a trailing slash and case-blind, as the handshake guard does.
+fn same_origin(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'))
+}
+
 impl AgentConfig {
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("Failed to read {}", path.display()))?;
         toml::from_str(&text)
             .with_context(|| format!("{} is not a valid agent configuration", path.display()))
+    }
+
+    /// `ORIGIN=KEY` from the command line (`--envelope-key`). The key is base64 and may end
+    /// in `=`, so the split is at the first `=` after the origin's `://`.
+    pub fn add_envelope_key(&mut self, flag: &str) -> anyhow::Result<()> {
+        let split = flag.find("://").and_then(|scheme| flag[scheme..].find('=').map(|i| scheme + i));
+        let Some(split) = split else {
+            bail!("--envelope-key takes ORIGIN=KEY, e.g. https://selfservice.example.nhs.uk=<key>");
+        };
+        let (origin, key) = (&flag[..split], &flag[split + 1..]);
+        self.envelope_keys.entry(origin.to_owned()).or_default().push(key.to_owned());
+        Ok(())
+    }
+
+    /// Every envelope key parses, at most two per origin, each for an allowed origin.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (origin, keys) in &self.envelope_keys {
+            if !self.allowed_origins.iter().any(|allowed| same_origin(allowed, origin)) {
+                bail!("envelope_keys names {origin}, which is not in allowed_origins");
+            }
+            if keys.len() > MAX_ENVELOPE_KEYS {
+                bail!("envelope_keys for {origin}: at most {MAX_ENVELOPE_KEYS} keys (the current and the next)");
+            }
+            for key in keys {
+                TrustedKey::parse(key)
+                    .map_err(|_| anyhow::anyhow!("envelope_keys for {origin}: {key:?} is not an Ed25519 public key in base64"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys trusted to sign envelopes for pages of `origin` (none: it may not use envelopes).
+    pub fn trusted_keys(&self, origin: &str) -> Vec<TrustedKey> {
+        self.envelope_keys
+            .iter()
+            .filter(|(configured, _)| same_origin(configured, origin))
+            .flat_map(|(_, keys)| keys.iter().filter_map(|k| TrustedKey::parse(k).ok()))
+            .collect()
     }
 }
 
@@ -83,5 +139,39 @@ mod tests {
         assert_eq!(config.max_message_bytes, AgentConfig::default().max_message_bytes);
         std::fs::write(&path, "prot = 1\n").unwrap();
         assert!(AgentConfig::from_file(&path).is_err());
+    }
+
+    #[test]
+    fn envelope_keys_belong_to_allowed_origins_two_at_most() {
+        let key = envelope::EnvelopeSigner::from_seed(&[1; 32]).trusted_key().to_string();
+        let next = envelope::EnvelopeSigner::from_seed(&[2; 32]).trusted_key().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "allowed_origins = [\"https://ss.example.nhs.uk\", \"http://127.0.0.1:8080\"]\n\
+                 [envelope_keys]\n\"https://ss.example.nhs.uk/\" = [\"{key}\", \"{next}\"]\n"
+            ),
+        )
+        .unwrap();
+        let mut config = AgentConfig::from_file(&path).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.trusted_keys("https://SS.example.nhs.uk").len(), 2);
+        assert!(config.trusted_keys("http://127.0.0.1:8080").is_empty(), "an origin without keys gets none");
+
+        config.add_envelope_key(&format!("http://127.0.0.1:8080={key}")).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.trusted_keys("http://127.0.0.1:8080").len(), 1);
+        assert!(config.add_envelope_key("no-origin").is_err());
+
+        config.add_envelope_key(&format!("https://evil.example={key}")).unwrap();
+        assert!(config.validate().unwrap_err().to_string().contains("not in allowed_origins"));
+        let mut three = AgentConfig::from_file(&path).unwrap();
+        three.envelope_keys.values_mut().for_each(|keys| keys.push(key.clone()));
+        assert!(three.validate().is_err());
+        let mut junk = AgentConfig::from_file(&path).unwrap();
+        junk.envelope_keys.values_mut().for_each(|keys| keys[0] = "junk".into());
+        assert!(junk.validate().is_err());
     }
 }

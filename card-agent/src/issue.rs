@@ -10,7 +10,7 @@
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use der::Decode;
-use envelope::{EnvelopeError, IssueNewSecrets, IssueSecrets, ManagementKeySecret};
+use envelope::{EnvelopeError, IssueNewSecrets, IssueSecrets, ManagementKeySecret, Purpose};
 use piv::{
     host::{HostError, PivSession, Transport},
     ids::{alg, key, object},
@@ -18,7 +18,7 @@ use piv::{
     objects::{certificate_object, chuid},
     pin::PaddedPin,
 };
-use protocol::agent::{AgentErrorCode, IssueFailure, IssueReport, IssueStep, PukOnCard};
+use protocol::agent::{AgentErrorCode, IssueFailure, IssueReport, IssueStep, KeyAttestation, PukOnCard};
 use zeroize::Zeroizing;
 
 use crate::ops::{self, error, first_accepted_puk, from_host, OpResult, Procedure};
@@ -31,6 +31,8 @@ pub struct GeneratedKeys {
     pub piv_auth_point: Vec<u8>,
     pub card_auth_point: Vec<u8>,
     pub offer_signature: Vec<u8>,
+    /// The card's attestation of both keys, if it has ATTEST.
+    pub attestation: Option<KeyAttestation>,
 }
 
 /// Step 1: the card's GUID, if it has a CHUID (a card whose last issuance stopped half-way).
@@ -75,7 +77,24 @@ pub fn generate_keys<T: Transport>(
     let digest = envelope::issue_offer_digest(&secrets.issuance_id, offer_key, &secrets.new_guid);
     let offer_signature =
         session.sign_ec(key::CARD_AUTHENTICATION, alg::ECC_P256, &digest).map_err(from_host)?;
-    Ok(GeneratedKeys { management_key_index, piv_auth_point, card_auth_point, offer_signature })
+    let attestation = attest(session).map_err(from_host)?;
+    Ok(GeneratedKeys { management_key_index, piv_auth_point, card_auth_point, offer_signature, attestation })
+}
+
+/// The card's certificates for the keys just generated in 9A and 9E and its F9 certificate, or
+/// `None` for a card without attestation (the backend decides whether that will do).
+fn attest<T: Transport>(session: &mut PivSession<T>) -> Result<Option<KeyAttestation>, HostError> {
+    let Some(piv_auth) = session.attest(key::PIV_AUTHENTICATION)? else { return Ok(None) };
+    let Some(card_auth) = session.attest(key::CARD_AUTHENTICATION)? else { return Ok(None) };
+    let device = session.get_data(object::ATTESTATION_CERTIFICATE)?;
+    let Some(device) = device.and_then(|o| piv::tlv::find(&o, 0x70).ok().flatten().map(<[u8]>::to_vec)) else {
+        return Ok(None);
+    };
+    Ok(Some(KeyAttestation {
+        piv_auth: STANDARD.encode(piv_auth),
+        card_auth: STANDARD.encode(card_auth),
+        device_certificate: STANDARD.encode(device),
+    }))
 }
 
 /// Step 3: write the certificates and the CHUID, rotate the PUK, set the holder's PIN, change
@@ -173,10 +192,10 @@ pub fn finish<T: Transport>(
     if let Err(e) = session.verify_pin(&pin_padded) {
         return fail(report, IssueStep::SignProof, from_host(e));
     }
-    let signed = session.sign_ec(key::PIV_AUTHENTICATION, alg::ECC_P256, challenge);
+    let signed = ops::sign_for(session, key::PIV_AUTHENTICATION, Purpose::IssueProofPivAuth, challenge);
     let _ = session.logout();
     match signed.and_then(|piv| {
-        let card = session.sign_ec(key::CARD_AUTHENTICATION, alg::ECC_P256, challenge)?;
+        let card = ops::sign_for(session, key::CARD_AUTHENTICATION, Purpose::IssueProofCardAuth, challenge)?;
         Ok((piv, card))
     }) {
         Ok((piv, card)) => {
@@ -337,7 +356,7 @@ mod tests {
         assert_eq!(identity.guid, GUID);
         assert_eq!(identity.pin, PinState::Ready { tries_left: Some(3) });
         assert!(identity.piv_auth_certificate.is_some() && identity.card_auth_certificate.is_some());
-        ops::sign_with_pin(&mut s, "97531864", &[1; 32]).unwrap();
+        ops::sign_with_pin(&mut s, "97531864", Purpose::SignIn, &[1; 32]).unwrap();
     }
 
     #[test]

@@ -19,6 +19,10 @@ struct Cli {
     /// A web origin allowed to connect, e.g. https://selfservice.example.nhs.uk (repeatable).
     #[arg(long = "allow-origin")]
     allow_origins: Vec<String>,
+    /// `ORIGIN=KEY`: a public key the backend of that origin signs envelopes with (repeatable,
+    /// two per origin at most; `backend admin envelope-key` prints it).
+    #[arg(long = "envelope-key")]
+    envelope_keys: Vec<String>,
     /// Print what IT support needs (version, settings, pcscd, readers, cards) and exit.
     #[arg(long)]
     diagnostics: bool,
@@ -60,6 +64,10 @@ async fn main() -> anyhow::Result<()> {
         config.port = port;
     }
     config.allowed_origins.extend(cli.allow_origins);
+    for flag in &cli.envelope_keys {
+        config.add_envelope_key(flag)?;
+    }
+    config.validate()?;
     if cli.self_service_url.is_some() {
         config.self_service_url = cli.self_service_url;
     }

@@ -3,7 +3,7 @@
 //! happened since the last one) and never spends a PIN try to probe.
 
 use base64::{engine::general_purpose::STANDARD, Engine};
-use envelope::{EnvelopeError, UnblockSecrets};
+use envelope::{EnvelopeError, Purpose, UnblockSecrets};
 use piv::{
     host::{HostError, PinStatus, PivSession, Transport, TransportError},
     ids::{alg, key, object},
@@ -109,24 +109,36 @@ fn not_personalised() -> AgentError {
     error(AgentErrorCode::NotPersonalised, "This card has not been issued yet. Ask your RA to issue it.")
 }
 
-/// VERIFY then sign with 9A; the PIN is logged out again afterwards.
+/// Has the card sign `challenge` for `purpose` with `slot`: the card signs the purpose's
+/// digest, never bytes a page chose.
+pub fn sign_for<T: Transport>(
+    session: &mut PivSession<T>,
+    slot: u8,
+    purpose: Purpose,
+    challenge: &[u8],
+) -> Result<Vec<u8>, HostError> {
+    session.sign_ec(slot, alg::ECC_P256, &envelope::signed_digest(purpose, challenge))
+}
+
+/// VERIFY then sign with 9A for `purpose`; the PIN is logged out again afterwards.
 pub fn sign_with_pin<T: Transport>(
     session: &mut PivSession<T>,
     pin: &str,
+    purpose: Purpose,
     challenge: &[u8],
 ) -> OpResult<Vec<u8>> {
     let pin = pin_from(pin)?;
     session.select().map_err(from_host)?;
     session.verify_pin(&pin).map_err(from_host)?;
-    let signature = session.sign_ec(key::PIV_AUTHENTICATION, alg::ECC_P256, challenge).map_err(from_host);
+    let signature = sign_for(session, key::PIV_AUTHENTICATION, purpose, challenge).map_err(from_host);
     let _ = session.logout();
     signature
 }
 
-/// Sign with 9E (no PIN): proves this card is in the reader.
+/// Sign with 9E (no PIN) for [`Purpose::Presence`]: proves this card is in the reader.
 pub fn prove_presence<T: Transport>(session: &mut PivSession<T>, challenge: &[u8]) -> OpResult<Vec<u8>> {
     session.select().map_err(from_host)?;
-    session.sign_ec(key::CARD_AUTHENTICATION, alg::ECC_P256, challenge).map_err(from_host)
+    sign_for(session, key::CARD_AUTHENTICATION, Purpose::Presence, challenge).map_err(from_host)
 }
 
 pub fn change_pin<T: Transport>(session: &mut PivSession<T>, old: &str, new: &str) -> OpResult<()> {
@@ -159,6 +171,10 @@ pub fn from_envelope(problem: EnvelopeError, during: Procedure) -> AgentError {
             AgentErrorCode::WrongCard,
             format!("This is not the card the {noun} was started with. Put that card in the reader and start again."),
         ),
+        EnvelopeError::Untrusted | EnvelopeError::Unsigned => {
+            tracing::warn!(problem = %problem, procedure = noun, "envelope not signed by this origin's backend");
+            untrusted(during)
+        }
         EnvelopeError::Expired => error(
             AgentErrorCode::EnvelopeRejected,
             format!(
@@ -170,6 +186,19 @@ pub fn from_envelope(problem: EnvelopeError, during: Procedure) -> AgentError {
             error(AgentErrorCode::EnvelopeRejected, format!("The {noun} could not be completed securely. Start again."))
         }
     }
+}
+
+/// The page asked for an envelope operation its origin's backend did not authorise: no key is
+/// configured for the origin, or the envelope was not signed by one. Nothing reached the card.
+pub fn untrusted(during: Procedure) -> AgentError {
+    error(
+        AgentErrorCode::EnvelopeUntrusted,
+        format!(
+            "This {} was not authorised by a self-service site this computer trusts, so nothing was done to your card. \
+             If you are on your organisation's self-service site, ask IT support to check the card agent's settings.",
+            during.noun()
+        ),
+    )
 }
 
 /// First half of an unblock: the GUID, and the card's 9E signature binding the agent's
@@ -249,7 +278,7 @@ pub fn unblock<T: Transport>(
     if let Err(e) = session.verify_pin(&new_pin) {
         return fail(report, UnblockStep::VerifyNewPin, from_host(e));
     }
-    let signed = session.sign_ec(key::PIV_AUTHENTICATION, alg::ECC_P256, challenge);
+    let signed = sign_for(session, key::PIV_AUTHENTICATION, Purpose::UnlockProof, challenge);
     let _ = session.logout();
     match signed {
         Ok(signature) => {
@@ -333,7 +362,7 @@ mod tests {
 
     fn block_pin<T: Transport>(s: &mut PivSession<T>) {
         for _ in 0..3 {
-            let _ = sign_with_pin(s, "000000", &[0; 32]);
+            let _ = sign_with_pin(s, "000000", Purpose::SignIn, &[0; 32]);
         }
         assert_eq!(card_identity(s).unwrap().pin, PinState::Blocked);
     }
@@ -360,19 +389,19 @@ mod tests {
     fn sign_with_pin_reports_tries_left_then_blocked() {
         let (mut s, _dir) = personalised();
         let challenge = [9u8; 32];
-        assert!(!sign_with_pin(&mut s, "123456", &challenge).unwrap().is_empty());
-        let err = sign_with_pin(&mut s, "000000", &challenge).unwrap_err();
+        assert!(!sign_with_pin(&mut s, "123456", Purpose::SignIn, &challenge).unwrap().is_empty());
+        let err = sign_with_pin(&mut s, "000000", Purpose::SignIn, &challenge).unwrap_err();
         assert_eq!(err.code, AgentErrorCode::WrongPin { tries_left: Some(2) });
-        let err = sign_with_pin(&mut s, "000000", &challenge).unwrap_err();
+        let err = sign_with_pin(&mut s, "000000", Purpose::SignIn, &challenge).unwrap_err();
         assert!(err.message.contains("1 try left"), "{}", err.message);
-        assert_eq!(sign_with_pin(&mut s, "000000", &challenge).unwrap_err().code, AgentErrorCode::PinBlocked);
+        assert_eq!(sign_with_pin(&mut s, "000000", Purpose::SignIn, &challenge).unwrap_err().code, AgentErrorCode::PinBlocked);
         assert_eq!(card_identity(&mut s).unwrap().pin, PinState::Blocked);
     }
 
     #[test]
     fn a_malformed_pin_is_refused_before_the_card_sees_it() {
         let (mut s, _dir) = personalised();
-        assert_eq!(sign_with_pin(&mut s, "12ab56", &[0; 32]).unwrap_err().code, AgentErrorCode::InvalidPin);
+        assert_eq!(sign_with_pin(&mut s, "12ab56", Purpose::SignIn, &[0; 32]).unwrap_err().code, AgentErrorCode::InvalidPin);
         assert_eq!(s.transport_mut().state().pin_tries_left, 3);
     }
 
@@ -385,7 +414,7 @@ mod tests {
             AgentErrorCode::WrongPin { .. }
         ));
         change_pin(&mut s, "123456", "24681357").unwrap();
-        sign_with_pin(&mut s, "24681357", &[2; 32]).unwrap();
+        sign_with_pin(&mut s, "24681357", Purpose::SignIn, &[2; 32]).unwrap();
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::{
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use futures_util::{SinkExt, StreamExt};
-use protocol::agent::{AgentErrorCode, AgentMessage, Operation, Outcome, Reply, Request, PROTOCOL_VERSION};
+use protocol::agent::{
+    AgentErrorCode, AgentMessage, Operation, Outcome, PinPurpose, Reply, Request, PROTOCOL_VERSION,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::{
     handshake::server::{ErrorResponse, Request as HttpRequest, Response as HttpResponse},
@@ -18,7 +20,7 @@ use tokio_tungstenite::tungstenite::{
 };
 use zeroize::Zeroizing;
 
-use envelope::{EnvelopeError, IssueNewSecrets, IssueSecrets, OneTimeKey, UnblockSecrets};
+use envelope::{EnvelopeError, IssueNewSecrets, IssueSecrets, OneTimeKey, TrustedKey, UnblockSecrets};
 
 use crate::{
     config::AgentConfig,
@@ -63,11 +65,19 @@ impl Server {
 
 async fn connection(stream: TcpStream, config: AgentConfig, pcsc: Pcsc, port: u16) -> anyhow::Result<()> {
     let allowed = config.allowed_origins.clone();
+    // The origin the handshake let in: it decides which backend keys this connection trusts.
+    let admitted = Arc::new(Mutex::new(None::<String>));
+    let admitted_by_check = admitted.clone();
     #[allow(clippy::result_large_err, reason = "tungstenite's handshake callback signature is fixed")]
     let check = move |request: &HttpRequest, response: HttpResponse| -> Result<HttpResponse, ErrorResponse> {
         let header = |name: header::HeaderName| request.headers().get(name).and_then(|v| v.to_str().ok());
         match guard::check(header(header::ORIGIN), header(header::HOST), &allowed, port) {
-            Ok(()) => Ok(response),
+            Ok(()) => {
+                if let Ok(mut slot) = admitted_by_check.lock() {
+                    *slot = header(header::ORIGIN).map(str::to_owned);
+                }
+                Ok(response)
+            }
             Err(refusal) => {
                 tracing::warn!(%refusal, "WebSocket handshake refused");
                 let mut denied = ErrorResponse::new(Some("Forbidden".into()));
@@ -80,6 +90,11 @@ async fn connection(stream: TcpStream, config: AgentConfig, pcsc: Pcsc, port: u1
         .max_message_size(Some(config.max_message_bytes))
         .max_frame_size(Some(config.max_message_bytes));
     let mut ws = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config)).await?;
+    let origin = admitted.lock().ok().and_then(|slot| slot.clone()).unwrap_or_default();
+    let trusted = config.trusted_keys(&origin);
+    if trusted.is_empty() {
+        tracing::debug!(%origin, "no envelope keys for this origin: unlock and issuance are refused");
+    }
     let mut events = pcsc.subscribe();
     send(
         &mut ws,
@@ -91,7 +106,7 @@ async fn connection(stream: TcpStream, config: AgentConfig, pcsc: Pcsc, port: u1
     .await?;
 
     let mut window = (Instant::now(), 0u32);
-    let mut pending = Pending::default();
+    let mut pending = Pending { trusted, ..Pending::default() };
     loop {
         tokio::select! {
             incoming = ws.next() => {
@@ -166,9 +181,11 @@ struct PendingUnblock {
     begun: Instant,
 }
 
-/// What this connection has begun and not finished. At most one of each kind.
+/// What this connection has begun and not finished (at most one of each kind), and the keys
+/// its origin's backend signs envelopes with.
 #[derive(Default)]
 struct Pending {
+    trusted: Vec<TrustedKey>,
     unblock: Option<PendingUnblock>,
     issue: Option<PendingIssue>,
 }
@@ -200,6 +217,7 @@ const ISSUE_KEY_LIFETIME: Duration = Duration::from_secs(15 * 60);
 const UNBLOCK_KEY_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Outcome {
+    let trusted = &pending.trusted;
     let pending_unblock = &mut pending.unblock;
     tracing::info!(?operation, "request");
     match operation {
@@ -207,15 +225,21 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Out
         Operation::CardIdentity { reader } => {
             pcsc.run(reader, Box::new(|s| into_outcome(ops::card_identity(s).map(Reply::Identity)))).await
         }
-        Operation::SignWithPin { reader, pin, challenge } => {
+        Operation::SignWithPin { reader, pin, challenge, purpose } => {
             let pin = Zeroizing::new(pin);
             let challenge = match ops::challenge_from(&challenge) {
                 Ok(c) => c,
                 Err(e) => return Outcome::Error(e),
             };
+            let purpose = match purpose {
+                PinPurpose::SignIn => envelope::Purpose::SignIn,
+                PinPurpose::RegistrationProof => envelope::Purpose::RegistrationProof,
+            };
             pcsc.run(
                 reader,
-                Box::new(move |s| into_outcome(ops::sign_with_pin(s, &pin, &challenge).map(signature))),
+                Box::new(move |s| {
+                    into_outcome(ops::sign_with_pin(s, &pin, purpose, &challenge).map(signature))
+                }),
             )
             .await
         }
@@ -244,6 +268,9 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Out
                 Err(e) => return Outcome::Error(e),
             };
             *pending_unblock = None;
+            if trusted.is_empty() {
+                return Outcome::Error(ops::untrusted(Procedure::Unlock));
+            }
             let key = OneTimeKey::generate();
             let public_key = key.public_key_bytes();
             let outcome = pcsc
@@ -268,7 +295,7 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Out
         }
         Operation::BeginIssue { .. }
         | Operation::GenerateIssueKeys { .. }
-        | Operation::FinishIssue { .. } => handle_issue(pcsc, operation, &mut pending.issue).await,
+        | Operation::FinishIssue { .. } => handle_issue(pcsc, operation, trusted, &mut pending.issue).await,
         Operation::Unblock { reader, envelope, new_pin, challenge } => {
             let new_pin = Zeroizing::new(new_pin);
             let challenge = match ops::challenge_from(&challenge) {
@@ -288,7 +315,7 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Out
                 return Outcome::Error(ops::from_envelope(EnvelopeError::WrongCard, Procedure::Unlock));
             }
             let now = unix_now();
-            let secrets = match pending.key.open::<UnblockSecrets>(&envelope).and_then(|secrets| {
+            let secrets = match pending.key.open::<UnblockSecrets>(&envelope, trusted).and_then(|secrets| {
                 secrets.check(&pending.guid, now)?;
                 Ok(secrets)
             }) {
@@ -320,7 +347,12 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Out
     }
 }
 
-async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<PendingIssue>) -> Outcome {
+async fn handle_issue(
+    pcsc: &Pcsc,
+    operation: Operation,
+    trusted: &[TrustedKey],
+    pending: &mut Option<PendingIssue>,
+) -> Outcome {
     let not_begun = || {
         Outcome::Error(ops::error(
             AgentErrorCode::EnvelopeRejected,
@@ -330,6 +362,9 @@ async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<Pe
     match operation {
         Operation::BeginIssue { reader } => {
             *pending = None;
+            if trusted.is_empty() {
+                return Outcome::Error(ops::untrusted(Procedure::Issuance));
+            }
             let key = OneTimeKey::generate();
             let public_key = key.public_key();
             let outcome = pcsc
@@ -358,7 +393,7 @@ async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<Pe
                 return Outcome::Error(issue::refused(EnvelopeError::WrongCard));
             }
             let now = unix_now();
-            let secrets = match key.open::<IssueSecrets>(&envelope).and_then(|secrets| {
+            let secrets = match key.open::<IssueSecrets>(&envelope, trusted).and_then(|secrets| {
                 secrets.check(guid.as_deref(), now)?;
                 Ok(secrets)
             }) {
@@ -379,6 +414,7 @@ async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<Pe
                                 card_auth_key: STANDARD.encode(&keys.card_auth_point),
                                 offer_key: STANDARD.encode(offer_public),
                                 offer_signature: STANDARD.encode(&keys.offer_signature),
+                                attestation: keys.attestation.clone(),
                             };
                             if let Ok(mut slot) = keys_out.lock() {
                                 *slot = Some(keys);
@@ -426,7 +462,7 @@ async fn handle_issue(pcsc: &Pcsc, operation: Operation, pending: &mut Option<Pe
             if issuing_reader != reader {
                 return Outcome::Error(issue::refused(EnvelopeError::WrongCard));
             }
-            let new = match offer_key.open::<IssueNewSecrets>(&envelope) {
+            let new = match offer_key.open::<IssueNewSecrets>(&envelope, trusted) {
                 Ok(new) => new,
                 Err(problem) => return Outcome::Error(issue::refused(problem)),
             };

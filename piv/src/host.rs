@@ -277,6 +277,18 @@ impl<T: Transport> PivSession<T> {
         Ok(point.to_vec())
     }
 
+    /// ATTEST (Yubico): the card's certificate (DER) for the key generated in `slot`, signed by
+    /// its attestation key; `None` if the card has no such command (not every PIV card does).
+    pub fn attest(&mut self, slot: u8) -> Result<Option<Vec<u8>>, HostError> {
+        let command = Command::new(0x00, ins::YK_ATTEST, slot, 0x00, Vec::new());
+        let response = self.transceive(&command)?;
+        match response.sw {
+            StatusWord::Success => Ok(Some(response.data)),
+            StatusWord::InsNotSupported | StatusWord::ClaNotSupported => Ok(None),
+            sw => Err(secret_error(ins::YK_ATTEST, sw)),
+        }
+    }
+
     /// GENERAL AUTHENTICATE with an ECC key: the card signs `digest` (already hashed).
     pub fn sign_ec(&mut self, slot: u8, algorithm: u8, digest: &[u8]) -> Result<Vec<u8>, HostError> {
         let body = tlv::encode_all(&[(0x82, &[]), (0x81, digest)]);

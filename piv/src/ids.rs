@@ -23,6 +23,9 @@ pub mod ins {
     /// Yubico extension, also answered by the virtual card: SET MANAGEMENT KEY
     /// (`00 FF FF FF 1B <alg> 9B <len> <key>`; P2 `FE` would also require a touch).
     pub const YK_SET_MANAGEMENT_KEY: u8 = 0xFF;
+    /// Yubico extension, also answered by the virtual card: ATTEST (`00 F9 <slot> 00 00`), an
+    /// X.509 certificate of the key generated in that slot, signed by the attestation key F9.
+    pub const YK_ATTEST: u8 = 0xF9;
 }
 
 /// Data object tags (Part 1 Table 3).
@@ -38,6 +41,8 @@ pub mod object {
     pub const PRINTED_INFORMATION: u32 = 0x5FC109;
     pub const IRIS_IMAGES: u32 = 0x5FC121;
     pub const KEY_HISTORY: u32 = 0x5FC10C;
+    /// Yubico: the certificate of the attestation key (slot F9), from the card's maker.
+    pub const ATTESTATION_CERTIFICATE: u32 = 0x5FFF01;
     pub const SECURITY_OBJECT: u32 = 0x5FC106;
     pub const DISCOVERY: u32 = 0x7E;
     pub const BIOMETRIC_GROUP_TEMPLATE: u32 = 0x7F61;

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; the SPA refuses an agent with another major version.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
@@ -24,9 +24,10 @@ pub enum Operation {
     ListReaders,
     /// GUID, certificates and PIN state, without a PIN and without spending a try.
     CardIdentity { reader: String },
-    /// VERIFY the PIN, then sign the challenge with the PIV Authentication key (9A).
-    SignWithPin { reader: String, pin: String, challenge: String },
-    /// Sign the challenge with the Card Authentication key (9E): no PIN, proves presence.
+    /// VERIFY the PIN, then sign the challenge for `purpose` with the PIV Authentication key
+    /// (9A). The card signs `envelope::signed_digest(purpose, challenge)`, never the bytes sent.
+    SignWithPin { reader: String, pin: String, challenge: String, purpose: PinPurpose },
+    /// Sign the challenge for presence with the Card Authentication key (9E): no PIN.
     ProvePresence { reader: String, challenge: String },
     /// CHANGE REFERENCE DATA for the PIN.
     ChangePin { reader: String, old_pin: String, new_pin: String },
@@ -63,6 +64,15 @@ pub enum Operation {
         pin: String,
         challenge: String,
     },
+}
+
+/// What a page may have the card sign with 9A after VERIFY. The unlock and issuance proofs are
+/// made only inside those operations, never on a page's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinPurpose {
+    SignIn,
+    RegistrationProof,
 }
 
 /// PINs never reach a log through `Debug`.
@@ -137,16 +147,28 @@ pub enum Reply {
     },
     /// The public points (`04‖X‖Y`, base64) generated on the card, and the agent's second
     /// one-time key (X25519, base64) with the new 9E key's signature (DER, base64) over
-    /// `envelope::issue_offer_digest(issuance_id, offer_key, guid)`.
+    /// `envelope::issue_offer_digest(issuance_id, offer_key, guid)`; the card's attestation of
+    /// the two keys when it has one (`None`: the card has no ATTEST command).
     #[cfg(feature = "issuance")]
     IssueKeys {
         piv_auth_key: String,
         card_auth_key: String,
         offer_key: String,
         offer_signature: String,
+        attestation: Option<KeyAttestation>,
     },
     #[cfg(feature = "issuance")]
     Issued(IssueReport),
+}
+
+/// A card's word that keys were generated on it (Yubico's PIV attestation): for each slot an
+/// X.509 certificate of the slot's public key signed by the card's attestation key (slot F9),
+/// and the F9 key's own certificate from the card's maker. DER, base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyAttestation {
+    pub piv_auth: String,
+    pub card_auth: String,
+    pub device_certificate: String,
 }
 
 /// What each issuance step did; the backend binds the card only when every step succeeded and
@@ -303,6 +325,9 @@ pub enum AgentErrorCode {
     /// The unblock envelope could not be used: malformed, for another key, expired, or no
     /// unblock was begun on this connection.
     EnvelopeRejected,
+    /// The envelope was not signed by a backend key the agent trusts for the page's origin (or
+    /// the origin has none): the page asked for something its backend did not authorise.
+    EnvelopeUntrusted,
     /// Issuance: the card refused every management key the backend holds for it.
     ManagementKeyRejected,
     /// Issuance: a certificate does not certify the key generated on the card.
@@ -322,10 +347,15 @@ mod tests {
 
     #[test]
     fn requests_are_flat_json_with_an_op_tag() {
-        let json = r#"{"id":7,"op":"sign_with_pin","reader":"R","pin":"123456","challenge":"AA=="}"#;
+        let json = r#"{"id":7,"op":"sign_with_pin","reader":"R","pin":"123456","challenge":"AA==","purpose":"sign_in"}"#;
         let request: Request = serde_json::from_str(json).unwrap();
         assert_eq!(request.id, 7);
-        assert!(matches!(request.operation, Operation::SignWithPin { .. }));
+        assert!(matches!(request.operation, Operation::SignWithPin { purpose: PinPurpose::SignIn, .. }));
+        // No purpose, or one a page may not ask for: not a request.
+        let unlabelled = r#"{"id":7,"op":"sign_with_pin","reader":"R","pin":"123456","challenge":"AA=="}"#;
+        assert!(serde_json::from_str::<Request>(unlabelled).is_err());
+        let proof = unlabelled.replace("}", r#","purpose":"unlock_proof"}"#);
+        assert!(serde_json::from_str::<Request>(&proof).is_err());
         assert!(!format!("{request:?}").contains("123456"), "Debug hides the PIN");
     }
 

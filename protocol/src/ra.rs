@@ -64,13 +64,16 @@ pub struct IssueStarted {
 }
 
 /// `POST /api/ra/issuances/{id}/keys`: the agent's `issue_keys` — the public points the card
-/// generated (base64 `04‖X‖Y`) and the second one-time key the new 9E key signed for.
+/// generated (base64 `04‖X‖Y`), the second one-time key the new 9E key signed for, and the
+/// card's attestation of the two keys (required when the backend has `attestation_roots`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueKeys {
     pub piv_auth_key: String,
     pub card_auth_key: String,
     pub offer_key: String,
     pub offer_signature: String,
+    #[serde(default)]
+    pub attestation: Option<crate::agent::KeyAttestation>,
 }
 
 /// For the agent's `finish_issue`: the certificates (DER, base64), the card's new secrets sealed

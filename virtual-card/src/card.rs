@@ -174,6 +174,7 @@ impl Card {
             ins::GENERATE_ASYMMETRIC_KEY_PAIR => self.generate(command),
             ins::YK_GET_SERIAL => Ok(self.state.serial.to_be_bytes().to_vec()),
             ins::YK_SET_MANAGEMENT_KEY => self.set_management_key(command),
+            ins::YK_ATTEST => self.attest(command),
             _ => Err(StatusWord::InsNotSupported),
         }
     }
@@ -223,7 +224,7 @@ impl Card {
             return Err(StatusWord::IncorrectData);
         }
         let tag = tag_list.value.iter().fold(0u32, |acc, b| acc << 8 | u32::from(*b));
-        if !object::is_piv_object(tag) {
+        if !object::is_piv_object(tag) && tag != object::ATTESTATION_CERTIFICATE {
             return Err(StatusWord::IncorrectData);
         }
         Ok(tag)
@@ -548,6 +549,41 @@ impl Card {
         self.session.mgmt_authenticated = false;
         self.persist()?;
         Ok(Vec::new())
+    }
+
+    // ATTEST (Yubico's extension): a certificate of the key generated in slot P1, signed by the
+    // attestation key F9. Every key on this card was generated on it (it has no import).
+    fn attest(&mut self, command: &Command) -> Answer {
+        let Some(stored) = self.state.attestation.clone() else { return Err(StatusWord::InsNotSupported) };
+        let slot = command.p1;
+        if command.p2 != 0x00
+            || !matches!(
+                slot,
+                key::PIV_AUTHENTICATION | key::DIGITAL_SIGNATURE | key::KEY_MANAGEMENT | key::CARD_AUTHENTICATION
+            )
+        {
+            return Err(StatusWord::IncorrectP1P2);
+        }
+        let key = self.state.key(slot).cloned().ok_or(StatusWord::ReferenceNotFound)?;
+        if key.algorithm != alg::ECC_P256 {
+            return Err(StatusWord::IncorrectData);
+        }
+        let memory_fault = StatusWord::Other(0x6F00);
+        let scalar = Zeroizing::new(piv::mgmt::decode_hex(&key.scalar_hex).ok_or(memory_fault)?);
+        let point = ec::public_point(alg::ECC_P256, &scalar).ok_or(memory_fault)?;
+        let attestation_scalar = Zeroizing::new(piv::mgmt::decode_hex(&stored.scalar_hex).ok_or(memory_fault)?);
+        let certificate = piv::mgmt::decode_hex(&stored.certificate_hex).ok_or(memory_fault)?;
+        let attestation_key =
+            card_ca::attestation::AttestationKey::from_parts(&attestation_scalar, &certificate)
+                .map_err(|_| memory_fault)?;
+        let pin_policy = if slot == key::CARD_AUTHENTICATION {
+            card_ca::attestation::PIN_POLICY_NEVER
+        } else {
+            card_ca::attestation::PIN_POLICY_ONCE
+        };
+        let attested =
+            attestation_key.attest(slot, &point, self.state.serial, pin_policy).map_err(|_| memory_fault)?;
+        der::Encode::to_der(&attested).map_err(|_| memory_fault)
     }
 
     // GENERATE ASYMMETRIC KEY PAIR (Part 2 §3.3.2): needs the management key.

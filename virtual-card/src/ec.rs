@@ -29,6 +29,21 @@ pub fn generate(algorithm: u8) -> Option<NewKey> {
     }
 }
 
+/// The public point `04‖X‖Y` of a stored scalar.
+pub fn public_point(algorithm: u8, scalar: &[u8]) -> Option<Vec<u8>> {
+    match algorithm {
+        alg::ECC_P256 => {
+            let key = p256::ecdsa::SigningKey::from_slice(scalar).ok()?;
+            Some(key.verifying_key().to_encoded_point(false).as_bytes().to_vec())
+        }
+        alg::ECC_P384 => {
+            let key = p384::ecdsa::SigningKey::from_slice(scalar).ok()?;
+            Some(key.verifying_key().to_encoded_point(false).as_bytes().to_vec())
+        }
+        _ => None,
+    }
+}
+
 /// The digest length an ECC algorithm signs (the curve's field size).
 pub fn digest_len(algorithm: u8) -> Option<usize> {
     match algorithm {

@@ -63,6 +63,11 @@ enum Cmd {
         /// Replace an existing card at this path.
         #[arg(long)]
         force: bool,
+        /// Give the card an attestation key (slot F9, as YubiKeys have) certified by the maker
+        /// CA in this folder (`ca.key.pem`, `ca.cert.pem`, created on first use). Without it the
+        /// card has no ATTEST, like many PIV cards.
+        #[arg(long)]
+        maker_ca: Option<PathBuf>,
     },
     /// Insert the card into vpcd's reader and answer APDUs until stopped (Ctrl-C = card removed).
     Run {
@@ -124,14 +129,17 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
     match Cli::parse().command {
-        Cmd::Init { state, pin, puk, mgmt_key, mgmt_algorithm, force } => {
+        Cmd::Init { state, pin, puk, mgmt_key, mgmt_algorithm, force, maker_ca } => {
             if state.exists() && !force {
                 bail!("{} already holds a card; pass --force to replace it", state.display());
             }
             PaddedPin::new(&pin).context("--pin")?;
             PaddedPin::new(&puk).context("--puk")?;
             let key = management_key(mgmt_algorithm, mgmt_key.as_deref())?;
-            let card = CardState::blank(&pin, &puk, key.algorithm(), key.key_bytes());
+            let mut card = CardState::blank(&pin, &puk, key.algorithm(), key.key_bytes());
+            if let Some(dir) = &maker_ca {
+                card.provision_attestation(&CertificateAuthority::load_or_create_maker(dir)?)?;
+            }
             card.save(&state)?;
             println!("new blank card {} (serial {})", state.display(), card.serial);
             Ok(())

@@ -36,6 +36,19 @@ impl std::fmt::Debug for StoredKey {
     }
 }
 
+/// The card's attestation key (slot F9) and its certificate from the maker (hex).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAttestation {
+    pub scalar_hex: String,
+    pub certificate_hex: String,
+}
+
+impl std::fmt::Debug for StoredAttestation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredAttestation(***)")
+    }
+}
+
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardState {
     /// Card serial (what `GET SERIAL` answers and tools show).
@@ -53,6 +66,10 @@ pub struct CardState {
     pub keys: BTreeMap<String, StoredKey>,
     /// Object tag (hex, e.g. `5fc102`) → object contents (hex, what is inside `53`).
     pub objects: BTreeMap<String, String>,
+    /// The attestation key, if the card was made with one (`init --maker-ca`); without it the
+    /// card answers ATTEST with `6D00`, like PIV cards that have no attestation.
+    #[serde(default)]
+    pub attestation: Option<StoredAttestation>,
 }
 
 impl std::fmt::Debug for CardState {
@@ -85,6 +102,7 @@ impl CardState {
             mgmt_key_hex: encode_hex(mgmt_key),
             keys: BTreeMap::new(),
             objects: BTreeMap::new(),
+            attestation: None,
         };
         // Discovery (SP 800-73-4 Part 1 §3.3.2): the AID, and PIN usage policy 4000
         // ("PIV application PIN satisfies the access control rules").
@@ -92,6 +110,18 @@ impl CardState {
         discovery.extend(piv::tlv::encode(0x5F2F, &[0x40, 0x00]));
         state.set_object(piv::ids::object::DISCOVERY, Some(&discovery));
         state
+    }
+
+    /// Gives the card an attestation key certified by `maker`, as a maker does at the factory;
+    /// its certificate is readable in object `5FFF01`.
+    pub fn provision_attestation(&mut self, maker: &card_ca::CertificateAuthority) -> anyhow::Result<()> {
+        use der::Encode;
+        let key = maker.provision_attestation_key(self.serial)?;
+        let der = key.certificate().to_der()?;
+        self.attestation =
+            Some(StoredAttestation { scalar_hex: encode_hex(&key.scalar()), certificate_hex: encode_hex(&der) });
+        self.set_object(piv::ids::object::ATTESTATION_CERTIFICATE, Some(&piv::objects::certificate_object(&der)));
+        Ok(())
     }
 
     pub fn mgmt_key(&self) -> Option<Vec<u8>> {

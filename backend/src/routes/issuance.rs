@@ -30,7 +30,7 @@ use axum::{
 use base64::{engine::general_purpose::STANDARD, Engine};
 use card_ca::CertificateAuthority;
 use der::Encode;
-use envelope::{IssueNewSecrets, IssueSecrets, ManagementKeySecret};
+use envelope::{EnvelopeSigner, IssueNewSecrets, IssueSecrets, ManagementKeySecret};
 use protocol::{
     agent::{IssueReport, PukOnCard},
     ra::{CardIssued, IssueCertificates, IssueComplete, IssueKeys, IssueStart, IssueStarted},
@@ -70,17 +70,27 @@ pub fn router() -> Router<AppState> {
         .route("/ra/issuances/{id}/complete", post(complete_route))
 }
 
-/// What issuing needs: the database, the vault for the card's secrets, and the CA.
+/// What issuing needs: the database, the vault for the card's secrets, the CA, the key that
+/// signs envelopes for the agent, and the makers' roots that attest a card's keys.
 #[derive(Debug, Clone, Copy)]
 pub struct Issuer<'a> {
     pub db: &'a Database,
     pub vault: &'a PukVault,
     pub ca: &'a CertificateAuthority,
+    pub signer: &'a EnvelopeSigner,
+    /// Empty: keys are certified without attestation (and the audit trail says so).
+    pub attestation_roots: &'a [x509_cert::Certificate],
 }
 
 impl<'a> Issuer<'a> {
     pub fn of(state: &'a AppState) -> Self {
-        Self { db: &state.db, vault: &state.puk_vault, ca: &state.ca }
+        Self {
+            db: &state.db,
+            vault: &state.puk_vault,
+            ca: &state.ca,
+            signer: &state.signer,
+            attestation_roots: &state.attestation_roots,
+        }
     }
 }
 
@@ -187,7 +197,7 @@ pub async fn start(
         None => None,
         Some(guid) => {
             let row = sqlx::query(
-                "SELECT id, puk_sealed, mgmt_key_sealed FROM issuances \
+                "SELECT id, user_ref, officer_ref, expires_at, puk_sealed, mgmt_key_sealed FROM issuances \
                  WHERE card_guid = $1 AND status IN ('started', 'certified') ORDER BY created_at DESC LIMIT 1",
             )
             .bind(guid)
@@ -200,6 +210,27 @@ pub async fn start(
                     "This card already has an identity this service did not give it. Use a blank card.",
                 ));
             };
+            // The recorded secrets go only to the officer who started this card, for the same
+            // person, while it lasts: the GUID alone (it is in the audit trail) opens nothing.
+            let same_officer = row.try_get::<Option<i64>, _>("officer_ref")? == officer.reference();
+            let same_person = row.try_get::<i64, _>("user_ref")? == holder.id;
+            if !same_officer || !same_person || row.try_get::<i64, _>("expires_at")? < now {
+                audit::append(
+                    &mut tx,
+                    Entry::new(officer.actor(), "card_issue_resume_refused")
+                        .subject(&holder.user_id)
+                        .details(serde_json::json!({ "guid": guid })),
+                )
+                .await?;
+                tx.commit().await?;
+                return Err(rejected(
+                    StatusCode::CONFLICT,
+                    "issuance_not_resumable",
+                    "This card was left half-issued by another issuance: only the officer who started it can \
+                     finish it, for the same person, within 15 minutes. Otherwise reset the card to its factory \
+                     state and issue it again.",
+                ));
+            }
             let puk =
                 issuer.vault.open(guid, &row.try_get::<Vec<u8>, _>("puk_sealed")?).map_err(unopenable)?;
             let management_key = issuer
@@ -277,7 +308,7 @@ pub async fn start(
         current_management_keys,
         current_puks,
     };
-    let envelope = envelope::seal(&request.agent_key, &secrets)
+    let envelope = envelope::seal(issuer.signer, &request.agent_key, &secrets)
         .map_err(|_| rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid."))?;
     Ok(IssueStarted { issuance_id: id, envelope })
 }
@@ -393,7 +424,8 @@ pub async fn certify(
             .open(&issuance.card_guid, &row.try_get::<Vec<u8>, _>("puk_sealed")?)
             .map_err(unopenable)?,
     };
-    let envelope = envelope::seal(&keys.offer_key, &new_secrets)
+    let attestation = attested(issuer, keys, &piv_auth_point, &card_auth_point)?;
+    let envelope = envelope::seal(issuer.signer, &keys.offer_key, &new_secrets)
         .map_err(|_| rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid."))?;
     let holder_name: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
         .bind(issuance.user_ref)
@@ -405,6 +437,7 @@ pub async fn certify(
     let piv_auth_certificate = certificate(&piv_auth_point, "PIV Authentication")?;
     let card_auth_certificate = certificate(&card_auth_point, "Card Authentication")?;
     let challenge = random_bytes::<32>();
+    let mut tx = issuer.db.begin_write().await?;
     let updated = sqlx::query(
         "UPDATE issuances SET status = 'certified', piv_auth_certificate = $1, card_auth_certificate = $2, \
          challenge = $3 WHERE id = $4 AND status = 'started'",
@@ -413,7 +446,7 @@ pub async fn certify(
     .bind(&card_auth_certificate)
     .bind(challenge.to_vec())
     .bind(&issuance.id)
-    .execute(issuer.db.pool())
+    .execute(&mut *tx)
     .await?;
     if updated.rows_affected() != 1 {
         return Err(rejected(
@@ -422,12 +455,76 @@ pub async fn certify(
             "This card issuance has ended. Start again.",
         ));
     }
+    let holder_id: String = sqlx::query_scalar("SELECT user_id FROM users WHERE id = $1")
+        .bind(issuance.user_ref)
+        .fetch_one(&mut *tx)
+        .await?;
+    audit::append(
+        &mut tx,
+        Entry::new(officer.actor(), "card_keys_certified").subject(&holder_id).details(serde_json::json!({
+            "guid": issuance.card_guid,
+            "attestation": attestation.as_ref().map_or_else(
+                || serde_json::json!("not attested"),
+                |a| serde_json::json!({ "root": a.root, "card_serial": a.serial }),
+            ),
+        })),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(IssueCertificates {
         piv_auth_certificate: STANDARD.encode(piv_auth_certificate),
         card_auth_certificate: STANDARD.encode(card_auth_certificate),
         envelope,
         challenge: STANDARD.encode(challenge),
     })
+}
+
+/// With `attestation_roots` configured, the card's attestation of both keys under one of them
+/// (what a script with software keys cannot produce); without, `None`: not attested.
+fn attested(
+    issuer: Issuer<'_>,
+    keys: &IssueKeys,
+    piv_auth_point: &[u8],
+    card_auth_point: &[u8],
+) -> Result<Option<card_ca::attestation::Attested>, ApiError> {
+    if issuer.attestation_roots.is_empty() {
+        return Ok(None);
+    }
+    let Some(attestation) = &keys.attestation else {
+        return Err(rejected(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "attestation_required",
+            "This card cannot show that its keys were made on it (it has no attestation), and this \
+             service only issues cards that can. Use a card from a supported maker.",
+        ));
+    };
+    let der = |b64: &str| {
+        STANDARD.decode(b64).map_err(|_| {
+            rejected(StatusCode::BAD_REQUEST, "invalid_request", "An attestation certificate is not base64.")
+        })
+    };
+    let device = der(&attestation.device_certificate)?;
+    let check = |slot: &str, point: &[u8]| {
+        card_ca::attestation::verify(issuer.attestation_roots, &device, &der(slot)?, point).map_err(|problem| {
+            tracing::warn!(%problem, "key attestation refused");
+            rejected(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "attestation_invalid",
+                "The card's keys could not be shown to have been made on a card from a trusted maker, so \
+                 they were not certified.",
+            )
+        })
+    };
+    let attested = check(&attestation.piv_auth, piv_auth_point)?;
+    let card_auth = check(&attestation.card_auth, card_auth_point)?;
+    if attested.serial != card_auth.serial {
+        return Err(rejected(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "attestation_invalid",
+            "The two keys were attested by different cards.",
+        ));
+    }
+    Ok(Some(attested))
 }
 
 /// Step 3: bind the card if the agent's report is complete and its proofs verify.
@@ -475,13 +572,15 @@ pub async fn complete(
         Ok(card_proof::public_key_of_certificate(&row.try_get::<Vec<u8>, _>(column)?)?)
     };
     let (piv_auth_key, card_auth_key) = (spki("piv_auth_certificate")?, spki("card_auth_certificate")?);
-    let proves = |key: &[u8], proof: &Option<String>| {
+    let proves = |key: &[u8], purpose, proof: &Option<String>| {
         proof
             .as_deref()
             .and_then(|b64| STANDARD.decode(b64).ok())
-            .is_some_and(|signature| card_proof::verifies(key, &challenge, &signature))
+            .is_some_and(|signature| card_proof::verifies_for(key, purpose, &challenge, &signature))
     };
-    if !proves(&piv_auth_key, &report.piv_auth_proof) || !proves(&card_auth_key, &report.card_auth_proof) {
+    if !proves(&piv_auth_key, envelope::Purpose::IssueProofPivAuth, &report.piv_auth_proof)
+        || !proves(&card_auth_key, envelope::Purpose::IssueProofCardAuth, &report.card_auth_proof)
+    {
         audit::record(
             issuer.db,
             Entry::new(officer.actor(), "card_issue_proof_refused")

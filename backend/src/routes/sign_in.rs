@@ -61,7 +61,7 @@ async fn sign_in(
             "card_not_active",
             "This card has been suspended or revoked. Contact your Registration Authority (RA).",
         )),
-        Some(card) if !card_proof::verifies(&card.piv_auth_key, &challenge, &signature) => Some((
+        Some(card) if !card_proof::verifies_for(&card.piv_auth_key, envelope::Purpose::SignIn, &challenge, &signature) => Some((
             "bad_signature",
             StatusCode::UNAUTHORIZED,
             "signature_invalid",

@@ -144,7 +144,7 @@ async fn start(
             "card_not_recognised",
             "This card was not issued by this service. Contact your Registration Authority (RA).",
         ))),
-        Some(card) if !card_proof::verifies(&card.card_auth_key, &challenge, &signature) => Some(("bad_signature", ApiError::rejected(
+        Some(card) if !card_proof::verifies_for(&card.card_auth_key, envelope::Purpose::Presence, &challenge, &signature) => Some(("bad_signature", ApiError::rejected(
             StatusCode::UNAUTHORIZED,
             "signature_invalid",
             "The card's answer could not be verified. Remove the card, put it back and try again.",

@@ -7,7 +7,9 @@
 //! pending PUK as the new one, so however a release ends — card pulled out, browser closed,
 //! backend restarted — the card still holds one of the two, and the next release offers both.
 //! Only a report whose 9A proof verifies, made by the card after the rotation, collapses the two
-//! into one.
+//! into one — and only into the pending PUK of the release the proof belongs to: the proof
+//! challenge is bound to the attempt and to that pending PUK, so a report held back from an
+//! earlier release can never promote a pending PUK the card was not given.
 
 use axum::{extract::State, http::StatusCode, routing::post, Router};
 use base64::{engine::general_purpose::STANDARD, Engine};
@@ -94,8 +96,6 @@ async fn release(
         STANDARD.decode(&request.public_key).ok().and_then(|b| b.try_into().ok()).ok_or_else(bad_offer)?;
     let card = people::card_by_guid(&state.db, &attempt.guid).await?.ok_or_else(attempt_ended)?;
     let fresh_pending = state.puk_vault.seal(&attempt.guid, &random_digits(PUK_DIGITS))?;
-    let proof_challenge =
-        challenges::issue(&state.db, Purpose::UnlockProof, Some(request.attempt_id.as_bytes())).await?;
 
     let mut tx = state.db.begin_write().await?;
     let challenge = challenges::redeem(
@@ -156,7 +156,13 @@ async fn release(
         current_puks: plan.candidates,
         new_puk: plan.new_puk,
     };
-    let sealed = envelope::seal(&request.public_key, &secrets).map_err(|_| bad_offer())?;
+    let sealed = envelope::seal(&state.signer, &request.public_key, &secrets).map_err(|_| bad_offer())?;
+    let proof_challenge = challenges::issue_in(
+        &mut tx,
+        Purpose::UnlockProof,
+        Some(&release_binding(&request.attempt_id, &pending)),
+    )
+    .await?;
     audit::append(
         &mut tx,
         Entry::new(ANONYMOUS, "unlock_puk_released").subject(&attempt.guid).details(serde_json::json!({
@@ -167,6 +173,16 @@ async fn release(
     .await?;
     tx.commit().await?;
     Ok(AppJson(UnlockReleased { envelope: sealed, proof_challenge: proof_challenge.into() }))
+}
+
+/// What an unlock proof is bound to: the attempt and the pending PUK its release sealed (its
+/// sealed form's hash). A later release of another pending PUK gets another binding.
+fn release_binding(attempt_id: &str, pending_sealed: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut binding = attempt_id.as_bytes().to_vec();
+    binding.push(b':');
+    binding.extend_from_slice(&Sha256::digest(pending_sealed));
+    binding
 }
 
 async fn report(
@@ -187,15 +203,18 @@ async fn report(
     let email = super::unlock::unlock_address(&state, attempt.user_ref).await?;
 
     let mut tx = state.db.begin_write().await?;
-    let challenge = challenges::redeem(
-        &mut tx,
-        &request.proof_challenge_id,
-        Purpose::UnlockProof,
-        Some(request.attempt_id.as_bytes()),
-    )
-    .await?;
-    let proved =
-        proof.is_some_and(|signature| card_proof::verifies(&card.piv_auth_key, &challenge, &signature));
+    let pending: Option<Vec<u8>> = sqlx::query_scalar("SELECT puk_pending_sealed FROM cards WHERE guid = $1")
+        .bind(&attempt.guid)
+        .fetch_optional(&mut *tx)
+        .await?
+        .flatten();
+    // No pending PUK: whatever release this report is about has been overtaken.
+    let binding = release_binding(&request.attempt_id, pending.as_deref().unwrap_or_default());
+    let challenge =
+        challenges::redeem(&mut tx, &request.proof_challenge_id, Purpose::UnlockProof, Some(&binding)).await?;
+    let proved = proof.is_some_and(|signature| {
+        card_proof::verifies_for(&card.piv_auth_key, envelope::Purpose::UnlockProof, &challenge, &signature)
+    });
     let details = serde_json::json!({
         "pin_reset": report.pin_reset,
         "puk": report.puk,
@@ -228,9 +247,10 @@ async fn report(
     if rotated {
         sqlx::query(
             "UPDATE cards SET puk_sealed = puk_pending_sealed, puk_pending_sealed = NULL, puk_version = puk_version + 1 \
-             WHERE guid = $1 AND puk_pending_sealed IS NOT NULL",
+             WHERE guid = $1 AND puk_pending_sealed = $2",
         )
         .bind(&attempt.guid)
+        .bind(&pending)
         .execute(&mut *tx)
         .await?;
     }
