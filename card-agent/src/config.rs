@@ -104,11 +104,16 @@ impl AgentConfig {
                 bail!("envelope_keys names {origin}, which is not in allowed_origins");
             }
             if keys.len() > MAX_ENVELOPE_KEYS {
-                bail!("envelope_keys for {origin}: at most {MAX_ENVELOPE_KEYS} keys (the current and the next)");
+                bail!(
+                    "envelope_keys for {origin}: at most {MAX_ENVELOPE_KEYS} keys (the current and the next)"
+                );
             }
             for key in keys {
-                TrustedKey::parse(key)
-                    .map_err(|_| anyhow::anyhow!("envelope_keys for {origin}: {key:?} is not an Ed25519 public key in base64"))?;
+                TrustedKey::parse(key).map_err(|_| {
+                    anyhow::anyhow!(
+                        "envelope_keys for {origin}: {key:?} is not an Ed25519 public key in base64"
+                    )
+                })?;
             }
         }
         Ok(())

@@ -87,7 +87,8 @@ fn attest<T: Transport>(session: &mut PivSession<T>) -> Result<Option<KeyAttesta
     let Some(piv_auth) = session.attest(key::PIV_AUTHENTICATION)? else { return Ok(None) };
     let Some(card_auth) = session.attest(key::CARD_AUTHENTICATION)? else { return Ok(None) };
     let device = session.get_data(object::ATTESTATION_CERTIFICATE)?;
-    let Some(device) = device.and_then(|o| piv::tlv::find(&o, 0x70).ok().flatten().map(<[u8]>::to_vec)) else {
+    let Some(device) = device.and_then(|o| piv::tlv::find(&o, 0x70).ok().flatten().map(<[u8]>::to_vec))
+    else {
         return Ok(None);
     };
     Ok(Some(KeyAttestation {

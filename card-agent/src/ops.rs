@@ -394,14 +394,20 @@ mod tests {
         assert_eq!(err.code, AgentErrorCode::WrongPin { tries_left: Some(2) });
         let err = sign_with_pin(&mut s, "000000", Purpose::SignIn, &challenge).unwrap_err();
         assert!(err.message.contains("1 try left"), "{}", err.message);
-        assert_eq!(sign_with_pin(&mut s, "000000", Purpose::SignIn, &challenge).unwrap_err().code, AgentErrorCode::PinBlocked);
+        assert_eq!(
+            sign_with_pin(&mut s, "000000", Purpose::SignIn, &challenge).unwrap_err().code,
+            AgentErrorCode::PinBlocked
+        );
         assert_eq!(card_identity(&mut s).unwrap().pin, PinState::Blocked);
     }
 
     #[test]
     fn a_malformed_pin_is_refused_before_the_card_sees_it() {
         let (mut s, _dir) = personalised();
-        assert_eq!(sign_with_pin(&mut s, "12ab56", Purpose::SignIn, &[0; 32]).unwrap_err().code, AgentErrorCode::InvalidPin);
+        assert_eq!(
+            sign_with_pin(&mut s, "12ab56", Purpose::SignIn, &[0; 32]).unwrap_err().code,
+            AgentErrorCode::InvalidPin
+        );
         assert_eq!(s.transport_mut().state().pin_tries_left, 3);
     }
 

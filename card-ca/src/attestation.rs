@@ -100,8 +100,14 @@ impl CertificateAuthority {
             issuer: self.certificate.tbs_certificate.subject.clone(),
             path_len_constraint: Some(0),
         };
-        let builder =
-            CertificateBuilder::new(profile, serial(), Validity::from_now(VALIDITY)?, subject, spki, &self.key)?;
+        let builder = CertificateBuilder::new(
+            profile,
+            serial(),
+            Validity::from_now(VALIDITY)?,
+            subject,
+            spki,
+            &self.key,
+        )?;
         Ok(AttestationKey { key, certificate: builder.build::<DerSignature>()? })
     }
 }
@@ -129,7 +135,13 @@ impl AttestationKey {
     }
 
     /// The certificate for a P-256 key (`04‖X‖Y`) generated in `slot` of the card `serial`.
-    pub fn attest(&self, slot: u8, public_point: &[u8], serial_number: u32, pin_policy: u8) -> anyhow::Result<Certificate> {
+    pub fn attest(
+        &self,
+        slot: u8,
+        public_point: &[u8],
+        serial_number: u32,
+        pin_policy: u8,
+    ) -> anyhow::Result<Certificate> {
         let public = p256::PublicKey::from_sec1_bytes(public_point)
             .map_err(|_| anyhow::anyhow!("not a P-256 point"))?;
         let spki = SubjectPublicKeyInfoOwned::from_key(public)?;
@@ -139,8 +151,14 @@ impl AttestationKey {
             enable_key_agreement: false,
             enable_key_encipherment: false,
         };
-        let mut builder =
-            CertificateBuilder::new(profile, serial(), Validity::from_now(VALIDITY)?, subject, spki, &self.key)?;
+        let mut builder = CertificateBuilder::new(
+            profile,
+            serial(),
+            Validity::from_now(VALIDITY)?,
+            subject,
+            spki,
+            &self.key,
+        )?;
         builder.add_extension(&SerialExtension(serial_number))?;
         builder.add_extension(&PolicyExtension([pin_policy, TOUCH_POLICY_NEVER]))?;
         Ok(builder.build::<DerSignature>()?)
@@ -190,9 +208,13 @@ pub fn verify(
     if slot.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes() != public_point {
         return Err(AttestationError::OtherKey);
     }
-    let serial = slot.tbs_certificate.extensions.iter().flatten().find(|e| e.extn_id == SERIAL_OID).and_then(
-        |e| u32::from_der(e.extn_value.as_bytes()).ok(),
-    );
+    let serial = slot
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id == SERIAL_OID)
+        .and_then(|e| u32::from_der(e.extn_value.as_bytes()).ok());
     Ok(Attested { root: root.tbs_certificate.subject.to_string(), serial })
 }
 
@@ -262,6 +284,9 @@ mod tests {
             Err(AttestationError::BadSignature)
         );
         assert_eq!(verify(&[], &device, &slot, &key), Err(AttestationError::UntrustedMaker));
-        assert_eq!(verify(&[maker.certificate().clone()], b"junk", &slot, &key), Err(AttestationError::Malformed));
+        assert_eq!(
+            verify(&[maker.certificate().clone()], b"junk", &slot, &key),
+            Err(AttestationError::Malformed)
+        );
     }
 }

@@ -266,7 +266,8 @@ impl OneTimeKey {
             return Err(EnvelopeError::Malformed);
         }
         let (body, signature) = bytes.split_at(bytes.len() - SIGNATURE_BYTES);
-        let signature = ed25519_dalek::Signature::from_slice(signature).map_err(|_| EnvelopeError::Malformed)?;
+        let signature =
+            ed25519_dalek::Signature::from_slice(signature).map_err(|_| EnvelopeError::Malformed)?;
         let message = signed_message(T::KEY_INFO, &self.public, body);
         if !trusted.iter().any(|key| key.0.verify(&message, &signature).is_ok()) {
             return Err(EnvelopeError::Untrusted);
@@ -331,8 +332,11 @@ pub struct TrustedKey(VerifyingKey);
 
 impl TrustedKey {
     pub fn parse(b64: &str) -> Result<Self, EnvelopeError> {
-        let bytes: [u8; 32] =
-            STANDARD.decode(b64.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(EnvelopeError::BadPublicKey)?;
+        let bytes: [u8; 32] = STANDARD
+            .decode(b64.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(EnvelopeError::BadPublicKey)?;
         VerifyingKey::from_bytes(&bytes).map(Self).map_err(|_| EnvelopeError::BadPublicKey)
     }
 }
@@ -550,7 +554,10 @@ mod tests {
             assert!(key.open::<UnblockSecrets>(&STANDARD.encode(&altered), &trusted()).is_err(), "byte {i}");
         }
         let key = OneTimeKey::generate();
-        assert_eq!(key.open::<UnblockSecrets>("not base64", &trusted()).unwrap_err(), EnvelopeError::Malformed);
+        assert_eq!(
+            key.open::<UnblockSecrets>("not base64", &trusted()).unwrap_err(),
+            EnvelopeError::Malformed
+        );
         assert_eq!(
             OneTimeKey::generate().open::<UnblockSecrets>("Ag==", &trusted()).unwrap_err(),
             EnvelopeError::Malformed
@@ -655,7 +662,8 @@ mod tests {
             Purpose::IssueProofCardAuth,
         ];
         let challenge = [1u8; 32];
-        let digests: std::collections::HashSet<_> = all.iter().map(|p| signed_digest(*p, &challenge)).collect();
+        let digests: std::collections::HashSet<_> =
+            all.iter().map(|p| signed_digest(*p, &challenge)).collect();
         assert_eq!(digests.len(), all.len());
         assert!(!digests.contains(&challenge));
         assert!(!digests.contains(&offer_digest(&challenge, &[2; 32], "aa")));

@@ -12,8 +12,8 @@ use std::{
 use futures_channel::oneshot;
 use leptos::prelude::*;
 use protocol::agent::{
-    AgentError, AgentErrorCode, AgentMessage, Event, Operation, Outcome, ReaderInfo, Reply, Request,
-    UnblockReport, PROTOCOL_VERSION,
+    AgentError, AgentErrorCode, AgentMessage, Event, Operation, Outcome, PinPurpose, ReaderInfo, Reply,
+    Request, UnblockReport, PROTOCOL_VERSION,
 };
 use wasm_bindgen::{closure::Closure, JsCast};
 use web_sys::{MessageEvent, WebSocket};
@@ -234,14 +234,15 @@ impl Agent {
         }
     }
 
-    /// VERIFY the passcode and sign `challenge` with the card's 9A key.
+    /// VERIFY the passcode and sign `challenge` for `purpose` with the card's 9A key.
     pub async fn sign_with_pin(
         &self,
         reader: String,
         pin: String,
         challenge: String,
+        purpose: PinPurpose,
     ) -> Result<String, AgentError> {
-        match self.request(Operation::SignWithPin { reader, pin, challenge }).await? {
+        match self.request(Operation::SignWithPin { reader, pin, challenge, purpose }).await? {
             Outcome::Ok(Reply::Signature { signature }) => Ok(signature),
             Outcome::Error(e) => Err(e),
             Outcome::Ok(_) => Err(unexpected()),
@@ -309,9 +310,19 @@ impl Agent {
         envelope: String,
     ) -> Result<protocol::ra::IssueKeys, AgentError> {
         match self.request(Operation::GenerateIssueKeys { reader, envelope }).await? {
-            Outcome::Ok(Reply::IssueKeys { piv_auth_key, card_auth_key, offer_key, offer_signature }) => {
-                Ok(protocol::ra::IssueKeys { piv_auth_key, card_auth_key, offer_key, offer_signature })
-            }
+            Outcome::Ok(Reply::IssueKeys {
+                piv_auth_key,
+                card_auth_key,
+                offer_key,
+                offer_signature,
+                attestation,
+            }) => Ok(protocol::ra::IssueKeys {
+                piv_auth_key,
+                card_auth_key,
+                offer_key,
+                offer_signature,
+                attestation,
+            }),
             Outcome::Error(e) => Err(e),
             Outcome::Ok(_) => Err(unexpected()),
         }

@@ -14,7 +14,9 @@ use p256::{
     ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey},
     pkcs8::DecodePublicKey,
 };
-use protocol::agent::{AgentMessage, CardIdentity, Event, Operation, Outcome, PinState, Reply, Request};
+use protocol::agent::{
+    AgentMessage, CardIdentity, Event, Operation, Outcome, PinPurpose, PinState, Reply, Request,
+};
 use tokio_tungstenite::{
     tungstenite::{client::IntoClientRequest, http::HeaderValue, Message},
     MaybeTlsStream, WebSocketStream,
@@ -29,6 +31,25 @@ use crate::{
 
 /// The origin the test agent allows.
 pub const ALLOWED_ORIGIN: &str = "http://app.selfservice.test";
+
+/// The envelope-signing key of every backend the tests start (a [`crate::system::RunningBackend`]
+/// keeps it in its data folder), and of the tests that play the backend's part; the test agent
+/// trusts it for [`ALLOWED_ORIGIN`] and for each site's origin.
+const BACKEND_SEED: [u8; 32] = [0x42; 32];
+
+pub fn backend_signer() -> envelope::EnvelopeSigner {
+    envelope::EnvelopeSigner::from_seed(&BACKEND_SEED)
+}
+
+/// The seed as the backend keeps it in `<data_dir>/envelope-signing.key`.
+pub fn backend_seed_base64() -> String {
+    STANDARD.encode(BACKEND_SEED)
+}
+
+/// `--envelope-key` for `origin`: the tests' backend key.
+pub fn envelope_key_flag(origin: &str) -> String {
+    format!("{origin}={}", backend_signer().trusted_key())
+}
 
 #[derive(Debug)]
 pub struct RunningAgent {
@@ -57,6 +78,7 @@ impl RunningAgent {
         let mut command = Command::new(program);
         command
             .args(["--headless", "--port", "0", "--allow-origin", ALLOWED_ORIGIN])
+            .args(["--envelope-key", &envelope_key_flag(ALLOWED_ORIGIN)])
             .args(extra)
             // A person's own agent.toml must not leak into the tests.
             .env("XDG_CONFIG_HOME", std::env::temp_dir().join("card-agent-tests-no-config"))
@@ -121,6 +143,14 @@ impl AgentClient {
         let mut client = Self { socket, next_id: 1, events: Vec::new() };
         let hello = client.next_message(Duration::from_secs(5)).await?;
         Ok((client, hello))
+    }
+
+    /// Connects as another origin the agent allows, past the hello.
+    pub async fn connect_as(agent: &RunningAgent, origin: &str) -> anyhow::Result<Self> {
+        let socket = handshake(&agent.url(), origin, None).await?;
+        let mut client = Self { socket, next_id: 1, events: Vec::new() };
+        client.next_message(Duration::from_secs(5)).await?;
+        Ok(client)
     }
 
     pub async fn next_message(&mut self, timeout: Duration) -> anyhow::Result<AgentMessage> {
@@ -189,7 +219,7 @@ pub fn seal_for(public_key: &str, guid: &str, current: &[&str], new: &str) -> an
         current_puks: current.iter().map(|p| Zeroizing::new((*p).to_owned())).collect(),
         new_puk: Zeroizing::new(new.into()),
     };
-    Ok(envelope::seal(public_key, &secrets)?)
+    Ok(envelope::seal(&backend_signer(), public_key, &secrets)?)
 }
 
 /// Card-level conveniences on the test reader, shared by the tests and the benchmark.
@@ -221,6 +251,7 @@ impl AgentClient {
                 reader: READER.into(),
                 pin: "000000".into(),
                 challenge: STANDARD.encode([0; 32]),
+                purpose: PinPurpose::SignIn,
             };
             if let Outcome::Ok(reply) = self.request(wrong).await? {
                 bail!("a wrong PIN was accepted: {reply:?}");

@@ -25,7 +25,14 @@ impl Site {
     pub async fn start() -> anyhow::Result<Self> {
         let port = free_port()?;
         let origin = format!("http://127.0.0.1:{port}");
-        let agent = RunningAgent::start_with(&["--allow-origin".as_ref(), origin.as_ref()]).await?;
+        let key = crate::agent::envelope_key_flag(&origin);
+        let agent = RunningAgent::start_with(&[
+            "--allow-origin".as_ref(),
+            origin.as_ref(),
+            "--envelope-key".as_ref(),
+            key.as_ref(),
+        ])
+        .await?;
         let smtp = SmtpServer::start()?;
         let (agent_url, smtp_url) = (agent.url(), smtp.url());
         let backend = RunningBackend::start_with(|s| {
@@ -59,6 +66,8 @@ impl RunningBackend {
             dist.display()
         );
         let data_dir = tempfile::tempdir()?;
+        // The key the test agents trust; kept in the data folder so `backend admin` uses it too.
+        std::fs::write(data_dir.path().join("envelope-signing.key"), crate::agent::backend_seed_base64())?;
         let mut settings = Settings {
             listen: "127.0.0.1:0".parse()?,
             data_dir: data_dir.path().to_owned(),

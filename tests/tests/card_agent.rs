@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use p256::ecdsa::{signature::hazmat::PrehashVerifier, Signature};
 use protocol::agent::{
-    AgentErrorCode, AgentMessage, Event, Operation, Outcome, PinState, PukOnCard, Reply, UnblockReport,
-    UnblockStep, PROTOCOL_VERSION,
+    AgentErrorCode, AgentMessage, Event, Operation, Outcome, PinPurpose, PinState, PukOnCard, Reply,
+    UnblockReport, UnblockStep, PROTOCOL_VERSION,
 };
 use tests::{
     agent::{handshake, seal_for, verifying_key, AgentClient, RunningAgent, ALLOWED_ORIGIN},
@@ -51,9 +51,13 @@ async fn identity_sign_in_presence_and_pin_change_over_the_websocket() {
         reader: READER.into(),
         pin: pin.into(),
         challenge: STANDARD.encode(challenge),
+        purpose: PinPurpose::SignIn,
     };
     let signature = signature_of(client.request(sign("123456")).await.unwrap());
-    piv_auth.verify_prehash(&challenge, &signature).expect("9A signature verifies with the 9A certificate");
+    // The card signs the purpose's digest, never the bytes a page sent.
+    let signed_in = envelope::signed_digest(envelope::Purpose::SignIn, &challenge);
+    piv_auth.verify_prehash(&signed_in, &signature).expect("9A signature verifies with the 9A certificate");
+    assert!(piv_auth.verify_prehash(&challenge, &signature).is_err());
 
     match client.request(sign("999999")).await.unwrap() {
         Outcome::Error(e) => {
@@ -65,7 +69,8 @@ async fn identity_sign_in_presence_and_pin_change_over_the_websocket() {
 
     let presence = Operation::ProvePresence { reader: READER.into(), challenge: STANDARD.encode(challenge) };
     let signature = signature_of(client.request(presence).await.unwrap());
-    card_auth.verify_prehash(&challenge, &signature).expect("9E signature verifies with the 9E certificate");
+    let present = envelope::signed_digest(envelope::Purpose::Presence, &challenge);
+    card_auth.verify_prehash(&present, &signature).expect("9E signature verifies with the 9E certificate");
 
     let change =
         Operation::ChangePin { reader: READER.into(), old_pin: "123456".into(), new_pin: "24681357".into() };
@@ -142,7 +147,14 @@ fn report_of(outcome: Outcome) -> UnblockReport {
 }
 
 fn rejected(outcome: &Outcome) -> bool {
-    matches!(outcome, Outcome::Error(e) if e.code == AgentErrorCode::EnvelopeRejected)
+    matches!(
+        outcome,
+        Outcome::Error(e) if matches!(e.code, AgentErrorCode::EnvelopeRejected | AgentErrorCode::EnvelopeUntrusted)
+    )
+}
+
+fn untrusted(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Error(e) if e.code == AgentErrorCode::EnvelopeUntrusted)
 }
 
 #[tokio::test]
@@ -160,7 +172,8 @@ async fn unblock_resets_the_pin_rotates_the_puk_and_proves_it_over_the_websocket
 
     let (guid, public_key) = client.begin_unblock(&card_auth).await.unwrap();
     assert_eq!(guid, id.guid);
-    // An envelope sealed to any other key is refused, and spends the offer.
+    // An envelope the backend sealed to any other key is refused (its signature names the key it
+    // was sealed to), and spends the offer.
     let stranger = envelope::OneTimeKey::generate();
     let forged = seal_for(&stranger.public_key(), &guid, &["12345678"], "24682468").unwrap();
     assert!(rejected(&client.unblock(forged, "97531864", [1; 32]).await.unwrap()));
@@ -174,7 +187,8 @@ async fn unblock_resets_the_pin_rotates_the_puk_and_proves_it_over_the_websocket
     assert!(report.pin_reset);
     assert_eq!(report.puk, PukOnCard::Rotated);
     let proof = Signature::from_der(&STANDARD.decode(report.proof.unwrap()).unwrap()).unwrap();
-    piv_auth.verify_prehash(&challenge, &proof).expect("the proof is the card's 9A signature");
+    let proved = envelope::signed_digest(envelope::Purpose::UnlockProof, &challenge);
+    piv_auth.verify_prehash(&proved, &proof).expect("the proof is the card's 9A signature");
     assert!(rejected(&client.unblock(envelope, "97531864", challenge).await.unwrap()), "no replay");
     assert_eq!(client.identity().await.unwrap().pin, PinState::Ready { tries_left: Some(3) });
 
@@ -337,4 +351,79 @@ async fn diagnostics_describe_the_reader_the_card_and_its_certificates() {
     assert!(output.contains(&format!("Reader \"{READER}\": card {guid}, 3 passcode tries left")), "{output}");
     assert!(output.contains("PIV Authentication (9A) certificate: valid until 20"), "{output}");
     assert!(output.contains("Card Authentication (9E) certificate: valid until 20"), "{output}");
+}
+
+/// The attack of a script on the allowed origin (or the holder's own developer tools): the page
+/// learns the agent's one-time key from `begin_unblock`, so it seals its own guesses of the PUK
+/// to it — three would block the PUK and the card would have to be re-issued. And on a blank card
+/// it seals the factory credentials itself to have the agent regenerate 9A and 9E. The agent
+/// opens only envelopes its settings' key for the origin signed: every try is refused before a
+/// card command, the PUK keeps all its tries and its value, and the blank card stays blank.
+#[tokio::test]
+async fn envelopes_a_page_sealed_itself_are_refused_before_the_card_is_touched() {
+    let _lock = exclusive().unwrap();
+    let card = CardFile::personalised("Ivy Example").unwrap();
+    let inserted = InsertedCard::insert(&card).unwrap();
+    let other_origin = "http://other.selfservice.test";
+    let agent = RunningAgent::start_with(&["--allow-origin".as_ref(), other_origin.as_ref()]).await.unwrap();
+    let (mut client, _) = AgentClient::connect(&agent).await.unwrap();
+    client.wait_for_card().await.unwrap();
+    let card_auth =
+        verifying_key(client.identity().await.unwrap().card_auth_certificate.as_deref().unwrap()).unwrap();
+    client.block_pin().await.unwrap();
+    let before = card.state_json().unwrap();
+
+    let page = envelope::EnvelopeSigner::generate();
+    for guess in ["12345670", "00000000", "11111111", "12341234"] {
+        let (guid, public_key) = client.begin_unblock(&card_auth).await.unwrap();
+        let expires_at =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 300;
+        let guessed = envelope::UnblockSecrets {
+            guid,
+            expires_at,
+            current_puks: vec![zeroize::Zeroizing::new(guess.to_owned())],
+            new_puk: zeroize::Zeroizing::new("24682468".into()),
+        };
+        let forged = envelope::seal(&page, &public_key, &guessed).unwrap();
+        let outcome = client.unblock(forged, "97531864", [1; 32]).await.unwrap();
+        assert!(untrusted(&outcome), "{outcome:?}");
+    }
+    // An allowed origin for which no backend key is configured cannot even begin.
+    let mut other = AgentClient::connect_as(&agent, other_origin).await.unwrap();
+    let begin = Operation::BeginUnblock { reader: READER.into(), challenge: STANDARD.encode([2; 32]) };
+    assert!(untrusted(&other.request(begin).await.unwrap()));
+    let after = card.state_json().unwrap();
+    for field in ["puk", "puk_tries_left", "pin", "pin_tries_left", "keys", "mgmt_key_hex"] {
+        assert_eq!(before[field], after[field], "{field} changed");
+    }
+    assert_eq!(after["puk_tries_left"], 3);
+
+    // A blank card still on its factory management key: the page seals the factory credentials
+    // (public knowledge) itself, to have the agent generate new 9A/9E keys.
+    drop(inserted);
+    let blank = CardFile::blank().unwrap();
+    let _inserted = InsertedCard::insert(&blank).unwrap();
+    client.wait_for_card().await.unwrap();
+    let public_key = match client.request(Operation::BeginIssue { reader: READER.into() }).await.unwrap() {
+        Outcome::Ok(Reply::IssueOffer { public_key, guid: None }) => public_key,
+        other => panic!("{other:?}"),
+    };
+    let factory = envelope::IssueSecrets {
+        issuance_id: "page".into(),
+        offered_guid: None,
+        new_guid: "00112233445566778899aabbccddeeff".into(),
+        expires_at: u64::MAX,
+        current_management_keys: vec![envelope::ManagementKeySecret {
+            algorithm: 0x03,
+            key_hex: zeroize::Zeroizing::new("010203040506070801020304050607080102030405060708".into()),
+        }],
+        current_puks: vec![zeroize::Zeroizing::new("12345678".into())],
+    };
+    let forged = envelope::seal(&page, &public_key, &factory).unwrap();
+    let outcome = client
+        .request(Operation::GenerateIssueKeys { reader: READER.into(), envelope: forged })
+        .await
+        .unwrap();
+    assert!(untrusted(&outcome), "{outcome:?}");
+    assert!(blank.state_json().unwrap()["keys"].as_object().unwrap().is_empty(), "no key was generated");
 }

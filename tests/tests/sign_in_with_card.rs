@@ -4,7 +4,7 @@
 #![allow(clippy::await_holding_lock, reason = "the lock serialises tests that share the one virtual reader")]
 
 use protocol::{
-    agent::{Operation, Outcome, Reply},
+    agent::{Operation, Outcome, PinPurpose, Reply},
     api::{ChallengeIssued, Profile, SignInRequest},
 };
 use tests::{
@@ -35,8 +35,12 @@ async fn the_agent_signs_the_backends_challenge_and_the_backend_opens_a_session(
         .json()
         .await
         .unwrap();
-    let sign =
-        Operation::SignWithPin { reader: READER.into(), pin: "123456".into(), challenge: issued.challenge };
+    let sign = Operation::SignWithPin {
+        reader: READER.into(),
+        pin: "123456".into(),
+        challenge: issued.challenge,
+        purpose: PinPurpose::SignIn,
+    };
     let signature = match client.request(sign).await.unwrap() {
         Outcome::Ok(Reply::Signature { signature }) => signature,
         other => panic!("{other:?}"),

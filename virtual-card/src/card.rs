@@ -559,7 +559,10 @@ impl Card {
         if command.p2 != 0x00
             || !matches!(
                 slot,
-                key::PIV_AUTHENTICATION | key::DIGITAL_SIGNATURE | key::KEY_MANAGEMENT | key::CARD_AUTHENTICATION
+                key::PIV_AUTHENTICATION
+                    | key::DIGITAL_SIGNATURE
+                    | key::KEY_MANAGEMENT
+                    | key::CARD_AUTHENTICATION
             )
         {
             return Err(StatusWord::IncorrectP1P2);
@@ -571,7 +574,8 @@ impl Card {
         let memory_fault = StatusWord::Other(0x6F00);
         let scalar = Zeroizing::new(piv::mgmt::decode_hex(&key.scalar_hex).ok_or(memory_fault)?);
         let point = ec::public_point(alg::ECC_P256, &scalar).ok_or(memory_fault)?;
-        let attestation_scalar = Zeroizing::new(piv::mgmt::decode_hex(&stored.scalar_hex).ok_or(memory_fault)?);
+        let attestation_scalar =
+            Zeroizing::new(piv::mgmt::decode_hex(&stored.scalar_hex).ok_or(memory_fault)?);
         let certificate = piv::mgmt::decode_hex(&stored.certificate_hex).ok_or(memory_fault)?;
         let attestation_key =
             card_ca::attestation::AttestationKey::from_parts(&attestation_scalar, &certificate)

@@ -118,9 +118,14 @@ impl CardState {
         use der::Encode;
         let key = maker.provision_attestation_key(self.serial)?;
         let der = key.certificate().to_der()?;
-        self.attestation =
-            Some(StoredAttestation { scalar_hex: encode_hex(&key.scalar()), certificate_hex: encode_hex(&der) });
-        self.set_object(piv::ids::object::ATTESTATION_CERTIFICATE, Some(&piv::objects::certificate_object(&der)));
+        self.attestation = Some(StoredAttestation {
+            scalar_hex: encode_hex(&key.scalar()),
+            certificate_hex: encode_hex(&der),
+        });
+        self.set_object(
+            piv::ids::object::ATTESTATION_CERTIFICATE,
+            Some(&piv::objects::certificate_object(&der)),
+        );
         Ok(())
     }
 

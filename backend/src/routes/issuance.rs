@@ -505,15 +505,17 @@ fn attested(
     };
     let device = der(&attestation.device_certificate)?;
     let check = |slot: &str, point: &[u8]| {
-        card_ca::attestation::verify(issuer.attestation_roots, &device, &der(slot)?, point).map_err(|problem| {
-            tracing::warn!(%problem, "key attestation refused");
-            rejected(
+        card_ca::attestation::verify(issuer.attestation_roots, &device, &der(slot)?, point).map_err(
+            |problem| {
+                tracing::warn!(%problem, "key attestation refused");
+                rejected(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "attestation_invalid",
                 "The card's keys could not be shown to have been made on a card from a trusted maker, so \
                  they were not certified.",
             )
-        })
+            },
+        )
     };
     let attested = check(&attestation.piv_auth, piv_auth_point)?;
     let card_auth = check(&attestation.card_auth, card_auth_point)?;

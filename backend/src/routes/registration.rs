@@ -79,7 +79,12 @@ async fn proof(
     .await?;
     let proven = card.status == people::CardStatus::Active
         && card.user_ref == me.user.id
-        && card_proof::verifies_for(&card.piv_auth_key, envelope::Purpose::RegistrationProof, &challenge, &signature);
+        && card_proof::verifies_for(
+            &card.piv_auth_key,
+            envelope::Purpose::RegistrationProof,
+            &challenge,
+            &signature,
+        );
     let event = if proven { "registration_passcode_proven" } else { "registration_passcode_refused" };
     audit::append(&mut tx, Entry::new(&me.user.user_id, event).subject(&card.guid)).await?;
     if proven {

@@ -61,12 +61,21 @@ async fn sign_in(
             "card_not_active",
             "This card has been suspended or revoked. Contact your Registration Authority (RA).",
         )),
-        Some(card) if !card_proof::verifies_for(&card.piv_auth_key, envelope::Purpose::SignIn, &challenge, &signature) => Some((
-            "bad_signature",
-            StatusCode::UNAUTHORIZED,
-            "signature_invalid",
-            "The card's answer could not be verified. Remove the card, put it back and try again.",
-        )),
+        Some(card)
+            if !card_proof::verifies_for(
+                &card.piv_auth_key,
+                envelope::Purpose::SignIn,
+                &challenge,
+                &signature,
+            ) =>
+        {
+            Some((
+                "bad_signature",
+                StatusCode::UNAUTHORIZED,
+                "signature_invalid",
+                "The card's answer could not be verified. Remove the card, put it back and try again.",
+            ))
+        }
         Some(_) => None,
     };
     if let Some((why, status, code, message)) = refusal {

@@ -211,7 +211,8 @@ async fn report(
     // No pending PUK: whatever release this report is about has been overtaken.
     let binding = release_binding(&request.attempt_id, pending.as_deref().unwrap_or_default());
     let challenge =
-        challenges::redeem(&mut tx, &request.proof_challenge_id, Purpose::UnlockProof, Some(&binding)).await?;
+        challenges::redeem(&mut tx, &request.proof_challenge_id, Purpose::UnlockProof, Some(&binding))
+            .await?;
     let proved = proof.is_some_and(|signature| {
         card_proof::verifies_for(&card.piv_auth_key, envelope::Purpose::UnlockProof, &challenge, &signature)
     });

@@ -6,6 +6,7 @@ use backend::{
     puk_vault::PukVault,
 };
 use base64::{engine::general_purpose::STANDARD, Engine};
+pub use envelope::Purpose;
 use p256::{
     ecdsa::{signature::hazmat::PrehashSigner, Signature, SigningKey},
     pkcs8::EncodePublicKey,
@@ -33,16 +34,15 @@ impl TestCard {
         }
     }
 
-    /// The 9A signature of a base64 challenge, base64 DER (what the agent returns).
-    pub fn sign_9a(&self, challenge_b64: &str) -> String {
-        sign(&self.piv_auth, challenge_b64)
+    /// The 9A signature of a base64 challenge for `purpose`, base64 DER (what the agent returns).
+    pub fn sign_9a(&self, purpose: Purpose, challenge_b64: &str) -> String {
+        sign(&self.piv_auth, purpose, challenge_b64)
     }
 
     /// The 9E signature over an agent's unblock offer (what `begin_unblock` returns).
     pub fn sign_offer(&self, challenge_b64: &str, agent_public_key: &[u8; 32]) -> String {
         let challenge = STANDARD.decode(challenge_b64).unwrap();
-        let digest = envelope::offer_digest(&challenge, agent_public_key, &self.guid);
-        sign(&self.card_auth, &STANDARD.encode(digest))
+        sign_digest(&self.card_auth, &envelope::offer_digest(&challenge, agent_public_key, &self.guid))
     }
 
     /// Creates a user and issues this card to them, with its PUK recorded.
@@ -85,15 +85,21 @@ impl TestCard {
         let request = SignInRequest {
             challenge_id: issued.challenge_id,
             guid: self.guid.clone(),
-            signature: self.sign_9a(&issued.challenge),
+            signature: self.sign_9a(Purpose::SignIn, &issued.challenge),
         };
         client.post(url("/api/sign-in")).json(&request).send().await.unwrap()
     }
 }
 
-pub fn sign(key: &SigningKey, challenge_b64: &str) -> String {
+/// A card's signature of a base64 challenge for `purpose`, as the agent has it made.
+pub fn sign(key: &SigningKey, purpose: Purpose, challenge_b64: &str) -> String {
     let challenge = STANDARD.decode(challenge_b64).unwrap();
-    let signature: Signature = key.sign_prehash(&challenge).unwrap();
+    sign_digest(key, &envelope::signed_digest(purpose, &challenge))
+}
+
+/// A card's signature of a 32-byte digest (an offer digest the agent built).
+pub fn sign_digest(key: &SigningKey, digest: &[u8; 32]) -> String {
+    let signature: Signature = key.sign_prehash(digest).unwrap();
     STANDARD.encode(signature.to_der().as_bytes())
 }
 

@@ -71,6 +71,11 @@ impl TestApp {
     pub fn data_dir(&self) -> &Path {
         &self.settings.data_dir
     }
+
+    /// The key this backend signs envelopes with, as an agent configured for it trusts it.
+    pub fn trusted(&self) -> [envelope::TrustedKey; 1] {
+        [backend::trust::envelope_signer(&self.settings).expect("signing key").trusted_key()]
+    }
 }
 
 fn admin_url() -> String {

@@ -4,11 +4,12 @@
 
 use backend::puk_vault::PukVault;
 use base64::{engine::general_purpose::STANDARD, Engine as _};
+use card_ca::{attestation::AttestationKey, CertificateAuthority};
 use der::{Decode, Encode};
 use envelope::{IssueNewSecrets, IssueSecrets, OneTimeKey};
 use p256::ecdsa::SigningKey;
 use protocol::{
-    agent::{AgentError, AgentErrorCode, IssueFailure, IssueReport, IssueStep, PukOnCard},
+    agent::{AgentError, AgentErrorCode, IssueFailure, IssueReport, IssueStep, KeyAttestation, PukOnCard},
     ra::{
         CardIssued, IssueCertificates, IssueComplete, IssueKeys, IssueStart, IssueStarted, NewPerson,
         UserSummary,
@@ -17,7 +18,7 @@ use protocol::{
 use sqlx::Row;
 
 use crate::{
-    cards::{sign, TestCard},
+    cards::{sign, sign_digest, Purpose, TestCard},
     helpers::{error_code, TestApp},
     on_both_databases,
     ra::{officer, post},
@@ -31,6 +32,8 @@ struct FakeAgent {
     offer: Option<OneTimeKey>,
     piv_auth: SigningKey,
     card_auth: SigningKey,
+    /// The "card's" attestation key, if it has one (as a YubiKey has).
+    attestation_key: Option<AttestationKey>,
 }
 
 impl FakeAgent {
@@ -40,7 +43,26 @@ impl FakeAgent {
             offer: Some(OneTimeKey::generate()),
             piv_auth: SigningKey::random(&mut rand_core::OsRng),
             card_auth: SigningKey::random(&mut rand_core::OsRng),
+            attestation_key: None,
         }
+    }
+
+    /// An agent whose card has an attestation key certified by `maker`.
+    fn attested_by(maker: &CertificateAuthority) -> Self {
+        Self { attestation_key: Some(maker.provision_attestation_key(4242).unwrap()), ..Self::new() }
+    }
+
+    fn attestation(&self, piv_auth: &SigningKey, card_auth: &SigningKey) -> Option<KeyAttestation> {
+        let key = self.attestation_key.as_ref()?;
+        let attest = |slot, k: &SigningKey| {
+            let point = k.verifying_key().to_encoded_point(false);
+            STANDARD.encode(key.attest(slot, point.as_bytes(), 4242, 2).unwrap().to_der().unwrap())
+        };
+        Some(KeyAttestation {
+            piv_auth: attest(0x9a, piv_auth),
+            card_auth: attest(0x9e, card_auth),
+            device_certificate: STANDARD.encode(key.certificate().to_der().unwrap()),
+        })
     }
 
     fn start(&self, card_guid: Option<&str>) -> IssueStart {
@@ -51,8 +73,8 @@ impl FakeAgent {
         }
     }
 
-    fn open(&mut self, started: &IssueStarted) -> IssueSecrets {
-        self.key.take().unwrap().open(&started.envelope).unwrap()
+    fn open(&mut self, app: &TestApp, started: &IssueStarted) -> IssueSecrets {
+        self.key.take().unwrap().open(&started.envelope, &app.trusted()).unwrap()
     }
 
     /// The public points, and the second one-time key signed for by the "card's" 9E key.
@@ -64,12 +86,13 @@ impl FakeAgent {
             piv_auth_key: point(&self.piv_auth),
             card_auth_key: point(&self.card_auth),
             offer_key: STANDARD.encode(offer),
-            offer_signature: sign(&self.card_auth, &STANDARD.encode(digest)),
+            offer_signature: sign_digest(&self.card_auth, &digest),
+            attestation: self.attestation(&self.piv_auth, &self.card_auth),
         }
     }
 
-    fn open_new(&mut self, certified: &IssueCertificates) -> IssueNewSecrets {
-        self.offer.take().unwrap().open(&certified.envelope).unwrap()
+    fn open_new(&mut self, app: &TestApp, certified: &IssueCertificates) -> IssueNewSecrets {
+        self.offer.take().unwrap().open(&certified.envelope, &app.trusted()).unwrap()
     }
 
     fn report(&self, guid: &str, certified: &IssueCertificates) -> IssueReport {
@@ -80,8 +103,8 @@ impl FakeAgent {
             management_key_rotated: true,
             // The card took the new key as AES-192, like its factory key (a YubiKey 5.7, say).
             management_key_algorithm: Some(0x0A),
-            piv_auth_proof: Some(sign(&self.piv_auth, &certified.challenge)),
-            card_auth_proof: Some(sign(&self.card_auth, &certified.challenge)),
+            piv_auth_proof: Some(sign(&self.piv_auth, Purpose::IssueProofPivAuth, &certified.challenge)),
+            card_auth_proof: Some(sign(&self.card_auth, Purpose::IssueProofCardAuth, &certified.challenge)),
             failure: None,
         }
     }
@@ -151,7 +174,7 @@ on_both_databases! {
         add_holder(&app, &ra).await;
         let mut agent = FakeAgent::new();
         let started: IssueStarted = start(&app, &ra, &agent, None).await.json().await.unwrap();
-        let secrets = agent.open(&started);
+        let secrets = agent.open(&app, &started);
         assert_eq!(secrets.issuance_id, started.issuance_id);
         assert_eq!((secrets.offered_guid.as_deref(), secrets.new_guid.len()), (None, 32));
         assert_eq!(secrets.current_puks.iter().map(|p| p.as_str()).collect::<Vec<_>>(), ["12345678"]);
@@ -163,7 +186,7 @@ on_both_databases! {
 
         let certified = certify(&app, &ra, &agent, &secrets).await;
         // The new secrets come only now, sealed to the key the card vouched for.
-        let new = agent.open_new(&certified);
+        let new = agent.open_new(&app, &certified);
         assert_eq!((new.issuance_id.as_str(), new.guid.as_str()), (secrets.issuance_id.as_str(), secrets.new_guid.as_str()));
         assert_eq!((new.new_puk.len(), new.new_management_key.key_hex.len()), (8, 48));
         assert_ne!(new.new_puk.as_str(), "12345678");
@@ -175,7 +198,7 @@ on_both_databases! {
             tbs.subject_public_key_info.subject_public_key.raw_bytes(),
             agent.piv_auth.verifying_key().to_encoded_point(false).as_bytes()
         );
-        let ca = card_ca::CertificateAuthority::load_or_create(&app.settings.data_dir.join("ca")).unwrap();
+        let ca = CertificateAuthority::load_or_create(&app.settings.data_dir.join("ca")).unwrap();
         assert_eq!(tbs.issuer, ca.certificate().tbs_certificate.subject);
 
         let response = complete(&app, &ra, &started.issuance_id, agent.report(&secrets.new_guid, &certified)).await;
@@ -204,6 +227,11 @@ on_both_databases! {
             .await
             .unwrap();
         assert_eq!(actor, "600000000009");
+        let certified_row: String = sqlx::query_scalar("SELECT details FROM audit_log WHERE event = 'card_keys_certified'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert!(certified_row.contains("not attested"), "{certified_row}");
         assert!(backend::audit::first_broken_row(&app.db).await.unwrap().is_none());
 
         // The same issuance cannot complete twice, and an issued card cannot be issued again.
@@ -223,9 +251,9 @@ on_both_databases! {
         add_holder(&app, &ra).await;
         let mut agent = FakeAgent::new();
         let started: IssueStarted = start(&app, &ra, &agent, None).await.json().await.unwrap();
-        let first = agent.open(&started);
+        let first = agent.open(&app, &started);
         let certified = certify(&app, &ra, &agent, &first).await;
-        let first_new = agent.open_new(&certified);
+        let first_new = agent.open_new(&app, &certified);
 
         // The card was pulled out while taking its new management key.
         let mut report = agent.report(&first.new_guid, &certified);
@@ -244,7 +272,7 @@ on_both_databases! {
         // reuses the recorded ones as its targets.
         let mut agent = FakeAgent::new();
         let started: IssueStarted = start(&app, &ra, &agent, Some(&first.new_guid)).await.json().await.unwrap();
-        let second = agent.open(&started);
+        let second = agent.open(&app, &started);
         assert_eq!(second.new_guid, first.new_guid);
         let puks: Vec<&str> = second.current_puks.iter().map(|p| p.as_str()).collect();
         assert_eq!(puks, ["12345678", first_new.new_puk.as_str()]);
@@ -253,11 +281,15 @@ on_both_databases! {
 
         // A proof by another key is refused and binds nothing; the issuance stays open for a good one.
         let certified = certify(&app, &ra, &agent, &second).await;
-        let second_new = agent.open_new(&certified);
+        let second_new = agent.open_new(&app, &certified);
         assert_eq!(second_new.new_puk.as_str(), first_new.new_puk.as_str(), "the recorded targets are reused");
         assert_eq!(second_new.new_management_key.key_hex.as_str(), first_new.new_management_key.key_hex.as_str());
         let mut forged = agent.report(&second.new_guid, &certified);
-        forged.piv_auth_proof = Some(sign(&SigningKey::random(&mut rand_core::OsRng), &certified.challenge));
+        forged.piv_auth_proof = Some(sign(&SigningKey::random(&mut rand_core::OsRng), Purpose::IssueProofPivAuth, &certified.challenge));
+        assert_eq!(error_code(complete(&app, &ra, &started.issuance_id, forged).await).await, (401, "proof_invalid".into()));
+        // The card's genuine signatures, but made for sign-in (a page's `sign_with_pin`): refused.
+        let mut forged = agent.report(&second.new_guid, &certified);
+        forged.piv_auth_proof = Some(sign(&agent.piv_auth, Purpose::SignIn, &certified.challenge));
         assert_eq!(error_code(complete(&app, &ra, &started.issuance_id, forged).await).await, (401, "proof_invalid".into()));
         assert_eq!(cards_of_holder(&app).await, 0);
         let done = complete(&app, &ra, &started.issuance_id, agent.report(&second.new_guid, &certified)).await;
@@ -287,7 +319,7 @@ on_both_databases! {
         assert_eq!(error_code(refused).await, (400, "reason_required".into()));
 
         let started: IssueStarted = start(&app, &ra, &agent, None).await.json().await.unwrap();
-        let secrets = agent.open(&started);
+        let secrets = agent.open(&app, &started);
         let path = format!("/api/ra/issuances/{}/keys", started.issuance_id);
         let good = agent.keys(&secrets);
         let not_a_point = IssueKeys { piv_auth_key: STANDARD.encode([4u8; 65]), ..good.clone() };
@@ -305,5 +337,111 @@ on_both_databases! {
         assert_eq!(error_code(post(&app, &other_client, &path, &good).await).await, (409, "issuance_ended".into()));
         assert_eq!(error_code(post(&app, &ra, "/api/ra/issuances/nope/keys", &good).await).await, (409, "issuance_ended".into()));
         assert_eq!(post(&app, &ra, &path, &good).await.status(), 200, "still open for its own officer");
+    }
+}
+
+/// (status, certificates written) of an issuance.
+async fn issuance_state(app: &TestApp, id: &str) -> (String, bool) {
+    let row = sqlx::query("SELECT status, piv_auth_certificate FROM issuances WHERE id = $1")
+        .bind(id)
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap();
+    (row.get("status"), row.get::<Option<Vec<u8>>, _>("piv_auth_certificate").is_some())
+}
+
+on_both_databases! {
+    async fn with_attestation_roots_only_keys_a_trusted_card_made_are_certified(engine: Engine) {
+        use der::EncodePem;
+        let makers = tempfile::tempdir().unwrap();
+        let maker = CertificateAuthority::load_or_create_maker(&makers.path().join("maker")).unwrap();
+        let roots = makers.path().join("roots.pem");
+        std::fs::write(&roots, maker.certificate().to_pem(der::pem::LineEnding::LF).unwrap()).unwrap();
+        let app = TestApp::spawn_with(engine, |s| s.attestation_roots = vec![roots.clone()]).await;
+        let ra = officer(&app).await;
+        add_holder(&app, &ra).await;
+        let keys_path = |id: &str| format!("/api/ra/issuances/{id}/keys");
+
+        // An RA session (or a script in it) with software keys and no card: nothing certified.
+        let mut software = FakeAgent::new();
+        let started: IssueStarted = start(&app, &ra, &software, None).await.json().await.unwrap();
+        let secrets = software.open(&app, &started);
+        let refused = post(&app, &ra, &keys_path(&started.issuance_id), &software.keys(&secrets)).await;
+        assert_eq!(error_code(refused).await, (422, "attestation_required".into()));
+        assert_eq!(issuance_state(&app, &started.issuance_id).await, ("started".into(), false));
+        // …with a "maker" of its own under the same name: refused.
+        let forger = CertificateAuthority::load_or_create_maker(&makers.path().join("forger")).unwrap();
+        let mut forged = FakeAgent::attested_by(&forger);
+        let started: IssueStarted = start(&app, &ra, &forged, None).await.json().await.unwrap();
+        let secrets = forged.open(&app, &started);
+        let refused = post(&app, &ra, &keys_path(&started.issuance_id), &forged.keys(&secrets)).await;
+        assert_eq!(error_code(refused).await, (422, "attestation_invalid".into()));
+        // …with a genuine card's attestation, but of the card's own keys, not the software ones.
+        let mut genuine = FakeAgent::attested_by(&maker);
+        let started: IssueStarted = start(&app, &ra, &genuine, None).await.json().await.unwrap();
+        let secrets = genuine.open(&app, &started);
+        let mut swapped = genuine.keys(&secrets);
+        swapped.attestation = genuine.attestation(&SigningKey::random(&mut rand_core::OsRng), &genuine.card_auth);
+        let refused = post(&app, &ra, &keys_path(&started.issuance_id), &swapped).await;
+        assert_eq!(error_code(refused).await, (422, "attestation_invalid".into()));
+        assert_eq!(issuance_state(&app, &started.issuance_id).await, ("started".into(), false));
+        assert_eq!(cards_of_holder(&app).await, 0);
+
+        // The card's own attestation of its keys: certified, and the audit trail says by whom.
+        let certified = certify(&app, &ra, &genuine, &secrets).await;
+        let new = genuine.open_new(&app, &certified);
+        let done = complete(&app, &ra, &started.issuance_id, genuine.report(&secrets.new_guid, &certified)).await;
+        assert_eq!(done.status(), 200);
+        assert_eq!(genuine.card(&secrets.new_guid, &new.new_puk).sign_in(&app).await.status(), 200);
+        let details: String = sqlx::query_scalar("SELECT details FROM audit_log WHERE event = 'card_keys_certified'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert!(details.contains("Card Maker") && details.contains("4242"), "{details}");
+    }
+}
+
+on_both_databases! {
+    async fn a_half_issued_card_is_resumed_only_by_its_officer_for_its_person_before_it_expires(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let ra = officer(&app).await;
+        add_holder(&app, &ra).await;
+        let mut agent = FakeAgent::new();
+        let started: IssueStarted = start(&app, &ra, &agent, None).await.json().await.unwrap();
+        let guid = agent.open(&app, &started).new_guid;
+        let issuances = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM issuances").fetch_one(app.db.pool()).await.unwrap()
+        };
+        let before = issuances().await;
+
+        // Another officer, who read the GUID in the audit trail, asks for its recorded secrets.
+        let other = TestCard::new();
+        other.issue_with_roles(&app, "600000000010", "Ola Other", "ola@nhs.net", &["ra".into()]).await;
+        let other_client = TestApp::browser_like_client(&app.address);
+        assert_eq!(other.sign_in_with(&app, &other_client).await.status(), 200);
+        let thief = FakeAgent::new();
+        let refused = post(&app, &other_client, &format!("/api/ra/users/{HOLDER}/issue"), &thief.start(Some(&guid))).await;
+        assert_eq!(error_code(refused).await, (409, "issuance_not_resumable".into()));
+        // The same officer, for another person.
+        let someone = NewPerson {
+            user_id: "700000000002".into(),
+            name: "Sam Someone".into(),
+            contact_email: None,
+            reason: "New starter, identity checked".into(),
+        };
+        assert_eq!(post(&app, &ra, "/api/ra/users", &someone).await.status(), 201);
+        let refused = post(&app, &ra, "/api/ra/users/700000000002/issue", &thief.start(Some(&guid))).await;
+        assert_eq!(error_code(refused).await, (409, "issuance_not_resumable".into()));
+        // The same officer and person, after it expired.
+        sqlx::query("UPDATE issuances SET expires_at = 0").execute(app.db.pool()).await.unwrap();
+        let refused = start(&app, &ra, &thief, Some(&guid)).await;
+        assert_eq!(error_code(refused).await, (409, "issuance_not_resumable".into()));
+        assert_eq!(issuances().await, before, "nothing recorded, nothing sealed");
+        let status: String = sqlx::query_scalar("SELECT status FROM issuances WHERE id = $1")
+            .bind(&started.issuance_id)
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(status, "started", "the half-issued card's record is untouched");
     }
 }

@@ -7,7 +7,7 @@ use protocol::api::{
 };
 
 use crate::{
-    cards::{sign, TestCard},
+    cards::{sign, Purpose, TestCard},
     helpers::{error_code, TestApp},
     on_both_databases,
     smtp::{code_in, SmtpServer},
@@ -34,8 +34,10 @@ async fn signed_in(engine: crate::helpers::Engine) -> (TestApp, SmtpServer, Test
 
 async fn prove_passcode(app: &TestApp, card: &TestCard) -> reqwest::Response {
     let issued: ChallengeIssued = app.post("/api/registration/challenge", &()).await.json().await.unwrap();
-    let proof =
-        ProofRequest { challenge_id: issued.challenge_id, signature: card.sign_9a(&issued.challenge) };
+    let proof = ProofRequest {
+        challenge_id: issued.challenge_id,
+        signature: card.sign_9a(Purpose::RegistrationProof, &issued.challenge),
+    };
     app.post("/api/registration/proof", &proof).await
 }
 
@@ -145,18 +147,18 @@ on_both_databases! {
     async fn the_passcode_proof_needs_this_sessions_card_and_challenge(engine: Engine) {
         let (app, _smtp, card) = signed_in(engine).await;
         let issued: ChallengeIssued = app.post("/api/registration/challenge", &()).await.json().await.unwrap();
-        let with_9e = ProofRequest { challenge_id: issued.challenge_id, signature: sign(&card.card_auth, &issued.challenge) };
+        let with_9e = ProofRequest { challenge_id: issued.challenge_id, signature: sign(&card.card_auth, Purpose::RegistrationProof, &issued.challenge) };
         assert_eq!(error_code(app.post("/api/registration/proof", &with_9e).await).await, (401, "signature_invalid".into()));
 
         // A sign-in challenge cannot stand in for a re-proof.
         let sign_in: ChallengeIssued = app.post("/api/sign-in/challenge", &()).await.json().await.unwrap();
-        let wrong_purpose = ProofRequest { challenge_id: sign_in.challenge_id, signature: card.sign_9a(&sign_in.challenge) };
+        let wrong_purpose = ProofRequest { challenge_id: sign_in.challenge_id, signature: card.sign_9a(Purpose::RegistrationProof, &sign_in.challenge) };
         assert_eq!(error_code(app.post("/api/registration/proof", &wrong_purpose).await).await, (400, "challenge_expired".into()));
 
         // Nor can another session's challenge.
         let other = TestApp::browser_like_client(&app.address);
         let theirs: ChallengeIssued = app.post("/api/registration/challenge", &()).await.json().await.unwrap();
-        let proof = ProofRequest { challenge_id: theirs.challenge_id, signature: card.sign_9a(&theirs.challenge) };
+        let proof = ProofRequest { challenge_id: theirs.challenge_id, signature: card.sign_9a(Purpose::RegistrationProof, &theirs.challenge) };
         let response = other.post(format!("{}/api/registration/proof", app.address)).json(&proof).send().await.unwrap();
         assert_eq!(response.status(), 401, "no session at all");
     }

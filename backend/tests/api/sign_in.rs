@@ -3,7 +3,7 @@
 use protocol::api::{ChallengeIssued, Profile, SelfService, SignInRequest};
 
 use crate::{
-    cards::{sign, TestCard},
+    cards::{sign, Purpose, TestCard},
     helpers::{error_code, TestApp},
     on_both_databases,
 };
@@ -51,7 +51,7 @@ on_both_databases! {
         let request = SignInRequest {
             challenge_id: issued.challenge_id.clone(),
             guid: card.guid.clone(),
-            signature: card.sign_9a(&issued.challenge),
+            signature: card.sign_9a(Purpose::SignIn, &issued.challenge),
         };
         assert_eq!(app.post("/api/sign-in", &request).await.status(), 200);
         assert_eq!(error_code(app.post("/api/sign-in", &request).await).await, (400, "challenge_expired".into()));
@@ -61,7 +61,7 @@ on_both_databases! {
         let late = SignInRequest {
             challenge_id: issued.challenge_id,
             guid: card.guid.clone(),
-            signature: card.sign_9a(&issued.challenge),
+            signature: card.sign_9a(Purpose::SignIn, &issued.challenge),
         };
         assert_eq!(error_code(app.post("/api/sign-in", &late).await).await, (400, "challenge_expired".into()));
     }
@@ -80,7 +80,7 @@ on_both_databases! {
         let forged = SignInRequest {
             challenge_id: issued.challenge_id,
             guid: card.guid.clone(),
-            signature: sign(&card.card_auth, &issued.challenge), // 9E, not 9A
+            signature: sign(&card.card_auth, Purpose::SignIn, &issued.challenge), // 9E, not 9A
         };
         assert_eq!(error_code(app.post("/api/sign-in", &forged).await).await, (401, "signature_invalid".into()));
 

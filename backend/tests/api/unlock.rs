@@ -6,7 +6,7 @@ use protocol::api::{
 };
 
 use crate::{
-    cards::{sign, TestCard},
+    cards::{sign, Purpose, TestCard},
     helpers::{error_code, Engine, TestApp},
     on_both_databases,
     smtp::{code_in, SmtpServer},
@@ -25,8 +25,10 @@ pub async fn holder(engine: Engine, register: bool) -> (TestApp, SmtpServer, Tes
         assert_eq!(card.sign_in(&app).await.status(), 200);
         let issued: ChallengeIssued =
             app.post("/api/registration/challenge", &()).await.json().await.unwrap();
-        let proof =
-            ProofRequest { challenge_id: issued.challenge_id, signature: card.sign_9a(&issued.challenge) };
+        let proof = ProofRequest {
+            challenge_id: issued.challenge_id,
+            signature: card.sign_9a(Purpose::RegistrationProof, &issued.challenge),
+        };
         assert_eq!(app.post("/api/registration/proof", &proof).await.status(), 204);
         let answers =
             ANSWERS.iter().map(|(q, a)| QuestionAnswer { question_id: *q, answer: (*a).into() }).collect();
@@ -44,7 +46,7 @@ pub async fn start(app: &TestApp, card: &TestCard) -> reqwest::Response {
     let request = UnlockStart {
         challenge_id: issued.challenge_id,
         guid: card.guid.clone(),
-        signature: sign(&card.card_auth, &issued.challenge),
+        signature: sign(&card.card_auth, Purpose::Presence, &issued.challenge),
     };
     app.post("/api/unlock/start", &request).await
 }
@@ -70,7 +72,7 @@ on_both_databases! {
         assert_eq!(error_code(start(&app, &TestCard::new()).await).await, (403, "card_not_recognised".into()));
 
         let issued: ChallengeIssued = app.post("/api/unlock/challenge", &()).await.json().await.unwrap();
-        let with_9a = UnlockStart { challenge_id: issued.challenge_id, guid: card.guid.clone(), signature: card.sign_9a(&issued.challenge) };
+        let with_9a = UnlockStart { challenge_id: issued.challenge_id, guid: card.guid.clone(), signature: card.sign_9a(Purpose::Presence, &issued.challenge) };
         assert_eq!(error_code(app.post("/api/unlock/start", &with_9a).await).await, (401, "signature_invalid".into()));
 
         let first: UnlockQuestions = start(&app, &card).await.json().await.unwrap();

@@ -14,7 +14,7 @@ use protocol::{
 use sqlx::Row;
 
 use crate::{
-    cards::TestCard,
+    cards::{sign, Purpose, TestCard},
     helpers::{error_code, TestApp},
     on_both_databases,
     smtp::{code_in, SmtpServer},
@@ -60,7 +60,7 @@ async fn release_opened(
     let (response, key) = release(app, card, attempt_id).await;
     assert_eq!(response.status(), 200);
     let released: UnlockReleased = response.json().await.unwrap();
-    let secrets = key.open(&released.envelope).unwrap();
+    let secrets = key.open(&released.envelope, &app.trusted()).unwrap();
     (released, secrets)
 }
 
@@ -78,8 +78,12 @@ fn report(
 }
 
 fn proved(card: &TestCard, attempt_id: &str, released: &UnlockReleased, puk: PukOnCard) -> UnlockReported {
-    let mut reported =
-        report(attempt_id, released, puk, Some(card.sign_9a(&released.proof_challenge.challenge)));
+    let mut reported = report(
+        attempt_id,
+        released,
+        puk,
+        Some(card.sign_9a(Purpose::UnlockProof, &released.proof_challenge.challenge)),
+    );
     reported.report.guid = card.guid.clone();
     reported
 }
@@ -127,6 +131,22 @@ on_both_databases! {
         };
         assert_eq!(error_code(app.post("/api/unlock/release", &forged).await).await, (401, "signature_invalid".into()));
         assert_eq!(puks(&app, &card).await, (card.puk.clone(), None, 1), "a refused offer records nothing");
+
+        // A page past the code has the agent's `prove_presence` sign the offer digest of a key of
+        // its own, to receive the PUKs itself: the card signs presence's digest of those bytes,
+        // which is no offer.
+        let issued: ChallengeIssued = app.post("/api/unlock/offer-challenge", &attempt).await.json().await.unwrap();
+        let pages_key = OneTimeKey::generate();
+        let challenge = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &issued.challenge).unwrap();
+        let digest = envelope::offer_digest(&challenge, &pages_key.public_key_bytes(), &card.guid);
+        let presence = UnlockRelease {
+            attempt_id: attempt_id.clone(),
+            challenge_id: issued.challenge_id,
+            public_key: pages_key.public_key(),
+            signature: sign(&card.card_auth, Purpose::Presence, &base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest)),
+        };
+        assert_eq!(error_code(app.post("/api/unlock/release", &presence).await).await, (401, "signature_invalid".into()));
+        assert_eq!(puks(&app, &card).await, (card.puk.clone(), None, 1), "nothing released, nothing recorded");
 
         let (released, secrets) = release_opened(&app, &card, &attempt_id).await;
         assert!(!released.envelope.contains(&card.puk));
@@ -182,6 +202,32 @@ on_both_databases! {
 }
 
 on_both_databases! {
+    async fn a_report_held_back_from_an_earlier_release_promotes_nothing(engine: Engine) {
+        // Attempt A's release: the card rotates to the pending PUK, and the page keeps the report.
+        let (app, smtp, card) = holder(engine, true).await;
+        let first = past_the_code(&app, &smtp, &card, 0).await;
+        let (released_a, secrets_a) = release_opened(&app, &card, &first).await;
+        let held_back = proved(&card, &first, &released_a, PukOnCard::Rotated);
+        let on_card = secrets_a.new_puk.to_string();
+        // Attempt B finishes the card on that PUK.
+        let second = past_the_code(&app, &smtp, &card, 1).await;
+        let (released_b, _) = release_opened(&app, &card, &second).await;
+        assert_eq!(app.post("/api/unlock/report", &proved(&card, &second, &released_b, PukOnCard::Rotated)).await.status(), 204);
+        assert_eq!(puks(&app, &card).await, (on_card.clone(), None, 2));
+        // A releases again: a new pending PUK, which the card is never given.
+        let (_, secrets_a2) = release_opened(&app, &card, &first).await;
+        let never_on_card = secrets_a2.new_puk.to_string();
+        let before = puks(&app, &card).await;
+        assert_eq!(before, (on_card.clone(), Some(never_on_card), 2));
+        // The held-back report of A's first release would promote it: refused, nothing changes.
+        assert_eq!(error_code(app.post("/api/unlock/report", &held_back).await).await, (400, "challenge_expired".into()));
+        assert_eq!(puks(&app, &card).await, before, "the card still holds a PUK the backend holds");
+        let status: String = sqlx::query_scalar("SELECT status FROM unlock_attempts WHERE id = $1").bind(&first).fetch_one(app.db.pool()).await.unwrap();
+        assert_eq!(status, "release");
+    }
+}
+
+on_both_databases! {
     async fn a_report_without_a_verified_proof_changes_nothing(engine: Engine) {
         let (app, smtp, card) = holder(engine, true).await;
         let attempt_id = past_the_code(&app, &smtp, &card, 0).await;
@@ -194,7 +240,7 @@ on_both_databases! {
         // The same attempt may release again (card pulled out, say); a proof by the wrong key is refused.
         let (released_twice, _) = release_opened(&app, &card, &attempt_id).await;
         let mut forged = proved(&card, &attempt_id, &released_twice, PukOnCard::Rotated);
-        forged.report.proof = Some(crate::cards::sign(&card.card_auth, &released_twice.proof_challenge.challenge));
+        forged.report.proof = Some(sign(&card.card_auth, Purpose::UnlockProof, &released_twice.proof_challenge.challenge));
         assert_eq!(error_code(app.post("/api/unlock/report", &forged).await).await, (401, "signature_invalid".into()));
         assert_eq!(puks(&app, &card).await, (card.puk.clone(), Some(pending), 1));
         let status: String = sqlx::query_scalar("SELECT status FROM unlock_attempts WHERE id = $1").bind(&attempt_id).fetch_one(app.db.pool()).await.unwrap();

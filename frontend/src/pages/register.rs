@@ -3,7 +3,10 @@
 
 use leptos::{ev::SubmitEvent, prelude::*};
 use leptos_router::hooks::use_navigate;
-use protocol::api::{ProofRequest, Question, QuestionAnswer, RegistrationPending, RegistrationRequest};
+use protocol::{
+    agent::PinPurpose,
+    api::{ProofRequest, Question, QuestionAnswer, RegistrationPending, RegistrationRequest},
+};
 
 use crate::{
     agent::{reader_with_card, use_agent},
@@ -81,8 +84,10 @@ fn PasscodeStep(
         leptos::task::spawn_local(async move {
             let result = async {
                 let issued = api::registration_challenge().await.map_err(|e| e.to_string())?;
-                let signature =
-                    agent.sign_with_pin(reader, pin, issued.challenge).await.map_err(|e| e.message)?;
+                let signature = agent
+                    .sign_with_pin(reader, pin, issued.challenge, PinPurpose::RegistrationProof)
+                    .await
+                    .map_err(|e| e.message)?;
                 api::registration_proof(&ProofRequest { challenge_id: issued.challenge_id, signature })
                     .await
                     .map_err(|e| e.to_string())

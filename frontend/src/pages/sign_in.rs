@@ -5,7 +5,7 @@
 use leptos::{ev::SubmitEvent, prelude::*};
 use leptos_router::hooks::use_navigate;
 use protocol::{
-    agent::{AgentErrorCode, CardIdentity, PinState},
+    agent::{AgentErrorCode, CardIdentity, PinPurpose, PinState},
     api::SignInRequest,
 };
 
@@ -107,12 +107,14 @@ fn card_view(card: &CardIdentity) -> AnyView {
 async fn sign_in(agent: &Agent, reader: String, pin: String) -> Result<(), String> {
     let card = agent.identity(reader.clone()).await.map_err(|e| e.message)?;
     let issued = api::sign_in_challenge().await.map_err(|e| e.to_string())?;
-    let signature = agent.sign_with_pin(reader, pin, issued.challenge).await.map_err(|e| match e.code {
-        AgentErrorCode::PinBlocked => {
-            "Your card is now locked. Unlock it with self-service, or contact your RA.".to_owned()
-        }
-        _ => e.message,
-    })?;
+    let signature = agent.sign_with_pin(reader, pin, issued.challenge, PinPurpose::SignIn).await.map_err(
+        |e| match e.code {
+            AgentErrorCode::PinBlocked => {
+                "Your card is now locked. Unlock it with self-service, or contact your RA.".to_owned()
+            }
+            _ => e.message,
+        },
+    )?;
     let request = SignInRequest { challenge_id: issued.challenge_id, guid: card.guid, signature };
     api::sign_in(&request).await.map(drop).map_err(|e| e.to_string())
 }
