@@ -13,7 +13,7 @@ DEMO="$ROOT/data/demo"
 kill "$(cat "$DEMO/holder.pid")" 2>/dev/null || true
 mkdir -p "$DEMO/issued"
 card="$DEMO/issued/card-$(date +%Y%m%d-%H%M%S).json"
-"$BIN/virtual-card" init --state "$card"
+"$BIN/virtual-card" init --state "$card" --maker-ca "$DEMO/maker-ca"
 step "A blank card is in reader \"Virtual PCD 00 00\" ($card). Ctrl-C takes it out."
 put_back() {
   "$BIN/virtual-card" run --state "$DEMO/holder/card.json" --vpcd 127.0.0.1:35963 2>>"$DEMO/holder.log" &

@@ -32,17 +32,22 @@ start_pcscd
 # `backend admin issue-card` (the RA console's issuance), each with its own random PUK and
 # management key kept sealed by the backend.
 DEMO_PIN=280419
-if [[ -d $DEMO && ! -f $DEMO/.issued-by-the-agent ]]; then
-  # Cards from before issuance existed were personalised directly; start those over.
+if [[ -d $DEMO && ! -f $DEMO/.issued-attested ]]; then
+  # Cards from before attested issuance had no attestation key; start those over.
   mv "$DEMO" "$DEMO.old-$(date +%s)"
   mkdir -p "$DEMO"
 fi
+# The virtual cards' maker: each card gets an attestation key (slot F9) it certified, and the
+# backend trusts it as an attestation root, so demo issuance is attested as a YubiKey's would be.
 for card in holder ra; do
   if [[ ! -f $DEMO/$card/card.json ]]; then
     mkdir -p "$DEMO/$card"
-    "$BIN/virtual-card" init --state "$DEMO/$card/card.json"
+    "$BIN/virtual-card" init --state "$DEMO/$card/card.json" --maker-ca "$DEMO/maker-ca"
   fi
 done
+export SELFSERVICE_ATTESTATION_ROOTS="[\"$DEMO/maker-ca/ca.cert.pem\"]"
+# The agent acts only on envelopes the backend signed: it trusts the backend's key for the site.
+ENVELOPE_KEY=$("$BIN/backend" admin envelope-key)
 
 # The cardholder's card sits in the first virtual reader, the RA's in the second.
 "$BIN/virtual-card" run --state "$DEMO/holder/card.json" --vpcd 127.0.0.1:35963 2>"$DEMO/holder.log" &
@@ -51,6 +56,7 @@ echo $! >"$DEMO/holder.pid"
 "$BIN/virtual-card" run --state "$DEMO/ra/card.json" --vpcd 127.0.0.1:35964 2>"$DEMO/ra.log" &
 children+=($!)
 "$BIN/card-agent" --allow-origin http://127.0.0.1:8080 --allow-origin http://localhost:8080 \
+  --envelope-key "http://127.0.0.1:8080=$ENVELOPE_KEY" --envelope-key "http://localhost:8080=$ENVELOPE_KEY" \
   --self-service-url http://127.0.0.1:8080 2>"$DEMO/card-agent.log" &
 children+=($!)
 for _ in $(seq 100); do
@@ -71,7 +77,7 @@ issue() {
 }
 issue holder "Virtual PCD 00 00" 900000000001 "Demo Cardholder" demo.cardholder@nhs.net
 issue ra "Virtual PCD 00 01" 900000000002 "Demo RA Officer" demo.ra@nhs.net --role ra
-touch "$DEMO/.issued-by-the-agent"
+touch "$DEMO/.issued-attested"
 
 cat <<MSG
 

@@ -23,6 +23,11 @@ pub struct Site {
 
 impl Site {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// As [`Site::start`], with the backend's settings adjusted by `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> anyhow::Result<Self> {
         let port = free_port()?;
         let origin = format!("http://127.0.0.1:{port}");
         let key = crate::agent::envelope_key_flag(&origin);
@@ -39,6 +44,7 @@ impl Site {
             s.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
             s.agent_urls = vec![agent_url];
             s.smtp_url = Some(smtp_url);
+            configure(s);
         })
         .await?;
         Ok(Self { agent, smtp, backend })

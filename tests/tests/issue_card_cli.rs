@@ -17,8 +17,14 @@ const PIN: &str = "86420917";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_issues_a_blank_card_that_then_signs_in_and_registers() {
     let _lock = exclusive().unwrap();
-    let card = CardFile::blank().unwrap();
-    let Site { agent, smtp, backend } = Site::start().await.unwrap();
+    // The cards' maker certifies each card's attestation key; the backend trusts only its root.
+    let maker = tempfile::tempdir().unwrap();
+    let maker_ca = maker.path().join("ca");
+    let maker_arg = maker_ca.to_str().unwrap();
+    let card = CardFile::blank_with(&["--maker-ca", maker_arg]).unwrap();
+    let roots = maker_ca.join("ca.cert.pem");
+    let Site { agent, smtp, backend } =
+        Site::start_with(|s| s.attestation_roots = vec![roots.clone()]).await.unwrap();
     backend
         .admin(&[
             "add-user",
@@ -46,11 +52,14 @@ async fn the_operator_issues_a_blank_card_that_then_signs_in_and_registers() {
     assert!(verified, "{text}");
     register(&backend, &mut client, &smtp, &guid, PIN, "ola@nhs.net").await.unwrap();
 
+    let audit = backend.admin(&["verify-audit"]).unwrap();
+    assert!(audit.contains("intact"), "{audit}");
+
     let again = backend.admin_with_input(&issue, &format!("{PIN}\n")).unwrap_err();
     assert!(format!("{again:#}").contains("already issued"), "{again:#}");
     // A passcode the service's rules refuse never reaches a card. (This blank card's factory
     // management key is AES-192, as on YubiKeys from firmware 5.7.)
-    let blank = CardFile::blank_with(&["--mgmt-algorithm", "aes192"]).unwrap();
+    let blank = CardFile::blank_with(&["--mgmt-algorithm", "aes192", "--maker-ca", maker_arg]).unwrap();
     drop(_inserted);
     let _inserted = InsertedCard::insert(&blank).unwrap();
     client.wait_for_card().await.unwrap();
@@ -73,5 +82,26 @@ async fn the_operator_issues_a_blank_card_that_then_signs_in_and_registers() {
     let state = blank.state_json().unwrap();
     assert_eq!(state["mgmt_algorithm"], 0x0A);
     assert_ne!(state["mgmt_key_hex"], "010203040506070801020304050607080102030405060708");
+
+    // A card without attestation (as many PIV cards are) is refused where attestation is
+    // required, in words the operator can act on; it keeps its factory credentials.
+    let plain = CardFile::blank().unwrap();
+    drop(_inserted);
+    let _inserted = InsertedCard::insert(&plain).unwrap();
+    client.wait_for_card().await.unwrap();
+    backend
+        .admin(&["add-user", "--user-id", "840000000003", "--name", "Pat Plain", "--email", "pat@nhs.net"])
+        .unwrap();
+    let unattested =
+        ["issue-card", "--user-id", "840000000003", "--agent-url", &agent_url, "--origin", &backend.url];
+    let refused = backend.admin_with_input(&unattested, &format!("{PIN}\n")).unwrap_err();
+    assert!(format!("{refused:#}").contains("no attestation"), "{refused:#}");
+    let state = plain.state_json().unwrap();
+    assert_eq!(state["mgmt_key_hex"], "010203040506070801020304050607080102030405060708");
+    assert_eq!(state["puk"], "12345678");
+    assert!(
+        state["objects"].as_object().unwrap().keys().all(|tag| tag == "00007e"),
+        "no certificate, no CHUID"
+    );
     assert!(backend.admin(&["verify-audit"]).unwrap().contains("intact"));
 }

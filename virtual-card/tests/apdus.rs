@@ -381,3 +381,32 @@ fn the_atr_has_a_valid_check_byte() {
     assert_eq!(atr[0], 0x3B);
     assert_eq!(atr[1..].iter().fold(0u8, |a, b| a ^ b), 0);
 }
+
+#[test]
+fn attest_certifies_a_generated_key_under_the_makers_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let maker = CertificateAuthority::load_or_create_maker(dir.path()).unwrap();
+    let mut state = CardState::blank("123456", "12345678", alg::TDES, &piv::mgmt::DEFAULT_3DES_KEY);
+    state.provision_attestation(&maker).unwrap();
+    let serial = state.serial;
+    let mut s = PivSession::new(Card::new(state, None));
+    s.select().unwrap();
+    s.authenticate_management(&ManagementKey::default_3des()).unwrap();
+    let point = s.generate_ec(key::PIV_AUTHENTICATION, alg::ECC_P256).unwrap();
+    // Over 255 bytes: the answer comes in 61xx parts.
+    let slot = s.attest(key::PIV_AUTHENTICATION).unwrap().unwrap();
+    let device = s.get_data(object::ATTESTATION_CERTIFICATE).unwrap().unwrap();
+    let device = tlv::find(&device, 0x70).unwrap().unwrap().to_vec();
+    let attested =
+        card_ca::attestation::verify(&[maker.certificate().clone()], &device, &slot, &point).unwrap();
+    assert_eq!(attested.serial, Some(serial));
+    // No key in the slot, or a card made without attestation (as many PIV cards are).
+    assert_eq!(
+        s.attest(key::CARD_AUTHENTICATION),
+        Err(HostError::Status { ins: ins::YK_ATTEST, sw: StatusWord::ReferenceNotFound })
+    );
+    let mut plain = selected();
+    plain.authenticate_management(&ManagementKey::default_3des()).unwrap();
+    plain.generate_ec(key::PIV_AUTHENTICATION, alg::ECC_P256).unwrap();
+    assert_eq!(plain.attest(key::PIV_AUTHENTICATION), Ok(None));
+}
