@@ -55,6 +55,8 @@ impl Site {
 pub struct RunningBackend {
     pub url: String,
     data_dir: tempfile::TempDir,
+    /// Passed on to `backend admin` (which reads the rest of its settings from the data folder).
+    attestation_roots: Vec<std::path::PathBuf>,
 }
 
 impl RunningBackend {
@@ -81,10 +83,11 @@ impl RunningBackend {
             ..Settings::default()
         };
         configure(&mut settings);
+        let attestation_roots = settings.attestation_roots.clone();
         let app = Application::build(settings).await.context("Failed to start the backend")?;
         let url = app.url();
         tokio::spawn(app.run_until_stopped());
-        Ok(Self { url, data_dir })
+        Ok(Self { url, data_dir, attestation_roots })
     }
 
     /// Runs `backend admin <args>` (the real binary) on this backend's database.
@@ -95,7 +98,14 @@ impl RunningBackend {
     /// As [`RunningBackend::admin`], writing `input` to its standard input.
     pub fn admin_with_input(&self, args: &[&str], input: &str) -> anyhow::Result<String> {
         use std::{io::Write, process::Stdio};
-        let mut child = std::process::Command::new(workspace_binary("backend")?)
+        let mut command = std::process::Command::new(workspace_binary("backend")?);
+        if !self.attestation_roots.is_empty() {
+            // As an operator's environment gives it (an array in figment's syntax).
+            let roots: Vec<String> =
+                self.attestation_roots.iter().map(|p| format!("{:?}", p.display().to_string())).collect();
+            command.env("SELFSERVICE_ATTESTATION_ROOTS", format!("[{}]", roots.join(",")));
+        }
+        let mut child = command
             .env("SELFSERVICE_DATA_DIR", self.data_dir.path())
             .arg("admin")
             .args(args)
