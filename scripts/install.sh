@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
-# Installs everything the run and test commands need on a fresh Debian 12 machine.
+# Installs what the run command (`install.sh run`: building and running the system) or the test
+# command (`install.sh`, the default: also browsers, PostgreSQL, the SMTP sink, the PIV tools and
+# packaging) needs on a fresh Debian 12 machine.
 # Idempotent: every step checks first, so a rerun costs seconds. See ../README.md.
 set -euo pipefail
+MODE=${1:-test}
 
 APT_PACKAGES=(
   # wasm toolchain (TOOLCHAIN.md): Debian's compiler ships std sources for -Zbuild-std
   build-essential pkg-config rustc-web cargo-web rust-web-src lld-22
-  # PC/SC stack, the virtual reader driver and independent PIV tools
-  pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc yubico-piv-tool openssl
-  # browsers for the journey tests
-  chromium chromium-driver firefox-esr
-  # real servers the tests start: PostgreSQL and an SMTP sink
-  postgresql python3-aiosmtpd
-  # the tray test: a session D-Bus, a StatusNotifierWatcher in Python, gdbus to inspect the icon;
+  # the native linker (.cargo/config.toml): links in a fraction of ld's time
+  mold
+  # PC/SC stack, the virtual reader driver, and the tools the demo's message suggests
+  pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools opensc openssl
   # what the agent's desktop mode calls: notifications and opening pages
-  dbus-daemon python3-dbus python3-gi libglib2.0-bin libnotify-bin xdg-utils
+  libnotify-bin xdg-utils
   # the npm registry hosts wasm-opt (binaryen)
   nodejs npm
 )
+if [[ $MODE == test ]]; then
+  APT_PACKAGES+=(
+    # an independent PIV tool the tests check the card with
+    yubico-piv-tool
+    # browsers for the journey tests
+    chromium chromium-driver firefox-esr
+    # real servers the tests start: PostgreSQL and an SMTP sink
+    postgresql python3-aiosmtpd
+    # the tray test: a session D-Bus, a StatusNotifierWatcher in Python, gdbus to inspect the icon
+    dbus-daemon python3-dbus python3-gi libglib2.0-bin
+  )
+fi
 
 log() { printf '\033[1;34m[install]\033[0m %s\n' "$*" >&2; }
 
@@ -55,14 +67,19 @@ cargo_install() { # name version bin [--locked]
   # The tools without LTO and with parallel codegen: trunk's own profile asks for fat LTO with one
   # codegen unit, minutes of linking on a 2-core CI machine for nothing we need (trunk measured
   # here: 9m39s as published, 8m29s this way).
-  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+  # One target folder for all the tools, so the dependencies they share (tokio, serde, clap, …)
+  # are compiled once; opt-level 1, since none of them does work whose speed a test run notices.
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+    CARGO_TARGET_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/smartcard-selfservice-tools" \
     cargo install "$name" --version "$version" "$@"
 }
 # No --locked: the crates.io mirror lacks the newest version of one of its dependencies.
 cargo_install wasm-bindgen-cli 0.2.130 wasm-bindgen
 cargo_install trunk 0.21.14 trunk --locked
-cargo_install geckodriver 0.37.1 geckodriver
-cargo_install cargo-deb 3.8.0 cargo-deb --locked
+if [[ $MODE == test ]]; then
+  cargo_install geckodriver 0.37.1 geckodriver
+  cargo_install cargo-deb 3.8.0 cargo-deb --locked
+fi
 
 if ! (command -v wasm-opt >/dev/null 2>&1 && wasm-opt --version | grep -q 'version 132'); then
   log "npm install -g binaryen@132 (wasm-opt)"

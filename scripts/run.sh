@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 
-"$ROOT/scripts/install.sh"
+"$ROOT/scripts/install.sh" run
 build_spa
 
 step "Building the backend, the card agent and the virtual card (release)"

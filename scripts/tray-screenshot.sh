@@ -3,7 +3,7 @@
 # card in the reader and the icon's menu open: Xvfb, XFCE's panel (its status tray hosts
 # StatusNotifierItems), the agent in desktop mode. Writes target/tray-screenshot.png.
 # Not part of the test suite (the tray's registration and menu are tested over D-Bus in
-# tests/tests/tray.rs); this is for seeing it. Needs a free display :77.
+# tests/tests/end_to_end/tray.rs); this is for seeing it. Needs a free display :77.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"

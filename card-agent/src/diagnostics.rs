@@ -72,6 +72,16 @@ pub fn report(findings: &Findings) -> String {
         "Allowed origins: {}\n",
         if origins.is_empty() { "none — every web page is refused".to_owned() } else { origins.join(", ") }
     ));
+    // Which backend keys each origin's unlocks and issuances must be signed with: the first
+    // thing to check when a site's unlock says it is not trusted.
+    for origin in origins {
+        let keys = findings.config.trusted_keys(origin);
+        let listed = keys.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        out.push_str(&format!(
+            "Envelope keys for {origin}: {}\n",
+            if keys.is_empty() { "none — unlock and issuance are refused".to_owned() } else { listed }
+        ));
+    }
     out.push_str(&format!(
         "Self-service site: {}\n",
         findings.config.self_service_url.as_deref().unwrap_or("not set")
@@ -129,6 +139,17 @@ mod tests {
         let text = report(&findings(false, Vec::new()));
         assert!(text.contains("pcscd): NOT RUNNING"), "{text}");
         assert!(text.contains("Allowed origins: none"), "{text}");
+    }
+
+    #[test]
+    fn each_origins_envelope_keys_are_listed() {
+        let key = envelope::EnvelopeSigner::from_seed(&[1; 32]).trusted_key().to_string();
+        let mut with_origins = findings(true, Vec::new());
+        with_origins.config.allowed_origins = vec!["https://a.example".into(), "https://b.example".into()];
+        with_origins.config.envelope_keys.insert("https://a.example".into(), vec![key.clone()]);
+        let text = report(&with_origins);
+        assert!(text.contains(&format!("Envelope keys for https://a.example: {key}")), "{text}");
+        assert!(text.contains("Envelope keys for https://b.example: none"), "{text}");
     }
 
     #[test]

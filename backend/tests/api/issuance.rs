@@ -1,6 +1,6 @@
 //! Card issuance through the RA console's API, with the test playing the card agent: its one-time
 //! key opens the envelope, P-256 keys stand in for the card's, and the proofs are its signatures.
-//! (`tests/tests/journey_ra_issue.rs` does the same with the real agent and virtual card.)
+//! (`tests/tests/end_to_end/journey_ra.rs` does the same with the real agent and virtual card.)
 
 use backend::puk_vault::PukVault;
 use base64::{engine::general_purpose::STANDARD, Engine as _};
