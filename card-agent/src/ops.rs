@@ -216,7 +216,8 @@ pub fn begin_unblock<T: Transport>(
 }
 
 /// Second half: RESET RETRY COUNTER with the first PUK candidate the card accepts, CHANGE
-/// REFERENCE DATA to the new PUK, VERIFY the new PIN and sign `challenge` with 9A.
+/// REFERENCE DATA to the new PUK, VERIFY the new PIN and sign the envelope's proof challenge
+/// with 9A.
 ///
 /// An `Err` means the card was not changed (bad input, another card, expired secrets). Once a
 /// card command has been sent the answer is always a report, stopped at the first failed step.
@@ -224,7 +225,6 @@ pub fn unblock<T: Transport>(
     session: &mut PivSession<T>,
     secrets: &UnblockSecrets,
     new_pin: &str,
-    challenge: &[u8],
     now_unix: u64,
 ) -> OpResult<UnblockReport> {
     let new_pin_text = new_pin;
@@ -240,6 +240,7 @@ pub fn unblock<T: Transport>(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| bad_puk())?;
     let new_puk = PaddedPin::new(&secrets.new_puk).map_err(|_| bad_puk())?;
+    let challenge = challenge_from(&secrets.proof_challenge).map_err(|_| bad_puk())?;
     session.select().map_err(from_host)?;
     let guid = read_guid(session)?;
     secrets.check(&guid, now_unix).map_err(|p| from_envelope(p, Procedure::Unlock))?;
@@ -278,7 +279,7 @@ pub fn unblock<T: Transport>(
     if let Err(e) = session.verify_pin(&new_pin) {
         return fail(report, UnblockStep::VerifyNewPin, from_host(e));
     }
-    let signed = sign_for(session, key::PIV_AUTHENTICATION, Purpose::UnlockProof, challenge);
+    let signed = sign_for(session, key::PIV_AUTHENTICATION, Purpose::UnlockProof, &challenge);
     let _ = session.logout();
     match signed {
         Ok(signature) => {
@@ -355,6 +356,7 @@ mod tests {
             expires_at: NOW + 300,
             current_puks: current.iter().map(|p| Zeroizing::new((*p).to_owned())).collect(),
             new_puk: Zeroizing::new(new.into()),
+            proof_challenge: STANDARD.encode([7u8; 32]),
         }
     }
 
@@ -429,8 +431,7 @@ mod tests {
         block_pin(&mut s);
         let guid = card_identity(&mut s).unwrap().guid;
         let report =
-            unblock(&mut s, &secrets_for(&guid, &["12345678"], "55667788"), "97531864", &[7; 32], NOW)
-                .unwrap();
+            unblock(&mut s, &secrets_for(&guid, &["12345678"], "55667788"), "97531864", NOW).unwrap();
         assert_eq!(report.failure, None);
         assert!(report.pin_reset && report.proof.is_some());
         assert_eq!(report.puk, PukOnCard::Rotated);
@@ -447,7 +448,7 @@ mod tests {
         let (mut s, _dir) = personalised_with_puk("11112222");
         let guid = card_identity(&mut s).unwrap().guid;
         let secrets = secrets_for(&guid, &["12345678", "11112222"], "33334444");
-        let report = unblock(&mut s, &secrets, "97531864", &[7; 32], NOW).unwrap();
+        let report = unblock(&mut s, &secrets, "97531864", NOW).unwrap();
         assert_eq!((report.puk, report.failure), (PukOnCard::Rotated, None));
         assert_eq!(s.transport_mut().state().puk_tries_left, 3, "the right PUK restored the counter");
 
@@ -459,7 +460,7 @@ mod tests {
         assert_eq!(s.transport_mut().state().puk_tries_left, 2);
         let guid = card_identity(&mut s).unwrap().guid;
         let secrets = secrets_for(&guid, &["12345678", "11112222"], "33334444");
-        let report = unblock(&mut s, &secrets, "97531864", &[7; 32], NOW).unwrap();
+        let report = unblock(&mut s, &secrets, "97531864", NOW).unwrap();
         assert_eq!(report.puk, PukOnCard::Unchanged);
         assert!(!report.pin_reset);
         let failure = report.failure.unwrap();
@@ -474,18 +475,12 @@ mod tests {
         block_pin(&mut s);
         let guid = card_identity(&mut s).unwrap().guid;
         let other = secrets_for("00000000000000000000000000000000", &["12345678"], "55667788");
-        assert_eq!(
-            unblock(&mut s, &other, "97531864", &[7; 32], NOW).unwrap_err().code,
-            AgentErrorCode::WrongCard
-        );
+        assert_eq!(unblock(&mut s, &other, "97531864", NOW).unwrap_err().code, AgentErrorCode::WrongCard);
         let secrets = secrets_for(&guid, &["12345678"], "55667788");
-        let late = unblock(&mut s, &secrets, "97531864", &[7; 32], NOW + 301).unwrap_err();
+        let late = unblock(&mut s, &secrets, "97531864", NOW + 301).unwrap_err();
         assert_eq!(late.code, AgentErrorCode::EnvelopeRejected);
-        assert_eq!(
-            unblock(&mut s, &secrets, "12ab", &[7; 32], NOW).unwrap_err().code,
-            AgentErrorCode::InvalidPin
-        );
-        let trivial = unblock(&mut s, &secrets, "123456", &[7; 32], NOW).unwrap_err();
+        assert_eq!(unblock(&mut s, &secrets, "12ab", NOW).unwrap_err().code, AgentErrorCode::InvalidPin);
+        let trivial = unblock(&mut s, &secrets, "123456", NOW).unwrap_err();
         assert_eq!(trivial.code, AgentErrorCode::InvalidPin);
         assert!(trivial.message.contains("run of digits"), "{}", trivial.message);
         let state = s.transport_mut().state();
@@ -506,8 +501,7 @@ mod tests {
                 gone: false,
             });
             let report =
-                unblock(&mut s, &secrets_for(&guid, &["12345678"], "55667788"), "97531864", &[7; 32], NOW)
-                    .unwrap();
+                unblock(&mut s, &secrets_for(&guid, &["12345678"], "55667788"), "97531864", NOW).unwrap();
             assert!(report.pin_reset);
             assert_eq!(report.puk, PukOnCard::Unknown { index: 0 });
             let failure = report.failure.unwrap();

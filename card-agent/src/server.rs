@@ -296,12 +296,8 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Out
         Operation::BeginIssue { .. }
         | Operation::GenerateIssueKeys { .. }
         | Operation::FinishIssue { .. } => handle_issue(pcsc, operation, trusted, &mut pending.issue).await,
-        Operation::Unblock { reader, envelope, new_pin, challenge } => {
+        Operation::Unblock { reader, envelope, new_pin } => {
             let new_pin = Zeroizing::new(new_pin);
-            let challenge = match ops::challenge_from(&challenge) {
-                Ok(c) => c,
-                Err(e) => return Outcome::Error(e),
-            };
             let Some(pending) = pending_unblock.take() else {
                 return Outcome::Error(ops::error(
                     AgentErrorCode::EnvelopeRejected,
@@ -326,9 +322,7 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Out
                 .run(
                     reader,
                     Box::new(move |s| {
-                        into_outcome(
-                            ops::unblock(s, &secrets, &new_pin, &challenge, now).map(Reply::Unblocked),
-                        )
+                        into_outcome(ops::unblock(s, &secrets, &new_pin, now).map(Reply::Unblocked))
                     }),
                 )
                 .await;

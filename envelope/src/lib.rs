@@ -93,6 +93,10 @@ pub struct UnblockSecrets {
     pub current_puks: Vec<Zeroizing<String>>,
     /// The PUK to rotate to, already recorded by the backend as pending.
     pub new_puk: Zeroizing<String>,
+    /// The challenge (base64, 32 bytes) the card's 9A proof signs once the PUK is rotated. It
+    /// travels here, signed, not from the page: the backend binds it to this release's pending
+    /// PUK, so a proof always speaks for the envelope whose rotation it follows.
+    pub proof_challenge: String,
 }
 
 impl std::fmt::Debug for UnblockSecrets {
@@ -497,6 +501,7 @@ mod tests {
             expires_at: 2_000_000_000,
             current_puks: vec![Zeroizing::new("12345678".into())],
             new_puk: Zeroizing::new("87654321".into()),
+            proof_challenge: STANDARD.encode([5u8; 32]),
         }
     }
 

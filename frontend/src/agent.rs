@@ -281,9 +281,8 @@ impl Agent {
         reader: String,
         envelope: String,
         new_pin: String,
-        challenge: String,
     ) -> Result<UnblockReport, AgentError> {
-        match self.request(Operation::Unblock { reader, envelope, new_pin, challenge }).await? {
+        match self.request(Operation::Unblock { reader, envelope, new_pin }).await? {
             Outcome::Ok(Reply::Unblocked(report)) => Ok(report),
             Outcome::Error(e) => Err(e),
             Outcome::Ok(_) => Err(unexpected()),

@@ -35,11 +35,12 @@ pub enum Operation {
     /// the card signs (9E) the backend's challenge bound to that key and its GUID
     /// (`envelope::offer_digest`). Replies [`Reply::UnblockOffer`].
     BeginUnblock { reader: String, challenge: String },
-    /// Second half: `envelope` holds the PUKs the backend sealed to the offered key. The agent
-    /// resets the PIN to `new_pin`, rotates the PUK and proves the new PIN by signing
-    /// `challenge` with 9A. Replies [`Reply::Unblocked`] once the envelope opened, whatever the
-    /// card then did, so the backend always learns which PUK the card holds.
-    Unblock { reader: String, envelope: String, new_pin: String, challenge: String },
+    /// Second half: `envelope` holds the PUKs the backend sealed to the offered key and the
+    /// challenge of the proof. The agent resets the PIN to `new_pin`, rotates the PUK and proves
+    /// the new PIN by signing the envelope's proof challenge with 9A. Replies
+    /// [`Reply::Unblocked`] once the envelope opened, whatever the card then did, so the backend
+    /// always learns which PUK the card holds.
+    Unblock { reader: String, envelope: String, new_pin: String },
     #[cfg(feature = "issuance")]
     /// Issuance, step 1 (RA console): the agent makes a one-time key pair for this connection
     /// and reads the card's GUID if it has one. Replies [`Reply::IssueOffer`].

@@ -210,14 +210,22 @@ pub fn verifying_key(certificate_b64: &str) -> anyhow::Result<VerifyingKey> {
     Ok(VerifyingKey::from_public_key_der(&spki)?)
 }
 
-/// Seals PUKs to an offered one-time key, as the backend does, valid for five minutes.
-pub fn seal_for(public_key: &str, guid: &str, current: &[&str], new: &str) -> anyhow::Result<String> {
+/// Seals PUKs to an offered one-time key, as the backend does, valid for five minutes, with the
+/// challenge the card's proof is to sign.
+pub fn seal_for(
+    public_key: &str,
+    guid: &str,
+    current: &[&str],
+    new: &str,
+    proof_challenge: [u8; 32],
+) -> anyhow::Result<String> {
     let expires_at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 300;
     let secrets = UnblockSecrets {
         guid: guid.into(),
         expires_at,
         current_puks: current.iter().map(|p| Zeroizing::new((*p).to_owned())).collect(),
         new_puk: Zeroizing::new(new.into()),
+        proof_challenge: STANDARD.encode(proof_challenge),
     };
     Ok(envelope::seal(&backend_signer(), public_key, &secrets)?)
 }
@@ -284,18 +292,8 @@ impl AgentClient {
         Ok((guid, public_key))
     }
 
-    pub async fn unblock(
-        &mut self,
-        envelope: String,
-        new_pin: &str,
-        challenge: [u8; 32],
-    ) -> anyhow::Result<Outcome> {
-        let operation = Operation::Unblock {
-            reader: READER.into(),
-            envelope,
-            new_pin: new_pin.into(),
-            challenge: STANDARD.encode(challenge),
-        };
+    pub async fn unblock(&mut self, envelope: String, new_pin: &str) -> anyhow::Result<Outcome> {
+        let operation = Operation::Unblock { reader: READER.into(), envelope, new_pin: new_pin.into() };
         self.request(operation).await
     }
 }

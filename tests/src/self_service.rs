@@ -195,12 +195,8 @@ pub async fn release_unreported(
     };
     let released: UnlockReleased = api.post("/api/unlock/release", &request).await?;
     ensure!(STANDARD.decode(&released.envelope).is_ok(), "the envelope is base64");
-    let unblock = Operation::Unblock {
-        reader: READER.into(),
-        envelope: released.envelope,
-        new_pin: new_pin.into(),
-        challenge: released.proof_challenge.challenge,
-    };
+    let unblock =
+        Operation::Unblock { reader: READER.into(), envelope: released.envelope, new_pin: new_pin.into() };
     let report = match agent.request(unblock).await? {
         Outcome::Ok(Reply::Unblocked(report)) => report,
         other => bail!("expected an unblock report, got {other:?}"),

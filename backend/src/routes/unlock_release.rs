@@ -150,19 +150,20 @@ async fn release(
     let open = |sealed: &[u8]| state.puk_vault.open(&attempt.guid, sealed).map_err(anyhow::Error::from);
     let plan = plan(open(&current)?, open(&pending)?, pending == fresh_pending);
     let now = now_unix();
-    let secrets = envelope::UnblockSecrets {
-        guid: attempt.guid.clone(),
-        expires_at: u64::try_from(now + ENVELOPE_SECONDS).unwrap_or(u64::MAX),
-        current_puks: plan.candidates,
-        new_puk: plan.new_puk,
-    };
-    let sealed = envelope::seal(&state.signer, &request.public_key, &secrets).map_err(|_| bad_offer())?;
     let proof_challenge = challenges::issue_in(
         &mut tx,
         Purpose::UnlockProof,
         Some(&release_binding(&request.attempt_id, &pending)),
     )
     .await?;
+    let secrets = envelope::UnblockSecrets {
+        guid: attempt.guid.clone(),
+        expires_at: u64::try_from(now + ENVELOPE_SECONDS).unwrap_or(u64::MAX),
+        current_puks: plan.candidates,
+        new_puk: plan.new_puk,
+        proof_challenge: proof_challenge.challenge_b64(),
+    };
+    let sealed = envelope::seal(&state.signer, &request.public_key, &secrets).map_err(|_| bad_offer())?;
     audit::append(
         &mut tx,
         Entry::new(ANONYMOUS, "unlock_puk_released").subject(&attempt.guid).details(serde_json::json!({

@@ -151,6 +151,8 @@ on_both_databases! {
         let (released, secrets) = release_opened(&app, &card, &attempt_id).await;
         assert!(!released.envelope.contains(&card.puk));
         assert_eq!(secrets.guid, card.guid);
+        // The card's proof signs the challenge sealed with this release, never one from the page.
+        assert_eq!(secrets.proof_challenge, released.proof_challenge.challenge);
         assert_eq!(secrets.current_puks.iter().map(|p| p.as_str()).collect::<Vec<_>>(), [card.puk.as_str()]);
         let new_puk = secrets.new_puk.to_string();
         assert!(new_puk.len() == 8 && new_puk.bytes().all(|b| b.is_ascii_digit()) && new_puk != card.puk);

@@ -377,13 +377,13 @@ async fn unlock(agent: &Agent, reader: String, attempt_id: &str, pin: String) ->
         signature,
     };
     let released = api::unlock_release(&release).await?;
-    let report = agent
-        .unblock(reader, released.envelope, pin, released.proof_challenge.challenge)
-        .await
-        .map_err(|e| match e.code {
-            AgentErrorCode::WrongCard => Problem::Message("The card in the reader is not the one you started with. Put that card back in and try again.".into()),
-            _ => Problem::Message(e.message),
-        })?;
+    let report = agent.unblock(reader, released.envelope, pin).await.map_err(|e| match e.code {
+        AgentErrorCode::WrongCard => Problem::Message(
+            "The card in the reader is not the one you started with. Put that card back in and try again."
+                .into(),
+        ),
+        _ => Problem::Message(e.message),
+    })?;
     let failure = report.failure.clone();
     // The report goes to the backend whatever happened: it is how the PUK is kept track of.
     let recorded = api::unlock_report(&UnlockReported {

@@ -57,8 +57,8 @@ async fn main() -> anyhow::Result<()> {
         let new_puk = format!("{:08}", 31_000_000 + round);
         let start = Instant::now();
         let (guid, public_key) = client.begin_unblock(&card_auth).await?;
-        let envelope = seal_for(&public_key, &guid, &[&puk], &new_puk)?;
-        let outcome = client.unblock(envelope, "97531864", [round as u8; 32]).await?;
+        let envelope = seal_for(&public_key, &guid, &[&puk], &new_puk, [round as u8; 32])?;
+        let outcome = client.unblock(envelope, "97531864").await?;
         unblocks.push(start.elapsed());
         match outcome {
             Outcome::Ok(Reply::Unblocked(report))

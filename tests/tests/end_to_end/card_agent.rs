@@ -175,21 +175,21 @@ async fn unblock_resets_the_pin_rotates_the_puk_and_proves_it_over_the_websocket
     // An envelope the backend sealed to any other key is refused (its signature names the key it
     // was sealed to), and spends the offer.
     let stranger = envelope::OneTimeKey::generate();
-    let forged = seal_for(&stranger.public_key(), &guid, &["12345678"], "24682468").unwrap();
-    assert!(rejected(&client.unblock(forged, "97531864", [1; 32]).await.unwrap()));
+    let forged = seal_for(&stranger.public_key(), &guid, &["12345678"], "24682468", [1; 32]).unwrap();
+    assert!(rejected(&client.unblock(forged, "97531864").await.unwrap()));
 
     let (_, public_key_2) = client.begin_unblock(&card_auth).await.unwrap();
     assert_ne!(public_key, public_key_2, "each offer has a fresh key");
-    let envelope = seal_for(&public_key_2, &guid, &["12345678"], "24682468").unwrap();
     let challenge = [0x5Au8; 32];
-    let report = report_of(client.unblock(envelope.clone(), "97531864", challenge).await.unwrap());
+    let envelope = seal_for(&public_key_2, &guid, &["12345678"], "24682468", challenge).unwrap();
+    let report = report_of(client.unblock(envelope.clone(), "97531864").await.unwrap());
     assert_eq!(report.failure, None);
     assert!(report.pin_reset);
     assert_eq!(report.puk, PukOnCard::Rotated);
     let proof = Signature::from_der(&STANDARD.decode(report.proof.unwrap()).unwrap()).unwrap();
     let proved = envelope::signed_digest(envelope::Purpose::UnlockProof, &challenge);
     piv_auth.verify_prehash(&proved, &proof).expect("the proof is the card's 9A signature");
-    assert!(rejected(&client.unblock(envelope, "97531864", challenge).await.unwrap()), "no replay");
+    assert!(rejected(&client.unblock(envelope, "97531864").await.unwrap()), "no replay");
     assert_eq!(client.identity().await.unwrap().pin, PinState::Ready { tries_left: Some(3) });
 
     // An independent tool agrees: the new PIN works, the old PUK is gone, the new one works.
@@ -215,8 +215,8 @@ async fn a_card_pulled_out_during_the_puk_change_is_reported_and_the_next_unbloc
     client.block_pin().await.unwrap();
 
     let (guid, public_key) = client.begin_unblock(&card_auth).await.unwrap();
-    let envelope = seal_for(&public_key, &guid, &["12345678"], "24682468").unwrap();
-    let report = report_of(client.unblock(envelope, "97531864", [3; 32]).await.unwrap());
+    let envelope = seal_for(&public_key, &guid, &["12345678"], "24682468", [3; 32]).unwrap();
+    let report = report_of(client.unblock(envelope, "97531864").await.unwrap());
     assert!(report.pin_reset);
     assert_eq!(report.puk, PukOnCard::Unknown { index: 0 }, "the agent cannot know; it says so");
     let failure = report.failure.unwrap();
@@ -228,8 +228,8 @@ async fn a_card_pulled_out_during_the_puk_change_is_reported_and_the_next_unbloc
     client.wait_for_card().await.unwrap();
     // The backend offers both PUKs it may have left on the card; the card had rotated.
     let (guid, public_key) = client.begin_unblock(&card_auth).await.unwrap();
-    let envelope = seal_for(&public_key, &guid, &["12345678", "24682468"], "86428642").unwrap();
-    let report = report_of(client.unblock(envelope, "13572468", [4; 32]).await.unwrap());
+    let envelope = seal_for(&public_key, &guid, &["12345678", "24682468"], "86428642", [4; 32]).unwrap();
+    let report = report_of(client.unblock(envelope, "13572468").await.unwrap());
     assert_eq!((report.puk, report.failure), (PukOnCard::Rotated, None));
     assert!(report.proof.is_some());
     let (ok, out) = yubico(&["-a", "unblock-pin", "-P", "86428642", "-N", "11335577"]).unwrap();
@@ -383,9 +383,10 @@ async fn envelopes_a_page_sealed_itself_are_refused_before_the_card_is_touched()
             expires_at,
             current_puks: vec![zeroize::Zeroizing::new(guess.to_owned())],
             new_puk: zeroize::Zeroizing::new("24682468".into()),
+            proof_challenge: STANDARD.encode([1u8; 32]),
         };
         let forged = envelope::seal(&page, &public_key, &guessed).unwrap();
-        let outcome = client.unblock(forged, "97531864", [1; 32]).await.unwrap();
+        let outcome = client.unblock(forged, "97531864").await.unwrap();
         assert!(untrusted(&outcome), "{outcome:?}");
     }
     // An allowed origin for which no backend key is configured cannot even begin.
