@@ -44,12 +44,17 @@ pub async fn issue_card(issuer: Issuer<'_>, command: IssueCard<'_>) -> anyhow::R
         .with_context(|| format!("no user {}", command.user_id))?;
     let mut agent = AgentClient::connect(command.agent_url, command.origin).await?;
     let reader = agent.wait_for_card(command.reader).await?;
-    let Reply::IssueOffer { public_key, guid } =
+    let Reply::IssueOffer { public_key, guid, resume_signature } =
         agent.call(Operation::BeginIssue { reader: reader.clone() }).await?
     else {
         bail!("unexpected answer from the agent to begin_issue");
     };
-    let start = IssueStart { reason: command.reason.to_owned(), agent_key: public_key, card_guid: guid };
+    let start = IssueStart {
+        reason: command.reason.to_owned(),
+        agent_key: public_key,
+        card_guid: guid,
+        resume_signature,
+    };
     let started = issuance::start(issuer, Officer::Operator, &holder, &start).await.map_err(api_error)?;
     let Reply::IssueKeys { piv_auth_key, card_auth_key, offer_key, offer_signature, attestation } = agent
         .call(Operation::GenerateIssueKeys { reader: reader.clone(), envelope: started.envelope })

@@ -35,10 +35,22 @@ pub struct GeneratedKeys {
     pub attestation: Option<KeyAttestation>,
 }
 
-/// Step 1: the card's GUID, if it has a CHUID (a card whose last issuance stopped half-way).
-pub fn begin<T: Transport>(session: &mut PivSession<T>) -> OpResult<Option<String>> {
+/// Step 1: the card's GUID, if it has a CHUID (a card whose last issuance stopped half-way),
+/// and then its 9E signature for `offer_key`, so that the backend releases the recorded secrets
+/// only to this card's agent (`None` if the card cannot sign: it then cannot be resumed).
+pub fn begin<T: Transport>(
+    session: &mut PivSession<T>,
+    offer_key: &[u8; 32],
+) -> OpResult<(Option<String>, Option<Vec<u8>>)> {
     session.select().map_err(from_host)?;
-    ops::read_guid_if_any(session)
+    let Some(guid) = ops::read_guid_if_any(session)? else { return Ok((None, None)) };
+    let digest = envelope::resume_offer_digest(offer_key, &guid);
+    let signature = match session.sign_ec(key::CARD_AUTHENTICATION, alg::ECC_P256, &digest) {
+        Ok(signature) => Some(signature),
+        Err(HostError::Status { .. } | HostError::SecurityNotSatisfied) => None,
+        Err(other) => return Err(from_host(other)),
+    };
+    Ok((Some(guid), signature))
 }
 
 /// Step 2: authenticate with the first management key the card accepts, GENERATE P-256 keys in
@@ -343,7 +355,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
         let mut s = blank();
-        assert_eq!(begin(&mut s).unwrap(), None);
+        assert_eq!(begin(&mut s, &OFFER_KEY).unwrap(), (None, None));
         let report = issue(&mut s, &secrets(None, &[&default_mgmt()], &["12345678"]), &ca).unwrap();
         assert_eq!(report.failure, None);
         assert_eq!(report.guid, GUID);
@@ -449,7 +461,13 @@ mod tests {
 
         // The backend offers both sets of credentials, the new ones reused as the targets.
         let mut s = PivSession::new(s.into_inner().card);
-        assert_eq!(begin(&mut s).unwrap().as_deref(), Some(GUID));
+        let (guid, signature) = begin(&mut s, &OFFER_KEY).unwrap();
+        assert_eq!(guid.as_deref(), Some(GUID));
+        // The half-issued card's certified 9E key vouches for the agent's key.
+        use p256::ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey};
+        let card_auth = VerifyingKey::from_sec1_bytes(&keys.card_auth_point).unwrap();
+        let signature = Signature::from_der(&signature.unwrap()).unwrap();
+        card_auth.verify_prehash(&envelope::resume_offer_digest(&OFFER_KEY, GUID), &signature).unwrap();
         let again = secrets(Some(GUID), &[&default_mgmt(), NEW_MGMT], &["12345678", "86420975"]);
         let report = issue(&mut s, &again, &ca).unwrap();
         assert_eq!(report.failure, None);

@@ -360,12 +360,18 @@ async fn handle_issue(
                 return Outcome::Error(ops::untrusted(Procedure::Issuance));
             }
             let key = OneTimeKey::generate();
-            let public_key = key.public_key();
+            let public_key = key.public_key_bytes();
             let outcome = pcsc
                 .run(
                     reader.clone(),
                     Box::new(move |s| {
-                        into_outcome(issue::begin(s).map(|guid| Reply::IssueOffer { public_key, guid }))
+                        into_outcome(issue::begin(s, &public_key).map(|(guid, signature)| {
+                            Reply::IssueOffer {
+                                public_key: STANDARD.encode(public_key),
+                                guid,
+                                resume_signature: signature.map(|der| STANDARD.encode(der)),
+                            }
+                        }))
                     }),
                 )
                 .await;

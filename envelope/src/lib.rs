@@ -35,6 +35,7 @@ const SIGNATURE_CONTEXT: &[u8] = b"smartcard-selfservice envelope signature v1";
 const SIGNATURE_BYTES: usize = 64;
 const OFFER_CONTEXT: &[u8] = b"smartcard-selfservice unblock offer v1";
 const ISSUE_OFFER_CONTEXT: &[u8] = b"smartcard-selfservice issue offer v1";
+const RESUME_OFFER_CONTEXT: &[u8] = b"smartcard-selfservice issue resume offer v1";
 /// At most the PUK the backend believes is on the card and the pending one from an unlock that
 /// may have stopped half-way (see [`UnblockSecrets::current_puks`]).
 pub const MAX_CANDIDATES: usize = 2;
@@ -466,6 +467,17 @@ pub fn issue_offer_digest(issuance_id: &str, agent_public_key: &[u8; 32], guid: 
     hash.update(ISSUE_OFFER_CONTEXT);
     hash.update((issuance_id.len() as u32).to_be_bytes());
     hash.update(issuance_id.as_bytes());
+    hash.update(agent_public_key);
+    hash.update(guid.to_ascii_lowercase().as_bytes());
+    hash.finalize().into()
+}
+
+/// What a half-issued card signs with its 9E key (the one the backend certified) to vouch for
+/// the agent's first one-time key when its issuance is resumed: the card's recorded secrets are
+/// then sealed only to the agent holding that card, never to a key a page chose.
+pub fn resume_offer_digest(agent_public_key: &[u8; 32], guid: &str) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(RESUME_OFFER_CONTEXT);
     hash.update(agent_public_key);
     hash.update(guid.to_ascii_lowercase().as_bytes());
     hash.finalize().into()

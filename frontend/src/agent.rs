@@ -292,10 +292,16 @@ impl Agent {
 
 #[cfg(feature = "ra-console")]
 impl Agent {
-    /// Issuance, step 1 (RA console): the agent's one-time key, and the GUID of the card if it has one.
-    pub async fn begin_issue(&self, reader: String) -> Result<(String, Option<String>), AgentError> {
+    /// Issuance, step 1 (RA console): the agent's one-time key, the GUID of the card if it has
+    /// one, and a half-issued card's signature for the key.
+    pub async fn begin_issue(
+        &self,
+        reader: String,
+    ) -> Result<(String, Option<String>, Option<String>), AgentError> {
         match self.request(Operation::BeginIssue { reader }).await? {
-            Outcome::Ok(Reply::IssueOffer { public_key, guid }) => Ok((public_key, guid)),
+            Outcome::Ok(Reply::IssueOffer { public_key, guid, resume_signature }) => {
+                Ok((public_key, guid, resume_signature))
+            }
             Outcome::Error(e) => Err(e),
             Outcome::Ok(_) => Err(unexpected()),
         }

@@ -140,11 +140,14 @@ pub enum Reply {
         signature: String,
     },
     Unblocked(UnblockReport),
-    /// The agent's one-time public key (X25519, base64) and the card's GUID, if it has a CHUID.
+    /// The agent's one-time public key (X25519, base64) and the card's GUID, if it has a CHUID;
+    /// then (a half-issued card) its 9E signature (DER, base64) over
+    /// `envelope::resume_offer_digest(public_key, guid)`, if it could make one.
     #[cfg(feature = "issuance")]
     IssueOffer {
         public_key: String,
         guid: Option<String>,
+        resume_signature: Option<String>,
     },
     /// The public points (`04‖X‖Y`, base64) generated on the card, and the agent's second
     /// one-time key (X25519, base64) with the new 9E key's signature (DER, base64) over

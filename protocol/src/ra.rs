@@ -54,6 +54,9 @@ pub struct IssueStart {
     pub reason: String,
     pub agent_key: String,
     pub card_guid: Option<String>,
+    /// A half-issued card's 9E signature for `agent_key` (the offer's `resume_signature`).
+    #[serde(default)]
+    pub resume_signature: Option<String>,
 }
 
 /// The issuance begun: the envelope for the agent's `generate_issue_keys`.

@@ -231,6 +231,24 @@ pub async fn start(
                      state and issue it again.",
                 ));
             }
+            // …and only to an agent holding that card: its certified 9E key vouches for the key.
+            if !resume_vouched(&mut tx, guid, &request.agent_key, request.resume_signature.as_deref()).await?
+            {
+                audit::append(
+                    &mut tx,
+                    Entry::new(officer.actor(), "card_issue_resume_refused")
+                        .subject(&holder.user_id)
+                        .details(serde_json::json!({ "guid": guid, "why": "not vouched by the card" })),
+                )
+                .await?;
+                tx.commit().await?;
+                return Err(rejected(
+                    StatusCode::UNAUTHORIZED,
+                    "offer_invalid",
+                    "The card in the reader could not prove it is the half-issued card, so its recorded secrets \
+                     were not released. Reset the card to its factory state and issue it again.",
+                ));
+            }
             let puk =
                 issuer.vault.open(guid, &row.try_get::<Vec<u8>, _>("puk_sealed")?).map_err(unopenable)?;
             let management_key = issuer
@@ -311,6 +329,30 @@ pub async fn start(
     let envelope = envelope::seal(issuer.signer, &request.agent_key, &secrets)
         .map_err(|_| rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid."))?;
     Ok(IssueStarted { issuance_id: id, envelope })
+}
+
+/// Whether the half-issued card's 9E key — the one last certified for its GUID — signed for
+/// `agent_key`. A card whose issuance never reached certification has no such key on record.
+async fn resume_vouched(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    guid: &str,
+    agent_key: &str,
+    signature: Option<&str>,
+) -> Result<bool, ApiError> {
+    let Some(signature) = signature.and_then(|b64| STANDARD.decode(b64).ok()) else { return Ok(false) };
+    let Some(agent_key) = STANDARD.decode(agent_key).ok().and_then(|k| <[u8; 32]>::try_from(k).ok()) else {
+        return Ok(false);
+    };
+    let certificate: Option<Vec<u8>> = sqlx::query_scalar(
+        "SELECT card_auth_certificate FROM issuances WHERE card_guid = $1 AND card_auth_certificate IS NOT NULL \
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(guid)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(certificate) = certificate else { return Ok(false) };
+    let key = card_proof::public_key_of_certificate(&certificate)?;
+    Ok(card_proof::verifies(&key, &envelope::resume_offer_digest(&agent_key, guid), &signature))
 }
 
 fn unopenable(_: crate::puk_vault::VaultError) -> anyhow::Error {

@@ -65,12 +65,22 @@ impl FakeAgent {
         })
     }
 
+    /// The offer; for a card with a GUID (half-issued), signed for by the card's 9E key.
     fn start(&self, card_guid: Option<&str>) -> IssueStart {
+        let key = self.key.as_ref().unwrap();
         IssueStart {
             reason: "New starter, identity checked".into(),
-            agent_key: self.key.as_ref().unwrap().public_key(),
+            agent_key: key.public_key(),
             card_guid: card_guid.map(Into::into),
+            resume_signature: card_guid.map(|guid| {
+                sign_digest(&self.card_auth, &envelope::resume_offer_digest(&key.public_key_bytes(), guid))
+            }),
         }
+    }
+
+    /// The agent at the next issuance of the same card: new one-time keys, the card's keys.
+    fn same_card(&self) -> Self {
+        Self { piv_auth: self.piv_auth.clone(), card_auth: self.card_auth.clone(), ..Self::new() }
     }
 
     fn open(&mut self, app: &TestApp, started: &IssueStarted) -> IssueSecrets {
@@ -268,9 +278,14 @@ on_both_databases! {
         assert_eq!(error_code(refused).await, (409, "issuance_incomplete".into()));
         assert_eq!(cards_of_holder(&app).await, 0);
 
+        // A page's own key, not vouched for by the card's 9E key, gets no recorded secrets.
+        let page = FakeAgent::new();
+        let refused = start(&app, &ra, &page, Some(&first.new_guid)).await;
+        assert_eq!(error_code(refused).await, (401, "offer_invalid".into()));
+
         // The card now carries the GUID: the next issuance offers both sets of credentials and
         // reuses the recorded ones as its targets.
-        let mut agent = FakeAgent::new();
+        let mut agent = agent.same_card();
         let started: IssueStarted = start(&app, &ra, &agent, Some(&first.new_guid)).await.json().await.unwrap();
         let second = agent.open(&app, &started);
         assert_eq!(second.new_guid, first.new_guid);

@@ -159,8 +159,9 @@ async fn issue(
     reason: String,
     pin: String,
 ) -> Result<CardIssued, String> {
-    let (agent_key, card_guid) = agent.begin_issue(reader.clone()).await.map_err(|e| e.message)?;
-    let started = api::issue_start(user_id, &IssueStart { reason, agent_key, card_guid })
+    let (agent_key, card_guid, resume_signature) =
+        agent.begin_issue(reader.clone()).await.map_err(|e| e.message)?;
+    let started = api::issue_start(user_id, &IssueStart { reason, agent_key, card_guid, resume_signature })
         .await
         .map_err(|e| e.to_string())?;
     let keys = agent.generate_issue_keys(reader.clone(), started.envelope).await.map_err(|e| e.message)?;

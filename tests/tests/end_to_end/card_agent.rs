@@ -406,7 +406,7 @@ async fn envelopes_a_page_sealed_itself_are_refused_before_the_card_is_touched()
     let _inserted = InsertedCard::insert(&blank).unwrap();
     client.wait_for_card().await.unwrap();
     let public_key = match client.request(Operation::BeginIssue { reader: READER.into() }).await.unwrap() {
-        Outcome::Ok(Reply::IssueOffer { public_key, guid: None }) => public_key,
+        Outcome::Ok(Reply::IssueOffer { public_key, guid: None, .. }) => public_key,
         other => panic!("{other:?}"),
     };
     let factory = envelope::IssueSecrets {
