@@ -4,7 +4,8 @@
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PATH="$HOME/.cargo/bin:$PATH"
 
-step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*" >&2; }
+# Each step says how far into the run it starts, so a slow CI run shows where the time went.
+step() { printf '\n\033[1;32m==> %s\033[0m  (at %dm%02ds)\n' "$*" $((SECONDS / 60)) $((SECONDS % 60)) >&2; }
 
 # The wasm build uses Debian's compiler with -Zbuild-std (TOOLCHAIN.md); never set these globally.
 wasm_env() { RUSTUP_TOOLCHAIN=debian-web RUSTC_BOOTSTRAP=1 "$@"; }
