@@ -214,40 +214,37 @@ pub async fn start(
             // person, while it lasts: the GUID alone (it is in the audit trail) opens nothing.
             let same_officer = row.try_get::<Option<i64>, _>("officer_ref")? == officer.reference();
             let same_person = row.try_get::<i64, _>("user_ref")? == holder.id;
-            if !same_officer || !same_person || row.try_get::<i64, _>("expires_at")? < now {
-                audit::append(
-                    &mut tx,
-                    Entry::new(officer.actor(), "card_issue_resume_refused")
-                        .subject(&holder.user_id)
-                        .details(serde_json::json!({ "guid": guid })),
-                )
-                .await?;
-                tx.commit().await?;
-                return Err(rejected(
+            let refusal = if !same_officer || !same_person || row.try_get::<i64, _>("expires_at")? < now {
+                Some(("not this officer, person or time", rejected(
                     StatusCode::CONFLICT,
                     "issuance_not_resumable",
                     "This card was left half-issued by another issuance: only the officer who started it can \
                      finish it, for the same person, within 15 minutes. Otherwise reset the card to its factory \
                      state and issue it again.",
-                ));
-            }
+                )))
             // …and only to an agent holding that card: its certified 9E key vouches for the key.
-            if !resume_vouched(&mut tx, guid, &request.agent_key, request.resume_signature.as_deref()).await?
+            } else if !resume_vouched(&mut tx, guid, &request.agent_key, request.resume_signature.as_deref())
+                .await?
             {
-                audit::append(
-                    &mut tx,
-                    Entry::new(officer.actor(), "card_issue_resume_refused")
-                        .subject(&holder.user_id)
-                        .details(serde_json::json!({ "guid": guid, "why": "not vouched by the card" })),
-                )
-                .await?;
-                tx.commit().await?;
-                return Err(rejected(
+                Some(("not vouched by the card", rejected(
                     StatusCode::UNAUTHORIZED,
                     "offer_invalid",
                     "The card in the reader could not prove it is the half-issued card, so its recorded secrets \
                      were not released. Reset the card to its factory state and issue it again.",
-                ));
+                )))
+            } else {
+                None
+            };
+            if let Some((why, refused)) = refusal {
+                audit::append(
+                    &mut tx,
+                    Entry::new(officer.actor(), "card_issue_resume_refused")
+                        .subject(&holder.user_id)
+                        .details(serde_json::json!({ "guid": guid, "why": why })),
+                )
+                .await?;
+                tx.commit().await?;
+                return Err(refused);
             }
             let puk =
                 issuer.vault.open(guid, &row.try_get::<Vec<u8>, _>("puk_sealed")?).map_err(unopenable)?;
