@@ -23,15 +23,17 @@ step "Building the workspace's programs (the end-to-end tests start them)"
 cargo build --workspace --bins
 
 step "Building the card agent's Debian package (a test installs it)"
-# The dev profile: the test checks the packaging, and a release build would add minutes to CI
-# (a release package: cargo deb -p card-agent).
-cargo deb -p card-agent --profile dev
+# The dev profile's binary from the step above (--no-build): the test checks the packaging, and
+# building card-agent alone would compile its dependencies again under other features (4 minutes
+# of a cold CI run). A release package: cargo deb -p card-agent.
+cargo deb -p card-agent --profile dev --no-build
 
 step "Native tests (unit, API on SQLite and PostgreSQL, PC/SC with PIV tools, browsers)"
 cargo test --workspace
 
 step "SPA wasm tests in headless Chromium"
 # The runner reads frontend/webdriver.json (headless, no sandbox as root) from its working folder.
-(cd "$ROOT/frontend" && CHROMEDRIVER=$(command -v chromedriver) wasm_env cargo test -p frontend --target wasm32-unknown-unknown)
+(cd "$ROOT/frontend" && CHROMEDRIVER=$(command -v chromedriver) wasm_env \
+  cargo test -p frontend --target wasm32-unknown-unknown --profile wasm-test)
 
 step "All tests passed"

@@ -79,8 +79,12 @@ pub async fn issue_card(issuer: Issuer<'_>, command: IssueCard<'_>) -> anyhow::R
     issuance::complete(issuer, Officer::Operator, &started.issuance_id, report).await.map_err(api_error)
 }
 
+/// The operator sees the cause, not the page's "Something went wrong": they are at the server.
 fn api_error(error: crate::error::ApiError) -> anyhow::Error {
-    anyhow::anyhow!("{error}")
+    match error {
+        crate::error::ApiError::Internal(cause) | crate::error::ApiError::Unavailable(cause) => cause,
+        refused => anyhow::anyhow!("{refused}"),
+    }
 }
 
 /// A minimal client of the agent's WebSocket protocol.

@@ -2,6 +2,7 @@
 //! (and, for a re-proof, to the session that asked), so a signature made for one thing cannot be
 //! replayed for another.
 
+use protocol::error_code::ErrorCode;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use sqlx::{Any, Row, Transaction};
 
@@ -116,9 +117,7 @@ pub async fn redeem(
 }
 
 fn expired() -> ApiError {
-    ApiError::rejected(
-        axum::http::StatusCode::BAD_REQUEST,
-        "challenge_expired",
+    ApiError::rejected(ErrorCode::ChallengeExpired,
         "That attempt has expired. Please try again.",
     )
 }

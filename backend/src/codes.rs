@@ -2,7 +2,7 @@
 //! at most 5 wrong tries, a new one at most once a minute and 5 an hour; only an HMAC of the
 //! code is stored and the comparison is constant-time.
 
-use axum::http::StatusCode;
+use protocol::error_code::ErrorCode;
 use sqlx::{Any, Row, Transaction};
 
 use crate::{
@@ -94,9 +94,7 @@ pub async fn issue(
 fn too_soon(seconds: i64) -> ApiError {
     let minutes = (seconds + 59) / 60;
     let when = if seconds < 60 { format!("{seconds} seconds") } else { format!("{minutes} minutes") };
-    ApiError::rejected(
-        StatusCode::TOO_MANY_REQUESTS,
-        "code_recently_sent",
+    ApiError::rejected(ErrorCode::CodeRecentlySent,
         format!("A code was sent recently. You can ask for another in {when}."),
     )
 }
@@ -145,9 +143,7 @@ pub async fn redeem(
     .fetch_optional(&mut **tx)
     .await?;
     match left {
-        Some(left) if left > 0 => Err(ApiError::rejected(
-            StatusCode::BAD_REQUEST,
-            "code_wrong",
+        Some(left) if left > 0 => Err(ApiError::rejected(ErrorCode::CodeWrong,
             format!(
                 "That code is not right. You can try {left} more {}.",
                 if left == 1 { "time" } else { "times" }
@@ -158,17 +154,13 @@ pub async fn redeem(
 }
 
 fn expired() -> ApiError {
-    ApiError::rejected(
-        StatusCode::BAD_REQUEST,
-        "code_expired",
+    ApiError::rejected(ErrorCode::CodeExpired,
         "That code has expired or was already used. Ask for a new one.",
     )
 }
 
 fn exhausted() -> ApiError {
-    ApiError::rejected(
-        StatusCode::BAD_REQUEST,
-        "code_locked",
+    ApiError::rejected(ErrorCode::CodeLocked,
         "That code was entered wrongly too many times. Ask for a new one.",
     )
 }

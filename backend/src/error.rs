@@ -10,7 +10,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use protocol::api::ApiErrorBody;
+use protocol::{api::ApiErrorBody, error_code::ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -26,9 +26,9 @@ pub enum ApiError {
     /// 403: a state change that did not come from this site.
     #[error("This request did not come from the self-service site and was refused.")]
     CrossSite,
-    /// A request the rules refuse, with its own status, code and sentence for the person.
+    /// A request the rules refuse: its code (which names the status) and a sentence for the person.
     #[error("{message}")]
-    Rejected { status: StatusCode, code: &'static str, message: String },
+    Rejected { code: ErrorCode, message: String },
     /// 503: a dependency (the database) does not answer.
     #[error("The service is temporarily unavailable; please try again shortly")]
     Unavailable(#[source] anyhow::Error),
@@ -44,28 +44,30 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::CrossSite => StatusCode::FORBIDDEN,
-            ApiError::Rejected { status, .. } => *status,
+            ApiError::Rejected { code, .. } => {
+                StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::InvalidJson(_) => "invalid_json",
-            ApiError::NotFound => "not_found",
-            ApiError::Unauthenticated => "unauthenticated",
-            ApiError::CrossSite => "cross_site",
-            ApiError::Rejected { code, .. } => code,
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
+            ApiError::InvalidJson(_) => ErrorCode::InvalidJson,
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::Unauthenticated => ErrorCode::Unauthenticated,
+            ApiError::CrossSite => ErrorCode::CrossSite,
+            ApiError::Rejected { code, .. } => *code,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 }
 
 impl ApiError {
-    pub fn rejected(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Rejected { status, code, message: message.into() }
+    pub fn rejected(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError::Rejected { code, message: message.into() }
     }
 }
 
@@ -89,7 +91,7 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let body = ApiErrorBody { code: self.code().into(), message: self.to_string() };
+        let body = ApiErrorBody { code: self.code(), message: self.to_string() };
         (self.status(), Json(body)).into_response()
     }
 }

@@ -1,4 +1,5 @@
-//! Logging set-up. Handlers that see secrets use `#[instrument(skip_all)]`; nothing here logs bodies.
+//! Logging set-up. No handler logs a request or response body (bodies carry passcodes, answers
+//! and codes): the HTTP trace layer records method, path, status and latency only.
 
 use tracing_subscriber::EnvFilter;
 

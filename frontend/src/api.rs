@@ -1,5 +1,6 @@
 //! Typed calls to the backend's JSON API. Every call returns `Result<_, ApiError>`.
 
+use protocol::error_code::ErrorCode;
 use gloo_net::http::{Request, Response};
 use protocol::api::{
     ApiErrorBody, ChallengeIssued, ClientConfig, CodeRequest, Health, Profile, ProofRequest, Question,
@@ -78,9 +79,9 @@ pub(crate) async fn post_empty<B: serde::Serialize>(path: &str, body: &B) -> Res
 
 impl ApiError {
     /// The error code in the envelope, if the server sent one.
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            ApiError::Server { body, .. } => Some(&body.code),
+            ApiError::Server { body, .. } => Some(body.code),
             _ => None,
         }
     }

@@ -33,7 +33,7 @@ pub struct DatabaseHealth {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiErrorBody {
     /// A stable, machine-readable code, e.g. `not_found`, `invalid_json`.
-    pub code: String,
+    pub code: crate::error_code::ErrorCode,
     /// A sentence a person can act on. Never contains secrets.
     pub message: String,
 }

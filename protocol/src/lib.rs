@@ -6,5 +6,6 @@
 pub mod agent;
 pub mod api;
 pub mod calendar;
+pub mod error_code;
 pub mod passcode;
 pub mod ra;

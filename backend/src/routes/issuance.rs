@@ -21,9 +21,9 @@
 //! card key (a blank card has none), so it only ever receives current credentials: the factory
 //! ones, public anyway, and — for a half-issued card — the recorded ones it may already hold.
 
+use protocol::error_code::ErrorCode;
 use axum::{
     extract::{Path, State},
-    http::StatusCode,
     routing::post,
     Router,
 };
@@ -145,8 +145,8 @@ async fn complete_route(
     Ok(AppJson(complete(Issuer::of(&state), Officer::Ra(&officer), &id, report).await?))
 }
 
-fn rejected(status: StatusCode, code: &'static str, message: &str) -> ApiError {
-    ApiError::rejected(status, code, message)
+fn rejected(code: ErrorCode, message: &str) -> ApiError {
+    ApiError::rejected(code, message)
 }
 
 /// Secrets of an issuance that stopped half-way, recorded for the card with that GUID.
@@ -165,15 +165,13 @@ pub async fn start(
 ) -> Result<IssueStarted, ApiError> {
     let reason = checked_reason(&protocol::ra::Reason { reason: request.reason.clone() })?;
     envelope::parse_public_key(&request.agent_key)
-        .map_err(|_| rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid."))?;
+        .map_err(|_| rejected(ErrorCode::InvalidRequest, "The agent key is not valid."))?;
     let offered_guid = match &request.card_guid {
         Some(guid) if guid.len() == 32 && guid.bytes().all(|b| b.is_ascii_hexdigit()) => {
             Some(guid.to_ascii_lowercase())
         }
         Some(_) => {
-            return Err(rejected(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
+            return Err(rejected(ErrorCode::InvalidRequest,
                 "The GUID must be 32 hex digits.",
             ))
         }
@@ -182,9 +180,7 @@ pub async fn start(
 
     if let Some(guid) = &offered_guid {
         if people::card_by_guid(issuer.db, guid).await?.is_some() {
-            return Err(rejected(
-                StatusCode::CONFLICT,
-                "card_already_issued",
+            return Err(rejected(ErrorCode::CardAlreadyIssued,
                 "This card is already issued. Look up its holder; to give it to someone else, revoke it \
                  and reset it to its factory state first.",
             ));
@@ -204,9 +200,7 @@ pub async fn start(
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = row else {
-                return Err(rejected(
-                    StatusCode::CONFLICT,
-                    "card_not_blank",
+                return Err(rejected(ErrorCode::CardNotBlank,
                     "This card already has an identity this service did not give it. Use a blank card.",
                 ));
             };
@@ -215,9 +209,7 @@ pub async fn start(
             let same_officer = row.try_get::<Option<i64>, _>("officer_ref")? == officer.reference();
             let same_person = row.try_get::<i64, _>("user_ref")? == holder.id;
             let refusal = if !same_officer || !same_person || row.try_get::<i64, _>("expires_at")? < now {
-                Some(("not this officer, person or time", rejected(
-                    StatusCode::CONFLICT,
-                    "issuance_not_resumable",
+                Some(("not this officer, person or time", rejected(ErrorCode::IssuanceNotResumable,
                     "This card was left half-issued by another issuance: only the officer who started it can \
                      finish it, for the same person, within 15 minutes. Otherwise reset the card to its factory \
                      state and issue it again.",
@@ -226,9 +218,7 @@ pub async fn start(
             } else if !resume_vouched(&mut tx, guid, &request.agent_key, request.resume_signature.as_deref())
                 .await?
             {
-                Some(("not vouched by the card", rejected(
-                    StatusCode::UNAUTHORIZED,
-                    "offer_invalid",
+                Some(("not vouched by the card", rejected(ErrorCode::OfferInvalid,
                     "The card in the reader could not prove it is the half-issued card, so its recorded secrets \
                      were not released. Reset the card to its factory state and issue it again.",
                 )))
@@ -324,7 +314,7 @@ pub async fn start(
         current_puks,
     };
     let envelope = envelope::seal(issuer.signer, &request.agent_key, &secrets)
-        .map_err(|_| rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid."))?;
+        .map_err(|_| rejected(ErrorCode::InvalidRequest, "The agent key is not valid."))?;
     Ok(IssueStarted { issuance_id: id, envelope })
 }
 
@@ -385,9 +375,7 @@ async fn open_issuance(
     .fetch_optional(issuer.db.pool())
     .await?;
     let ended = || {
-        rejected(
-            StatusCode::CONFLICT,
-            "issuance_ended",
+        rejected(ErrorCode::IssuanceEnded,
             "This card issuance has ended. Start again with the card.",
         )
     };
@@ -422,18 +410,18 @@ pub async fn certify(
             .ok()
             .and_then(|bytes| p256::PublicKey::from_sec1_bytes(&bytes).ok().map(|key| (bytes, key)))
             .ok_or_else(|| {
-                rejected(StatusCode::BAD_REQUEST, "invalid_request", "A public key is not a P-256 point.")
+                rejected(ErrorCode::InvalidRequest, "A public key is not a P-256 point.")
             })
     };
     let (piv_auth_point, _) = point(&keys.piv_auth_key)?;
     let (card_auth_point, card_auth_key) = point(&keys.card_auth_key)?;
     if piv_auth_point == card_auth_point {
-        return Err(rejected(StatusCode::BAD_REQUEST, "invalid_request", "The two keys must differ."));
+        return Err(rejected(ErrorCode::InvalidRequest, "The two keys must differ."));
     }
     // The new secrets go only to a key the card's new 9E key signed for.
     let offer_key: [u8; 32] =
         STANDARD.decode(&keys.offer_key).ok().and_then(|k| k.try_into().ok()).ok_or_else(|| {
-            rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid.")
+            rejected(ErrorCode::InvalidRequest, "The agent key is not valid.")
         })?;
     let digest = envelope::issue_offer_digest(&issuance.id, &offer_key, &issuance.card_guid);
     let card_auth_spki =
@@ -442,9 +430,7 @@ pub async fn certify(
         .decode(&keys.offer_signature)
         .is_ok_and(|signature| card_proof::verifies(card_auth_spki.as_bytes(), &digest, &signature));
     if !vouched {
-        return Err(rejected(
-            StatusCode::UNAUTHORIZED,
-            "offer_invalid",
+        return Err(rejected(ErrorCode::OfferInvalid,
             "The card did not vouch for the agent's key, so its new secrets were not released. Start again.",
         ));
     }
@@ -465,7 +451,7 @@ pub async fn certify(
     };
     let attestation = attested(issuer, keys, &piv_auth_point, &card_auth_point)?;
     let envelope = envelope::seal(issuer.signer, &keys.offer_key, &new_secrets)
-        .map_err(|_| rejected(StatusCode::BAD_REQUEST, "invalid_request", "The agent key is not valid."))?;
+        .map_err(|_| rejected(ErrorCode::InvalidRequest, "The agent key is not valid."))?;
     let holder_name: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
         .bind(issuance.user_ref)
         .fetch_one(issuer.db.pool())
@@ -488,9 +474,7 @@ pub async fn certify(
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() != 1 {
-        return Err(rejected(
-            StatusCode::CONFLICT,
-            "issuance_ended",
+        return Err(rejected(ErrorCode::IssuanceEnded,
             "This card issuance has ended. Start again.",
         ));
     }
@@ -530,16 +514,14 @@ fn attested(
         return Ok(None);
     }
     let Some(attestation) = &keys.attestation else {
-        return Err(rejected(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "attestation_required",
+        return Err(rejected(ErrorCode::AttestationRequired,
             "This card cannot show that its keys were made on it (it has no attestation), and this \
              service only issues cards that can. Use a card from a supported maker.",
         ));
     };
     let der = |b64: &str| {
         STANDARD.decode(b64).map_err(|_| {
-            rejected(StatusCode::BAD_REQUEST, "invalid_request", "An attestation certificate is not base64.")
+            rejected(ErrorCode::InvalidRequest, "An attestation certificate is not base64.")
         })
     };
     let device = der(&attestation.device_certificate)?;
@@ -547,9 +529,7 @@ fn attested(
         card_ca::attestation::verify(issuer.attestation_roots, &device, &der(slot)?, point).map_err(
             |problem| {
                 tracing::warn!(%problem, "key attestation refused");
-                rejected(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "attestation_invalid",
+                rejected(ErrorCode::AttestationInvalid,
                 "The card's keys could not be shown to have been made on a card from a trusted maker, so \
                  they were not certified.",
             )
@@ -559,9 +539,7 @@ fn attested(
     let attested = check(&attestation.piv_auth, piv_auth_point)?;
     let card_auth = check(&attestation.card_auth, card_auth_point)?;
     if attested.serial != card_auth.serial {
-        return Err(rejected(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "attestation_invalid",
+        return Err(rejected(ErrorCode::AttestationInvalid,
             "The two keys were attested by different cards.",
         ));
     }
@@ -581,7 +559,7 @@ pub async fn complete(
         .fetch_one(issuer.db.pool())
         .await?;
     if !report.guid.eq_ignore_ascii_case(&issuance.card_guid) {
-        return Err(rejected(StatusCode::BAD_REQUEST, "wrong_card", "The report is for another card."));
+        return Err(rejected(ErrorCode::WrongCard, "The report is for another card."));
     }
     let finished = report.failure.is_none()
         && report.pin_set
@@ -599,9 +577,7 @@ pub async fn complete(
         .await?;
         let message =
             report.failure.map(|f| f.error.message).unwrap_or_else(|| "The card did not finish.".into());
-        return Err(ApiError::rejected(
-            StatusCode::CONFLICT,
-            "issuance_incomplete",
+        return Err(ApiError::rejected(ErrorCode::IssuanceIncomplete,
             format!(
                 "{message} Put the same card back in the reader and issue it again: it will be finished."
             ),
@@ -629,9 +605,7 @@ pub async fn complete(
                 .details(serde_json::json!({ "guid": issuance.card_guid })),
         )
         .await?;
-        return Err(rejected(
-            StatusCode::UNAUTHORIZED,
-            "proof_invalid",
+        return Err(rejected(ErrorCode::ProofInvalid,
             "The card's proof did not verify, so it was not issued. Issue it again.",
         ));
     }
@@ -640,9 +614,7 @@ pub async fn complete(
     let mut mgmt_key_sealed: Vec<u8> = row.try_get("mgmt_key_sealed")?;
     if let Some(algorithm) = report.management_key_algorithm {
         if !MANAGEMENT_KEY_ALGORITHMS.contains(&algorithm) {
-            return Err(rejected(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
+            return Err(rejected(ErrorCode::InvalidRequest,
                 "Unexpected management key algorithm.",
             ));
         }
@@ -663,7 +635,7 @@ pub async fn complete(
     .execute(&mut *tx)
     .await?;
     if claimed.rows_affected() != 1 {
-        return Err(rejected(StatusCode::CONFLICT, "issuance_ended", "This card issuance has ended."));
+        return Err(rejected(ErrorCode::IssuanceEnded, "This card issuance has ended."));
     }
     sqlx::query(
         "INSERT INTO cards (guid, user_ref, piv_auth_key, card_auth_key, piv_auth_certificate, card_auth_certificate, \

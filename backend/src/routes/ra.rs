@@ -4,6 +4,7 @@
 //! period. Every route refuses anyone without the `ra` role (403), and every action — looking a
 //! person up included — is itself audited with the officer as the actor.
 
+use protocol::error_code::ErrorCode;
 use axum::{
     extract::{FromRequestParts, Path, Query, State},
     http::{header, request::Parts, StatusCode},
@@ -56,9 +57,7 @@ impl FromRequestParts<AppState> for RaOfficer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let signed_in = SignedIn::from_request_parts(parts, state).await?;
         if !signed_in.user.roles.iter().any(|r| r == RA_ROLE) {
-            return Err(ApiError::rejected(
-                StatusCode::FORBIDDEN,
-                "not_ra",
+            return Err(ApiError::rejected(ErrorCode::NotRa,
                 "This is for Registration Authority (RA) staff only.",
             ));
         }
@@ -79,9 +78,7 @@ async fn search(
 ) -> Result<AppJson<Vec<UserSummary>>, ApiError> {
     let q = query.q.trim().to_lowercase();
     if q.chars().count() < 2 {
-        return Err(ApiError::rejected(
-            StatusCode::BAD_REQUEST,
-            "query_too_short",
+        return Err(ApiError::rejected(ErrorCode::QueryTooShort,
             "Enter at least 2 characters: part of a name or email, a user id or a card GUID.",
         ));
     }
@@ -117,7 +114,7 @@ async fn search(
 
 pub(super) async fn person(state: &AppState, user_id: &str) -> Result<User, ApiError> {
     people::user_by_user_id(&state.db, user_id).await?.ok_or_else(|| {
-        ApiError::rejected(StatusCode::NOT_FOUND, "no_such_user", "There is no one with that user id.")
+        ApiError::rejected(ErrorCode::NoSuchUser, "There is no one with that user id.")
     })
 }
 
@@ -150,9 +147,7 @@ async fn user(
 pub(super) fn checked_reason(reason: &Reason) -> Result<String, ApiError> {
     let reason = reason.reason.trim();
     if reason.chars().count() < 3 || reason.chars().count() > 500 {
-        return Err(ApiError::rejected(
-            StatusCode::BAD_REQUEST,
-            "reason_required",
+        return Err(ApiError::rejected(ErrorCode::ReasonRequired,
             "Say why (3 to 500 characters): it goes into the audit trail.",
         ));
     }
@@ -171,17 +166,13 @@ async fn add_person(
         || user_id.len() > 64
         || !user_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     {
-        return Err(ApiError::rejected(
-            StatusCode::BAD_REQUEST,
-            "invalid_user_id",
+        return Err(ApiError::rejected(ErrorCode::InvalidUserId,
             "A user id is 1 to 64 letters, digits, dots, hyphens or underscores.",
         ));
     }
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::rejected(
-            StatusCode::BAD_REQUEST,
-            "invalid_name",
+        return Err(ApiError::rejected(ErrorCode::InvalidName,
             "Enter the person's full name.",
         ));
     }
@@ -197,9 +188,7 @@ async fn add_person(
     let person = match added {
         Ok(person) => person,
         Err(people::PeopleError::UserExists(_)) => {
-            return Err(ApiError::rejected(
-                StatusCode::CONFLICT,
-                "user_exists",
+            return Err(ApiError::rejected(ErrorCode::UserExists,
                 "Someone already has that user id. Search for them instead.",
             ))
         }
@@ -240,9 +229,7 @@ async fn clear_lockout(
     .execute(&mut *tx)
     .await?;
     if cleared.rows_affected() == 0 {
-        return Err(ApiError::rejected(
-            StatusCode::CONFLICT,
-            "not_locked_out",
+        return Err(ApiError::rejected(ErrorCode::NotLockedOut,
             "Self-service is not locked for this person, and they have no failed attempts to clear.",
         ));
     }
@@ -276,9 +263,7 @@ async fn withdraw_registration(
         .execute(&mut *tx)
         .await?;
     if removed.rows_affected() == 0 {
-        return Err(ApiError::rejected(
-            StatusCode::CONFLICT,
-            "not_registered",
+        return Err(ApiError::rejected(ErrorCode::NotRegistered,
             "This person is not registered for self-service.",
         ));
     }
@@ -322,20 +307,16 @@ async fn card_status(
         "suspended" => CardStatus::Suspended,
         "revoked" => CardStatus::Revoked,
         _ => {
-            return Err(ApiError::rejected(
-                StatusCode::BAD_REQUEST,
-                "invalid_status",
+            return Err(ApiError::rejected(ErrorCode::InvalidStatus,
                 "A card can be made active, suspended or revoked.",
             ))
         }
     };
     let card = people::card_by_guid(&state.db, &guid).await?.ok_or_else(|| {
-        ApiError::rejected(StatusCode::NOT_FOUND, "no_such_card", "There is no card with that GUID.")
+        ApiError::rejected(ErrorCode::NoSuchCard, "There is no card with that GUID.")
     })?;
     if card.status == CardStatus::Revoked {
-        return Err(ApiError::rejected(
-            StatusCode::CONFLICT,
-            "card_revoked",
+        return Err(ApiError::rejected(ErrorCode::CardRevoked,
             "This card is revoked, which is final. Issue a new card instead.",
         ));
     }
@@ -376,9 +357,7 @@ struct AuditQuery {
 }
 
 fn bad_day() -> ApiError {
-    ApiError::rejected(
-        StatusCode::BAD_REQUEST,
-        "invalid_date",
+    ApiError::rejected(ErrorCode::InvalidDate,
         "Dates are written YYYY-MM-DD, for example 2026-11-28.",
     )
 }
@@ -483,9 +462,7 @@ async fn build_report(state: &AppState, query: &ReportQuery) -> Result<Report, A
     let (first, last) =
         (parse_day(&query.from).ok_or_else(bad_day)?, parse_day(&query.to).ok_or_else(bad_day)?);
     if last < first || last - first >= MAX_REPORT_DAYS {
-        return Err(ApiError::rejected(
-            StatusCode::BAD_REQUEST,
-            "invalid_period",
+        return Err(ApiError::rejected(ErrorCode::InvalidPeriod,
             format!("Choose a period of 1 to {MAX_REPORT_DAYS} days, the start before the end."),
         ));
     }

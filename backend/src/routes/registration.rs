@@ -2,6 +2,7 @@
 //! 4 questions with argon2id-hashed answers, an email confirmed by an emailed code; re-register
 //! replaces; withdraw removes.
 
+use protocol::error_code::ErrorCode;
 use axum::{
     extract::State,
     http::StatusCode,
@@ -96,9 +97,7 @@ async fn proof(
     }
     tx.commit().await?;
     if !proven {
-        return Err(ApiError::rejected(
-            StatusCode::UNAUTHORIZED,
-            "signature_invalid",
+        return Err(ApiError::rejected(ErrorCode::SignatureInvalid,
             "Your card's answer could not be verified. Make sure the card you signed in with is in the reader.",
         ));
     }
@@ -113,16 +112,14 @@ async fn register(
 ) -> Result<Response, ApiError> {
     let now = now_unix();
     if me.session.reproved_at.is_none_or(|at| now - at > REPROOF_SECONDS) {
-        return Err(ApiError::rejected(
-            StatusCode::FORBIDDEN,
-            "passcode_required",
+        return Err(ApiError::rejected(ErrorCode::PasscodeRequired,
             "Enter your smartcard passcode first, to show the card is yours.",
         ));
     }
     let pairs: Vec<(u32, &str)> =
         request.answers.iter().map(|a| (a.question_id, a.answer.as_str())).collect();
     let answers = questions::check(&pairs).map_err(|e| {
-        ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "invalid_answers", e.to_string())
+        ApiError::rejected(ErrorCode::InvalidAnswers, e.to_string())
     })?;
     let email = check_email(&request.email, &state.settings.email_domains)?;
     let mut hashes = Vec::with_capacity(answers.len());
@@ -292,7 +289,7 @@ async fn delete_registrations(
 pub fn check_email(email: &str, allowed_domains: &[String]) -> Result<String, ApiError> {
     let email = email.trim();
     let refuse =
-        |message: String| ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "invalid_email", message);
+        |message: String| ApiError::rejected(ErrorCode::InvalidEmail, message);
     if email.chars().count() > MAX_EMAIL_CHARS || email.parse::<lettre::Address>().is_err() {
         return Err(refuse("Enter an email address like name@example.nhs.uk.".into()));
     }
@@ -312,7 +309,7 @@ pub fn check_email(email: &str, allowed_domains: &[String]) -> Result<String, Ap
 }
 
 fn no_pending() -> ApiError {
-    ApiError::rejected(StatusCode::CONFLICT, "no_pending_registration", "Start the registration again.")
+    ApiError::rejected(ErrorCode::NoPendingRegistration, "Start the registration again.")
 }
 
 #[cfg(test)]

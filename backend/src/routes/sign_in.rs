@@ -2,6 +2,7 @@
 //! passcode (VERIFY on the card, through the agent), checked with the key recorded for that
 //! card; then a server-side session in an HttpOnly, SameSite=Strict cookie.
 
+use protocol::error_code::ErrorCode;
 use axum::{
     extract::State,
     http::{header, StatusCode},
@@ -51,14 +52,12 @@ async fn sign_in(
     let refusal = match &card {
         None => Some((
             "unknown_card",
-            StatusCode::FORBIDDEN,
-            "card_not_recognised",
+            ErrorCode::CardNotRecognised,
             "This card is not known to this service. Contact your Registration Authority (RA).",
         )),
         Some(card) if card.status != CardStatus::Active => Some((
             card.status.as_str(),
-            StatusCode::FORBIDDEN,
-            "card_not_active",
+            ErrorCode::CardNotActive,
             "This card has been suspended or revoked. Contact your Registration Authority (RA).",
         )),
         Some(card)
@@ -71,20 +70,19 @@ async fn sign_in(
         {
             Some((
                 "bad_signature",
-                StatusCode::UNAUTHORIZED,
-                "signature_invalid",
+                ErrorCode::SignatureInvalid,
                 "The card's answer could not be verified. Remove the card, put it back and try again.",
             ))
         }
         Some(_) => None,
     };
-    if let Some((why, status, code, message)) = refusal {
+    if let Some((why, code, message)) = refusal {
         // The refusal is audited (and the challenge stays spent) even though the request fails.
         let details = serde_json::json!({ "reason": why });
         audit::append(&mut tx, Entry::new(ANONYMOUS, "sign_in_refused").subject(&guid).details(details))
             .await?;
         tx.commit().await?;
-        return Err(ApiError::rejected(status, code, message));
+        return Err(ApiError::rejected(code, message));
     }
     let user = holder.ok_or(ApiError::Unauthenticated)?;
     let token = session::create(&mut tx, user.id, &guid).await?;

@@ -5,6 +5,7 @@
 //! one atomic row update, so parallel submissions cannot slip past it. Right answers send an
 //! unlock code to the registered address. The PUK release that follows is in `unlock_release`.
 
+use protocol::error_code::ErrorCode;
 use axum::{extract::State, http::StatusCode, routing::post, Router};
 use protocol::api::{
     ChallengeIssued, Question, UnlockAnswers, UnlockAttempt, UnlockCode, UnlockCodeSent, UnlockQuestions,
@@ -72,17 +73,13 @@ pub(super) async fn open_attempt(state: &AppState, id: &str, step: &str) -> Resu
 }
 
 pub(super) fn attempt_ended() -> ApiError {
-    ApiError::rejected(
-        StatusCode::BAD_REQUEST,
-        "attempt_expired",
+    ApiError::rejected(ErrorCode::AttemptExpired,
         "This unlock attempt has ended. Start again.",
     )
 }
 
 fn locked_out() -> ApiError {
-    ApiError::rejected(
-        StatusCode::FORBIDDEN,
-        "locked_out",
+    ApiError::rejected(ErrorCode::LockedOut,
         "Self-service is locked for you after 3 unsuccessful attempts. Contact your Registration Authority (RA) to unlock your card.",
     )
 }
@@ -139,31 +136,21 @@ async fn start(
     let failures: i64 = holder.as_ref().map(|h| h.try_get("unlock_failures")).transpose()?.unwrap_or(0);
     let locked: Option<i64> = holder.as_ref().map(|h| h.try_get("unlock_locked_at")).transpose()?.flatten();
     let refusal = match &card {
-        None => Some(("unknown_card", ApiError::rejected(
-            StatusCode::FORBIDDEN,
-            "card_not_recognised",
+        None => Some(("unknown_card", ApiError::rejected(ErrorCode::CardNotRecognised,
             "This card was not issued by this service. Contact your Registration Authority (RA).",
         ))),
-        Some(card) if !card_proof::verifies_for(&card.card_auth_key, envelope::Purpose::Presence, &challenge, &signature) => Some(("bad_signature", ApiError::rejected(
-            StatusCode::UNAUTHORIZED,
-            "signature_invalid",
+        Some(card) if !card_proof::verifies_for(&card.card_auth_key, envelope::Purpose::Presence, &challenge, &signature) => Some(("bad_signature", ApiError::rejected(ErrorCode::SignatureInvalid,
             "The card's answer could not be verified. Remove the card, put it back and try again.",
         ))),
-        Some(card) if card.status != people::CardStatus::Active => Some(("card_not_active", ApiError::rejected(
-            StatusCode::FORBIDDEN,
-            "card_not_active",
+        Some(card) if card.status != people::CardStatus::Active => Some(("card_not_active", ApiError::rejected(ErrorCode::CardNotActive,
             "This card has been suspended or revoked. Contact your Registration Authority (RA).",
         ))),
         Some(_) if locked.is_some() => Some(("locked_out", locked_out())),
-        Some(_) if !registered_or_free => Some(("not_registered", ApiError::rejected(
-            StatusCode::CONFLICT,
-            "not_registered",
+        Some(_) if !registered_or_free => Some(("not_registered", ApiError::rejected(ErrorCode::NotRegistered,
             "You have not registered for self-service, so your card cannot be unlocked here. Contact your Registration Authority (RA); once your card works again, sign in and register.",
         ))),
         // Asking the questions first would waste the holder's time: the PUK is what unlocks.
-        Some(_) if !puk_held => Some(("puk_unknown", ApiError::rejected(
-            StatusCode::CONFLICT,
-            "puk_unknown",
+        Some(_) if !puk_held => Some(("puk_unknown", ApiError::rejected(ErrorCode::PukUnknown,
             "This service does not hold your card's unlock key, so it cannot be unlocked here. Contact your Registration Authority (RA).",
         ))),
         Some(_) => None,
@@ -337,9 +324,7 @@ async fn answers(
             return Err(locked_out());
         }
         let left = MAX_FAILURES - failures;
-        return Err(ApiError::rejected(
-            StatusCode::BAD_REQUEST,
-            "answers_wrong",
+        return Err(ApiError::rejected(ErrorCode::AnswersWrong,
             format!(
                 "One or more answers are not right. You have {left} more {} before self-service locks.",
                 if left == 1 { "attempt" } else { "attempts" }

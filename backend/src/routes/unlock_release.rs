@@ -11,6 +11,7 @@
 //! challenge is bound to the attempt and to that pending PUK, so a report held back from an
 //! earlier release can never promote a pending PUK the card was not given.
 
+use protocol::error_code::ErrorCode;
 use axum::{extract::State, http::StatusCode, routing::post, Router};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use protocol::{
@@ -79,9 +80,7 @@ fn plan(current: Zeroizing<String>, pending: Zeroizing<String>, pending_is_ours:
 }
 
 fn bad_offer() -> ApiError {
-    ApiError::rejected(
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
+    ApiError::rejected(ErrorCode::InvalidRequest,
         "The card agent's offer is not in the expected format.",
     )
 }
@@ -111,9 +110,7 @@ async fn release(
     {
         audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_offer_refused").subject(&attempt.guid)).await?;
         tx.commit().await?;
-        return Err(ApiError::rejected(
-            StatusCode::UNAUTHORIZED,
-            "signature_invalid",
+        return Err(ApiError::rejected(ErrorCode::SignatureInvalid,
             "The card in the reader could not prove it is the card being unlocked. Put that card in and try again.",
         ));
     }
@@ -139,9 +136,7 @@ async fn release(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| {
-        ApiError::rejected(
-            StatusCode::CONFLICT,
-            "puk_unknown",
+        ApiError::rejected(ErrorCode::PukUnknown,
             "This service does not hold your card's unlock key. Contact your Registration Authority (RA).",
         )
     })?;
@@ -193,9 +188,7 @@ async fn report(
     let attempt = releasable(&state, &request.attempt_id).await?;
     let report = &request.report;
     if !report.guid.eq_ignore_ascii_case(&attempt.guid) {
-        return Err(ApiError::rejected(
-            StatusCode::BAD_REQUEST,
-            "wrong_card",
+        return Err(ApiError::rejected(ErrorCode::WrongCard,
             "That report is about another card than the one being unlocked.",
         ));
     }
@@ -232,15 +225,11 @@ async fn report(
         .await?;
         tx.commit().await?;
         return Err(if report.proof.is_some() {
-            ApiError::rejected(
-                StatusCode::UNAUTHORIZED,
-                "signature_invalid",
+            ApiError::rejected(ErrorCode::SignatureInvalid,
                 "The card's proof could not be verified. Try again.",
             )
         } else {
-            ApiError::rejected(
-                StatusCode::CONFLICT,
-                "unlock_incomplete",
+            ApiError::rejected(ErrorCode::UnlockIncomplete,
                 "Your card was not unlocked. Keep it in the reader and try again.",
             )
         });

@@ -47,7 +47,7 @@ on_both_databases! {
         let response = app.get("/api/no-such-route").await;
         assert_eq!(response.status(), 404);
         let body: ApiErrorBody = response.json().await.unwrap();
-        assert_eq!(body.code, "not_found");
+        assert_eq!(body.code, protocol::error_code::ErrorCode::NotFound);
     }
 }
 

@@ -198,6 +198,6 @@ on_both_databases! {
         assert!(csv.contains(&format!("{today},1,0,1,1\r\n")) && csv.ends_with("total,1,0,1,1\r\n"), "{csv}");
         let backwards = get(&app, &ra, &format!("/api/ra/report?from={today}&to={yesterday}")).await;
         let body: ApiErrorBody = backwards.json().await.unwrap();
-        assert_eq!(body.code, "invalid_period");
+        assert_eq!(body.code, protocol::error_code::ErrorCode::InvalidPeriod);
     }
 }

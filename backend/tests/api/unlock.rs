@@ -1,5 +1,6 @@
 //! Unlock, first part: the card's 9E proof, the holder's questions, the lockout and the code.
 
+use protocol::error_code::ErrorCode;
 use protocol::api::{
     ApiErrorBody, ChallengeIssued, CodeRequest, ProofRequest, QuestionAnswer, RegistrationRequest,
     UnlockAnswers, UnlockCode, UnlockCodeSent, UnlockQuestions, UnlockStart,
@@ -132,7 +133,7 @@ on_both_databases! {
             let response = app.post("/api/unlock/answers", &partly).await;
             let status = response.status().as_u16();
             let body: ApiErrorBody = response.json().await.unwrap();
-            assert_eq!((status, body.code.as_str()), (400, "answers_wrong"));
+            assert_eq!((status, body.code), (400, ErrorCode::AnswersWrong));
             assert!(body.message.contains(&format!("{left} more")), "{}", body.message);
             assert!(!body.message.contains(&questions.questions[0].text), "never which one");
         }
@@ -164,9 +165,9 @@ on_both_databases! {
         for task in tasks {
             outcomes.push(task.await.unwrap());
         }
-        let wrong_counted = outcomes.iter().filter(|(_, c)| c == "answers_wrong").count();
+        let wrong_counted = outcomes.iter().filter(|(_, c)| *c == ErrorCode::AnswersWrong).count();
         assert!(wrong_counted <= 2, "at most two are answered 'wrong' before the lock: {outcomes:?}");
-        assert!(outcomes.iter().all(|(s, c)| (*s, c.as_str()) == (400, "answers_wrong") || (*s, c.as_str()) == (403, "locked_out")));
+        assert!(outcomes.iter().all(|o| *o == (400, ErrorCode::AnswersWrong) || *o == (403, ErrorCode::LockedOut)));
         let failures: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users").fetch_one(app.db.pool()).await.unwrap();
         assert_eq!(failures, 3, "exactly the limit, never more");
         // Even the right answers are refused now.

@@ -1,6 +1,7 @@
 //! The registration wizard (DESIGN.md): passcode → 4 questions → email → emailed code. Each step
 //! is one question to the person, with its own error summary.
 
+use protocol::error_code::ErrorCode;
 use leptos::{ev::SubmitEvent, prelude::*};
 use leptos_router::hooks::use_navigate;
 use protocol::{
@@ -206,7 +207,7 @@ fn EmailStep(
             busy.set(false);
             match result {
                 Ok(pending) => go_to(step, error, Step::Code(pending)),
-                Err(e) if e.code() == Some("invalid_answers") => {
+                Err(e) if e.code() == Some(ErrorCode::InvalidAnswers) => {
                     go_to(step, error, Step::Questions);
                     error.set(Some(e.to_string()));
                 }

@@ -3,6 +3,7 @@
 //! emailed, and chooses a new passcode. The PUK travels sealed from the backend to the agent; this
 //! page only relays the ciphertext, and the new passcode goes only to the agent.
 
+use protocol::error_code::ErrorCode;
 use leptos::{ev::SubmitEvent, prelude::*};
 use protocol::{
     agent::{AgentErrorCode, CardIdentity, PinState},
@@ -42,11 +43,11 @@ enum Step {
 /// Refusals that end self-service for this card become their own page; others stay on the step.
 fn dead_end(error: &ApiError) -> Option<Step> {
     let title = match error.code()? {
-        "locked_out" => "Self-service is locked for you",
-        "not_registered" => "You have not registered for self-service",
-        "card_not_recognised" => "This card is not recognised",
-        "card_not_active" => "This card cannot be used",
-        "puk_unknown" => "This card cannot be unlocked here",
+        ErrorCode::LockedOut => "Self-service is locked for you",
+        ErrorCode::NotRegistered => "You have not registered for self-service",
+        ErrorCode::CardNotRecognised => "This card is not recognised",
+        ErrorCode::CardNotActive => "This card cannot be used",
+        ErrorCode::PukUnknown => "This card cannot be unlocked here",
         _ => return None,
     };
     Some(Step::ContactRa { title, message: error.to_string() })
@@ -146,7 +147,7 @@ impl From<ApiError> for Problem {
     fn from(error: ApiError) -> Self {
         match dead_end(&error) {
             Some(step) => Problem::DeadEnd(step),
-            None if error.code() == Some("attempt_expired") => Problem::Restart(error.to_string()),
+            None if error.code() == Some(ErrorCode::AttemptExpired) => Problem::Restart(error.to_string()),
             None => Problem::Message(error.to_string()),
         }
     }
