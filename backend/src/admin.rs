@@ -14,8 +14,8 @@ use crate::{
     card_proof::public_key_of_certificate,
     config::Settings,
     db::Database,
-    people::{self, NewUser, PeopleError},
     puk_vault::PukVault,
+    store::people::{self, NewUser, PeopleError},
 };
 
 #[derive(Debug, Subcommand)]

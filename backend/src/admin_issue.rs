@@ -17,8 +17,8 @@ use tokio_tungstenite::{
 use zeroize::Zeroizing;
 
 use crate::{
-    people,
     routes::issuance::{self, Issuer, Officer},
+    store::people,
 };
 
 /// 10 seconds in steps of 200 ms.

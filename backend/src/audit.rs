@@ -150,3 +150,95 @@ mod tests {
         );
     }
 }
+
+/// Which rows of the trail to read: a time range, rows older than `before`, optionally one
+/// event, optionally a person (rows whose subject is one of `subjects`, or whose actor is the
+/// last of them: the person's user id).
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub from: i64,
+    pub to: i64,
+    pub before: i64,
+    pub event: Option<String>,
+    pub subjects: Option<Vec<String>>,
+}
+
+/// One row as the RA console shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub event: String,
+    pub subject: Option<String>,
+    pub details: String,
+}
+
+/// The newest `limit` rows matching `filter`, newest first.
+pub async fn page(
+    conn: &mut sqlx::AnyConnection,
+    filter: &Filter,
+    limit: i64,
+) -> sqlx::Result<Vec<Recorded>> {
+    let mut sql = String::from(
+        "SELECT id, at, actor, event, subject, details FROM audit_log WHERE at >= $1 AND at < $2 AND id < $3",
+    );
+    if filter.event.is_some() {
+        sql.push_str(" AND event = $4");
+    }
+    if let Some(subjects) = &filter.subjects {
+        let first = if filter.event.is_some() { 5 } else { 4 };
+        let list: Vec<String> = (0..subjects.len()).map(|i| format!("${}", first + i)).collect();
+        let person_index = first + subjects.len() - 1;
+        sql.push_str(&format!(" AND (subject IN ({}) OR actor = ${person_index})", list.join(", ")));
+    }
+    sql.push_str(" ORDER BY id DESC LIMIT ");
+    sql.push_str(&limit.to_string());
+    let mut statement = sqlx::query(&sql).bind(filter.from).bind(filter.to).bind(filter.before);
+    if let Some(event) = &filter.event {
+        statement = statement.bind(event);
+    }
+    for subject in filter.subjects.iter().flatten() {
+        statement = statement.bind(subject);
+    }
+    let rows = statement.fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Recorded {
+                id: row.try_get("id")?,
+                at: row.try_get("at")?,
+                actor: row.try_get("actor")?,
+                event: row.try_get("event")?,
+                subject: row.try_get("subject")?,
+                details: row.try_get("details")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn count(conn: &mut sqlx::AnyConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(&mut *conn).await
+}
+
+/// How often each of four `events` happened on each UTC day (days since the epoch) of
+/// `[from_day, to_day]`: `(day, event, count)`.
+pub async fn daily_counts(
+    conn: &mut sqlx::AnyConnection,
+    from_day: i64,
+    to_day: i64,
+    events: [&str; 4],
+) -> sqlx::Result<Vec<(i64, String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT at / 86400 AS day, event, COUNT(*) AS n FROM audit_log \
+         WHERE at >= $1 AND at < $2 AND event IN ($3, $4, $5, $6) GROUP BY at / 86400, event",
+    )
+    .bind(from_day * 86_400)
+    .bind((to_day + 1) * 86_400)
+    .bind(events[0])
+    .bind(events[1])
+    .bind(events[2])
+    .bind(events[3])
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(|row| Ok((row.try_get("day")?, row.try_get("event")?, row.try_get("n")?))).collect()
+}

@@ -1,11 +1,11 @@
 //! Checks what a card signed: ECDSA P-256 over a 32-byte challenge the backend issued, with the
 //! public key recorded for that card (the card signs the challenge as a prehashed digest).
 
-use protocol::error_code::ErrorCode;
 use p256::{
     ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey},
     pkcs8::DecodePublicKey,
 };
+use protocol::error_code::ErrorCode;
 
 /// Whether `signature_der` is that key's signature over the challenge the backend issued for
 /// `purpose` (the card signs `envelope::signed_digest(purpose, challenge)`, so a signature made
@@ -31,9 +31,7 @@ pub fn verifies(public_key_spki_der: &[u8], digest: &[u8], signature_der: &[u8])
 pub fn signature_from_base64(b64: &str) -> Result<Vec<u8>, crate::error::ApiError> {
     use base64::{engine::general_purpose::STANDARD, Engine};
     STANDARD.decode(b64).map_err(|_| {
-        crate::error::ApiError::rejected(ErrorCode::InvalidRequest,
-            "The signature must be base64.",
-        )
+        crate::error::ApiError::rejected(ErrorCode::InvalidRequest, "The signature must be base64.")
     })
 }
 

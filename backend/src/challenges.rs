@@ -2,8 +2,8 @@
 //! (and, for a re-proof, to the session that asked), so a signature made for one thing cannot be
 //! replayed for another.
 
-use protocol::error_code::ErrorCode;
 use base64::{engine::general_purpose::STANDARD, Engine};
+use protocol::error_code::ErrorCode;
 use sqlx::{Any, Row, Transaction};
 
 use crate::{
@@ -117,7 +117,5 @@ pub async fn redeem(
 }
 
 fn expired() -> ApiError {
-    ApiError::rejected(ErrorCode::ChallengeExpired,
-        "That attempt has expired. Please try again.",
-    )
+    ApiError::rejected(ErrorCode::ChallengeExpired, "That attempt has expired. Please try again.")
 }

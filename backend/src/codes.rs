@@ -94,9 +94,20 @@ pub async fn issue(
 fn too_soon(seconds: i64) -> ApiError {
     let minutes = (seconds + 59) / 60;
     let when = if seconds < 60 { format!("{seconds} seconds") } else { format!("{minutes} minutes") };
-    ApiError::rejected(ErrorCode::CodeRecentlySent,
+    ApiError::rejected(
+        ErrorCode::CodeRecentlySent,
         format!("A code was sent recently. You can ask for another in {when}."),
     )
+}
+
+/// Voids every unused code of the person (their registration was withdrawn).
+pub async fn void_all(conn: &mut sqlx::AnyConnection, user_ref: i64, now: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE one_time_codes SET used_at = $1 WHERE user_ref = $2 AND used_at IS NULL")
+        .bind(now)
+        .bind(user_ref)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Spends the code if it is right. A wrong one costs a try (the count is updated atomically, so
@@ -143,7 +154,8 @@ pub async fn redeem(
     .fetch_optional(&mut **tx)
     .await?;
     match left {
-        Some(left) if left > 0 => Err(ApiError::rejected(ErrorCode::CodeWrong,
+        Some(left) if left > 0 => Err(ApiError::rejected(
+            ErrorCode::CodeWrong,
             format!(
                 "That code is not right. You can try {left} more {}.",
                 if left == 1 { "time" } else { "times" }
@@ -154,13 +166,15 @@ pub async fn redeem(
 }
 
 fn expired() -> ApiError {
-    ApiError::rejected(ErrorCode::CodeExpired,
+    ApiError::rejected(
+        ErrorCode::CodeExpired,
         "That code has expired or was already used. Ask for a new one.",
     )
 }
 
 fn exhausted() -> ApiError {
-    ApiError::rejected(ErrorCode::CodeLocked,
+    ApiError::rejected(
+        ErrorCode::CodeLocked,
         "That code was entered wrongly too many times. Ask for a new one.",
     )
 }

@@ -10,9 +10,9 @@ use sqlx::{Any, Row, Transaction};
 use crate::{
     db::Database,
     error::ApiError,
-    people::{self, User},
     secrets::{random_token, sha256},
     startup::AppState,
+    store::people::{self, User},
     time::now_unix,
 };
 
@@ -94,6 +94,22 @@ pub async fn delete(db: &Database, session: &Session) -> anyhow::Result<()> {
         .bind(&session.token_hash)
         .execute(db.pool())
         .await?;
+    Ok(())
+}
+
+/// The session's card signed a passcode re-proof at `now` (registration's first step).
+pub async fn mark_reproved(conn: &mut sqlx::AnyConnection, session: &Session, now: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE sessions SET reproved_at = $1 WHERE token_hash = $2")
+        .bind(now)
+        .bind(&session.token_hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends every session opened with card `guid` (it was suspended or revoked).
+pub async fn delete_for_card(conn: &mut sqlx::AnyConnection, guid: &str) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE card_guid = $1").bind(guid).execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -1,12 +1,12 @@
 //! Typed calls to the backend's JSON API. Every call returns `Result<_, ApiError>`.
 
-use protocol::error_code::ErrorCode;
 use gloo_net::http::{Request, Response};
 use protocol::api::{
     ApiErrorBody, ChallengeIssued, ClientConfig, CodeRequest, Health, Profile, ProofRequest, Question,
     RegistrationPending, RegistrationRequest, SignInRequest, UnlockAnswers, UnlockAttempt, UnlockCode,
     UnlockCodeSent, UnlockQuestions, UnlockRelease, UnlockReleased, UnlockReported, UnlockStart,
 };
+use protocol::error_code::ErrorCode;
 use serde::de::DeserializeOwned;
 
 /// What can go wrong calling the API, phrased for the person in front of the screen.

@@ -128,14 +128,23 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             InvalidJson | InvalidRequest | ChallengeExpired | WrongCard | CodeWrong | CodeExpired
-            | CodeLocked | AttemptExpired | AnswersWrong | ReasonRequired | QueryTooShort
-            | InvalidUserId | InvalidName | InvalidDate | InvalidPeriod | InvalidStatus => 400,
+            | CodeLocked | AttemptExpired | AnswersWrong | ReasonRequired | QueryTooShort | InvalidUserId
+            | InvalidName | InvalidDate | InvalidPeriod | InvalidStatus => 400,
             Unauthenticated | SignatureInvalid | OfferInvalid | ProofInvalid => 401,
             CrossSite | NotRa | CardNotRecognised | CardNotActive | PasscodeRequired | LockedOut => 403,
             NotFound | NoSuchUser | NoSuchCard => 404,
-            NoPendingRegistration | NotRegistered | PukUnknown | UnlockIncomplete | UserExists
-            | NotLockedOut | CardRevoked | CardNotBlank | CardAlreadyIssued | IssuanceEnded
-            | IssuanceNotResumable | IssuanceIncomplete => 409,
+            NoPendingRegistration
+            | NotRegistered
+            | PukUnknown
+            | UnlockIncomplete
+            | UserExists
+            | NotLockedOut
+            | CardRevoked
+            | CardNotBlank
+            | CardAlreadyIssued
+            | IssuanceEnded
+            | IssuanceNotResumable
+            | IssuanceIncomplete => 409,
             InvalidAnswers | InvalidEmail | AttestationRequired | AttestationInvalid => 422,
             CodeRecentlySent => 429,
             Unavailable => 503,
@@ -151,7 +160,10 @@ mod tests {
     #[test]
     fn codes_travel_as_their_snake_case_names() {
         assert_eq!(serde_json::to_string(&ErrorCode::LockedOut).unwrap(), "\"locked_out\"");
-        assert_eq!(serde_json::from_str::<ErrorCode>("\"issuance_not_resumable\"").unwrap(), ErrorCode::IssuanceNotResumable);
+        assert_eq!(
+            serde_json::from_str::<ErrorCode>("\"issuance_not_resumable\"").unwrap(),
+            ErrorCode::IssuanceNotResumable
+        );
     }
 
     #[test]

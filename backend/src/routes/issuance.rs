@@ -21,7 +21,6 @@
 //! card key (a blank card has none), so it only ever receives current credentials: the factory
 //! ones, public anyway, and — for a half-issued card — the recorded ones it may already hold.
 
-use protocol::error_code::ErrorCode;
 use axum::{
     extract::{Path, State},
     routing::post,
@@ -31,11 +30,11 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use card_ca::CertificateAuthority;
 use der::Encode;
 use envelope::{EnvelopeSigner, IssueNewSecrets, IssueSecrets, ManagementKeySecret};
+use protocol::error_code::ErrorCode;
 use protocol::{
     agent::{IssueReport, PukOnCard},
     ra::{CardIssued, IssueCertificates, IssueComplete, IssueKeys, IssueStart, IssueStarted},
 };
-use sqlx::Row;
 use zeroize::Zeroizing;
 
 use super::ra::{checked_reason, person, RaOfficer};
@@ -44,10 +43,13 @@ use crate::{
     card_proof,
     db::Database,
     error::{ApiError, AppJson},
-    people::{self, User},
     puk_vault::PukVault,
     secrets::{random_bytes, random_digits, random_token},
     startup::AppState,
+    store::{
+        issuances::{self, Issuance, NewIssuance},
+        people::{self, IssuedCard, User},
+    },
     time::now_unix,
 };
 
@@ -170,17 +172,14 @@ pub async fn start(
         Some(guid) if guid.len() == 32 && guid.bytes().all(|b| b.is_ascii_hexdigit()) => {
             Some(guid.to_ascii_lowercase())
         }
-        Some(_) => {
-            return Err(rejected(ErrorCode::InvalidRequest,
-                "The GUID must be 32 hex digits.",
-            ))
-        }
+        Some(_) => return Err(rejected(ErrorCode::InvalidRequest, "The GUID must be 32 hex digits.")),
         None => None,
     };
 
     if let Some(guid) = &offered_guid {
         if people::card_by_guid(issuer.db, guid).await?.is_some() {
-            return Err(rejected(ErrorCode::CardAlreadyIssued,
+            return Err(rejected(
+                ErrorCode::CardAlreadyIssued,
                 "This card is already issued. Look up its holder; to give it to someone else, revoke it \
                  and reset it to its factory state first.",
             ));
@@ -192,23 +191,17 @@ pub async fn start(
     let unfinished = match &offered_guid {
         None => None,
         Some(guid) => {
-            let row = sqlx::query(
-                "SELECT id, user_ref, officer_ref, expires_at, puk_sealed, mgmt_key_sealed FROM issuances \
-                 WHERE card_guid = $1 AND status IN ('started', 'certified') ORDER BY created_at DESC LIMIT 1",
-            )
-            .bind(guid)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
-                return Err(rejected(ErrorCode::CardNotBlank,
+            let Some(row) = issuances::unfinished_for_card(&mut tx, guid).await? else {
+                return Err(rejected(
+                    ErrorCode::CardNotBlank,
                     "This card already has an identity this service did not give it. Use a blank card.",
                 ));
             };
             // The recorded secrets go only to the officer who started this card, for the same
             // person, while it lasts: the GUID alone (it is in the audit trail) opens nothing.
-            let same_officer = row.try_get::<Option<i64>, _>("officer_ref")? == officer.reference();
-            let same_person = row.try_get::<i64, _>("user_ref")? == holder.id;
-            let refusal = if !same_officer || !same_person || row.try_get::<i64, _>("expires_at")? < now {
+            let same_officer = row.officer_ref == officer.reference();
+            let same_person = row.user_ref == holder.id;
+            let refusal = if !same_officer || !same_person || row.expires_at < now {
                 Some(("not this officer, person or time", rejected(ErrorCode::IssuanceNotResumable,
                     "This card was left half-issued by another issuance: only the officer who started it can \
                      finish it, for the same person, within 15 minutes. Otherwise reset the card to its factory \
@@ -236,13 +229,10 @@ pub async fn start(
                 tx.commit().await?;
                 return Err(refused);
             }
-            let puk =
-                issuer.vault.open(guid, &row.try_get::<Vec<u8>, _>("puk_sealed")?).map_err(unopenable)?;
-            let management_key = issuer
-                .vault
-                .open_management_key(guid, &row.try_get::<Vec<u8>, _>("mgmt_key_sealed")?)
-                .map_err(unopenable)?;
-            Some(Unfinished { id: row.try_get("id")?, puk, management_key })
+            let puk = issuer.vault.open(guid, &row.puk_sealed).map_err(unopenable)?;
+            let management_key =
+                issuer.vault.open_management_key(guid, &row.mgmt_key_sealed).map_err(unopenable)?;
+            Some(Unfinished { id: row.id, puk, management_key })
         }
     };
 
@@ -267,30 +257,23 @@ pub async fn start(
     if let Some(u) = &unfinished {
         current_management_keys.extend(as_each_algorithm(&management_key_secret(&u.management_key)?.key_hex));
         current_puks.push(u.puk.clone());
-        sqlx::query("UPDATE issuances SET status = 'superseded', finished_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(&u.id)
-            .execute(&mut *tx)
-            .await?;
+        issuances::supersede(&mut tx, &u.id, now).await?;
     }
 
     let id = random_token();
     let expires_at = now + ISSUANCE_SECONDS;
-    sqlx::query(
-        "INSERT INTO issuances (id, user_ref, officer_ref, reason, card_guid, puk_sealed, mgmt_key_sealed, \
-         status, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'started', $8, $9)",
-    )
-    .bind(&id)
-    .bind(holder.id)
-    .bind(officer.reference())
-    .bind(&reason)
-    .bind(&guid)
-    .bind(issuer.vault.seal(&guid, &puk)?)
-    .bind(issuer.vault.seal_management_key(&guid, &management_key)?)
-    .bind(now)
-    .bind(expires_at)
-    .execute(&mut *tx)
-    .await?;
+    let new = NewIssuance {
+        id: &id,
+        user_ref: holder.id,
+        officer_ref: officer.reference(),
+        reason: &reason,
+        card_guid: &guid,
+        puk_sealed: &issuer.vault.seal(&guid, &puk)?,
+        mgmt_key_sealed: &issuer.vault.seal_management_key(&guid, &management_key)?,
+        created_at: now,
+        expires_at,
+    };
+    issuances::insert(&mut tx, &new).await?;
     audit::append(
         &mut tx,
         Entry::new(officer.actor(), "card_issue_started").subject(&holder.user_id).details(
@@ -330,16 +313,15 @@ async fn resume_vouched(
     let Some(agent_key) = STANDARD.decode(agent_key).ok().and_then(|k| <[u8; 32]>::try_from(k).ok()) else {
         return Ok(false);
     };
-    let certificate: Option<Vec<u8>> = sqlx::query_scalar(
-        "SELECT card_auth_certificate FROM issuances WHERE card_guid = $1 AND card_auth_certificate IS NOT NULL \
-         ORDER BY created_at DESC LIMIT 1",
-    )
-    .bind(guid)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(certificate) = certificate else { return Ok(false) };
+    let Some(certificate) = issuances::last_card_auth_certificate(tx, guid).await? else { return Ok(false) };
     let key = card_proof::public_key_of_certificate(&certificate)?;
     Ok(card_proof::verifies(&key, &envelope::resume_offer_digest(&agent_key, guid), &signature))
+}
+
+async fn holder_of(issuer: Issuer<'_>, issuance: &Issuance) -> Result<User, ApiError> {
+    Ok(people::user_by_ref(issuer.db, issuance.user_ref)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("an issuance's holder is not on record"))?)
 }
 
 fn unopenable(_: crate::puk_vault::VaultError) -> anyhow::Error {
@@ -353,47 +335,28 @@ fn management_key_secret(recorded: &str) -> Result<ManagementKeySecret, ApiError
     Ok(ManagementKeySecret { algorithm, key_hex: Zeroizing::new(hex.to_owned()) })
 }
 
-/// An issuance of this officer's that is still open at `status`.
-struct OpenIssuance {
-    id: String,
-    user_ref: i64,
-    card_guid: String,
-    reason: String,
-}
-
+/// Issuance `id` if it is this officer's, at `state` and not expired.
 async fn open_issuance(
     issuer: Issuer<'_>,
     officer: Officer<'_>,
     id: &str,
-    status: &str,
-) -> Result<(OpenIssuance, sqlx::any::AnyRow), ApiError> {
-    let row = sqlx::query(
-        "SELECT id, user_ref, officer_ref, card_guid, reason, status, expires_at, piv_auth_certificate, \
-         card_auth_certificate, challenge, puk_sealed, mgmt_key_sealed FROM issuances WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(issuer.db.pool())
-    .await?;
-    let ended = || {
-        rejected(ErrorCode::IssuanceEnded,
+    state: issuances::State,
+) -> Result<Issuance, ApiError> {
+    let issuance = issuances::by_id(&mut *issuer.db.pool().acquire().await?, id).await?;
+    match issuance {
+        // Another officer's issuance is not one this session can drive.
+        Some(issuance)
+            if issuance.officer_ref == officer.reference()
+                && issuance.state == state
+                && issuance.expires_at >= now_unix() =>
+        {
+            Ok(issuance)
+        }
+        _ => Err(rejected(
+            ErrorCode::IssuanceEnded,
             "This card issuance has ended. Start again with the card.",
-        )
-    };
-    let Some(row) = row else { return Err(ended()) };
-    // Another officer's issuance is not one this session can drive.
-    if row.try_get::<Option<i64>, _>("officer_ref")? != officer.reference() {
-        return Err(ended());
+        )),
     }
-    if row.try_get::<String, _>("status")? != status || row.try_get::<i64, _>("expires_at")? < now_unix() {
-        return Err(ended());
-    }
-    let open = OpenIssuance {
-        id: row.try_get("id")?,
-        user_ref: row.try_get("user_ref")?,
-        card_guid: row.try_get("card_guid")?,
-        reason: row.try_get("reason")?,
-    };
-    Ok((open, row))
 }
 
 /// Step 2: certify the keys the card generated; a challenge for the final proofs.
@@ -403,15 +366,13 @@ pub async fn certify(
     id: &str,
     keys: &IssueKeys,
 ) -> Result<IssueCertificates, ApiError> {
-    let (issuance, row) = open_issuance(issuer, officer, id, "started").await?;
+    let issuance = open_issuance(issuer, officer, id, issuances::State::Started).await?;
     let point = |b64: &str| -> Result<(Vec<u8>, p256::PublicKey), ApiError> {
         STANDARD
             .decode(b64)
             .ok()
             .and_then(|bytes| p256::PublicKey::from_sec1_bytes(&bytes).ok().map(|key| (bytes, key)))
-            .ok_or_else(|| {
-                rejected(ErrorCode::InvalidRequest, "A public key is not a P-256 point.")
-            })
+            .ok_or_else(|| rejected(ErrorCode::InvalidRequest, "A public key is not a P-256 point."))
     };
     let (piv_auth_point, _) = point(&keys.piv_auth_key)?;
     let (card_auth_point, card_auth_key) = point(&keys.card_auth_key)?;
@@ -419,10 +380,11 @@ pub async fn certify(
         return Err(rejected(ErrorCode::InvalidRequest, "The two keys must differ."));
     }
     // The new secrets go only to a key the card's new 9E key signed for.
-    let offer_key: [u8; 32] =
-        STANDARD.decode(&keys.offer_key).ok().and_then(|k| k.try_into().ok()).ok_or_else(|| {
-            rejected(ErrorCode::InvalidRequest, "The agent key is not valid.")
-        })?;
+    let offer_key: [u8; 32] = STANDARD
+        .decode(&keys.offer_key)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| rejected(ErrorCode::InvalidRequest, "The agent key is not valid."))?;
     let digest = envelope::issue_offer_digest(&issuance.id, &offer_key, &issuance.card_guid);
     let card_auth_spki =
         p256::pkcs8::EncodePublicKey::to_public_key_der(&card_auth_key).map_err(anyhow::Error::from)?;
@@ -430,67 +392,50 @@ pub async fn certify(
         .decode(&keys.offer_signature)
         .is_ok_and(|signature| card_proof::verifies(card_auth_spki.as_bytes(), &digest, &signature));
     if !vouched {
-        return Err(rejected(ErrorCode::OfferInvalid,
+        return Err(rejected(
+            ErrorCode::OfferInvalid,
             "The card did not vouch for the agent's key, so its new secrets were not released. Start again.",
         ));
     }
     let new_secrets = IssueNewSecrets {
         issuance_id: issuance.id.clone(),
         guid: issuance.card_guid.clone(),
-        expires_at: u64::try_from(row.try_get::<i64, _>("expires_at")?).unwrap_or(0),
+        expires_at: u64::try_from(issuance.expires_at).unwrap_or(0),
         new_management_key: management_key_secret(
             &issuer
                 .vault
-                .open_management_key(&issuance.card_guid, &row.try_get::<Vec<u8>, _>("mgmt_key_sealed")?)
+                .open_management_key(&issuance.card_guid, &issuance.mgmt_key_sealed)
                 .map_err(unopenable)?,
         )?,
-        new_puk: issuer
-            .vault
-            .open(&issuance.card_guid, &row.try_get::<Vec<u8>, _>("puk_sealed")?)
-            .map_err(unopenable)?,
+        new_puk: issuer.vault.open(&issuance.card_guid, &issuance.puk_sealed).map_err(unopenable)?,
     };
     let attestation = attested(issuer, keys, &piv_auth_point, &card_auth_point)?;
     let envelope = envelope::seal(issuer.signer, &keys.offer_key, &new_secrets)
         .map_err(|_| rejected(ErrorCode::InvalidRequest, "The agent key is not valid."))?;
-    let holder_name: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
-        .bind(issuance.user_ref)
-        .fetch_one(issuer.db.pool())
-        .await?;
+    let holder = holder_of(issuer, &issuance).await?;
     let certificate = |point: &[u8], purpose: &str| -> Result<Vec<u8>, ApiError> {
-        Ok(issuer.ca.issue(point, &holder_name, purpose)?.to_der().map_err(anyhow::Error::from)?)
+        Ok(issuer.ca.issue(point, &holder.name, purpose)?.to_der().map_err(anyhow::Error::from)?)
     };
     let piv_auth_certificate = certificate(&piv_auth_point, "PIV Authentication")?;
     let card_auth_certificate = certificate(&card_auth_point, "Card Authentication")?;
     let challenge = random_bytes::<32>();
     let mut tx = issuer.db.begin_write().await?;
-    let updated = sqlx::query(
-        "UPDATE issuances SET status = 'certified', piv_auth_certificate = $1, card_auth_certificate = $2, \
-         challenge = $3 WHERE id = $4 AND status = 'started'",
-    )
-    .bind(&piv_auth_certificate)
-    .bind(&card_auth_certificate)
-    .bind(challenge.to_vec())
-    .bind(&issuance.id)
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() != 1 {
-        return Err(rejected(ErrorCode::IssuanceEnded,
-            "This card issuance has ended. Start again.",
-        ));
+    if !issuances::certify(&mut tx, &issuance.id, &piv_auth_certificate, &card_auth_certificate, &challenge)
+        .await?
+    {
+        return Err(rejected(ErrorCode::IssuanceEnded, "This card issuance has ended. Start again."));
     }
-    let holder_id: String = sqlx::query_scalar("SELECT user_id FROM users WHERE id = $1")
-        .bind(issuance.user_ref)
-        .fetch_one(&mut *tx)
-        .await?;
     audit::append(
         &mut tx,
-        Entry::new(officer.actor(), "card_keys_certified").subject(&holder_id).details(serde_json::json!({
-            "guid": issuance.card_guid,
-            "attestation": attestation.as_ref().map_or_else(
-                || serde_json::json!("not attested"),
-                |a| serde_json::json!({ "root": a.root, "card_serial": a.serial }),
-            ),
-        })),
+        Entry::new(officer.actor(), "card_keys_certified").subject(&holder.user_id).details(
+            serde_json::json!({
+                "guid": issuance.card_guid,
+                "attestation": attestation.as_ref().map_or_else(
+                    || serde_json::json!("not attested"),
+                    |a| serde_json::json!({ "root": a.root, "card_serial": a.serial }),
+                ),
+            }),
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -514,15 +459,16 @@ fn attested(
         return Ok(None);
     }
     let Some(attestation) = &keys.attestation else {
-        return Err(rejected(ErrorCode::AttestationRequired,
+        return Err(rejected(
+            ErrorCode::AttestationRequired,
             "This card cannot show that its keys were made on it (it has no attestation), and this \
              service only issues cards that can. Use a card from a supported maker.",
         ));
     };
     let der = |b64: &str| {
-        STANDARD.decode(b64).map_err(|_| {
-            rejected(ErrorCode::InvalidRequest, "An attestation certificate is not base64.")
-        })
+        STANDARD
+            .decode(b64)
+            .map_err(|_| rejected(ErrorCode::InvalidRequest, "An attestation certificate is not base64."))
     };
     let device = der(&attestation.device_certificate)?;
     let check = |slot: &str, point: &[u8]| {
@@ -539,7 +485,8 @@ fn attested(
     let attested = check(&attestation.piv_auth, piv_auth_point)?;
     let card_auth = check(&attestation.card_auth, card_auth_point)?;
     if attested.serial != card_auth.serial {
-        return Err(rejected(ErrorCode::AttestationInvalid,
+        return Err(rejected(
+            ErrorCode::AttestationInvalid,
             "The two keys were attested by different cards.",
         ));
     }
@@ -553,11 +500,8 @@ pub async fn complete(
     id: &str,
     report: IssueReport,
 ) -> Result<CardIssued, ApiError> {
-    let (issuance, row) = open_issuance(issuer, officer, id, "certified").await?;
-    let holder_id: String = sqlx::query_scalar("SELECT user_id FROM users WHERE id = $1")
-        .bind(issuance.user_ref)
-        .fetch_one(issuer.db.pool())
-        .await?;
+    let issuance = open_issuance(issuer, officer, id, issuances::State::Certified).await?;
+    let holder_id = holder_of(issuer, &issuance).await?.user_id;
     if !report.guid.eq_ignore_ascii_case(&issuance.card_guid) {
         return Err(rejected(ErrorCode::WrongCard, "The report is for another card."));
     }
@@ -577,18 +521,22 @@ pub async fn complete(
         .await?;
         let message =
             report.failure.map(|f| f.error.message).unwrap_or_else(|| "The card did not finish.".into());
-        return Err(ApiError::rejected(ErrorCode::IssuanceIncomplete,
+        return Err(ApiError::rejected(
+            ErrorCode::IssuanceIncomplete,
             format!(
                 "{message} Put the same card back in the reader and issue it again: it will be finished."
             ),
         ));
     }
 
-    let challenge: Vec<u8> = row.try_get("challenge")?;
-    let spki = |column: &str| -> Result<Vec<u8>, ApiError> {
-        Ok(card_proof::public_key_of_certificate(&row.try_get::<Vec<u8>, _>(column)?)?)
+    let recorded = |field: &Option<Vec<u8>>| {
+        field.clone().ok_or_else(|| anyhow::anyhow!("a certified issuance lacks what certifying recorded"))
     };
-    let (piv_auth_key, card_auth_key) = (spki("piv_auth_certificate")?, spki("card_auth_certificate")?);
+    let challenge = recorded(&issuance.challenge)?;
+    let piv_auth_certificate = recorded(&issuance.piv_auth_certificate)?;
+    let card_auth_certificate = recorded(&issuance.card_auth_certificate)?;
+    let piv_auth_key = card_proof::public_key_of_certificate(&piv_auth_certificate)?;
+    let card_auth_key = card_proof::public_key_of_certificate(&card_auth_certificate)?;
     let proves = |key: &[u8], purpose, proof: &Option<String>| {
         proof
             .as_deref()
@@ -605,18 +553,17 @@ pub async fn complete(
                 .details(serde_json::json!({ "guid": issuance.card_guid })),
         )
         .await?;
-        return Err(rejected(ErrorCode::ProofInvalid,
+        return Err(rejected(
+            ErrorCode::ProofInvalid,
             "The card's proof did not verify, so it was not issued. Issue it again.",
         ));
     }
 
     // Recorded as the card took it: the algorithm of the card's own factory key.
-    let mut mgmt_key_sealed: Vec<u8> = row.try_get("mgmt_key_sealed")?;
+    let mut mgmt_key_sealed = issuance.mgmt_key_sealed.clone();
     if let Some(algorithm) = report.management_key_algorithm {
         if !MANAGEMENT_KEY_ALGORITHMS.contains(&algorithm) {
-            return Err(rejected(ErrorCode::InvalidRequest,
-                "Unexpected management key algorithm.",
-            ));
+            return Err(rejected(ErrorCode::InvalidRequest, "Unexpected management key algorithm."));
         }
         let recorded =
             issuer.vault.open_management_key(&issuance.card_guid, &mgmt_key_sealed).map_err(unopenable)?;
@@ -627,31 +574,21 @@ pub async fn complete(
 
     let now = now_unix();
     let mut tx = issuer.db.begin_write().await?;
-    let claimed = sqlx::query(
-        "UPDATE issuances SET status = 'issued', finished_at = $1, challenge = NULL WHERE id = $2 AND status = 'certified'",
-    )
-    .bind(now)
-    .bind(&issuance.id)
-    .execute(&mut *tx)
-    .await?;
-    if claimed.rows_affected() != 1 {
+    if !issuances::finish(&mut tx, &issuance.id, now).await? {
         return Err(rejected(ErrorCode::IssuanceEnded, "This card issuance has ended."));
     }
-    sqlx::query(
-        "INSERT INTO cards (guid, user_ref, piv_auth_key, card_auth_key, piv_auth_certificate, card_auth_certificate, \
-         status, issued_at, puk_sealed, mgmt_key_sealed) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $9)",
-    )
-    .bind(&issuance.card_guid)
-    .bind(issuance.user_ref)
-    .bind(&piv_auth_key)
-    .bind(&card_auth_key)
-    .bind(row.try_get::<Vec<u8>, _>("piv_auth_certificate")?)
-    .bind(row.try_get::<Vec<u8>, _>("card_auth_certificate")?)
-    .bind(now)
-    .bind(row.try_get::<Vec<u8>, _>("puk_sealed")?)
-    .bind(&mgmt_key_sealed)
-    .execute(&mut *tx)
-    .await?;
+    let card = IssuedCard {
+        guid: &issuance.card_guid,
+        user_ref: issuance.user_ref,
+        piv_auth_key: &piv_auth_key,
+        card_auth_key: &card_auth_key,
+        piv_auth_certificate: &piv_auth_certificate,
+        card_auth_certificate: &card_auth_certificate,
+        puk_sealed: &issuance.puk_sealed,
+        mgmt_key_sealed: &mgmt_key_sealed,
+        issued_at: now,
+    };
+    people::insert_issued_card(&mut tx, &card).await?;
     audit::append(
         &mut tx,
         Entry::new(officer.actor(), "card_issued")

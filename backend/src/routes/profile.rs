@@ -2,13 +2,15 @@
 
 use axum::{extract::State, routing::get, Router};
 use protocol::api::{CardSummary, Profile, RegistrationPending, SelfService};
-use sqlx::Row;
 
 use crate::{
     error::{ApiError, AppJson},
-    people::{self, User},
     session::SignedIn,
     startup::AppState,
+    store::{
+        people::{self, User},
+        registrations,
+    },
 };
 
 pub fn router() -> Router<AppState> {
@@ -30,17 +32,9 @@ pub async fn card_summaries(state: &AppState, user_ref: i64) -> Result<Vec<CardS
 
 /// Whether a person is registered for self-service, since when and at which address.
 pub async fn self_service(state: &AppState, user_ref: i64) -> Result<SelfService, ApiError> {
-    let registration = sqlx::query(
-        "SELECT email, registered_at FROM registrations WHERE user_ref = $1 AND status = 'active'",
-    )
-    .bind(user_ref)
-    .fetch_optional(state.db.pool())
-    .await?;
-    Ok(match registration {
-        Some(row) => SelfService::Registered {
-            registered_at: row.try_get::<Option<i64>, _>("registered_at")?.unwrap_or_default(),
-            email: row.try_get("email")?,
-        },
+    let mut conn = state.db.pool().acquire().await?;
+    Ok(match registrations::active(&mut conn, user_ref).await? {
+        Some(active) => SelfService::Registered { registered_at: active.registered_at, email: active.email },
         None => SelfService::NotRegistered,
     })
 }
@@ -48,23 +42,13 @@ pub async fn self_service(state: &AppState, user_ref: i64) -> Result<SelfService
 pub async fn load(state: &AppState, user: &User, signed_in_with: &str) -> Result<Profile, ApiError> {
     let cards = card_summaries(state, user.id).await?;
     let self_service = self_service(state, user.id).await?;
-    let pending = sqlx::query(
-        "SELECT r.email, c.expires_at, c.created_at FROM registrations r \
-         LEFT JOIN one_time_codes c ON c.user_ref = r.user_ref AND c.purpose = 'registration' AND c.used_at IS NULL \
-         WHERE r.user_ref = $1 AND r.status = 'pending' ORDER BY c.created_at DESC LIMIT 1",
-    )
-    .bind(user.id)
-    .fetch_optional(state.db.pool())
-    .await?;
-    let pending_registration = match pending {
-        Some(row) => Some(RegistrationPending {
-            email: row.try_get("email")?,
-            code_expires_at: row.try_get::<Option<i64>, _>("expires_at")?.unwrap_or_default(),
-            resend_after: row.try_get::<Option<i64>, _>("created_at")?.unwrap_or_default()
-                + crate::codes::RESEND_COOLDOWN_SECONDS,
-        }),
-        None => None,
-    };
+    let mut conn = state.db.pool().acquire().await?;
+    let pending_registration =
+        registrations::pending(&mut conn, user.id).await?.map(|pending| RegistrationPending {
+            email: pending.email,
+            code_expires_at: pending.code_expires_at.unwrap_or_default(),
+            resend_after: pending.code_created_at.unwrap_or_default() + crate::codes::RESEND_COOLDOWN_SECONDS,
+        });
     Ok(Profile {
         user_id: user.user_id.clone(),
         name: user.name.clone(),

@@ -4,7 +4,6 @@
 //! period. Every route refuses anyone without the `ra` role (403), and every action — looking a
 //! person up included — is itself audited with the officer as the actor.
 
-use protocol::error_code::ErrorCode;
 use axum::{
     extract::{FromRequestParts, Path, Query, State},
     http::{header, request::Parts, StatusCode},
@@ -12,20 +11,24 @@ use axum::{
     routing::{get, post},
     Router,
 };
+use protocol::error_code::ErrorCode;
 use protocol::ra::{
     AuditRow, AuditVerification, CardStatusChange, NewPerson, Reason, Report, ReportCounts, ReportDay,
     UserDetail, UserSummary,
 };
 use serde::Deserialize;
-use sqlx::Row;
 
 use crate::{
     audit::{self, Entry},
     error::{ApiError, AppJson},
     mail,
-    people::{self, CardStatus, User},
-    session::SignedIn,
+    session::{self, SignedIn},
     startup::AppState,
+    store::{
+        people::{self, CardStatus, User},
+        registrations,
+        unlock_attempts::{self, Step},
+    },
     time::{civil_from_days, parse_day},
 };
 
@@ -57,7 +60,8 @@ impl FromRequestParts<AppState> for RaOfficer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let signed_in = SignedIn::from_request_parts(parts, state).await?;
         if !signed_in.user.roles.iter().any(|r| r == RA_ROLE) {
-            return Err(ApiError::rejected(ErrorCode::NotRa,
+            return Err(ApiError::rejected(
+                ErrorCode::NotRa,
                 "This is for Registration Authority (RA) staff only.",
             ));
         }
@@ -78,44 +82,30 @@ async fn search(
 ) -> Result<AppJson<Vec<UserSummary>>, ApiError> {
     let q = query.q.trim().to_lowercase();
     if q.chars().count() < 2 {
-        return Err(ApiError::rejected(ErrorCode::QueryTooShort,
+        return Err(ApiError::rejected(
+            ErrorCode::QueryTooShort,
             "Enter at least 2 characters: part of a name or email, a user id or a card GUID.",
         ));
     }
-    // LIKE wildcards typed by the officer are taken literally.
-    let pattern = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-    let rows = sqlx::query(
-        "SELECT u.user_id, u.name, u.contact_email, u.unlock_locked_at, \
-                (SELECT COUNT(*) FROM registrations r WHERE r.user_ref = u.id AND r.status = 'active') AS registered \
-         FROM users u \
-         WHERE LOWER(u.name) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(u.contact_email, '')) LIKE $1 ESCAPE '\\' \
-            OR u.user_id = $2 OR u.id IN (SELECT c.user_ref FROM cards c WHERE c.guid = $2) \
-         ORDER BY u.name, u.user_id LIMIT $3",
-    )
-    .bind(&pattern)
-    .bind(&q)
-    .bind(SEARCH_LIMIT)
-    .fetch_all(state.db.pool())
-    .await?;
-    let found = rows
-        .iter()
-        .map(|row| {
-            Ok(UserSummary {
-                user_id: row.try_get("user_id")?,
-                name: row.try_get("name")?,
-                contact_email: row.try_get("contact_email")?,
-                registered: row.try_get::<i64, _>("registered")? > 0,
-                locked_out: row.try_get::<Option<i64>, _>("unlock_locked_at")?.is_some(),
-            })
+    let mut conn = state.db.pool().acquire().await?;
+    let found = people::search(&mut conn, &q, &q, SEARCH_LIMIT)
+        .await?
+        .into_iter()
+        .map(|f| UserSummary {
+            user_id: f.user_id,
+            name: f.name,
+            contact_email: f.contact_email,
+            registered: f.registered,
+            locked_out: f.locked_out,
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        .collect();
     Ok(AppJson(found))
 }
 
 pub(super) async fn person(state: &AppState, user_id: &str) -> Result<User, ApiError> {
-    people::user_by_user_id(&state.db, user_id).await?.ok_or_else(|| {
-        ApiError::rejected(ErrorCode::NoSuchUser, "There is no one with that user id.")
-    })
+    people::user_by_user_id(&state.db, user_id)
+        .await?
+        .ok_or_else(|| ApiError::rejected(ErrorCode::NoSuchUser, "There is no one with that user id."))
 }
 
 async fn user(
@@ -126,10 +116,9 @@ async fn user(
     let person = person(&state, &user_id).await?;
     let cards = super::profile::card_summaries(&state, person.id).await?;
     let self_service = super::profile::self_service(&state, person.id).await?;
-    let lockout = sqlx::query("SELECT unlock_failures, unlock_locked_at FROM users WHERE id = $1")
-        .bind(person.id)
-        .fetch_one(state.db.pool())
-        .await?;
+    let mut conn = state.db.pool().acquire().await?;
+    let standing = people::unlock_standing(&mut conn, person.id).await?.unwrap_or_default();
+    drop(conn);
     // Who looked at whom is itself part of the record.
     audit::record(&state.db, Entry::new(&officer.user_id, "ra_viewed_user").subject(&person.user_id)).await?;
     Ok(AppJson(UserDetail {
@@ -139,15 +128,16 @@ async fn user(
         roles: person.roles,
         cards,
         self_service,
-        unlock_failures: u32::try_from(lockout.try_get::<i64, _>("unlock_failures")?).unwrap_or(u32::MAX),
-        locked_out_at: lockout.try_get("unlock_locked_at")?,
+        unlock_failures: u32::try_from(standing.failures).unwrap_or(u32::MAX),
+        locked_out_at: standing.locked_at,
     }))
 }
 
 pub(super) fn checked_reason(reason: &Reason) -> Result<String, ApiError> {
     let reason = reason.reason.trim();
     if reason.chars().count() < 3 || reason.chars().count() > 500 {
-        return Err(ApiError::rejected(ErrorCode::ReasonRequired,
+        return Err(ApiError::rejected(
+            ErrorCode::ReasonRequired,
             "Say why (3 to 500 characters): it goes into the audit trail.",
         ));
     }
@@ -166,15 +156,14 @@ async fn add_person(
         || user_id.len() > 64
         || !user_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
     {
-        return Err(ApiError::rejected(ErrorCode::InvalidUserId,
+        return Err(ApiError::rejected(
+            ErrorCode::InvalidUserId,
             "A user id is 1 to 64 letters, digits, dots, hyphens or underscores.",
         ));
     }
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::rejected(ErrorCode::InvalidName,
-            "Enter the person's full name.",
-        ));
+        return Err(ApiError::rejected(ErrorCode::InvalidName, "Enter the person's full name."));
     }
     let email = match new.contact_email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
         Some(email) => Some(super::registration::check_email(email, &state.settings.email_domains)?),
@@ -188,7 +177,8 @@ async fn add_person(
     let person = match added {
         Ok(person) => person,
         Err(people::PeopleError::UserExists(_)) => {
-            return Err(ApiError::rejected(ErrorCode::UserExists,
+            return Err(ApiError::rejected(
+                ErrorCode::UserExists,
                 "Someone already has that user id. Search for them instead.",
             ))
         }
@@ -222,14 +212,9 @@ async fn clear_lockout(
     let reason = checked_reason(&reason)?;
     let person = person(&state, &user_id).await?;
     let mut tx = state.db.begin_write().await?;
-    let cleared = sqlx::query(
-        "UPDATE users SET unlock_failures = 0, unlock_locked_at = NULL WHERE id = $1 AND (unlock_locked_at IS NOT NULL OR unlock_failures > 0)",
-    )
-    .bind(person.id)
-    .execute(&mut *tx)
-    .await?;
-    if cleared.rows_affected() == 0 {
-        return Err(ApiError::rejected(ErrorCode::NotLockedOut,
+    if !people::clear_lockout(&mut tx, person.id).await? {
+        return Err(ApiError::rejected(
+            ErrorCode::NotLockedOut,
             "Self-service is not locked for this person, and they have no failed attempts to clear.",
         ));
     }
@@ -252,26 +237,18 @@ async fn withdraw_registration(
 ) -> Result<StatusCode, ApiError> {
     let reason = checked_reason(&reason)?;
     let person = person(&state, &user_id).await?;
-    let email: Option<String> =
-        sqlx::query_scalar("SELECT email FROM registrations WHERE user_ref = $1 AND status = 'active'")
-            .bind(person.id)
-            .fetch_optional(state.db.pool())
-            .await?;
+    let mut conn = state.db.pool().acquire().await?;
+    let email = registrations::email(&mut conn, person.id, registrations::Status::Active).await?;
+    drop(conn);
     let mut tx = state.db.begin_write().await?;
-    let removed = sqlx::query("DELETE FROM registrations WHERE user_ref = $1")
-        .bind(person.id)
-        .execute(&mut *tx)
-        .await?;
-    if removed.rows_affected() == 0 {
-        return Err(ApiError::rejected(ErrorCode::NotRegistered,
+    if registrations::delete(&mut tx, person.id, None).await? == 0 {
+        return Err(ApiError::rejected(
+            ErrorCode::NotRegistered,
             "This person is not registered for self-service.",
         ));
     }
     // Any unlock in progress on the old registration ends with it.
-    sqlx::query("UPDATE unlock_attempts SET status = 'failed' WHERE user_ref = $1 AND status IN ('questions', 'code', 'release')")
-        .bind(person.id)
-        .execute(&mut *tx)
-        .await?;
+    unlock_attempts::fail_all(&mut tx, person.id, &Step::OPEN).await?;
     audit::append(
         &mut tx,
         Entry::new(&officer.user_id, "ra_registration_withdrawn")
@@ -307,28 +284,26 @@ async fn card_status(
         "suspended" => CardStatus::Suspended,
         "revoked" => CardStatus::Revoked,
         _ => {
-            return Err(ApiError::rejected(ErrorCode::InvalidStatus,
+            return Err(ApiError::rejected(
+                ErrorCode::InvalidStatus,
                 "A card can be made active, suspended or revoked.",
             ))
         }
     };
-    let card = people::card_by_guid(&state.db, &guid).await?.ok_or_else(|| {
-        ApiError::rejected(ErrorCode::NoSuchCard, "There is no card with that GUID.")
-    })?;
+    let card = people::card_by_guid(&state.db, &guid)
+        .await?
+        .ok_or_else(|| ApiError::rejected(ErrorCode::NoSuchCard, "There is no card with that GUID."))?;
     if card.status == CardStatus::Revoked {
-        return Err(ApiError::rejected(ErrorCode::CardRevoked,
+        return Err(ApiError::rejected(
+            ErrorCode::CardRevoked,
             "This card is revoked, which is final. Issue a new card instead.",
         ));
     }
     let mut tx = state.db.begin_write().await?;
-    sqlx::query("UPDATE cards SET status = $1 WHERE id = $2 AND status <> 'revoked'")
-        .bind(wanted.as_str())
-        .bind(card.id)
-        .execute(&mut *tx)
-        .await?;
+    people::set_card_status(&mut tx, card.id, wanted).await?;
     if wanted != CardStatus::Active {
         // A suspended or revoked card signs nobody in any more, including sessions it opened.
-        sqlx::query("DELETE FROM sessions WHERE card_guid = $1").bind(&card.guid).execute(&mut *tx).await?;
+        session::delete_for_card(&mut tx, &card.guid).await?;
     }
     audit::append(
         &mut tx,
@@ -357,9 +332,7 @@ struct AuditQuery {
 }
 
 fn bad_day() -> ApiError {
-    ApiError::rejected(ErrorCode::InvalidDate,
-        "Dates are written YYYY-MM-DD, for example 2026-11-28.",
-    )
+    ApiError::rejected(ErrorCode::InvalidDate, "Dates are written YYYY-MM-DD, for example 2026-11-28.")
 }
 
 /// Unix seconds of the start of `day` (`YYYY-MM-DD`, UTC).
@@ -393,40 +366,20 @@ async fn audit_trail(
         }
         None => None,
     };
-    let mut sql = String::from(
-        "SELECT id, at, actor, event, subject, details FROM audit_log WHERE at >= $1 AND at < $2 AND id < $3",
-    );
-    if event.is_some() {
-        sql.push_str(" AND event = $4");
-    }
-    if let Some(subjects) = &subjects {
-        let first = if event.is_some() { 5 } else { 4 };
-        let list: Vec<String> = (0..subjects.len()).map(|i| format!("${}", first + i)).collect();
-        let person_index = first + subjects.len() - 1;
-        sql.push_str(&format!(" AND (subject IN ({}) OR actor = ${person_index})", list.join(", ")));
-    }
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT {AUDIT_PAGE}"));
-    let mut statement = sqlx::query(&sql).bind(from).bind(to).bind(query.before.unwrap_or(i64::MAX));
-    if let Some(event) = &event {
-        statement = statement.bind(event);
-    }
-    for subject in subjects.iter().flatten() {
-        statement = statement.bind(subject);
-    }
-    let rows = statement.fetch_all(state.db.pool()).await?;
-    let rows = rows
-        .iter()
-        .map(|row| {
-            Ok(AuditRow {
-                id: row.try_get("id")?,
-                at: row.try_get("at")?,
-                actor: row.try_get("actor")?,
-                event: row.try_get("event")?,
-                subject: row.try_get("subject")?,
-                details: row.try_get("details")?,
-            })
+    let filter = audit::Filter { from, to, before: query.before.unwrap_or(i64::MAX), event, subjects };
+    let mut conn = state.db.pool().acquire().await?;
+    let rows = audit::page(&mut conn, &filter, AUDIT_PAGE)
+        .await?
+        .into_iter()
+        .map(|row| AuditRow {
+            id: row.id,
+            at: row.at,
+            actor: row.actor,
+            event: row.event,
+            subject: row.subject,
+            details: row.details,
         })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        .collect();
     Ok(AppJson(rows))
 }
 
@@ -434,7 +387,7 @@ async fn verify_audit(
     State(state): State<AppState>,
     RaOfficer(officer): RaOfficer,
 ) -> Result<AppJson<AuditVerification>, ApiError> {
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(state.db.pool()).await?;
+    let rows = audit::count(&mut *state.db.pool().acquire().await?).await?;
     let first_broken_row = audit::first_broken_row(&state.db).await?;
     let details = serde_json::json!({ "rows": rows, "first_broken_row": first_broken_row });
     audit::record(&state.db, Entry::new(&officer.user_id, "ra_audit_verified").details(details)).await?;
@@ -462,30 +415,19 @@ async fn build_report(state: &AppState, query: &ReportQuery) -> Result<Report, A
     let (first, last) =
         (parse_day(&query.from).ok_or_else(bad_day)?, parse_day(&query.to).ok_or_else(bad_day)?);
     if last < first || last - first >= MAX_REPORT_DAYS {
-        return Err(ApiError::rejected(ErrorCode::InvalidPeriod,
+        return Err(ApiError::rejected(
+            ErrorCode::InvalidPeriod,
             format!("Choose a period of 1 to {MAX_REPORT_DAYS} days, the start before the end."),
         ));
     }
-    let rows = sqlx::query(
-        "SELECT at / 86400 AS day, event, COUNT(*) AS n FROM audit_log \
-         WHERE at >= $1 AND at < $2 AND event IN ($3, $4, $5, $6) GROUP BY at / 86400, event",
-    )
-    .bind(first * 86_400)
-    .bind((last + 1) * 86_400)
-    .bind(COUNTED[0].0)
-    .bind(COUNTED[1].0)
-    .bind(COUNTED[2].0)
-    .bind(COUNTED[3].0)
-    .fetch_all(state.db.pool())
-    .await?;
+    let events = COUNTED.map(|(event, _)| event);
+    let rows = audit::daily_counts(&mut *state.db.pool().acquire().await?, first, last, events).await?;
     let mut days: Vec<ReportDay> = (first..=last)
         .map(|d| ReportDay { day: civil_from_days(d), counts: ReportCounts::default() })
         .collect();
     let mut totals = ReportCounts::default();
-    for row in &rows {
-        let day: i64 = row.try_get("day")?;
-        let event: String = row.try_get("event")?;
-        let n = u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0);
+    for (day, event, n) in rows {
+        let n = u64::try_from(n).unwrap_or(0);
         let Some((_, column)) = COUNTED.iter().find(|(e, _)| *e == event) else { continue };
         if let Some(slot) = usize::try_from(day - first).ok().and_then(|i| days.get_mut(i)) {
             *column(&mut slot.counts) += n;

@@ -2,7 +2,6 @@
 //! 4 questions with argon2id-hashed answers, an email confirmed by an emailed code; re-register
 //! replaces; withdraw removes.
 
-use protocol::error_code::ErrorCode;
 use axum::{
     extract::State,
     http::StatusCode,
@@ -13,6 +12,7 @@ use axum::{
 use protocol::api::{
     ChallengeIssued, CodeRequest, Profile, ProofRequest, Question, RegistrationPending, RegistrationRequest,
 };
+use protocol::error_code::ErrorCode;
 use sqlx::{Any, Transaction};
 
 use crate::{
@@ -21,10 +21,14 @@ use crate::{
     challenges::{self, Purpose},
     codes,
     error::{ApiError, AppJson},
-    mail, people, questions,
+    mail, questions,
     routes::profile,
-    session::SignedIn,
+    session::{self, SignedIn},
     startup::AppState,
+    store::{
+        people,
+        registrations::{self, Status, StoredAnswer},
+    },
     time::now_unix,
 };
 
@@ -89,11 +93,7 @@ async fn proof(
     let event = if proven { "registration_passcode_proven" } else { "registration_passcode_refused" };
     audit::append(&mut tx, Entry::new(&me.user.user_id, event).subject(&card.guid)).await?;
     if proven {
-        sqlx::query("UPDATE sessions SET reproved_at = $1 WHERE token_hash = $2")
-            .bind(now_unix())
-            .bind(&me.session.token_hash)
-            .execute(&mut *tx)
-            .await?;
+        session::mark_reproved(&mut tx, &me.session, now_unix()).await?;
     }
     tx.commit().await?;
     if !proven {
@@ -112,44 +112,26 @@ async fn register(
 ) -> Result<Response, ApiError> {
     let now = now_unix();
     if me.session.reproved_at.is_none_or(|at| now - at > REPROOF_SECONDS) {
-        return Err(ApiError::rejected(ErrorCode::PasscodeRequired,
+        return Err(ApiError::rejected(
+            ErrorCode::PasscodeRequired,
             "Enter your smartcard passcode first, to show the card is yours.",
         ));
     }
     let pairs: Vec<(u32, &str)> =
         request.answers.iter().map(|a| (a.question_id, a.answer.as_str())).collect();
-    let answers = questions::check(&pairs).map_err(|e| {
-        ApiError::rejected(ErrorCode::InvalidAnswers, e.to_string())
-    })?;
+    let answers =
+        questions::check(&pairs).map_err(|e| ApiError::rejected(ErrorCode::InvalidAnswers, e.to_string()))?;
     let email = check_email(&request.email, &state.settings.email_domains)?;
-    let mut hashes = Vec::with_capacity(answers.len());
+    let mut hashed = Vec::with_capacity(answers.len());
     for (question_id, answer) in answers {
-        hashes.push((question_id, state.answers.hash(answer).await?));
+        hashed.push(StoredAnswer { question_id, answer_hash: state.answers.hash(answer).await? });
     }
 
     let mut tx = state.db.begin_write().await?;
-    delete_registrations(&mut tx, me.user.id, Some("pending")).await?;
-    let registration_id: i64 = sqlx::query_scalar(
-        "INSERT INTO registrations (user_ref, status, email, created_at) VALUES ($1, 'pending', $2, $3) RETURNING id",
-    )
-    .bind(me.user.id)
-    .bind(&email)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    for (position, (question_id, hash)) in hashes.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO registration_answers (registration_ref, position, question_id, answer_hash) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(registration_id)
-        .bind(i64::try_from(position + 1).unwrap_or(i64::MAX))
-        .bind(i64::from(*question_id))
-        .bind(hash)
-        .execute(&mut *tx)
-        .await?;
-    }
+    registrations::delete(&mut tx, me.user.id, Some(Status::Pending)).await?;
+    registrations::insert_pending(&mut tx, me.user.id, &email, &hashed, now).await?;
     let pending = send_code(&mut tx, &state, &me, &email).await?;
-    let questions: Vec<u32> = hashes.iter().map(|(q, _)| *q).collect();
+    let questions: Vec<u32> = hashed.iter().map(|a| a.question_id).collect();
     audit::append(
         &mut tx,
         Entry::new(&me.user.user_id, "registration_started")
@@ -189,12 +171,8 @@ async fn confirm(
         tx.commit().await?;
         return Err(refusal);
     }
-    delete_registrations(&mut tx, me.user.id, Some("active")).await?;
-    sqlx::query("UPDATE registrations SET status = 'active', registered_at = $1 WHERE user_ref = $2 AND status = 'pending'")
-        .bind(now_unix())
-        .bind(me.user.id)
-        .execute(&mut *tx)
-        .await?;
+    registrations::delete(&mut tx, me.user.id, Some(Status::Active)).await?;
+    registrations::activate(&mut tx, me.user.id, now_unix()).await?;
     mail::enqueue(
         &mut tx,
         &email,
@@ -216,12 +194,8 @@ async fn confirm(
 
 async fn withdraw(State(state): State<AppState>, me: SignedIn) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin_write().await?;
-    delete_registrations(&mut tx, me.user.id, None).await?;
-    sqlx::query("UPDATE one_time_codes SET used_at = $1 WHERE user_ref = $2 AND used_at IS NULL")
-        .bind(now_unix())
-        .bind(me.user.id)
-        .execute(&mut *tx)
-        .await?;
+    registrations::delete(&mut tx, me.user.id, None).await?;
+    codes::void_all(&mut tx, me.user.id, now_unix()).await?;
     audit::append(&mut tx, Entry::new(&me.user.user_id, "registration_withdrawn")).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -229,12 +203,7 @@ async fn withdraw(State(state): State<AppState>, me: SignedIn) -> Result<StatusC
 
 /// The email of the user's registration that awaits its code.
 async fn pending_email(tx: &mut Transaction<'static, Any>, user_ref: i64) -> Result<String, ApiError> {
-    let email: Option<String> =
-        sqlx::query_scalar("SELECT email FROM registrations WHERE user_ref = $1 AND status = 'pending'")
-            .bind(user_ref)
-            .fetch_optional(&mut **tx)
-            .await?;
-    email.ok_or_else(no_pending)
+    registrations::email(tx, user_ref, Status::Pending).await?.ok_or_else(no_pending)
 }
 
 async fn send_code(
@@ -262,34 +231,10 @@ async fn send_code(
     })
 }
 
-/// Removes the user's registrations with `status` (or all), answers first (no reliance on
-/// cascading deletes, which SQLite only honours when asked).
-async fn delete_registrations(
-    tx: &mut Transaction<'static, Any>,
-    user_ref: i64,
-    status: Option<&str>,
-) -> sqlx::Result<()> {
-    let filter = "user_ref = $1 AND ($2 = '' OR status = $2)";
-    sqlx::query(&format!(
-        "DELETE FROM registration_answers WHERE registration_ref IN (SELECT id FROM registrations WHERE {filter})"
-    ))
-    .bind(user_ref)
-    .bind(status.unwrap_or(""))
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(&format!("DELETE FROM registrations WHERE {filter}"))
-        .bind(user_ref)
-        .bind(status.unwrap_or(""))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 /// A plausible address, at an allowed domain when a list is configured.
 pub fn check_email(email: &str, allowed_domains: &[String]) -> Result<String, ApiError> {
     let email = email.trim();
-    let refuse =
-        |message: String| ApiError::rejected(ErrorCode::InvalidEmail, message);
+    let refuse = |message: String| ApiError::rejected(ErrorCode::InvalidEmail, message);
     if email.chars().count() > MAX_EMAIL_CHARS || email.parse::<lettre::Address>().is_err() {
         return Err(refuse("Enter an email address like name@example.nhs.uk.".into()));
     }

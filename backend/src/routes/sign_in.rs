@@ -2,7 +2,6 @@
 //! passcode (VERIFY on the card, through the agent), checked with the key recorded for that
 //! card; then a server-side session in an HttpOnly, SameSite=Strict cookie.
 
-use protocol::error_code::ErrorCode;
 use axum::{
     extract::State,
     http::{header, StatusCode},
@@ -11,16 +10,17 @@ use axum::{
     Router,
 };
 use protocol::api::{ChallengeIssued, SignInRequest};
+use protocol::error_code::ErrorCode;
 
 use crate::{
     audit::{self, Entry, ANONYMOUS},
     card_proof,
     challenges::{self, Purpose},
     error::{ApiError, AppJson},
-    people::{self, CardStatus},
     routes::profile,
     session::{self, SignedIn},
     startup::AppState,
+    store::people::{self, CardStatus},
 };
 
 pub fn router() -> Router<AppState> {

@@ -5,13 +5,12 @@
 //! one atomic row update, so parallel submissions cannot slip past it. Right answers send an
 //! unlock code to the registered address. The PUK release that follows is in `unlock_release`.
 
-use protocol::error_code::ErrorCode;
 use axum::{extract::State, http::StatusCode, routing::post, Router};
 use protocol::api::{
     ChallengeIssued, Question, UnlockAnswers, UnlockAttempt, UnlockCode, UnlockCodeSent, UnlockQuestions,
     UnlockStart,
 };
-use sqlx::Row;
+use protocol::error_code::ErrorCode;
 
 use crate::{
     audit::{self, Entry, ANONYMOUS},
@@ -19,9 +18,14 @@ use crate::{
     challenges::{self, Purpose},
     codes,
     error::{ApiError, AppJson},
-    mail, people, questions,
+    mail, questions,
     secrets::{random_bytes, random_token},
     startup::AppState,
+    store::{
+        people::{self, UnlockStanding},
+        registrations,
+        unlock_attempts::{self, NewAttempt, OpenAttempt, Step},
+    },
     time::now_unix,
 };
 
@@ -42,40 +46,14 @@ async fn challenge(State(state): State<AppState>) -> Result<AppJson<ChallengeIss
     Ok(AppJson(issued.into()))
 }
 
-/// An unlock attempt that is open and at a given step (`questions`, `code` or `release`).
-pub(super) struct OpenAttempt {
-    pub user_ref: i64,
-    pub guid: String,
-    /// The catalogue ids asked, in order (empty under the registration-free policy).
-    pub question_ids: Vec<i64>,
-}
-
 /// The attempt `id` if it has not expired and is at `step`; otherwise "start again".
-pub(super) async fn open_attempt(state: &AppState, id: &str, step: &str) -> Result<OpenAttempt, ApiError> {
-    let row = sqlx::query(
-        "SELECT user_ref, card_guid, question_ids FROM unlock_attempts WHERE id = $1 AND status = $2 AND expires_at >= $3",
-    )
-    .bind(id)
-    .bind(step)
-    .bind(now_unix())
-    .fetch_optional(state.db.pool())
-    .await?
-    .ok_or_else(attempt_ended)?;
-    Ok(OpenAttempt {
-        user_ref: row.try_get("user_ref")?,
-        guid: row.try_get("card_guid")?,
-        question_ids: row
-            .try_get::<String, _>("question_ids")?
-            .split(',')
-            .filter_map(|q| q.parse().ok())
-            .collect(),
-    })
+pub(super) async fn open_attempt(state: &AppState, id: &str, step: Step) -> Result<OpenAttempt, ApiError> {
+    let mut conn = state.db.pool().acquire().await?;
+    unlock_attempts::open_at(&mut conn, id, step, now_unix()).await?.ok_or_else(attempt_ended)
 }
 
 pub(super) fn attempt_ended() -> ApiError {
-    ApiError::rejected(ErrorCode::AttemptExpired,
-        "This unlock attempt has ended. Start again.",
-    )
+    ApiError::rejected(ErrorCode::AttemptExpired, "This unlock attempt has ended. Start again.")
 }
 
 fn locked_out() -> ApiError {
@@ -92,23 +70,17 @@ async fn start(
     let guid = request.guid.to_ascii_lowercase();
     // Reads first: the write transaction below must not wait for a second pooled connection.
     let card = people::card_by_guid(&state.db, &guid).await?;
-    let holder = match &card {
-        Some(card) => {
-            sqlx::query("SELECT unlock_failures, unlock_locked_at FROM users WHERE id = $1")
-                .bind(card.user_ref)
-                .fetch_optional(state.db.pool())
-                .await?
-        }
-        None => None,
+    let mut conn = state.db.pool().acquire().await?;
+    let standing = match &card {
+        Some(card) => people::unlock_standing(&mut conn, card.user_ref).await?.unwrap_or_default(),
+        None => UnlockStanding::default(),
     };
-    let registered: Vec<i64> = match &card {
-        Some(card) => sqlx::query_scalar(
-            "SELECT a.question_id FROM registration_answers a JOIN registrations r ON r.id = a.registration_ref \
-             WHERE r.user_ref = $1 AND r.status = 'active' ORDER BY a.position",
-        )
-        .bind(card.user_ref)
-        .fetch_all(state.db.pool())
-        .await?,
+    let registered: Vec<u32> = match &card {
+        Some(card) => registrations::active_answers(&mut conn, card.user_ref)
+            .await?
+            .into_iter()
+            .map(|answer| answer.question_id)
+            .collect(),
         None => Vec::new(),
     };
     let contact_email = match &card {
@@ -119,22 +91,13 @@ async fn start(
     };
     let registered_or_free =
         registered.len() == questions::QUESTIONS_PER_REGISTRATION || contact_email.is_some();
-    let puk_held: bool = match &card {
-        Some(card) => {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(*) FROM cards WHERE id = $1 AND puk_sealed IS NOT NULL",
-            )
-            .bind(card.id)
-            .fetch_one(state.db.pool())
-            .await?
-                == 1
-        }
+    let puk_held = match &card {
+        Some(card) => people::puk_held(&mut conn, card.id).await?,
         None => false,
     };
+    drop(conn);
     let mut tx = state.db.begin_write().await?;
     let challenge = challenges::redeem(&mut tx, &request.challenge_id, Purpose::Unlock, None).await?;
-    let failures: i64 = holder.as_ref().map(|h| h.try_get("unlock_failures")).transpose()?.unwrap_or(0);
-    let locked: Option<i64> = holder.as_ref().map(|h| h.try_get("unlock_locked_at")).transpose()?.flatten();
     let refusal = match &card {
         None => Some(("unknown_card", ApiError::rejected(ErrorCode::CardNotRecognised,
             "This card was not issued by this service. Contact your Registration Authority (RA).",
@@ -145,7 +108,7 @@ async fn start(
         Some(card) if card.status != people::CardStatus::Active => Some(("card_not_active", ApiError::rejected(ErrorCode::CardNotActive,
             "This card has been suspended or revoked. Contact your Registration Authority (RA).",
         ))),
-        Some(_) if locked.is_some() => Some(("locked_out", locked_out())),
+        Some(_) if standing.locked_at.is_some() => Some(("locked_out", locked_out())),
         Some(_) if !registered_or_free => Some(("not_registered", ApiError::rejected(ErrorCode::NotRegistered,
             "You have not registered for self-service, so your card cannot be unlocked here. Contact your Registration Authority (RA); once your card works again, sign in and register.",
         ))),
@@ -164,23 +127,22 @@ async fn start(
     }
     let Some(card) = card else { return Err(ApiError::NotFound) };
     let now = now_unix();
-    let attempts_left = u32::try_from((MAX_FAILURES - failures).max(0)).unwrap_or(0);
+    let attempts_left = u32::try_from((MAX_FAILURES - standing.failures).max(0)).unwrap_or(0);
     if registered.len() != questions::QUESTIONS_PER_REGISTRATION {
         // Registration-free policy (off by default): no questions were ever chosen, so the code
         // goes to the contact email the RA recorded, and the attempt starts at the code step.
         let email = contact_email.ok_or(ApiError::NotFound)?;
         let attempt_id = random_token();
-        sqlx::query(
-            "INSERT INTO unlock_attempts (id, user_ref, card_guid, question_ids, status, created_at, expires_at) \
-             VALUES ($1, $2, $3, '', 'code', $4, $5)",
-        )
-        .bind(&attempt_id)
-        .bind(card.user_ref)
-        .bind(&guid)
-        .bind(now)
-        .bind(now + ATTEMPT_SECONDS)
-        .execute(&mut *tx)
-        .await?;
+        let attempt = NewAttempt {
+            id: &attempt_id,
+            user_ref: card.user_ref,
+            guid: &guid,
+            question_ids: &[],
+            step: Step::Code,
+            created_at: now,
+            expires_at: now + ATTEMPT_SECONDS,
+        };
+        unlock_attempts::insert(&mut tx, &attempt).await?;
         let sent = send_code(&mut tx, &state, card.user_ref, &email).await?;
         let details = serde_json::json!({ "route": "contact_email" });
         audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_started").subject(&guid).details(details))
@@ -195,34 +157,22 @@ async fn start(
         }));
     }
     // The same questions until this attempt ends: a reload must not offer a new draw.
-    let open: Option<(String, String)> = sqlx::query(
-        "SELECT id, question_ids FROM unlock_attempts WHERE card_guid = $1 AND status = 'questions' AND expires_at >= $2",
-    )
-    .bind(&guid)
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await?
-    .map(|row| Ok::<_, sqlx::Error>((row.try_get("id")?, row.try_get("question_ids")?)))
-    .transpose()?;
-    let (attempt_id, ids) = match open {
-        Some((id, list)) => (id, list.split(',').filter_map(|q| q.parse::<u32>().ok()).collect::<Vec<_>>()),
+    let (attempt_id, ids) = match unlock_attempts::asking_for_card(&mut tx, &guid, now).await? {
+        Some(open) => open,
         None => {
             let asked = usize::from(state.settings.unlock_questions.clamp(2, 4));
             let ids = choose(&registered, asked);
             let id = random_token();
-            let list = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-            sqlx::query(
-                "INSERT INTO unlock_attempts (id, user_ref, card_guid, question_ids, status, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, 'questions', $5, $6)",
-            )
-            .bind(&id)
-            .bind(card.user_ref)
-            .bind(&guid)
-            .bind(&list)
-            .bind(now)
-            .bind(now + ATTEMPT_SECONDS)
-            .execute(&mut *tx)
-            .await?;
+            let attempt = NewAttempt {
+                id: &id,
+                user_ref: card.user_ref,
+                guid: &guid,
+                question_ids: &ids,
+                step: Step::Questions,
+                created_at: now,
+                expires_at: now + ATTEMPT_SECONDS,
+            };
+            unlock_attempts::insert(&mut tx, &attempt).await?;
             audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_started").subject(&guid)).await?;
             (id, ids)
         }
@@ -236,8 +186,8 @@ async fn start(
 }
 
 /// `count` of the registered questions, in a random order.
-fn choose(registered: &[i64], count: usize) -> Vec<u32> {
-    let mut pool: Vec<u32> = registered.iter().filter_map(|q| u32::try_from(*q).ok()).collect();
+fn choose(registered: &[u32], count: usize) -> Vec<u32> {
+    let mut pool = registered.to_vec();
     // Fisher–Yates with the OS random source.
     for i in (1..pool.len()).rev() {
         let j = usize::from(u16::from_le_bytes(random_bytes::<2>())) % (i + 1);
@@ -253,32 +203,20 @@ async fn answers(
 ) -> Result<AppJson<UnlockCodeSent>, ApiError> {
     let now = now_unix();
     let OpenAttempt { user_ref, guid, question_ids: asked } =
-        open_attempt(&state, &request.attempt_id, "questions").await?;
-    let locked: Option<i64> = sqlx::query_scalar("SELECT unlock_locked_at FROM users WHERE id = $1")
-        .bind(user_ref)
-        .fetch_one(state.db.pool())
-        .await?;
-    if locked.is_some() {
+        open_attempt(&state, &request.attempt_id, Step::Questions).await?;
+    let mut conn = state.db.pool().acquire().await?;
+    if people::unlock_standing(&mut conn, user_ref).await?.unwrap_or_default().locked_at.is_some() {
         return Err(locked_out());
     }
-    let stored = sqlx::query(
-        "SELECT a.question_id, a.answer_hash, r.email FROM registration_answers a \
-         JOIN registrations r ON r.id = a.registration_ref WHERE r.user_ref = $1 AND r.status = 'active'",
-    )
-    .bind(user_ref)
-    .fetch_all(state.db.pool())
-    .await?;
-    let email: Option<String> = stored.first().map(|r| r.try_get("email")).transpose()?;
+    let stored = registrations::active_answers(&mut conn, user_ref).await?;
+    let email = registrations::email(&mut conn, user_ref, registrations::Status::Active).await?;
+    drop(conn);
     // Every asked question must be answered, once; every answer is checked (no early exit, so
     // the time taken does not tell how many were right).
     let mut all_right = request.answers.len() == asked.len();
     for question in &asked {
-        let given = request.answers.iter().find(|a| i64::from(a.question_id) == *question);
-        let hash = stored
-            .iter()
-            .find(|r| r.try_get::<i64, _>("question_id").ok() == Some(*question))
-            .map(|r| r.try_get::<String, _>("answer_hash"))
-            .transpose()?;
+        let given = request.answers.iter().find(|a| a.question_id == *question);
+        let hash = stored.iter().find(|a| a.question_id == *question).map(|a| a.answer_hash.clone());
         let right = match (given, hash) {
             (Some(given), Some(hash)) => {
                 state.answers.verify(questions::normalise(&given.answer), hash).await?
@@ -290,28 +228,14 @@ async fn answers(
 
     let mut tx = state.db.begin_write().await?;
     if !all_right {
-        let failures: Option<i64> = sqlx::query_scalar(
-            "UPDATE users SET unlock_failures = unlock_failures + 1, \
-             unlock_locked_at = CASE WHEN unlock_failures + 1 >= $1 THEN $2 ELSE NULL END \
-             WHERE id = $3 AND unlock_locked_at IS NULL RETURNING unlock_failures",
-        )
-        .bind(MAX_FAILURES)
-        .bind(now)
-        .bind(user_ref)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let failures = people::count_unlock_failure(&mut tx, user_ref, MAX_FAILURES, now).await?;
         let Some(failures) = failures else {
             tx.commit().await?;
             return Err(locked_out());
         };
         let now_locked = failures >= MAX_FAILURES;
         if now_locked {
-            sqlx::query(
-                "UPDATE unlock_attempts SET status = 'failed' WHERE user_ref = $1 AND status = 'questions'",
-            )
-            .bind(user_ref)
-            .execute(&mut *tx)
-            .await?;
+            unlock_attempts::fail_all(&mut tx, user_ref, &[Step::Questions]).await?;
         }
         let event = if now_locked { "selfservice_locked_out" } else { "unlock_answers_wrong" };
         audit::append(
@@ -324,7 +248,8 @@ async fn answers(
             return Err(locked_out());
         }
         let left = MAX_FAILURES - failures;
-        return Err(ApiError::rejected(ErrorCode::AnswersWrong,
+        return Err(ApiError::rejected(
+            ErrorCode::AnswersWrong,
             format!(
                 "One or more answers are not right. You have {left} more {} before self-service locks.",
                 if left == 1 { "attempt" } else { "attempts" }
@@ -332,20 +257,10 @@ async fn answers(
         ));
     }
     // Right: but only if no parallel wrong attempt locked the person meanwhile.
-    let cleared =
-        sqlx::query("UPDATE users SET unlock_failures = 0 WHERE id = $1 AND unlock_locked_at IS NULL")
-            .bind(user_ref)
-            .execute(&mut *tx)
-            .await?;
-    if cleared.rows_affected() != 1 {
+    if !people::clear_unlock_failures(&mut tx, user_ref).await? {
         return Err(locked_out());
     }
-    let moved =
-        sqlx::query("UPDATE unlock_attempts SET status = 'code' WHERE id = $1 AND status = 'questions'")
-            .bind(&request.attempt_id)
-            .execute(&mut *tx)
-            .await?;
-    if moved.rows_affected() != 1 {
+    if !unlock_attempts::advance(&mut tx, &request.attempt_id, Step::Questions, Step::Code).await? {
         return Err(attempt_ended());
     }
     let email = email.ok_or_else(attempt_ended)?;
@@ -359,11 +274,8 @@ async fn answers(
 /// Where a holder's unlock mail goes: their registered address, or (registration-free policy)
 /// the contact email on their record.
 pub(super) async fn unlock_address(state: &AppState, user_ref: i64) -> Result<Option<String>, ApiError> {
-    let registered: Option<String> =
-        sqlx::query_scalar("SELECT email FROM registrations WHERE user_ref = $1 AND status = 'active'")
-            .bind(user_ref)
-            .fetch_optional(state.db.pool())
-            .await?;
+    let mut conn = state.db.pool().acquire().await?;
+    let registered = registrations::email(&mut conn, user_ref, registrations::Status::Active).await?;
     if registered.is_some() || !state.settings.unlock_without_registration {
         return Ok(registered);
     }
@@ -402,7 +314,7 @@ async fn resend(
     State(state): State<AppState>,
     AppJson(request): AppJson<UnlockAttempt>,
 ) -> Result<AppJson<UnlockCodeSent>, ApiError> {
-    let OpenAttempt { user_ref, guid, .. } = open_attempt(&state, &request.attempt_id, "code").await?;
+    let OpenAttempt { user_ref, guid, .. } = open_attempt(&state, &request.attempt_id, Step::Code).await?;
     let email = unlock_address(&state, user_ref).await?.ok_or_else(attempt_ended)?;
     let mut tx = state.db.begin_write().await?;
     let sent = send_code(&mut tx, &state, user_ref, &email).await?;
@@ -417,7 +329,7 @@ async fn code(
     State(state): State<AppState>,
     AppJson(request): AppJson<UnlockCode>,
 ) -> Result<StatusCode, ApiError> {
-    let OpenAttempt { user_ref, guid, .. } = open_attempt(&state, &request.attempt_id, "code").await?;
+    let OpenAttempt { user_ref, guid, .. } = open_attempt(&state, &request.attempt_id, Step::Code).await?;
     let mut tx = state.db.begin_write().await?;
     if let Err(refusal) =
         codes::redeem(&mut tx, &state.codes, user_ref, codes::Purpose::Unlock, &request.code).await
@@ -427,10 +339,7 @@ async fn code(
         tx.commit().await?;
         return Err(refusal);
     }
-    sqlx::query("UPDATE unlock_attempts SET status = 'release' WHERE id = $1 AND status = 'code'")
-        .bind(&request.attempt_id)
-        .execute(&mut *tx)
-        .await?;
+    unlock_attempts::advance(&mut tx, &request.attempt_id, Step::Code, Step::Release).await?;
     audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_code_accepted").subject(&guid)).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -457,7 +366,7 @@ mod tests {
         for _ in 0..50 {
             let mut drawn = choose(&registered, 3);
             assert_eq!(drawn.len(), 3);
-            assert!(drawn.iter().all(|q| registered.contains(&i64::from(*q))));
+            assert!(drawn.iter().all(|q| registered.contains(q)));
             drawn.sort_unstable();
             drawn.dedup();
             assert_eq!(drawn.len(), 3);

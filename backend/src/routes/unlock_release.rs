@@ -11,25 +11,28 @@
 //! challenge is bound to the attempt and to that pending PUK, so a report held back from an
 //! earlier release can never promote a pending PUK the card was not given.
 
-use protocol::error_code::ErrorCode;
 use axum::{extract::State, http::StatusCode, routing::post, Router};
 use base64::{engine::general_purpose::STANDARD, Engine};
+use protocol::error_code::ErrorCode;
 use protocol::{
     agent::PukOnCard,
     api::{ChallengeIssued, UnlockAttempt, UnlockRelease, UnlockReleased, UnlockReported},
 };
-use sqlx::Row;
 use zeroize::Zeroizing;
 
-use super::unlock::{attempt_ended, open_attempt, OpenAttempt};
+use super::unlock::{attempt_ended, open_attempt};
 use crate::{
     audit::{self, Entry, ANONYMOUS},
     card_proof,
     challenges::{self, Purpose},
     error::{ApiError, AppJson},
-    mail, people,
+    mail,
     secrets::random_digits,
     startup::AppState,
+    store::{
+        people,
+        unlock_attempts::{self, OpenAttempt, Step},
+    },
     time::now_unix,
 };
 
@@ -48,7 +51,7 @@ pub fn router() -> Router<AppState> {
 
 /// The attempt, if it is open and has passed its emailed code.
 async fn releasable(state: &AppState, attempt_id: &str) -> Result<OpenAttempt, ApiError> {
-    open_attempt(state, attempt_id, "release").await
+    open_attempt(state, attempt_id, Step::Release).await
 }
 
 async fn offer_challenge(
@@ -80,9 +83,7 @@ fn plan(current: Zeroizing<String>, pending: Zeroizing<String>, pending_is_ours:
 }
 
 fn bad_offer() -> ApiError {
-    ApiError::rejected(ErrorCode::InvalidRequest,
-        "The card agent's offer is not in the expected format.",
-    )
+    ApiError::rejected(ErrorCode::InvalidRequest, "The card agent's offer is not in the expected format.")
 }
 
 async fn release(
@@ -114,34 +115,17 @@ async fn release(
             "The card in the reader could not prove it is the card being unlocked. Put that card in and try again.",
         ));
     }
-    let releases: Option<i64> = sqlx::query_scalar(
-        "UPDATE unlock_attempts SET releases = releases + 1 \
-         WHERE id = $1 AND status = 'release' AND releases < $2 RETURNING releases",
-    )
-    .bind(&request.attempt_id)
-    .bind(MAX_RELEASES)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let releases = unlock_attempts::count_release(&mut tx, &request.attempt_id, MAX_RELEASES).await?;
     let Some(releases) = releases else {
         tx.commit().await?;
         return Err(attempt_ended());
     };
-    // One statement, so two releases racing for the same card agree on one pending PUK.
-    let row = sqlx::query(
-        "UPDATE cards SET puk_pending_sealed = COALESCE(puk_pending_sealed, $1) \
-         WHERE guid = $2 AND puk_sealed IS NOT NULL RETURNING puk_sealed, puk_pending_sealed",
-    )
-    .bind(&fresh_pending)
-    .bind(&attempt.guid)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| {
-        ApiError::rejected(ErrorCode::PukUnknown,
+    let people::SealedPuks { current, pending } =
+        people::stage_pending_puk(&mut tx, &attempt.guid, &fresh_pending).await?.ok_or_else(|| {
+            ApiError::rejected(ErrorCode::PukUnknown,
             "This service does not hold your card's unlock key. Contact your Registration Authority (RA).",
         )
-    })?;
-    let current: Vec<u8> = row.try_get("puk_sealed")?;
-    let pending: Vec<u8> = row.try_get("puk_pending_sealed")?;
+        })?;
     let open = |sealed: &[u8]| state.puk_vault.open(&attempt.guid, sealed).map_err(anyhow::Error::from);
     let plan = plan(open(&current)?, open(&pending)?, pending == fresh_pending);
     let now = now_unix();
@@ -188,7 +172,8 @@ async fn report(
     let attempt = releasable(&state, &request.attempt_id).await?;
     let report = &request.report;
     if !report.guid.eq_ignore_ascii_case(&attempt.guid) {
-        return Err(ApiError::rejected(ErrorCode::WrongCard,
+        return Err(ApiError::rejected(
+            ErrorCode::WrongCard,
             "That report is about another card than the one being unlocked.",
         ));
     }
@@ -197,11 +182,7 @@ async fn report(
     let email = super::unlock::unlock_address(&state, attempt.user_ref).await?;
 
     let mut tx = state.db.begin_write().await?;
-    let pending: Option<Vec<u8>> = sqlx::query_scalar("SELECT puk_pending_sealed FROM cards WHERE guid = $1")
-        .bind(&attempt.guid)
-        .fetch_optional(&mut *tx)
-        .await?
-        .flatten();
+    let pending = people::pending_puk(&mut tx, &attempt.guid).await?;
     // No pending PUK: whatever release this report is about has been overtaken.
     let binding = release_binding(&request.attempt_id, pending.as_deref().unwrap_or_default());
     let challenge =
@@ -225,35 +206,23 @@ async fn report(
         .await?;
         tx.commit().await?;
         return Err(if report.proof.is_some() {
-            ApiError::rejected(ErrorCode::SignatureInvalid,
+            ApiError::rejected(
+                ErrorCode::SignatureInvalid,
                 "The card's proof could not be verified. Try again.",
             )
         } else {
-            ApiError::rejected(ErrorCode::UnlockIncomplete,
+            ApiError::rejected(
+                ErrorCode::UnlockIncomplete,
                 "Your card was not unlocked. Keep it in the reader and try again.",
             )
         });
     }
     let rotated = report.puk == PukOnCard::Rotated;
-    if rotated {
-        sqlx::query(
-            "UPDATE cards SET puk_sealed = puk_pending_sealed, puk_pending_sealed = NULL, puk_version = puk_version + 1 \
-             WHERE guid = $1 AND puk_pending_sealed = $2",
-        )
-        .bind(&attempt.guid)
-        .bind(&pending)
-        .execute(&mut *tx)
-        .await?;
+    if let (true, Some(pending)) = (rotated, &pending) {
+        people::promote_pending_puk(&mut tx, &attempt.guid, pending).await?;
     }
     let now = now_unix();
-    let finished = sqlx::query(
-        "UPDATE unlock_attempts SET status = 'done', unlocked_at = $1 WHERE id = $2 AND status = 'release'",
-    )
-    .bind(now)
-    .bind(&request.attempt_id)
-    .execute(&mut *tx)
-    .await?;
-    if finished.rows_affected() != 1 {
+    if !unlock_attempts::finish(&mut tx, &request.attempt_id, now).await? {
         return Err(attempt_ended());
     }
     audit::append(&mut tx, Entry::new(ANONYMOUS, "card_unlocked").subject(&attempt.guid).details(details))

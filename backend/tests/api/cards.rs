@@ -2,8 +2,8 @@
 //! tests. The browser journeys use the real virtual card through the real agent instead.
 
 use backend::{
-    people::{self, NewUser, User},
     puk_vault::PukVault,
+    store::people::{self, NewUser, User},
 };
 use base64::{engine::general_purpose::STANDARD, Engine};
 pub use envelope::Purpose;

@@ -1,10 +1,10 @@
 //! Unlock, first part: the card's 9E proof, the holder's questions, the lockout and the code.
 
-use protocol::error_code::ErrorCode;
 use protocol::api::{
     ApiErrorBody, ChallengeIssued, CodeRequest, ProofRequest, QuestionAnswer, RegistrationRequest,
     UnlockAnswers, UnlockCode, UnlockCodeSent, UnlockQuestions, UnlockStart,
 };
+use protocol::error_code::ErrorCode;
 
 use crate::{
     cards::{sign, Purpose, TestCard},

@@ -1,9 +1,9 @@
 //! The registration wizard (DESIGN.md): passcode → 4 questions → email → emailed code. Each step
 //! is one question to the person, with its own error summary.
 
-use protocol::error_code::ErrorCode;
 use leptos::{ev::SubmitEvent, prelude::*};
 use leptos_router::hooks::use_navigate;
+use protocol::error_code::ErrorCode;
 use protocol::{
     agent::PinPurpose,
     api::{ProofRequest, Question, QuestionAnswer, RegistrationPending, RegistrationRequest},

@@ -3,8 +3,8 @@
 //! emailed, and chooses a new passcode. The PUK travels sealed from the backend to the agent; this
 //! page only relays the ciphertext, and the new passcode goes only to the agent.
 
-use protocol::error_code::ErrorCode;
 use leptos::{ev::SubmitEvent, prelude::*};
+use protocol::error_code::ErrorCode;
 use protocol::{
     agent::{AgentErrorCode, CardIdentity, PinState},
     api::{

@@ -1,0 +1,407 @@
+//! Users and the cards issued to them.
+
+use sqlx::{any::AnyRow, Row};
+
+use super::Conn;
+use crate::{db::Database, time::now_unix};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub user_id: String,
+    pub name: String,
+    pub contact_email: Option<String>,
+    pub roles: Vec<String>,
+}
+
+impl User {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        let roles: String = row.try_get("roles")?;
+        Ok(Self {
+            id: row.try_get("id")?,
+            user_id: row.try_get("user_id")?,
+            name: row.try_get("name")?,
+            contact_email: row.try_get("contact_email")?,
+            roles: roles.split_whitespace().map(str::to_owned).collect(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardStatus {
+    Active,
+    Suspended,
+    Revoked,
+}
+
+impl CardStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CardStatus::Active => "active",
+            CardStatus::Suspended => "suspended",
+            CardStatus::Revoked => "revoked",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "active" => CardStatus::Active,
+            "suspended" => CardStatus::Suspended,
+            // Anything unexpected is treated as the safest state.
+            _ => CardStatus::Revoked,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Card {
+    pub id: i64,
+    pub guid: String,
+    pub user_ref: i64,
+    /// SubjectPublicKeyInfo DER of the 9A (PIV Authentication) key.
+    pub piv_auth_key: Vec<u8>,
+    /// SubjectPublicKeyInfo DER of the 9E (Card Authentication) key.
+    pub card_auth_key: Vec<u8>,
+    pub status: CardStatus,
+    pub issued_at: i64,
+}
+
+impl Card {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            guid: row.try_get("guid")?,
+            user_ref: row.try_get("user_ref")?,
+            piv_auth_key: row.try_get("piv_auth_key")?,
+            card_auth_key: row.try_get("card_auth_key")?,
+            status: CardStatus::parse(&row.try_get::<String, _>("status")?),
+            issued_at: row.try_get("issued_at")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser<'a> {
+    pub user_id: &'a str,
+    pub name: &'a str,
+    pub contact_email: Option<&'a str>,
+    pub roles: &'a [String],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PeopleError {
+    #[error("a user with id {0} already exists")]
+    UserExists(String),
+    #[error("no user has id {0}")]
+    NoSuchUser(String),
+    #[error("card {0} is already issued to someone else")]
+    CardTaken(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+const USER_COLUMNS: &str = "id, user_id, name, contact_email, roles";
+const CARD_COLUMNS: &str = "id, guid, user_ref, piv_auth_key, card_auth_key, status, issued_at";
+
+pub async fn add_user(db: &Database, new: &NewUser<'_>) -> Result<User, PeopleError> {
+    if user_by_user_id(db, new.user_id).await?.is_some() {
+        return Err(PeopleError::UserExists(new.user_id.to_owned()));
+    }
+    sqlx::query(
+        "INSERT INTO users (user_id, name, contact_email, roles, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(new.user_id)
+    .bind(new.name)
+    .bind(new.contact_email)
+    .bind(new.roles.join(" "))
+    .bind(now_unix())
+    .execute(db.pool())
+    .await?;
+    user_by_user_id(db, new.user_id).await?.ok_or_else(|| PeopleError::NoSuchUser(new.user_id.to_owned()))
+}
+
+pub async fn user_by_user_id(db: &Database, user_id: &str) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE user_id = $1"))
+        .bind(user_id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(User::from_row).transpose()
+}
+
+pub async fn user_by_ref(db: &Database, id: i64) -> Result<Option<User>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(User::from_row).transpose()
+}
+
+/// Records a personalised card as issued to `user`. Binding the same card to the same user
+/// again is a no-op (so bootstrap scripts can be re-run).
+pub async fn bind_card(
+    db: &Database,
+    user: &User,
+    guid: &str,
+    piv_auth_key: &[u8],
+    card_auth_key: &[u8],
+) -> Result<Card, PeopleError> {
+    let guid = guid.to_ascii_lowercase();
+    if let Some(existing) = card_by_guid(db, &guid).await? {
+        return if existing.user_ref == user.id { Ok(existing) } else { Err(PeopleError::CardTaken(guid)) };
+    }
+    sqlx::query(
+        "INSERT INTO cards (guid, user_ref, piv_auth_key, card_auth_key, status, issued_at) \
+         VALUES ($1, $2, $3, $4, 'active', $5)",
+    )
+    .bind(&guid)
+    .bind(user.id)
+    .bind(piv_auth_key)
+    .bind(card_auth_key)
+    .bind(now_unix())
+    .execute(db.pool())
+    .await?;
+    card_by_guid(db, &guid).await?.ok_or_else(|| PeopleError::CardTaken(guid))
+}
+
+pub async fn card_by_guid(db: &Database, guid: &str) -> Result<Option<Card>, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM cards WHERE guid = $1"))
+        .bind(guid.to_ascii_lowercase())
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(Card::from_row).transpose()
+}
+
+pub async fn cards_of(db: &Database, user_ref: i64) -> Result<Vec<Card>, sqlx::Error> {
+    let rows =
+        sqlx::query(&format!("SELECT {CARD_COLUMNS} FROM cards WHERE user_ref = $1 ORDER BY issued_at, id"))
+            .bind(user_ref)
+            .fetch_all(db.pool())
+            .await?;
+    rows.iter().map(Card::from_row).collect()
+}
+
+/// Records the card's PUK (sealed) if none is recorded yet: re-running a bootstrap never
+/// overwrites a PUK an unlock has since rotated. Returns whether it was recorded.
+pub async fn record_initial_puk(db: &Database, guid: &str, sealed_puk: &[u8]) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE cards SET puk_sealed = $1, puk_version = 1 WHERE guid = $2 AND puk_sealed IS NULL",
+    )
+    .bind(sealed_puk)
+    .bind(guid.to_ascii_lowercase())
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A person's self-service unlock standing: wrong attempts so far, and when they were locked out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnlockStanding {
+    pub failures: i64,
+    pub locked_at: Option<i64>,
+}
+
+pub async fn unlock_standing(conn: &mut Conn, user_ref: i64) -> sqlx::Result<Option<UnlockStanding>> {
+    let row = sqlx::query("SELECT unlock_failures, unlock_locked_at FROM users WHERE id = $1")
+        .bind(user_ref)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|row| {
+        Ok(UnlockStanding {
+            failures: row.try_get("unlock_failures")?,
+            locked_at: row.try_get("unlock_locked_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Counts one wrong unlock attempt, locking the person out at `max`, in one statement so that
+/// parallel submissions cannot slip past the limit. The new count, or `None` if they were
+/// locked out already.
+pub async fn count_unlock_failure(
+    conn: &mut Conn,
+    user_ref: i64,
+    max: i64,
+    now: i64,
+) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar(
+        "UPDATE users SET unlock_failures = unlock_failures + 1, \
+         unlock_locked_at = CASE WHEN unlock_failures + 1 >= $1 THEN $2 ELSE NULL END \
+         WHERE id = $3 AND unlock_locked_at IS NULL RETURNING unlock_failures",
+    )
+    .bind(max)
+    .bind(now)
+    .bind(user_ref)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// Forgets the wrong attempts after right answers; false if a parallel attempt locked the
+/// person out meanwhile.
+pub async fn clear_unlock_failures(conn: &mut Conn, user_ref: i64) -> sqlx::Result<bool> {
+    let cleared =
+        sqlx::query("UPDATE users SET unlock_failures = 0 WHERE id = $1 AND unlock_locked_at IS NULL")
+            .bind(user_ref)
+            .execute(&mut *conn)
+            .await?;
+    Ok(cleared.rows_affected() == 1)
+}
+
+/// An RA's clearing of a lockout and of the wrong attempts so far: false if there was nothing
+/// to clear.
+pub async fn clear_lockout(conn: &mut Conn, user_ref: i64) -> sqlx::Result<bool> {
+    let cleared = sqlx::query(
+        "UPDATE users SET unlock_failures = 0, unlock_locked_at = NULL \
+         WHERE id = $1 AND (unlock_locked_at IS NOT NULL OR unlock_failures > 0)",
+    )
+    .bind(user_ref)
+    .execute(&mut *conn)
+    .await?;
+    Ok(cleared.rows_affected() == 1)
+}
+
+// The card's PUK. The backend's invariant (routes/unlock_release.rs): the card holds
+// `puk_sealed` or `puk_pending_sealed`.
+
+/// Whether the service holds card `id`'s PUK.
+pub async fn puk_held(conn: &mut Conn, card_id: i64) -> sqlx::Result<bool> {
+    let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cards WHERE id = $1 AND puk_sealed IS NOT NULL")
+        .bind(card_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(held == 1)
+}
+
+/// The card's PUKs as sealed: the one on record and the pending one of a release.
+#[derive(Debug, Clone)]
+pub struct SealedPuks {
+    pub current: Vec<u8>,
+    pub pending: Vec<u8>,
+}
+
+/// Records `fresh` as the pending PUK unless one is pending already (in one statement, so two
+/// releases racing for the same card agree on one), and returns both. `None`: no PUK is held.
+pub async fn stage_pending_puk(
+    conn: &mut Conn,
+    guid: &str,
+    fresh: &[u8],
+) -> sqlx::Result<Option<SealedPuks>> {
+    let row = sqlx::query(
+        "UPDATE cards SET puk_pending_sealed = COALESCE(puk_pending_sealed, $1) \
+         WHERE guid = $2 AND puk_sealed IS NOT NULL RETURNING puk_sealed, puk_pending_sealed",
+    )
+    .bind(fresh)
+    .bind(guid)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| {
+        Ok(SealedPuks { current: row.try_get("puk_sealed")?, pending: row.try_get("puk_pending_sealed")? })
+    })
+    .transpose()
+}
+
+pub async fn pending_puk(conn: &mut Conn, guid: &str) -> sqlx::Result<Option<Vec<u8>>> {
+    let pending: Option<Option<Vec<u8>>> =
+        sqlx::query_scalar("SELECT puk_pending_sealed FROM cards WHERE guid = $1")
+            .bind(guid)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(pending.flatten())
+}
+
+/// Makes the pending PUK the card's PUK, if it is still `pending` (a later release may have
+/// replaced it).
+pub async fn promote_pending_puk(conn: &mut Conn, guid: &str, pending: &[u8]) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE cards SET puk_sealed = puk_pending_sealed, puk_pending_sealed = NULL, puk_version = puk_version + 1 \
+         WHERE guid = $1 AND puk_pending_sealed = $2",
+    )
+    .bind(guid)
+    .bind(pending)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Sets a card's status; a revoked card stays revoked.
+pub async fn set_card_status(conn: &mut Conn, card_id: i64, status: CardStatus) -> sqlx::Result<()> {
+    sqlx::query("UPDATE cards SET status = $1 WHERE id = $2 AND status <> 'revoked'")
+        .bind(status.as_str())
+        .bind(card_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// One person found by an RA's search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub user_id: String,
+    pub name: String,
+    pub contact_email: Option<String>,
+    pub registered: bool,
+    pub locked_out: bool,
+}
+
+/// People whose name or contact email contains `fragment` (lowercase), or whose user id or a card
+/// GUID is exactly `exact`, by name, at most `limit`.
+pub async fn search(conn: &mut Conn, fragment: &str, exact: &str, limit: i64) -> sqlx::Result<Vec<Found>> {
+    // LIKE wildcards typed by the officer are taken literally.
+    let pattern = format!("%{}%", fragment.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let rows = sqlx::query(
+        "SELECT u.user_id, u.name, u.contact_email, u.unlock_locked_at, \
+                (SELECT COUNT(*) FROM registrations r WHERE r.user_ref = u.id AND r.status = 'active') AS registered \
+         FROM users u \
+         WHERE LOWER(u.name) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(u.contact_email, '')) LIKE $1 ESCAPE '\\' \
+            OR u.user_id = $2 OR u.id IN (SELECT c.user_ref FROM cards c WHERE c.guid = $2) \
+         ORDER BY u.name, u.user_id LIMIT $3",
+    )
+    .bind(&pattern)
+    .bind(exact)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Found {
+                user_id: row.try_get("user_id")?,
+                name: row.try_get("name")?,
+                contact_email: row.try_get("contact_email")?,
+                registered: row.try_get::<i64, _>("registered")? > 0,
+                locked_out: row.try_get::<Option<i64>, _>("unlock_locked_at")?.is_some(),
+            })
+        })
+        .collect()
+}
+
+/// A card an issuance finished: its keys and certificates, and its secrets as sealed.
+#[derive(Debug)]
+pub struct IssuedCard<'a> {
+    pub guid: &'a str,
+    pub user_ref: i64,
+    pub piv_auth_key: &'a [u8],
+    pub card_auth_key: &'a [u8],
+    pub piv_auth_certificate: &'a [u8],
+    pub card_auth_certificate: &'a [u8],
+    pub puk_sealed: &'a [u8],
+    pub mgmt_key_sealed: &'a [u8],
+    pub issued_at: i64,
+}
+
+pub async fn insert_issued_card(conn: &mut Conn, card: &IssuedCard<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO cards (guid, user_ref, piv_auth_key, card_auth_key, piv_auth_certificate, card_auth_certificate, \
+         status, issued_at, puk_sealed, mgmt_key_sealed) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $9)",
+    )
+    .bind(card.guid)
+    .bind(card.user_ref)
+    .bind(card.piv_auth_key)
+    .bind(card.card_auth_key)
+    .bind(card.piv_auth_certificate)
+    .bind(card.card_auth_certificate)
+    .bind(card.issued_at)
+    .bind(card.puk_sealed)
+    .bind(card.mgmt_key_sealed)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

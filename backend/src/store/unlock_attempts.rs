@@ -1,0 +1,166 @@
+//! Unlock attempts: one row per self-service unlock, moving through its steps.
+
+use sqlx::Row;
+
+use super::Conn;
+
+/// Where an attempt is. Only the three open steps can move on; `Done` and `Failed` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The questions are asked and not yet answered right.
+    Questions,
+    /// The answers were right; the emailed code is awaited.
+    Code,
+    /// The code was right; the PUK may be released to the card.
+    Release,
+    /// The card reported the unlock.
+    Done,
+    /// Ended by a lockout or an RA withdrawal.
+    Failed,
+}
+
+impl Step {
+    pub const OPEN: [Step; 3] = [Step::Questions, Step::Code, Step::Release];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Step::Questions => "questions",
+            Step::Code => "code",
+            Step::Release => "release",
+            Step::Done => "done",
+            Step::Failed => "failed",
+        }
+    }
+}
+
+/// An attempt that is open at some step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenAttempt {
+    pub user_ref: i64,
+    pub guid: String,
+    /// The catalogue ids asked, in order (empty under the registration-free policy).
+    pub question_ids: Vec<u32>,
+}
+
+/// What a new attempt records.
+#[derive(Debug)]
+pub struct NewAttempt<'a> {
+    pub id: &'a str,
+    pub user_ref: i64,
+    pub guid: &'a str,
+    pub question_ids: &'a [u32],
+    pub step: Step,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+fn parse_ids(list: &str) -> Vec<u32> {
+    list.split(',').filter_map(|q| q.parse().ok()).collect()
+}
+
+/// Attempt `id`, if it is at `step` and has not expired at `now`.
+pub async fn open_at(conn: &mut Conn, id: &str, step: Step, now: i64) -> sqlx::Result<Option<OpenAttempt>> {
+    let row = sqlx::query(
+        "SELECT user_ref, card_guid, question_ids FROM unlock_attempts WHERE id = $1 AND status = $2 AND expires_at >= $3",
+    )
+    .bind(id)
+    .bind(step.as_str())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| {
+        Ok(OpenAttempt {
+            user_ref: row.try_get("user_ref")?,
+            guid: row.try_get("card_guid")?,
+            question_ids: parse_ids(&row.try_get::<String, _>("question_ids")?),
+        })
+    })
+    .transpose()
+}
+
+/// The card's attempt still at its questions, if any: its id and the questions it asked.
+pub async fn asking_for_card(
+    conn: &mut Conn,
+    guid: &str,
+    now: i64,
+) -> sqlx::Result<Option<(String, Vec<u32>)>> {
+    let row = sqlx::query(
+        "SELECT id, question_ids FROM unlock_attempts WHERE card_guid = $1 AND status = $2 AND expires_at >= $3",
+    )
+    .bind(guid)
+    .bind(Step::Questions.as_str())
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|row| Ok((row.try_get("id")?, parse_ids(&row.try_get::<String, _>("question_ids")?)))).transpose()
+}
+
+pub async fn insert(conn: &mut Conn, new: &NewAttempt<'_>) -> sqlx::Result<()> {
+    let list = new.question_ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    sqlx::query(
+        "INSERT INTO unlock_attempts (id, user_ref, card_guid, question_ids, status, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(new.id)
+    .bind(new.user_ref)
+    .bind(new.guid)
+    .bind(list)
+    .bind(new.step.as_str())
+    .bind(new.created_at)
+    .bind(new.expires_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves attempt `id` from `from` to `to`; false if it was not at `from` (a parallel request
+/// moved it first).
+pub async fn advance(conn: &mut Conn, id: &str, from: Step, to: Step) -> sqlx::Result<bool> {
+    let moved = sqlx::query("UPDATE unlock_attempts SET status = $1 WHERE id = $2 AND status = $3")
+        .bind(to.as_str())
+        .bind(id)
+        .bind(from.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// Ends the person's attempts that are at one of `steps`.
+pub async fn fail_all(conn: &mut Conn, user_ref: i64, steps: &[Step]) -> sqlx::Result<()> {
+    for step in steps {
+        sqlx::query("UPDATE unlock_attempts SET status = $1 WHERE user_ref = $2 AND status = $3")
+            .bind(Step::Failed.as_str())
+            .bind(user_ref)
+            .bind(step.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Counts one more PUK release for attempt `id` if it is at the release step and has had fewer
+/// than `max`; the count so far, or `None` when it may not release again.
+pub async fn count_release(conn: &mut Conn, id: &str, max: i64) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar(
+        "UPDATE unlock_attempts SET releases = releases + 1 \
+         WHERE id = $1 AND status = $2 AND releases < $3 RETURNING releases",
+    )
+    .bind(id)
+    .bind(Step::Release.as_str())
+    .bind(max)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// Marks attempt `id` done (the card reported its unlock); false if it was no longer releasing.
+pub async fn finish(conn: &mut Conn, id: &str, now: i64) -> sqlx::Result<bool> {
+    let finished =
+        sqlx::query("UPDATE unlock_attempts SET status = $1, unlocked_at = $2 WHERE id = $3 AND status = $4")
+            .bind(Step::Done.as_str())
+            .bind(now)
+            .bind(id)
+            .bind(Step::Release.as_str())
+            .execute(&mut *conn)
+            .await?;
+    Ok(finished.rows_affected() == 1)
+}
