@@ -156,7 +156,7 @@ pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> a
             let ca = card_ca::CertificateAuthority::load_or_create(&settings.ca_dir())?;
             let signer = crate::trust::envelope_signer(settings)?;
             let attestation_roots = crate::trust::attestation_roots(settings)?;
-            let issuer = crate::routes::issuance::Issuer {
+            let issuer = crate::journeys::issuance::Issuer {
                 db,
                 vault: &vault,
                 ca: &ca,

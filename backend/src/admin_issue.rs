@@ -17,7 +17,7 @@ use tokio_tungstenite::{
 use zeroize::Zeroizing;
 
 use crate::{
-    routes::issuance::{self, Issuer, Officer},
+    journeys::issuance::{self, Issuer, Officer},
     store::people,
 };
 

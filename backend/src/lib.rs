@@ -14,6 +14,7 @@ pub mod csrf;
 pub mod db;
 pub mod error;
 pub mod hashing;
+pub mod journeys;
 pub mod keys;
 pub mod mail;
 pub mod puk_vault;

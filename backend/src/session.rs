@@ -5,6 +5,7 @@ use axum::{
     extract::FromRequestParts,
     http::{header, request::Parts, HeaderMap, HeaderValue},
 };
+use protocol::error_code::ErrorCode;
 use sqlx::{Any, Row, Transaction};
 
 use crate::{
@@ -178,5 +179,26 @@ mod tests {
         assert!(text.contains("HttpOnly") && text.contains("SameSite=Strict") && text.contains("Secure"));
         assert!(!set_cookie(Some("t"), false).to_str().unwrap().contains("Secure"));
         assert!(set_cookie(None, false).to_str().unwrap().contains("Max-Age=0"));
+    }
+}
+
+pub const RA_ROLE: &str = "ra";
+
+/// A signed-in session whose person holds the RA role.
+#[derive(Debug)]
+pub struct RaOfficer(pub User);
+
+impl FromRequestParts<AppState> for RaOfficer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let signed_in = SignedIn::from_request_parts(parts, state).await?;
+        if !signed_in.user.roles.iter().any(|r| r == RA_ROLE) {
+            return Err(ApiError::rejected(
+                ErrorCode::NotRa,
+                "This is for Registration Authority (RA) staff only.",
+            ));
+        }
+        Ok(Self(signed_in.user))
     }
 }

@@ -6,13 +6,12 @@ use crate::{error::ApiError, startup::AppState};
 
 mod client_config;
 mod health;
-pub mod issuance;
-pub mod profile;
+mod issuance;
+mod profile;
 mod ra;
 mod registration;
 mod sign_in;
 mod unlock;
-mod unlock_release;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -24,7 +23,6 @@ pub fn router() -> Router<AppState> {
         .merge(ra::router())
         .merge(issuance::router())
         .merge(unlock::router())
-        .merge(unlock_release::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::middleware::from_fn(crate::csrf::require_same_origin))
 }

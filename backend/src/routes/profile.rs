@@ -1,16 +1,13 @@
 //! `GET /api/me`: the signed-in person, their cards and their self-service state.
 
 use axum::{extract::State, routing::get, Router};
-use protocol::api::{CardSummary, Profile, RegistrationPending, SelfService};
+use protocol::api::Profile;
 
 use crate::{
     error::{ApiError, AppJson},
+    journeys::profile,
     session::SignedIn,
     startup::AppState,
-    store::{
-        people::{self, User},
-        registrations,
-    },
 };
 
 pub fn router() -> Router<AppState> {
@@ -18,45 +15,5 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn me(State(state): State<AppState>, signed_in: SignedIn) -> Result<AppJson<Profile>, ApiError> {
-    Ok(AppJson(load(&state, &signed_in.user, &signed_in.session.card_guid).await?))
-}
-
-/// A person's cards as the pages list them.
-pub async fn card_summaries(state: &AppState, user_ref: i64) -> Result<Vec<CardSummary>, ApiError> {
-    Ok(people::cards_of(&state.db, user_ref)
-        .await?
-        .into_iter()
-        .map(|c| CardSummary { guid: c.guid, status: c.status.as_str().to_owned(), issued_at: c.issued_at })
-        .collect())
-}
-
-/// Whether a person is registered for self-service, since when and at which address.
-pub async fn self_service(state: &AppState, user_ref: i64) -> Result<SelfService, ApiError> {
-    let mut conn = state.db.pool().acquire().await?;
-    Ok(match registrations::active(&mut conn, user_ref).await? {
-        Some(active) => SelfService::Registered { registered_at: active.registered_at, email: active.email },
-        None => SelfService::NotRegistered,
-    })
-}
-
-pub async fn load(state: &AppState, user: &User, signed_in_with: &str) -> Result<Profile, ApiError> {
-    let cards = card_summaries(state, user.id).await?;
-    let self_service = self_service(state, user.id).await?;
-    let mut conn = state.db.pool().acquire().await?;
-    let pending_registration =
-        registrations::pending(&mut conn, user.id).await?.map(|pending| RegistrationPending {
-            email: pending.email,
-            code_expires_at: pending.code_expires_at.unwrap_or_default(),
-            resend_after: pending.code_created_at.unwrap_or_default() + crate::codes::RESEND_COOLDOWN_SECONDS,
-        });
-    Ok(Profile {
-        user_id: user.user_id.clone(),
-        name: user.name.clone(),
-        contact_email: user.contact_email.clone(),
-        roles: user.roles.clone(),
-        signed_in_with: signed_in_with.to_owned(),
-        cards,
-        self_service,
-        pending_registration,
-    })
+    profile::me(&state, signed_in).await.map(AppJson)
 }

@@ -1,42 +1,23 @@
-//! The RA console's API (issue 7): Registration Authority staff, signed in with their own card,
-//! find people, see their cards and self-service state, clear a self-service lockout, withdraw a
-//! registration, suspend or revoke a card, read and verify the audit trail, and report on a
-//! period. Every route refuses anyone without the `ra` role (403), and every action — looking a
-//! person up included — is itself audited with the officer as the actor.
+//! The RA console's routes (`journeys::ra`): every one refuses anyone without the `ra` role (403,
+//! through the [`RaOfficer`] extractor).
 
 use axum::{
-    extract::{FromRequestParts, Path, Query, State},
-    http::{header, request::Parts, StatusCode},
+    extract::{Path, Query, State},
+    http::{header, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Router,
 };
-use protocol::error_code::ErrorCode;
 use protocol::ra::{
-    AuditRow, AuditVerification, CardStatusChange, NewPerson, Reason, Report, ReportCounts, ReportDay,
-    UserDetail, UserSummary,
+    AuditRow, AuditVerification, CardStatusChange, NewPerson, Reason, Report, UserDetail, UserSummary,
 };
-use serde::Deserialize;
 
 use crate::{
-    audit::{self, Entry},
     error::{ApiError, AppJson},
-    mail,
-    session::{self, SignedIn},
+    journeys::ra::{self, AuditQuery, ReportQuery, SearchQuery},
+    session::RaOfficer,
     startup::AppState,
-    store::{
-        people::{self, CardStatus, User},
-        registrations,
-        unlock_attempts::{self, Step},
-    },
-    time::{civil_from_days, parse_day},
 };
-
-pub const RA_ROLE: &str = "ra";
-const SEARCH_LIMIT: i64 = 50;
-const AUDIT_PAGE: i64 = 100;
-/// Reports cover at most about a year: enough for an RA manager, bounded for the database.
-const MAX_REPORT_DAYS: i64 = 366;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -51,61 +32,12 @@ pub fn router() -> Router<AppState> {
         .route("/ra/report.csv", get(report_csv))
 }
 
-/// A signed-in session whose person holds the RA role.
-pub struct RaOfficer(pub User);
-
-impl FromRequestParts<AppState> for RaOfficer {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let signed_in = SignedIn::from_request_parts(parts, state).await?;
-        if !signed_in.user.roles.iter().any(|r| r == RA_ROLE) {
-            return Err(ApiError::rejected(
-                ErrorCode::NotRa,
-                "This is for Registration Authority (RA) staff only.",
-            ));
-        }
-        Ok(Self(signed_in.user))
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct SearchQuery {
-    #[serde(default)]
-    q: String,
-}
-
 async fn search(
     State(state): State<AppState>,
     RaOfficer(_officer): RaOfficer,
     Query(query): Query<SearchQuery>,
 ) -> Result<AppJson<Vec<UserSummary>>, ApiError> {
-    let q = query.q.trim().to_lowercase();
-    if q.chars().count() < 2 {
-        return Err(ApiError::rejected(
-            ErrorCode::QueryTooShort,
-            "Enter at least 2 characters: part of a name or email, a user id or a card GUID.",
-        ));
-    }
-    let mut conn = state.db.pool().acquire().await?;
-    let found = people::search(&mut conn, &q, &q, SEARCH_LIMIT)
-        .await?
-        .into_iter()
-        .map(|f| UserSummary {
-            user_id: f.user_id,
-            name: f.name,
-            contact_email: f.contact_email,
-            registered: f.registered,
-            locked_out: f.locked_out,
-        })
-        .collect();
-    Ok(AppJson(found))
-}
-
-pub(super) async fn person(state: &AppState, user_id: &str) -> Result<User, ApiError> {
-    people::user_by_user_id(&state.db, user_id)
-        .await?
-        .ok_or_else(|| ApiError::rejected(ErrorCode::NoSuchUser, "There is no one with that user id."))
+    ra::search(&state, query).await.map(AppJson)
 }
 
 async fn user(
@@ -113,94 +45,7 @@ async fn user(
     RaOfficer(officer): RaOfficer,
     Path(user_id): Path<String>,
 ) -> Result<AppJson<UserDetail>, ApiError> {
-    let person = person(&state, &user_id).await?;
-    let cards = super::profile::card_summaries(&state, person.id).await?;
-    let self_service = super::profile::self_service(&state, person.id).await?;
-    let mut conn = state.db.pool().acquire().await?;
-    let standing = people::unlock_standing(&mut conn, person.id).await?.unwrap_or_default();
-    drop(conn);
-    // Who looked at whom is itself part of the record.
-    audit::record(&state.db, Entry::new(&officer.user_id, "ra_viewed_user").subject(&person.user_id)).await?;
-    Ok(AppJson(UserDetail {
-        user_id: person.user_id,
-        name: person.name,
-        contact_email: person.contact_email,
-        roles: person.roles,
-        cards,
-        self_service,
-        unlock_failures: u32::try_from(standing.failures).unwrap_or(u32::MAX),
-        locked_out_at: standing.locked_at,
-    }))
-}
-
-pub(super) fn checked_reason(reason: &Reason) -> Result<String, ApiError> {
-    let reason = reason.reason.trim();
-    if reason.chars().count() < 3 || reason.chars().count() > 500 {
-        return Err(ApiError::rejected(
-            ErrorCode::ReasonRequired,
-            "Say why (3 to 500 characters): it goes into the audit trail.",
-        ));
-    }
-    Ok(reason.to_owned())
-}
-
-/// An RA adds a person whose identity they checked at the desk (before issuing their first card).
-async fn add_person(
-    State(state): State<AppState>,
-    RaOfficer(officer): RaOfficer,
-    AppJson(new): AppJson<NewPerson>,
-) -> Result<(StatusCode, AppJson<UserSummary>), ApiError> {
-    let reason = checked_reason(&Reason { reason: new.reason.clone() })?;
-    let user_id = new.user_id.trim();
-    if user_id.is_empty()
-        || user_id.len() > 64
-        || !user_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-    {
-        return Err(ApiError::rejected(
-            ErrorCode::InvalidUserId,
-            "A user id is 1 to 64 letters, digits, dots, hyphens or underscores.",
-        ));
-    }
-    let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::rejected(ErrorCode::InvalidName, "Enter the person's full name."));
-    }
-    let email = match new.contact_email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
-        Some(email) => Some(super::registration::check_email(email, &state.settings.email_domains)?),
-        None => None,
-    };
-    let added = people::add_user(
-        &state.db,
-        &people::NewUser { user_id, name, contact_email: email.as_deref(), roles: &[] },
-    )
-    .await;
-    let person = match added {
-        Ok(person) => person,
-        Err(people::PeopleError::UserExists(_)) => {
-            return Err(ApiError::rejected(
-                ErrorCode::UserExists,
-                "Someone already has that user id. Search for them instead.",
-            ))
-        }
-        Err(e) => return Err(anyhow::Error::from(e).into()),
-    };
-    audit::record(
-        &state.db,
-        Entry::new(&officer.user_id, "ra_user_added")
-            .subject(&person.user_id)
-            .details(serde_json::json!({ "reason": reason })),
-    )
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        AppJson(UserSummary {
-            user_id: person.user_id,
-            name: person.name,
-            contact_email: person.contact_email,
-            registered: false,
-            locked_out: false,
-        }),
-    ))
+    ra::user(&state, officer, user_id).await.map(AppJson)
 }
 
 async fn clear_lockout(
@@ -209,24 +54,7 @@ async fn clear_lockout(
     Path(user_id): Path<String>,
     AppJson(reason): AppJson<Reason>,
 ) -> Result<StatusCode, ApiError> {
-    let reason = checked_reason(&reason)?;
-    let person = person(&state, &user_id).await?;
-    let mut tx = state.db.begin_write().await?;
-    if !people::clear_lockout(&mut tx, person.id).await? {
-        return Err(ApiError::rejected(
-            ErrorCode::NotLockedOut,
-            "Self-service is not locked for this person, and they have no failed attempts to clear.",
-        ));
-    }
-    audit::append(
-        &mut tx,
-        Entry::new(&officer.user_id, "ra_lockout_cleared")
-            .subject(&person.user_id)
-            .details(serde_json::json!({ "reason": reason })),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    ra::clear_lockout(&state, officer, user_id, reason).await.map(|()| StatusCode::NO_CONTENT)
 }
 
 async fn withdraw_registration(
@@ -235,41 +63,7 @@ async fn withdraw_registration(
     Path(user_id): Path<String>,
     AppJson(reason): AppJson<Reason>,
 ) -> Result<StatusCode, ApiError> {
-    let reason = checked_reason(&reason)?;
-    let person = person(&state, &user_id).await?;
-    let mut conn = state.db.pool().acquire().await?;
-    let email = registrations::email(&mut conn, person.id, registrations::Status::Active).await?;
-    drop(conn);
-    let mut tx = state.db.begin_write().await?;
-    if registrations::delete(&mut tx, person.id, None).await? == 0 {
-        return Err(ApiError::rejected(
-            ErrorCode::NotRegistered,
-            "This person is not registered for self-service.",
-        ));
-    }
-    // Any unlock in progress on the old registration ends with it.
-    unlock_attempts::fail_all(&mut tx, person.id, &Step::OPEN).await?;
-    audit::append(
-        &mut tx,
-        Entry::new(&officer.user_id, "ra_registration_withdrawn")
-            .subject(&person.user_id)
-            .details(serde_json::json!({ "reason": reason })),
-    )
-    .await?;
-    if let Some(email) = email {
-        mail::enqueue(
-            &mut tx,
-            &email,
-            "Your smartcard self-service registration was withdrawn",
-            "Your Registration Authority (RA) has withdrawn your registration for smartcard self-service.\n\n\
-             You can register again after signing in with your smartcard. If you did not expect this, \
-             contact your RA.\n",
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    state.outbox.wake();
-    Ok(StatusCode::NO_CONTENT)
+    ra::withdraw_registration(&state, officer, user_id, reason).await.map(|()| StatusCode::NO_CONTENT)
 }
 
 async fn card_status(
@@ -278,66 +72,7 @@ async fn card_status(
     Path(guid): Path<String>,
     AppJson(change): AppJson<CardStatusChange>,
 ) -> Result<StatusCode, ApiError> {
-    let reason = checked_reason(&Reason { reason: change.reason.clone() })?;
-    let wanted = match change.status.as_str() {
-        "active" => CardStatus::Active,
-        "suspended" => CardStatus::Suspended,
-        "revoked" => CardStatus::Revoked,
-        _ => {
-            return Err(ApiError::rejected(
-                ErrorCode::InvalidStatus,
-                "A card can be made active, suspended or revoked.",
-            ))
-        }
-    };
-    let card = people::card_by_guid(&state.db, &guid)
-        .await?
-        .ok_or_else(|| ApiError::rejected(ErrorCode::NoSuchCard, "There is no card with that GUID."))?;
-    if card.status == CardStatus::Revoked {
-        return Err(ApiError::rejected(
-            ErrorCode::CardRevoked,
-            "This card is revoked, which is final. Issue a new card instead.",
-        ));
-    }
-    let mut tx = state.db.begin_write().await?;
-    people::set_card_status(&mut tx, card.id, wanted).await?;
-    if wanted != CardStatus::Active {
-        // A suspended or revoked card signs nobody in any more, including sessions it opened.
-        session::delete_for_card(&mut tx, &card.guid).await?;
-    }
-    audit::append(
-        &mut tx,
-        Entry::new(&officer.user_id, "ra_card_status_changed").subject(&card.guid).details(
-            serde_json::json!({
-                "from": card.status.as_str(),
-                "to": wanted.as_str(),
-                "reason": reason,
-            }),
-        ),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Debug, Deserialize)]
-struct AuditQuery {
-    user_id: Option<String>,
-    event: Option<String>,
-    /// `YYYY-MM-DD`, UTC, inclusive.
-    from: Option<String>,
-    to: Option<String>,
-    /// Rows older than this id (the next page).
-    before: Option<i64>,
-}
-
-fn bad_day() -> ApiError {
-    ApiError::rejected(ErrorCode::InvalidDate, "Dates are written YYYY-MM-DD, for example 2026-11-28.")
-}
-
-/// Unix seconds of the start of `day` (`YYYY-MM-DD`, UTC).
-fn day_start(day: &str) -> Result<i64, ApiError> {
-    parse_day(day).map(|d| d * 86_400).ok_or_else(bad_day)
+    ra::card_status(&state, officer, guid, change).await.map(|()| StatusCode::NO_CONTENT)
 }
 
 async fn audit_trail(
@@ -345,96 +80,14 @@ async fn audit_trail(
     RaOfficer(_officer): RaOfficer,
     Query(query): Query<AuditQuery>,
 ) -> Result<AppJson<Vec<AuditRow>>, ApiError> {
-    let from =
-        query.from.as_deref().filter(|d| !d.is_empty()).map(day_start).transpose()?.unwrap_or(i64::MIN);
-    let to = query
-        .to
-        .as_deref()
-        .filter(|d| !d.is_empty())
-        .map(day_start)
-        .transpose()?
-        .map_or(i64::MAX, |t| t + 86_400);
-    let event = query.event.filter(|e| !e.is_empty());
-    // A person's trail: what they did, what was done to them, and what happened to their cards.
-    let subjects: Option<Vec<String>> = match query.user_id.as_deref().filter(|u| !u.is_empty()) {
-        Some(user_id) => {
-            let person = person(&state, user_id).await?;
-            let mut subjects: Vec<String> =
-                people::cards_of(&state.db, person.id).await?.into_iter().map(|c| c.guid).collect();
-            subjects.push(person.user_id);
-            Some(subjects)
-        }
-        None => None,
-    };
-    let filter = audit::Filter { from, to, before: query.before.unwrap_or(i64::MAX), event, subjects };
-    let mut conn = state.db.pool().acquire().await?;
-    let rows = audit::page(&mut conn, &filter, AUDIT_PAGE)
-        .await?
-        .into_iter()
-        .map(|row| AuditRow {
-            id: row.id,
-            at: row.at,
-            actor: row.actor,
-            event: row.event,
-            subject: row.subject,
-            details: row.details,
-        })
-        .collect();
-    Ok(AppJson(rows))
+    ra::audit_trail(&state, query).await.map(AppJson)
 }
 
 async fn verify_audit(
     State(state): State<AppState>,
     RaOfficer(officer): RaOfficer,
 ) -> Result<AppJson<AuditVerification>, ApiError> {
-    let rows = audit::count(&mut *state.db.pool().acquire().await?).await?;
-    let first_broken_row = audit::first_broken_row(&state.db).await?;
-    let details = serde_json::json!({ "rows": rows, "first_broken_row": first_broken_row });
-    audit::record(&state.db, Entry::new(&officer.user_id, "ra_audit_verified").details(details)).await?;
-    Ok(AppJson(AuditVerification { rows, first_broken_row }))
-}
-
-#[derive(Debug, Deserialize)]
-struct ReportQuery {
-    from: String,
-    to: String,
-}
-
-/// Picks one column of a report row.
-type Column = fn(&mut ReportCounts) -> &mut u64;
-
-/// The events each report column counts.
-const COUNTED: [(&str, Column); 4] = [
-    ("registration_completed", |c| &mut c.registrations),
-    ("card_unlocked", |c| &mut c.unlocks),
-    ("selfservice_locked_out", |c| &mut c.lockouts),
-    ("ra_lockout_cleared", |c| &mut c.lockouts_cleared),
-];
-
-async fn build_report(state: &AppState, query: &ReportQuery) -> Result<Report, ApiError> {
-    let (first, last) =
-        (parse_day(&query.from).ok_or_else(bad_day)?, parse_day(&query.to).ok_or_else(bad_day)?);
-    if last < first || last - first >= MAX_REPORT_DAYS {
-        return Err(ApiError::rejected(
-            ErrorCode::InvalidPeriod,
-            format!("Choose a period of 1 to {MAX_REPORT_DAYS} days, the start before the end."),
-        ));
-    }
-    let events = COUNTED.map(|(event, _)| event);
-    let rows = audit::daily_counts(&mut *state.db.pool().acquire().await?, first, last, events).await?;
-    let mut days: Vec<ReportDay> = (first..=last)
-        .map(|d| ReportDay { day: civil_from_days(d), counts: ReportCounts::default() })
-        .collect();
-    let mut totals = ReportCounts::default();
-    for (day, event, n) in rows {
-        let n = u64::try_from(n).unwrap_or(0);
-        let Some((_, column)) = COUNTED.iter().find(|(e, _)| *e == event) else { continue };
-        if let Some(slot) = usize::try_from(day - first).ok().and_then(|i| days.get_mut(i)) {
-            *column(&mut slot.counts) += n;
-            *column(&mut totals) += n;
-        }
-    }
-    Ok(Report { from: civil_from_days(first), to: civil_from_days(last), days, totals })
+    ra::verify_audit(&state, officer).await.map(AppJson)
 }
 
 async fn report(
@@ -442,10 +95,15 @@ async fn report(
     RaOfficer(officer): RaOfficer,
     Query(query): Query<ReportQuery>,
 ) -> Result<AppJson<Report>, ApiError> {
-    let report = build_report(&state, &query).await?;
-    let details = serde_json::json!({ "from": report.from, "to": report.to });
-    audit::record(&state.db, Entry::new(&officer.user_id, "ra_report_viewed").details(details)).await?;
-    Ok(AppJson(report))
+    ra::report(&state, officer, query).await.map(AppJson)
+}
+
+async fn add_person(
+    State(state): State<AppState>,
+    RaOfficer(officer): RaOfficer,
+    AppJson(new): AppJson<NewPerson>,
+) -> Result<(StatusCode, AppJson<UserSummary>), ApiError> {
+    Ok((StatusCode::CREATED, AppJson(ra::add_person(&state, officer, new).await?)))
 }
 
 async fn report_csv(
@@ -453,61 +111,13 @@ async fn report_csv(
     RaOfficer(officer): RaOfficer,
     Query(query): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let report = build_report(&state, &query).await?;
-    let details = serde_json::json!({ "from": report.from, "to": report.to, "format": "csv" });
-    audit::record(&state.db, Entry::new(&officer.user_id, "ra_report_downloaded").details(details)).await?;
-    let filename = format!("self-service-{}-to-{}.csv", report.from, report.to);
+    let (filename, csv) = ra::report_csv(&state, officer, query).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
         ],
-        to_csv(&report),
+        csv,
     )
         .into_response())
-}
-
-fn to_csv(report: &Report) -> String {
-    let line = |label: &str, c: &ReportCounts| {
-        format!("{label},{},{},{},{}\r\n", c.registrations, c.unlocks, c.lockouts, c.lockouts_cleared)
-    };
-    let mut csv = String::from("day,registrations,unlocks,lockouts,lockouts_cleared\r\n");
-    for day in &report.days {
-        csv.push_str(&line(&day.day, &day.counts));
-    }
-    csv.push_str(&line("total", &report.totals));
-    csv
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_csv_has_a_header_a_row_per_day_and_a_total() {
-        let counts = ReportCounts { registrations: 2, unlocks: 1, lockouts: 0, lockouts_cleared: 0 };
-        let report = Report {
-            from: "2026-11-27".into(),
-            to: "2026-11-28".into(),
-            days: vec![
-                ReportDay { day: "2026-11-27".into(), counts },
-                ReportDay { day: "2026-11-28".into(), counts: ReportCounts::default() },
-            ],
-            totals: counts,
-        };
-        assert_eq!(
-            to_csv(&report),
-            "day,registrations,unlocks,lockouts,lockouts_cleared\r\n2026-11-27,2,1,0,0\r\n2026-11-28,0,0,0,0\r\ntotal,2,1,0,0\r\n"
-        );
-    }
-
-    #[test]
-    fn reasons_are_required_and_bounded() {
-        assert!(checked_reason(&Reason { reason: "  ok ".into() }).is_err());
-        assert_eq!(
-            checked_reason(&Reason { reason: " Phoned the holder ".into() }).unwrap(),
-            "Phoned the holder"
-        );
-        assert!(checked_reason(&Reason { reason: "x".repeat(501) }).is_err());
-    }
 }

@@ -1,6 +1,5 @@
-//! Sign-in with the card: a one-time challenge, the card's 9A signature made after the holder's
-//! passcode (VERIFY on the card, through the agent), checked with the key recorded for that
-//! card; then a server-side session in an HttpOnly, SameSite=Strict cookie.
+//! Sign-in with the card (`journeys::sign_in`): the session goes into an HttpOnly,
+//! SameSite=Strict cookie.
 
 use axum::{
     extract::State,
@@ -10,17 +9,12 @@ use axum::{
     Router,
 };
 use protocol::api::{ChallengeIssued, SignInRequest};
-use protocol::error_code::ErrorCode;
 
 use crate::{
-    audit::{self, Entry, ANONYMOUS},
-    card_proof,
-    challenges::{self, Purpose},
     error::{ApiError, AppJson},
-    routes::profile,
+    journeys::sign_in,
     session::{self, SignedIn},
     startup::AppState,
-    store::people::{self, CardStatus},
 };
 
 pub fn router() -> Router<AppState> {
@@ -31,75 +25,20 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn challenge(State(state): State<AppState>) -> Result<AppJson<ChallengeIssued>, ApiError> {
-    let issued = challenges::issue(&state.db, Purpose::SignIn, None).await?;
-    Ok(AppJson(issued.into()))
+    sign_in::challenge(&state).await.map(AppJson)
 }
 
 async fn sign_in(
     State(state): State<AppState>,
     AppJson(request): AppJson<SignInRequest>,
 ) -> Result<Response, ApiError> {
-    let signature = card_proof::signature_from_base64(&request.signature)?;
-    let guid = request.guid.to_ascii_lowercase();
-    // Reads first: a write transaction holds a pooled connection, and must not wait for a second.
-    let card = people::card_by_guid(&state.db, &guid).await?;
-    let holder = match &card {
-        Some(card) => people::user_by_ref(&state.db, card.user_ref).await?,
-        None => None,
-    };
-    let mut tx = state.db.begin_write().await?;
-    let challenge = challenges::redeem(&mut tx, &request.challenge_id, Purpose::SignIn, None).await?;
-    let refusal = match &card {
-        None => Some((
-            "unknown_card",
-            ErrorCode::CardNotRecognised,
-            "This card is not known to this service. Contact your Registration Authority (RA).",
-        )),
-        Some(card) if card.status != CardStatus::Active => Some((
-            card.status.as_str(),
-            ErrorCode::CardNotActive,
-            "This card has been suspended or revoked. Contact your Registration Authority (RA).",
-        )),
-        Some(card)
-            if !card_proof::verifies_for(
-                &card.piv_auth_key,
-                envelope::Purpose::SignIn,
-                &challenge,
-                &signature,
-            ) =>
-        {
-            Some((
-                "bad_signature",
-                ErrorCode::SignatureInvalid,
-                "The card's answer could not be verified. Remove the card, put it back and try again.",
-            ))
-        }
-        Some(_) => None,
-    };
-    if let Some((why, code, message)) = refusal {
-        // The refusal is audited (and the challenge stays spent) even though the request fails.
-        let details = serde_json::json!({ "reason": why });
-        audit::append(&mut tx, Entry::new(ANONYMOUS, "sign_in_refused").subject(&guid).details(details))
-            .await?;
-        tx.commit().await?;
-        return Err(ApiError::rejected(code, message));
-    }
-    let user = holder.ok_or(ApiError::Unauthenticated)?;
-    let token = session::create(&mut tx, user.id, &guid).await?;
-    audit::append(&mut tx, Entry::new(&user.user_id, "sign_in").subject(&guid)).await?;
-    tx.commit().await?;
-    let profile = profile::load(&state, &user, &guid).await?;
+    let (profile, token) = sign_in::sign_in(&state, request).await?;
     let cookie = session::set_cookie(Some(&token), state.settings.secure_cookies());
     Ok(([(header::SET_COOKIE, cookie)], AppJson(profile)).into_response())
 }
 
 async fn sign_out(State(state): State<AppState>, signed_in: SignedIn) -> Result<Response, ApiError> {
-    session::delete(&state.db, &signed_in.session).await?;
-    audit::record(
-        &state.db,
-        Entry::new(&signed_in.user.user_id, "sign_out").subject(&signed_in.session.card_guid),
-    )
-    .await?;
+    sign_in::sign_out(&state, signed_in).await?;
     let cookie = session::set_cookie(None, state.settings.secure_cookies());
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }

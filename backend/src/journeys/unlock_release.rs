@@ -11,7 +11,6 @@
 //! challenge is bound to the attempt and to that pending PUK, so a report held back from an
 //! earlier release can never promote a pending PUK the card was not given.
 
-use axum::{extract::State, http::StatusCode, routing::post, Router};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use protocol::error_code::ErrorCode;
 use protocol::{
@@ -25,7 +24,7 @@ use crate::{
     audit::{self, Entry, ANONYMOUS},
     card_proof,
     challenges::{self, Purpose},
-    error::{ApiError, AppJson},
+    error::ApiError,
     mail,
     secrets::random_digits,
     startup::AppState,
@@ -42,26 +41,16 @@ pub const MAX_RELEASES: i64 = 5;
 const ENVELOPE_SECONDS: i64 = 5 * 60;
 const PUK_DIGITS: usize = 8;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/unlock/offer-challenge", post(offer_challenge))
-        .route("/unlock/release", post(release))
-        .route("/unlock/report", post(report))
-}
-
 /// The attempt, if it is open and has passed its emailed code.
 async fn releasable(state: &AppState, attempt_id: &str) -> Result<OpenAttempt, ApiError> {
     open_attempt(state, attempt_id, Step::Release).await
 }
 
-async fn offer_challenge(
-    State(state): State<AppState>,
-    AppJson(request): AppJson<UnlockAttempt>,
-) -> Result<AppJson<ChallengeIssued>, ApiError> {
-    releasable(&state, &request.attempt_id).await?;
+pub async fn offer_challenge(state: &AppState, request: UnlockAttempt) -> Result<ChallengeIssued, ApiError> {
+    releasable(state, &request.attempt_id).await?;
     let issued =
         challenges::issue(&state.db, Purpose::UnlockOffer, Some(request.attempt_id.as_bytes())).await?;
-    Ok(AppJson(issued.into()))
+    Ok(issued.into())
 }
 
 /// What one release seals: the PUKs the card may hold (most likely first) and the one to rotate to.
@@ -86,11 +75,8 @@ fn bad_offer() -> ApiError {
     ApiError::rejected(ErrorCode::InvalidRequest, "The card agent's offer is not in the expected format.")
 }
 
-async fn release(
-    State(state): State<AppState>,
-    AppJson(request): AppJson<UnlockRelease>,
-) -> Result<AppJson<UnlockReleased>, ApiError> {
-    let attempt = releasable(&state, &request.attempt_id).await?;
+pub async fn release(state: &AppState, request: UnlockRelease) -> Result<UnlockReleased, ApiError> {
+    let attempt = releasable(state, &request.attempt_id).await?;
     let signature = card_proof::signature_from_base64(&request.signature)?;
     let agent_key: [u8; 32] =
         STANDARD.decode(&request.public_key).ok().and_then(|b| b.try_into().ok()).ok_or_else(bad_offer)?;
@@ -152,7 +138,7 @@ async fn release(
     )
     .await?;
     tx.commit().await?;
-    Ok(AppJson(UnlockReleased { envelope: sealed, proof_challenge: proof_challenge.into() }))
+    Ok(UnlockReleased { envelope: sealed, proof_challenge: proof_challenge.into() })
 }
 
 /// What an unlock proof is bound to: the attempt and the pending PUK its release sealed (its
@@ -165,11 +151,8 @@ fn release_binding(attempt_id: &str, pending_sealed: &[u8]) -> Vec<u8> {
     binding
 }
 
-async fn report(
-    State(state): State<AppState>,
-    AppJson(request): AppJson<UnlockReported>,
-) -> Result<StatusCode, ApiError> {
-    let attempt = releasable(&state, &request.attempt_id).await?;
+pub async fn report(state: &AppState, request: UnlockReported) -> Result<(), ApiError> {
+    let attempt = releasable(state, &request.attempt_id).await?;
     let report = &request.report;
     if !report.guid.eq_ignore_ascii_case(&attempt.guid) {
         return Err(ApiError::rejected(
@@ -179,7 +162,7 @@ async fn report(
     }
     let card = people::card_by_guid(&state.db, &attempt.guid).await?.ok_or_else(attempt_ended)?;
     let proof = report.proof.as_deref().map(card_proof::signature_from_base64).transpose()?;
-    let email = super::unlock::unlock_address(&state, attempt.user_ref).await?;
+    let email = super::unlock::unlock_address(state, attempt.user_ref).await?;
 
     let mut tx = state.db.begin_write().await?;
     let pending = people::pending_puk(&mut tx, &attempt.guid).await?;
@@ -241,7 +224,7 @@ async fn report(
     }
     tx.commit().await?;
     state.outbox.wake();
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,359 @@
+//! Unlocking a card, first part (journey 2, DESIGN.md): the card proves it is present with its
+//! 9E key (no PIN — the card may be locked), the backend finds its holder and their registration,
+//! asks 2–4 of their questions (fixed for the attempt) and checks the answers all-or-nothing.
+//! Three wrong attempts lock the person out of self-service until an RA clears it; the count is
+//! one atomic row update, so parallel submissions cannot slip past it. Right answers send an
+//! unlock code to the registered address. The PUK release that follows is in `unlock_release`.
+
+use protocol::api::{
+    ChallengeIssued, Question, UnlockAnswers, UnlockAttempt, UnlockCode, UnlockCodeSent, UnlockQuestions,
+    UnlockStart,
+};
+use protocol::error_code::ErrorCode;
+
+use crate::{
+    audit::{self, Entry, ANONYMOUS},
+    card_proof,
+    challenges::{self, Purpose},
+    codes,
+    error::ApiError,
+    mail, questions,
+    secrets::{random_bytes, random_token},
+    startup::AppState,
+    store::{
+        people::{self, UnlockStanding},
+        registrations,
+        unlock_attempts::{self, NewAttempt, OpenAttempt, Step},
+    },
+    time::now_unix,
+};
+
+pub const MAX_FAILURES: i64 = 3;
+const ATTEMPT_SECONDS: i64 = 30 * 60;
+
+pub async fn challenge(state: &AppState) -> Result<ChallengeIssued, ApiError> {
+    let issued = challenges::issue(&state.db, Purpose::Unlock, None).await?;
+    Ok(issued.into())
+}
+
+/// The attempt `id` if it has not expired and is at `step`; otherwise "start again".
+pub async fn open_attempt(state: &AppState, id: &str, step: Step) -> Result<OpenAttempt, ApiError> {
+    let mut conn = state.db.pool().acquire().await?;
+    unlock_attempts::open_at(&mut conn, id, step, now_unix()).await?.ok_or_else(attempt_ended)
+}
+
+pub fn attempt_ended() -> ApiError {
+    ApiError::rejected(ErrorCode::AttemptExpired, "This unlock attempt has ended. Start again.")
+}
+
+fn locked_out() -> ApiError {
+    ApiError::rejected(ErrorCode::LockedOut,
+        "Self-service is locked for you after 3 unsuccessful attempts. Contact your Registration Authority (RA) to unlock your card.",
+    )
+}
+
+pub async fn start(state: &AppState, request: UnlockStart) -> Result<UnlockQuestions, ApiError> {
+    let signature = card_proof::signature_from_base64(&request.signature)?;
+    let guid = request.guid.to_ascii_lowercase();
+    // Reads first: the write transaction below must not wait for a second pooled connection.
+    let card = people::card_by_guid(&state.db, &guid).await?;
+    let mut conn = state.db.pool().acquire().await?;
+    let standing = match &card {
+        Some(card) => people::unlock_standing(&mut conn, card.user_ref).await?.unwrap_or_default(),
+        None => UnlockStanding::default(),
+    };
+    let registered: Vec<u32> = match &card {
+        Some(card) => registrations::active_answers(&mut conn, card.user_ref)
+            .await?
+            .into_iter()
+            .map(|answer| answer.question_id)
+            .collect(),
+        None => Vec::new(),
+    };
+    let contact_email = match &card {
+        Some(card) if state.settings.unlock_without_registration => {
+            people::user_by_ref(&state.db, card.user_ref).await?.and_then(|u| u.contact_email)
+        }
+        _ => None,
+    };
+    let registered_or_free =
+        registered.len() == questions::QUESTIONS_PER_REGISTRATION || contact_email.is_some();
+    let puk_held = match &card {
+        Some(card) => people::puk_held(&mut conn, card.id).await?,
+        None => false,
+    };
+    drop(conn);
+    let mut tx = state.db.begin_write().await?;
+    let challenge = challenges::redeem(&mut tx, &request.challenge_id, Purpose::Unlock, None).await?;
+    let refusal = match &card {
+        None => Some(("unknown_card", ApiError::rejected(ErrorCode::CardNotRecognised,
+            "This card was not issued by this service. Contact your Registration Authority (RA).",
+        ))),
+        Some(card) if !card_proof::verifies_for(&card.card_auth_key, envelope::Purpose::Presence, &challenge, &signature) => Some(("bad_signature", ApiError::rejected(ErrorCode::SignatureInvalid,
+            "The card's answer could not be verified. Remove the card, put it back and try again.",
+        ))),
+        Some(card) if card.status != people::CardStatus::Active => Some(("card_not_active", ApiError::rejected(ErrorCode::CardNotActive,
+            "This card has been suspended or revoked. Contact your Registration Authority (RA).",
+        ))),
+        Some(_) if standing.locked_at.is_some() => Some(("locked_out", locked_out())),
+        Some(_) if !registered_or_free => Some(("not_registered", ApiError::rejected(ErrorCode::NotRegistered,
+            "You have not registered for self-service, so your card cannot be unlocked here. Contact your Registration Authority (RA); once your card works again, sign in and register.",
+        ))),
+        // Asking the questions first would waste the holder's time: the PUK is what unlocks.
+        Some(_) if !puk_held => Some(("puk_unknown", ApiError::rejected(ErrorCode::PukUnknown,
+            "This service does not hold your card's unlock key, so it cannot be unlocked here. Contact your Registration Authority (RA).",
+        ))),
+        Some(_) => None,
+    };
+    if let Some((why, error)) = refusal {
+        let details = serde_json::json!({ "reason": why });
+        audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_refused").subject(&guid).details(details))
+            .await?;
+        tx.commit().await?;
+        return Err(error);
+    }
+    let Some(card) = card else { return Err(ApiError::NotFound) };
+    let now = now_unix();
+    let attempts_left = u32::try_from((MAX_FAILURES - standing.failures).max(0)).unwrap_or(0);
+    if registered.len() != questions::QUESTIONS_PER_REGISTRATION {
+        // Registration-free policy (off by default): no questions were ever chosen, so the code
+        // goes to the contact email the RA recorded, and the attempt starts at the code step.
+        let email = contact_email.ok_or(ApiError::NotFound)?;
+        let attempt_id = random_token();
+        let attempt = NewAttempt {
+            id: &attempt_id,
+            user_ref: card.user_ref,
+            guid: &guid,
+            question_ids: &[],
+            step: Step::Code,
+            created_at: now,
+            expires_at: now + ATTEMPT_SECONDS,
+        };
+        unlock_attempts::insert(&mut tx, &attempt).await?;
+        let sent = send_code(&mut tx, state, card.user_ref, &email).await?;
+        let details = serde_json::json!({ "route": "contact_email" });
+        audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_started").subject(&guid).details(details))
+            .await?;
+        tx.commit().await?;
+        state.outbox.wake();
+        return Ok(UnlockQuestions {
+            attempt_id,
+            questions: Vec::new(),
+            attempts_left,
+            code_sent: Some(sent),
+        });
+    }
+    // The same questions until this attempt ends: a reload must not offer a new draw.
+    let (attempt_id, ids) = match unlock_attempts::asking_for_card(&mut tx, &guid, now).await? {
+        Some(open) => open,
+        None => {
+            let asked = usize::from(state.settings.unlock_questions.clamp(2, 4));
+            let ids = choose(&registered, asked);
+            let id = random_token();
+            let attempt = NewAttempt {
+                id: &id,
+                user_ref: card.user_ref,
+                guid: &guid,
+                question_ids: &ids,
+                step: Step::Questions,
+                created_at: now,
+                expires_at: now + ATTEMPT_SECONDS,
+            };
+            unlock_attempts::insert(&mut tx, &attempt).await?;
+            audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_started").subject(&guid)).await?;
+            (id, ids)
+        }
+    };
+    tx.commit().await?;
+    let questions = ids
+        .iter()
+        .filter_map(|id| questions::question(*id).map(|text| Question { id: *id, text: text.to_owned() }))
+        .collect();
+    Ok(UnlockQuestions { attempt_id, questions, attempts_left, code_sent: None })
+}
+
+/// `count` of the registered questions, in a random order.
+fn choose(registered: &[u32], count: usize) -> Vec<u32> {
+    let mut pool = registered.to_vec();
+    // Fisher–Yates with the OS random source.
+    for i in (1..pool.len()).rev() {
+        let j = usize::from(u16::from_le_bytes(random_bytes::<2>())) % (i + 1);
+        pool.swap(i, j);
+    }
+    pool.truncate(count);
+    pool
+}
+
+pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockCodeSent, ApiError> {
+    let now = now_unix();
+    let OpenAttempt { user_ref, guid, question_ids: asked } =
+        open_attempt(state, &request.attempt_id, Step::Questions).await?;
+    let mut conn = state.db.pool().acquire().await?;
+    if people::unlock_standing(&mut conn, user_ref).await?.unwrap_or_default().locked_at.is_some() {
+        return Err(locked_out());
+    }
+    let stored = registrations::active_answers(&mut conn, user_ref).await?;
+    let email = registrations::email(&mut conn, user_ref, registrations::Status::Active).await?;
+    drop(conn);
+    // Every asked question must be answered, once; every answer is checked (no early exit, so
+    // the time taken does not tell how many were right).
+    let mut all_right = request.answers.len() == asked.len();
+    for question in &asked {
+        let given = request.answers.iter().find(|a| a.question_id == *question);
+        let hash = stored.iter().find(|a| a.question_id == *question).map(|a| a.answer_hash.clone());
+        let right = match (given, hash) {
+            (Some(given), Some(hash)) => {
+                state.answers.verify(questions::normalise(&given.answer), hash).await?
+            }
+            _ => false,
+        };
+        all_right &= right;
+    }
+
+    let mut tx = state.db.begin_write().await?;
+    if !all_right {
+        let failures = people::count_unlock_failure(&mut tx, user_ref, MAX_FAILURES, now).await?;
+        let Some(failures) = failures else {
+            tx.commit().await?;
+            return Err(locked_out());
+        };
+        let now_locked = failures >= MAX_FAILURES;
+        if now_locked {
+            unlock_attempts::fail_all(&mut tx, user_ref, &[Step::Questions]).await?;
+        }
+        let event = if now_locked { "selfservice_locked_out" } else { "unlock_answers_wrong" };
+        audit::append(
+            &mut tx,
+            Entry::new(ANONYMOUS, event).subject(&guid).details(serde_json::json!({ "failures": failures })),
+        )
+        .await?;
+        tx.commit().await?;
+        if now_locked {
+            return Err(locked_out());
+        }
+        let left = MAX_FAILURES - failures;
+        return Err(ApiError::rejected(
+            ErrorCode::AnswersWrong,
+            format!(
+                "One or more answers are not right. You have {left} more {} before self-service locks.",
+                if left == 1 { "attempt" } else { "attempts" }
+            ),
+        ));
+    }
+    // Right: but only if no parallel wrong attempt locked the person meanwhile.
+    if !people::clear_unlock_failures(&mut tx, user_ref).await? {
+        return Err(locked_out());
+    }
+    if !unlock_attempts::advance(&mut tx, &request.attempt_id, Step::Questions, Step::Code).await? {
+        return Err(attempt_ended());
+    }
+    let email = email.ok_or_else(attempt_ended)?;
+    let sent = send_code(&mut tx, state, user_ref, &email).await?;
+    audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_questions_passed").subject(&guid)).await?;
+    tx.commit().await?;
+    state.outbox.wake();
+    Ok(sent)
+}
+
+/// Where a holder's unlock mail goes: their registered address, or (registration-free policy)
+/// the contact email on their record.
+pub async fn unlock_address(state: &AppState, user_ref: i64) -> Result<Option<String>, ApiError> {
+    let mut conn = state.db.pool().acquire().await?;
+    let registered = registrations::email(&mut conn, user_ref, registrations::Status::Active).await?;
+    if registered.is_some() || !state.settings.unlock_without_registration {
+        return Ok(registered);
+    }
+    Ok(people::user_by_ref(&state.db, user_ref).await?.and_then(|u| u.contact_email))
+}
+
+/// A new unlock code (the cooldown and hourly limit apply), replacing the last one.
+async fn send_code(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    state: &AppState,
+    user_ref: i64,
+    email: &str,
+) -> Result<UnlockCodeSent, ApiError> {
+    let issued = codes::issue(tx, &state.codes, user_ref, codes::Purpose::Unlock).await?;
+    mail::enqueue(
+        tx,
+        email,
+        "Your smartcard unlock code",
+        &format!(
+            "Your smartcard unlock code is: {}\n\nEnter it on the unlock page within 15 minutes. It works once.\n\n\
+             This is NOT your new passcode: you choose that on the next page.\n\n\
+             If you are not unlocking your card right now, contact your Registration Authority (RA) straight away.\n",
+            issued.code
+        ),
+    )
+    .await?;
+    Ok(UnlockCodeSent {
+        email_hint: hint(email),
+        code_expires_at: issued.expires_at,
+        resend_after: issued.resend_after,
+    })
+}
+
+/// "I did not get the email": another code to the registered address, after the cooldown.
+pub async fn resend(state: &AppState, request: UnlockAttempt) -> Result<UnlockCodeSent, ApiError> {
+    let OpenAttempt { user_ref, guid, .. } = open_attempt(state, &request.attempt_id, Step::Code).await?;
+    let email = unlock_address(state, user_ref).await?.ok_or_else(attempt_ended)?;
+    let mut tx = state.db.begin_write().await?;
+    let sent = send_code(&mut tx, state, user_ref, &email).await?;
+    audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_code_resent").subject(&guid)).await?;
+    tx.commit().await?;
+    state.outbox.wake();
+    Ok(sent)
+}
+
+/// The emailed code: right, the attempt may go on to choose the new passcode and release the PUK.
+pub async fn code(state: &AppState, request: UnlockCode) -> Result<(), ApiError> {
+    let OpenAttempt { user_ref, guid, .. } = open_attempt(state, &request.attempt_id, Step::Code).await?;
+    let mut tx = state.db.begin_write().await?;
+    if let Err(refusal) =
+        codes::redeem(&mut tx, &state.codes, user_ref, codes::Purpose::Unlock, &request.code).await
+    {
+        // The spent try must stick even though the request fails.
+        audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_code_refused").subject(&guid)).await?;
+        tx.commit().await?;
+        return Err(refusal);
+    }
+    unlock_attempts::advance(&mut tx, &request.attempt_id, Step::Code, Step::Release).await?;
+    audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_code_accepted").subject(&guid)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `fay.holder@nhs.net` → `f***@nhs.net`: enough to recognise, not to harvest (nor to count).
+fn hint(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "your registered address".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_draw_takes_distinct_registered_questions() {
+        let registered = [3, 7, 11, 19];
+        for _ in 0..50 {
+            let mut drawn = choose(&registered, 3);
+            assert_eq!(drawn.len(), 3);
+            assert!(drawn.iter().all(|q| registered.contains(q)));
+            drawn.sort_unstable();
+            drawn.dedup();
+            assert_eq!(drawn.len(), 3);
+        }
+    }
+
+    #[test]
+    fn email_hints_hide_the_local_part() {
+        assert_eq!(hint("fay@nhs.net"), "f***@nhs.net");
+        assert_eq!(hint("fay.holder@nhs.net"), "f***@nhs.net");
+    }
+}
