@@ -27,7 +27,7 @@ const TOUCH_EVERY_SECONDS: i64 = 60;
 pub struct Session {
     pub token_hash: Vec<u8>,
     pub user_ref: i64,
-    pub card_guid: String,
+    pub card_guid: protocol::card_guid::CardGuid,
     pub reproved_at: Option<i64>,
     last_seen_at: i64,
 }
@@ -76,7 +76,7 @@ pub async fn lookup(db: &Database, token: &str) -> anyhow::Result<Option<Session
     let session = Session {
         token_hash: row.try_get("token_hash")?,
         user_ref: row.try_get("user_ref")?,
-        card_guid: row.try_get("card_guid")?,
+        card_guid: crate::store::guid_column(&row, "card_guid")?,
         reproved_at: row.try_get("reproved_at")?,
         last_seen_at: row.try_get("last_seen_at")?,
     };

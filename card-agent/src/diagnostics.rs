@@ -155,7 +155,7 @@ mod tests {
     #[test]
     fn each_reader_and_card_is_described() {
         let locked = CardIdentity {
-            guid: "00112233445566778899aabbccddeeff".into(),
+            guid: "00112233445566778899aabbccddeeff".parse().unwrap(),
             piv_auth_certificate: Some("bm90IGRlcg==".into()),
             card_auth_certificate: None,
             pin: PinState::Blocked,

@@ -19,6 +19,7 @@ use piv::{
     pin::PaddedPin,
 };
 use protocol::agent::{AgentErrorCode, IssueFailure, IssueReport, IssueStep, KeyAttestation, PukOnCard};
+use protocol::card_guid::CardGuid;
 use zeroize::Zeroizing;
 
 use crate::ops::{self, error, first_accepted_puk, from_host, OpResult, Procedure};
@@ -41,7 +42,7 @@ pub struct GeneratedKeys {
 pub fn begin<T: Transport>(
     session: &mut PivSession<T>,
     offer_key: &[u8; 32],
-) -> OpResult<(Option<String>, Option<Vec<u8>>)> {
+) -> OpResult<(Option<CardGuid>, Option<Vec<u8>>)> {
     session.select().map_err(from_host)?;
     let Some(guid) = ops::read_guid_if_any(session)? else { return Ok((None, None)) };
     let digest = envelope::resume_offer_digest(offer_key, &guid);
@@ -154,7 +155,7 @@ pub fn finish<T: Transport>(
     session.authenticate_management(current_management).map_err(from_host)?;
 
     let mut report = IssueReport {
-        guid: secrets.new_guid.to_ascii_lowercase(),
+        guid: CardGuid::from_bytes(guid_bytes),
         puk: PukOnCard::Unchanged,
         pin_set: false,
         management_key_rotated: false,

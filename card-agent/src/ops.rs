@@ -13,6 +13,7 @@ use piv::{
 use protocol::agent::{
     AgentError, AgentErrorCode, CardIdentity, PinState, PukOnCard, StepFailure, UnblockReport, UnblockStep,
 };
+use protocol::card_guid::CardGuid;
 use zeroize::Zeroizing;
 
 pub type OpResult<T> = Result<T, AgentError>;
@@ -91,18 +92,18 @@ pub fn card_identity<T: Transport>(session: &mut PivSession<T>) -> OpResult<Card
 }
 
 /// The CHUID's GUID as 32 lowercase hex digits (the card must be selected).
-fn read_guid<T: Transport>(session: &mut PivSession<T>) -> OpResult<String> {
+fn read_guid<T: Transport>(session: &mut PivSession<T>) -> OpResult<CardGuid> {
     read_guid_if_any(session)?.ok_or_else(not_personalised)
 }
 
 /// The GUID, or `None` for a card without a (usable) CHUID, e.g. a blank one.
-pub fn read_guid_if_any<T: Transport>(session: &mut PivSession<T>) -> OpResult<Option<String>> {
+pub fn read_guid_if_any<T: Transport>(session: &mut PivSession<T>) -> OpResult<Option<CardGuid>> {
     let Some(chuid) = session.get_data(object::CHUID).map_err(from_host)? else { return Ok(None) };
     Ok(tlv::find(&chuid, 0x34)
         .ok()
         .flatten()
-        .filter(|g| g.len() == 16)
-        .map(|g| g.iter().map(|b| format!("{b:02x}")).collect()))
+        .and_then(|g| <[u8; 16]>::try_from(g).ok())
+        .map(CardGuid::from_bytes))
 }
 
 fn not_personalised() -> AgentError {
@@ -207,7 +208,7 @@ pub fn begin_unblock<T: Transport>(
     session: &mut PivSession<T>,
     challenge: &[u8],
     public_key: &[u8; 32],
-) -> OpResult<(String, Vec<u8>)> {
+) -> OpResult<(CardGuid, Vec<u8>)> {
     session.select().map_err(from_host)?;
     let guid = read_guid(session)?;
     let digest = envelope::offer_digest(challenge, public_key, &guid);

@@ -1,5 +1,6 @@
 //! The WebSocket service on 127.0.0.1: guarded handshake, hello, requests, pushed events.
 
+use protocol::card_guid::CardGuid;
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
@@ -177,7 +178,7 @@ fn bad_request(message: &str) -> Outcome {
 struct PendingUnblock {
     key: OneTimeKey,
     reader: String,
-    guid: String,
+    guid: CardGuid,
     begun: Instant,
 }
 
@@ -197,7 +198,7 @@ enum PendingIssue {
     Offered {
         key: OneTimeKey,
         reader: String,
-        guid: Option<String>,
+        guid: Option<CardGuid>,
         begun: Instant,
     },
     KeysGenerated {

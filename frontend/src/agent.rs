@@ -2,6 +2,7 @@
 //! matched to responses by id, reader and card events kept in signals, and a reconnect every
 //! two seconds while the agent is not running (so starting it is all a person has to do).
 
+use protocol::card_guid::CardGuid;
 use std::{
     cell::{Cell, RefCell},
     collections::HashMap,
@@ -265,7 +266,7 @@ impl Agent {
         &self,
         reader: String,
         challenge: String,
-    ) -> Result<(String, String, String), AgentError> {
+    ) -> Result<(CardGuid, String, String), AgentError> {
         match self.request(Operation::BeginUnblock { reader, challenge }).await? {
             Outcome::Ok(Reply::UnblockOffer { guid, public_key, signature }) => {
                 Ok((guid, public_key, signature))
@@ -297,7 +298,7 @@ impl Agent {
     pub async fn begin_issue(
         &self,
         reader: String,
-    ) -> Result<(String, Option<String>, Option<String>), AgentError> {
+    ) -> Result<(String, Option<CardGuid>, Option<String>), AgentError> {
         match self.request(Operation::BeginIssue { reader }).await? {
             Outcome::Ok(Reply::IssueOffer { public_key, guid, resume_signature }) => {
                 Ok((public_key, guid, resume_signature))

@@ -135,7 +135,7 @@ pub enum Reply {
     /// The agent's one-time public key (X25519, base64) and the card's 9E signature (DER,
     /// base64) over `envelope::offer_digest(challenge, public_key, guid)`.
     UnblockOffer {
-        guid: String,
+        guid: crate::card_guid::CardGuid,
         public_key: String,
         signature: String,
     },
@@ -146,7 +146,7 @@ pub enum Reply {
     #[cfg(feature = "issuance")]
     IssueOffer {
         public_key: String,
-        guid: Option<String>,
+        guid: Option<crate::card_guid::CardGuid>,
         resume_signature: Option<String>,
     },
     /// The public points (`04‖X‖Y`, base64) generated on the card, and the agent's second
@@ -179,8 +179,8 @@ pub struct KeyAttestation {
 /// both proofs verify.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueReport {
-    /// The GUID written in the CHUID (32 hex digits).
-    pub guid: String,
+    /// The GUID written in the CHUID.
+    pub guid: crate::card_guid::CardGuid,
     pub puk: PukOnCard,
     /// RESET RETRY COUNTER set the holder's PIN with all its tries.
     pub pin_set: bool,
@@ -215,7 +215,7 @@ pub struct IssueFailure {
 /// What each unblock step did. Read `puk` first: it is what the backend must remember.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnblockReport {
-    pub guid: String,
+    pub guid: crate::card_guid::CardGuid,
     /// RESET RETRY COUNTER succeeded: the PIN is now the new one, with all its tries.
     pub pin_reset: bool,
     pub puk: PukOnCard,
@@ -264,8 +264,8 @@ pub struct ReaderInfo {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardIdentity {
-    /// The CHUID GUID, 32 lowercase hex digits.
-    pub guid: String,
+    /// The CHUID GUID.
+    pub guid: crate::card_guid::CardGuid,
     /// DER certificates, base64, if present.
     pub piv_auth_certificate: Option<String>,
     pub card_auth_certificate: Option<String>,
@@ -385,7 +385,7 @@ mod tests {
             AgentMessage::Response {
                 id: 3,
                 outcome: Outcome::Ok(Reply::Unblocked(UnblockReport {
-                    guid: "ab".into(),
+                    guid: crate::card_guid::CardGuid::from_bytes([0xab; 16]),
                     pin_reset: true,
                     puk: PukOnCard::Unknown { index: 1 },
                     proof: None,

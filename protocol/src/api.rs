@@ -70,7 +70,7 @@ pub struct ChallengeIssued {
 pub struct SignInRequest {
     pub challenge_id: String,
     /// The card's CHUID GUID, as the agent read it.
-    pub guid: String,
+    pub guid: crate::card_guid::CardGuid,
     /// DER ECDSA signature, base64.
     pub signature: String,
 }
@@ -83,7 +83,7 @@ pub struct Profile {
     pub contact_email: Option<String>,
     pub roles: Vec<String>,
     /// The GUID of the card this session signed in with: removing it signs out.
-    pub signed_in_with: String,
+    pub signed_in_with: crate::card_guid::CardGuid,
     pub cards: Vec<CardSummary>,
     pub self_service: SelfService,
     /// A (re-)registration waiting for its emailed code, if one is.
@@ -92,7 +92,7 @@ pub struct Profile {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardSummary {
-    pub guid: String,
+    pub guid: crate::card_guid::CardGuid,
     /// `active`, `suspended` or `revoked`.
     pub status: String,
     /// Unix seconds.
@@ -166,7 +166,7 @@ pub struct ClientConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnlockStart {
     pub challenge_id: String,
-    pub guid: String,
+    pub guid: crate::card_guid::CardGuid,
     /// DER ECDSA signature, base64, by the Card Authentication key (9E).
     pub signature: String,
 }

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod api;
 pub mod calendar;
+pub mod card_guid;
 pub mod error_code;
 pub mod passcode;
 pub mod ra;

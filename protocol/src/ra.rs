@@ -53,7 +53,7 @@ pub struct NewPerson {
 pub struct IssueStart {
     pub reason: String,
     pub agent_key: String,
-    pub card_guid: Option<String>,
+    pub card_guid: Option<crate::card_guid::CardGuid>,
     /// A half-issued card's 9E signature for `agent_key` (the offer's `resume_signature`).
     #[serde(default)]
     pub resume_signature: Option<String>,
@@ -99,7 +99,7 @@ pub struct IssueComplete {
 /// The card is issued and bound to the person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardIssued {
-    pub guid: String,
+    pub guid: crate::card_guid::CardGuid,
     pub user_id: String,
 }
 

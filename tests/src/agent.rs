@@ -289,7 +289,7 @@ impl AgentClient {
         card_auth
             .verify_prehash(&digest, &signature)
             .context("the offer is not signed by this card's 9E key")?;
-        Ok((guid, public_key))
+        Ok((guid.to_string(), public_key))
     }
 
     pub async fn unblock(&mut self, envelope: String, new_pin: &str) -> anyhow::Result<Outcome> {

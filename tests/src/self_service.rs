@@ -79,7 +79,7 @@ pub async fn register(
     let api = Api::new(backend)?;
     let issued: ChallengeIssued = api.post("/api/sign-in/challenge", &()).await?;
     let signature = sign(agent, with_pin(pin, issued.challenge, PinPurpose::SignIn)).await?;
-    let request = SignInRequest { challenge_id: issued.challenge_id, guid: guid.into(), signature };
+    let request = SignInRequest { challenge_id: issued.challenge_id, guid: guid.parse()?, signature };
     let _: serde_json::Value = api.post("/api/sign-in", &request).await?;
     let issued: ChallengeIssued = api.post("/api/registration/challenge", &()).await?;
     let signature = sign(agent, with_pin(pin, issued.challenge, PinPurpose::RegistrationProof)).await?;
@@ -108,7 +108,7 @@ pub async fn start_unlock(
     let signature = sign(agent, presence).await?;
     api.send(
         "/api/unlock/start",
-        &UnlockStart { challenge_id: issued.challenge_id, guid: guid.into(), signature },
+        &UnlockStart { challenge_id: issued.challenge_id, guid: guid.parse()?, signature },
     )
     .await
 }

@@ -25,6 +25,7 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use card_ca::CertificateAuthority;
 use der::Encode;
 use envelope::{EnvelopeSigner, IssueNewSecrets, IssueSecrets, ManagementKeySecret};
+use protocol::card_guid::CardGuid;
 use protocol::error_code::ErrorCode;
 use protocol::{
     agent::{IssueReport, PukOnCard},
@@ -128,13 +129,7 @@ pub async fn start(
     let reason = checked_reason(&protocol::ra::Reason { reason: request.reason.clone() })?;
     envelope::parse_public_key(&request.agent_key)
         .map_err(|_| rejected(ErrorCode::InvalidRequest, "The agent key is not valid."))?;
-    let offered_guid = match &request.card_guid {
-        Some(guid) if guid.len() == 32 && guid.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            Some(guid.to_ascii_lowercase())
-        }
-        Some(_) => return Err(rejected(ErrorCode::InvalidRequest, "The GUID must be 32 hex digits.")),
-        None => None,
-    };
+    let offered_guid = request.card_guid.clone();
 
     if let Some(guid) = &offered_guid {
         if people::card_by_guid(issuer.db, guid).await?.is_some() {
@@ -198,9 +193,13 @@ pub async fn start(
 
     // A half-issued card keeps its GUID and the secrets it may already hold; a blank one gets new.
     let (guid, puk, management_key) = match &unfinished {
-        Some(u) => (offered_guid.clone().unwrap_or_default(), u.puk.clone(), u.management_key.clone()),
+        Some(u) => (
+            offered_guid.clone().ok_or_else(|| anyhow::anyhow!("a resumed card has a GUID"))?,
+            u.puk.clone(),
+            u.management_key.clone(),
+        ),
         None => (
-            random_bytes::<16>().iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            CardGuid::from_bytes(random_bytes::<16>()),
             Zeroizing::new(random_digits(PUK_DIGITS)),
             Zeroizing::new(format!(
                 "{MANAGEMENT_KEY_ALGORITHM}:{}",
@@ -250,8 +249,8 @@ pub async fn start(
 
     let secrets = IssueSecrets {
         issuance_id: id.clone(),
-        offered_guid,
-        new_guid: guid,
+        offered_guid: offered_guid.map(String::from),
+        new_guid: guid.to_string(),
         expires_at: u64::try_from(expires_at).unwrap_or(0),
         current_management_keys,
         current_puks,
@@ -359,7 +358,7 @@ pub async fn certify(
     }
     let new_secrets = IssueNewSecrets {
         issuance_id: issuance.id.clone(),
-        guid: issuance.card_guid.clone(),
+        guid: issuance.card_guid.to_string(),
         expires_at: u64::try_from(issuance.expires_at).unwrap_or(0),
         new_management_key: management_key_secret(
             &issuer

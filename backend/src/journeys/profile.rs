@@ -1,6 +1,9 @@
 //! `GET /api/me`: the signed-in person, their cards and their self-service state.
 
-use protocol::api::{CardSummary, Profile, RegistrationPending, SelfService};
+use protocol::{
+    api::{CardSummary, Profile, RegistrationPending, SelfService},
+    card_guid::CardGuid,
+};
 
 use crate::{
     error::ApiError,
@@ -34,7 +37,7 @@ pub async fn self_service(state: &AppState, user_ref: i64) -> Result<SelfService
     })
 }
 
-pub async fn load(state: &AppState, user: &User, signed_in_with: &str) -> Result<Profile, ApiError> {
+pub async fn load(state: &AppState, user: &User, signed_in_with: &CardGuid) -> Result<Profile, ApiError> {
     let cards = card_summaries(state, user.id).await?;
     let self_service = self_service(state, user.id).await?;
     let mut conn = state.db.pool().acquire().await?;
@@ -49,7 +52,7 @@ pub async fn load(state: &AppState, user: &User, signed_in_with: &str) -> Result
         name: user.name.clone(),
         contact_email: user.contact_email.clone(),
         roles: user.roles.clone(),
-        signed_in_with: signed_in_with.to_owned(),
+        signed_in_with: signed_in_with.clone(),
         cards,
         self_service,
         pending_registration,

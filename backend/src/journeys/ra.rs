@@ -300,8 +300,11 @@ pub async fn audit_trail(state: &AppState, query: AuditQuery) -> Result<Vec<Audi
     let subjects: Option<Vec<String>> = match query.user_id.as_deref().filter(|u| !u.is_empty()) {
         Some(user_id) => {
             let person = person(state, user_id).await?;
-            let mut subjects: Vec<String> =
-                people::cards_of(&state.db, person.id).await?.into_iter().map(|c| c.guid).collect();
+            let mut subjects: Vec<String> = people::cards_of(&state.db, person.id)
+                .await?
+                .into_iter()
+                .map(|c| c.guid.to_string())
+                .collect();
             subjects.push(person.user_id);
             Some(subjects)
         }

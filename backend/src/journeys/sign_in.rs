@@ -24,7 +24,7 @@ pub async fn challenge(state: &AppState) -> Result<ChallengeIssued, ApiError> {
 /// A session for the card's holder: their profile and the session token for the cookie.
 pub async fn sign_in(state: &AppState, request: SignInRequest) -> Result<(Profile, String), ApiError> {
     let signature = card_proof::signature_from_base64(&request.signature)?;
-    let guid = request.guid.to_ascii_lowercase();
+    let guid = request.guid;
     // Reads first: a write transaction holds a pooled connection, and must not wait for a second.
     let card = people::card_by_guid(&state.db, &guid).await?;
     let holder = match &card {

@@ -54,7 +54,7 @@ fn locked_out() -> ApiError {
 
 pub async fn start(state: &AppState, request: UnlockStart) -> Result<UnlockQuestions, ApiError> {
     let signature = card_proof::signature_from_base64(&request.signature)?;
-    let guid = request.guid.to_ascii_lowercase();
+    let guid = request.guid;
     // Reads first: the write transaction below must not wait for a second pooled connection.
     let card = people::card_by_guid(&state.db, &guid).await?;
     let mut conn = state.db.pool().acquire().await?;

@@ -122,7 +122,7 @@ pub async fn release(state: &AppState, request: UnlockRelease) -> Result<UnlockR
     )
     .await?;
     let secrets = envelope::UnblockSecrets {
-        guid: attempt.guid.clone(),
+        guid: attempt.guid.to_string(),
         expires_at: u64::try_from(now + ENVELOPE_SECONDS).unwrap_or(u64::MAX),
         current_puks: plan.candidates,
         new_puk: plan.new_puk,

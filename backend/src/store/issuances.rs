@@ -3,6 +3,8 @@
 
 use sqlx::{any::AnyRow, Row};
 
+use protocol::card_guid::CardGuid;
+
 use super::Conn;
 
 /// How far an issuance went. `Started` and `Certified` are open; the others are final.
@@ -46,7 +48,7 @@ pub struct Issuance {
     pub user_ref: i64,
     /// The RA officer who started it; `None` for the operator CLI.
     pub officer_ref: Option<i64>,
-    pub card_guid: String,
+    pub card_guid: CardGuid,
     pub reason: String,
     pub state: State,
     pub expires_at: i64,
@@ -67,7 +69,7 @@ impl Issuance {
             id: row.try_get("id")?,
             user_ref: row.try_get("user_ref")?,
             officer_ref: row.try_get("officer_ref")?,
-            card_guid: row.try_get("card_guid")?,
+            card_guid: super::guid_column(row, "card_guid")?,
             reason: row.try_get("reason")?,
             state: State::parse(&row.try_get::<String, _>("status")?),
             expires_at: row.try_get("expires_at")?,

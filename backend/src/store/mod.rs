@@ -11,3 +11,14 @@ pub mod unlock_attempts;
 
 /// A connection or the open transaction a function runs in (`&mut *tx`, or a pooled connection).
 pub type Conn = sqlx::AnyConnection;
+
+/// A GUID column, parsed: what was written was parsed on the way in, so a failure here is a
+/// damaged row.
+pub(crate) fn guid_column(
+    row: &sqlx::any::AnyRow,
+    column: &str,
+) -> sqlx::Result<protocol::card_guid::CardGuid> {
+    use sqlx::Row;
+    protocol::card_guid::CardGuid::parse(&row.try_get::<String, _>(column)?)
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}

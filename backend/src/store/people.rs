@@ -2,6 +2,8 @@
 
 use sqlx::{any::AnyRow, Row};
 
+use protocol::card_guid::CardGuid;
+
 use super::Conn;
 use crate::{db::Database, time::now_unix};
 
@@ -56,7 +58,7 @@ impl CardStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Card {
     pub id: i64,
-    pub guid: String,
+    pub guid: CardGuid,
     pub user_ref: i64,
     /// SubjectPublicKeyInfo DER of the 9A (PIV Authentication) key.
     pub piv_auth_key: Vec<u8>,
@@ -70,7 +72,7 @@ impl Card {
     fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
         Ok(Self {
             id: row.try_get("id")?,
-            guid: row.try_get("guid")?,
+            guid: super::guid_column(row, "guid")?,
             user_ref: row.try_get("user_ref")?,
             piv_auth_key: row.try_get("piv_auth_key")?,
             card_auth_key: row.try_get("card_auth_key")?,

@@ -2,6 +2,8 @@
 
 use sqlx::Row;
 
+use protocol::card_guid::CardGuid;
+
 use super::Conn;
 
 /// Where an attempt is. Only the three open steps can move on; `Done` and `Failed` are final.
@@ -37,7 +39,7 @@ impl Step {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenAttempt {
     pub user_ref: i64,
-    pub guid: String,
+    pub guid: CardGuid,
     /// The catalogue ids asked, in order (empty under the registration-free policy).
     pub question_ids: Vec<u32>,
 }
@@ -71,7 +73,7 @@ pub async fn open_at(conn: &mut Conn, id: &str, step: Step, now: i64) -> sqlx::R
     row.map(|row| {
         Ok(OpenAttempt {
             user_ref: row.try_get("user_ref")?,
-            guid: row.try_get("card_guid")?,
+            guid: super::guid_column(&row, "card_guid")?,
             question_ids: parse_ids(&row.try_get::<String, _>("question_ids")?),
         })
     })

@@ -16,7 +16,7 @@ use protocol::api::{ChallengeIssued, SignInRequest};
 use crate::helpers::TestApp;
 
 pub struct TestCard {
-    pub guid: String,
+    pub guid: protocol::card_guid::CardGuid,
     pub piv_auth: SigningKey,
     pub card_auth: SigningKey,
     /// The PUK recorded (sealed) when the card is issued.
@@ -25,7 +25,7 @@ pub struct TestCard {
 
 impl TestCard {
     pub fn new() -> Self {
-        let guid: String = (0..16).map(|_| format!("{:02x}", rand_byte())).collect();
+        let guid = protocol::card_guid::CardGuid::from_bytes(std::array::from_fn(|_| rand_byte()));
         Self {
             guid,
             piv_auth: SigningKey::random(&mut rand_core::OsRng),

@@ -71,7 +71,7 @@ impl FakeAgent {
         IssueStart {
             reason: "New starter, identity checked".into(),
             agent_key: key.public_key(),
-            card_guid: card_guid.map(Into::into),
+            card_guid: card_guid.map(|guid| guid.parse().unwrap()),
             resume_signature: card_guid.map(|guid| {
                 sign_digest(&self.card_auth, &envelope::resume_offer_digest(&key.public_key_bytes(), guid))
             }),
@@ -107,7 +107,7 @@ impl FakeAgent {
 
     fn report(&self, guid: &str, certified: &IssueCertificates) -> IssueReport {
         IssueReport {
-            guid: guid.into(),
+            guid: guid.parse().unwrap(),
             puk: PukOnCard::Rotated,
             pin_set: true,
             management_key_rotated: true,
@@ -122,7 +122,7 @@ impl FakeAgent {
     /// What the issued card is to the rest of the API.
     fn card(&self, guid: &str, puk: &str) -> TestCard {
         TestCard {
-            guid: guid.into(),
+            guid: guid.parse().unwrap(),
             piv_auth: self.piv_auth.clone(),
             card_auth: self.card_auth.clone(),
             puk: puk.into(),

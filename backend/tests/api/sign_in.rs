@@ -147,3 +147,22 @@ on_both_databases! {
         assert_eq!(backend::audit::first_broken_row(&app.db).await.unwrap(), None);
     }
 }
+
+on_both_databases! {
+    async fn a_guid_that_is_not_32_hex_digits_is_refused_before_anything_is_written(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let audit_rows = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_log").fetch_one(app.db.pool()).await.unwrap()
+        };
+        let before = audit_rows().await;
+        for guid in ["a".repeat(4096), "not-a-guid".into(), "0011223344556677889900aabbccddeeff".into()] {
+            for path in ["/api/sign-in", "/api/unlock/start"] {
+                let issued: ChallengeIssued = app.post(&format!("{path}/challenge").replace("/start/", "/"), &()).await.json().await.unwrap();
+                let body = serde_json::json!({"challenge_id": issued.challenge_id, "guid": guid, "signature": "MEUCIQ=="});
+                let (status, code) = error_code(app.post(path, &body).await).await;
+                assert_eq!((status, code.as_str()), (400, "invalid_json"), "{path} {}", &guid[..guid.len().min(40)]);
+            }
+        }
+        assert_eq!(audit_rows().await, before, "an unparsed GUID never reaches the audit trail");
+    }
+}

@@ -73,7 +73,13 @@ fn report(
     UnlockReported {
         attempt_id: attempt_id.into(),
         proof_challenge_id: released.proof_challenge.challenge_id.clone(),
-        report: UnblockReport { guid: String::new(), pin_reset: proof.is_some(), puk, proof, failure: None },
+        report: UnblockReport {
+            guid: protocol::card_guid::CardGuid::from_bytes([0; 16]),
+            pin_reset: proof.is_some(),
+            puk,
+            proof,
+            failure: None,
+        },
     }
 }
 
@@ -92,7 +98,7 @@ fn proved(card: &TestCard, attempt_id: &str, released: &UnlockReleased, puk: Puk
 async fn puks(app: &TestApp, card: &TestCard) -> (String, Option<String>, i64) {
     let vault = PukVault::from_settings(&app.settings).unwrap();
     let row = sqlx::query("SELECT puk_sealed, puk_pending_sealed, puk_version FROM cards WHERE guid = $1")
-        .bind(&card.guid)
+        .bind(card.guid.as_str())
         .fetch_one(app.db.pool())
         .await
         .unwrap();
@@ -150,7 +156,7 @@ on_both_databases! {
 
         let (released, secrets) = release_opened(&app, &card, &attempt_id).await;
         assert!(!released.envelope.contains(&card.puk));
-        assert_eq!(secrets.guid, card.guid);
+        assert_eq!(secrets.guid, card.guid.as_str());
         // The card's proof signs the challenge sealed with this release, never one from the page.
         assert_eq!(secrets.proof_challenge, released.proof_challenge.challenge);
         assert_eq!(secrets.current_puks.iter().map(|p| p.as_str()).collect::<Vec<_>>(), [card.puk.as_str()]);

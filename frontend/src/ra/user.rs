@@ -101,7 +101,7 @@ fn Person(person: UserDetail, act: impl Fn(Action, &'static str) + Copy + 'stati
         .map(|(i, card)| {
             let reason = RwSignal::new(String::new());
             let field: &'static str = ["ra-reason-card-1", "ra-reason-card-2", "ra-reason-card-3", "ra-reason-card-4"][i.min(3)];
-            let button = |status: &'static str, label: &'static str, guid: String| {
+            let button = |status: &'static str, label: &'static str, guid: protocol::card_guid::CardGuid| {
                 view! {
                     <button class="nhsuk-button nhsuk-button--secondary" type="button" data-testid=format!("ra-card-{status}")
                         on:click=move |_| {

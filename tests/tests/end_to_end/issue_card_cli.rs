@@ -47,7 +47,7 @@ async fn the_operator_issues_a_blank_card_that_then_signs_in_and_registers() {
     assert!(out.contains("is issued to 840000000001"), "{out}");
 
     let guid = client.identity().await.unwrap().guid;
-    assert!(out.contains(&guid), "{out}");
+    assert!(out.contains(guid.as_str()), "{out}");
     let (verified, text) = yubico(&["-a", "verify-pin", "-P", PIN]).unwrap();
     assert!(verified, "{text}");
     register(&backend, &mut client, &smtp, &guid, PIN, "ola@nhs.net").await.unwrap();

@@ -45,7 +45,7 @@ async fn the_agent_signs_the_backends_challenge_and_the_backend_opens_a_session(
         Outcome::Ok(Reply::Signature { signature }) => signature,
         other => panic!("{other:?}"),
     };
-    let request = SignInRequest { challenge_id: issued.challenge_id, guid: guid.clone(), signature };
+    let request = SignInRequest { challenge_id: issued.challenge_id, guid: guid.parse().unwrap(), signature };
     let response = http.post(format!("{}/api/sign-in", backend.url)).json(&request).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let profile: Profile =
