@@ -14,8 +14,8 @@ use crate::{
     card_proof::public_key_of_certificate,
     config::Settings,
     db::Database,
-    puk_vault::PukVault,
     store::people::{self, NewUser, PeopleError},
+    vault::Vault,
 };
 
 #[derive(Debug, Subcommand)]
@@ -134,7 +134,7 @@ pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> a
                     (6..=8).contains(&puk.len()) && puk.bytes().all(|b| b.is_ascii_graphic()),
                     "a PUK is 6 to 8 printable characters"
                 );
-                let sealed = PukVault::from_settings(settings)?.seal(&card.guid, puk)?;
+                let sealed = Vault::from_settings(settings)?.seal(&card.guid, puk)?;
                 if people::record_initial_puk(db, &card.guid, &sealed).await? {
                     audit::record(db, Entry::new(SYSTEM, "puk_recorded").subject(&card.guid)).await?;
                     println!("its PUK is recorded, sealed");
@@ -152,7 +152,7 @@ pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> a
             // The same rules as the page's, before the card is touched.
             protocol::passcode::check(&pin, &pin).map_err(|problem| anyhow::anyhow!(problem.message()))?;
             let origin = origin.unwrap_or_else(|| settings.public_url());
-            let vault = PukVault::from_settings(settings)?;
+            let vault = Vault::from_settings(settings)?;
             let ca = card_ca::CertificateAuthority::load_or_create(&settings.ca_dir())?;
             let signer = crate::trust::envelope_signer(settings)?;
             let attestation_roots = crate::trust::attestation_roots(settings)?;

@@ -5,11 +5,7 @@
 use protocol::error_code::ErrorCode;
 use sqlx::{Any, Row, Transaction};
 
-use crate::{
-    error::ApiError,
-    secrets::{random_digits, CodeHasher},
-    time::now_unix,
-};
+use crate::{error::ApiError, hashing::CodeHasher, secrets::random_digits, time::now_unix};
 
 pub const DIGITS: usize = 8;
 pub const LIFETIME_SECONDS: i64 = 15 * 60;

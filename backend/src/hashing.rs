@@ -1,4 +1,6 @@
-//! argon2id for security answers, on a bounded blocking pool: at most one hash per core runs at
+//! How what people type is kept: only hashes are stored, and comparisons take the same time
+//! whatever the input. One-time codes are HMACed under a server key ([`CodeHasher`]); security
+//! answers are hashed with argon2id ([`AnswerHasher`]) on a bounded blocking pool: at most one hash per core runs at
 //! once (each takes ~19 MiB and tens of milliseconds), so a burst of submissions queues instead
 //! of exhausting memory or starving the async workers (DESIGN.md, numbers to hold).
 
@@ -8,7 +10,10 @@ use argon2::{
     password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
     Algorithm, Argon2, Params, Version,
 };
+use hmac::{Hmac, Mac};
 use rand_core::OsRng;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 /// OWASP's argon2id minimum: 19 MiB, 2 passes, 1 lane.
@@ -62,6 +67,39 @@ impl AnswerHasher {
     }
 }
 
+/// Hashes one-time codes under a server key, so a copy of the database alone does not let
+/// anyone try the (small) code space offline.
+#[derive(Clone)]
+pub struct CodeHasher {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for CodeHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CodeHasher(***)")
+    }
+}
+
+impl CodeHasher {
+    pub fn new(key: [u8; 32]) -> Self {
+        Self { key }
+    }
+
+    /// HMAC-SHA-256 over the purpose and the code, so a code for one purpose never matches another.
+    pub fn hash(&self, purpose: &str, code: &str) -> Vec<u8> {
+        #[allow(clippy::expect_used, reason = "HMAC accepts keys of any length")]
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(code.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    pub fn matches(&self, purpose: &str, code: &str, stored: &[u8]) -> bool {
+        self.hash(purpose, code).ct_eq(stored).into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +113,15 @@ mod tests {
         assert_ne!(a, b, "salted");
         assert!(hasher.verify("oak road".into(), a.clone()).await.unwrap());
         assert!(!hasher.verify("oak lane".into(), a).await.unwrap());
+    }
+
+    #[test]
+    fn a_code_matches_only_its_own_hash_and_purpose() {
+        let hasher = CodeHasher::new([7; 32]);
+        let stored = hasher.hash("registration", "12345678");
+        assert!(hasher.matches("registration", "12345678", &stored));
+        assert!(!hasher.matches("registration", "12345679", &stored));
+        assert!(!hasher.matches("unlock", "12345678", &stored));
+        assert!(!CodeHasher::new([8; 32]).matches("registration", "12345678", &stored));
     }
 }

@@ -12,14 +12,13 @@ use card_ca::CertificateAuthority;
 use crate::{
     config::Settings,
     db::Database,
-    hashing::AnswerHasher,
+    hashing::{AnswerHasher, CodeHasher},
     keys,
     mail::{self, Outbox},
-    puk_vault::PukVault,
     routes,
-    secrets::CodeHasher,
     security_headers::SecurityHeaders,
     static_files::StaticFiles,
+    vault::Vault,
 };
 
 /// JSON bodies of this API are small; anything larger is refused before it is read.
@@ -33,7 +32,7 @@ pub struct AppState {
     pub outbox: Outbox,
     pub answers: AnswerHasher,
     pub codes: CodeHasher,
-    pub puk_vault: PukVault,
+    pub vault: Vault,
     /// Certifies the keys generated on cards the RA issues.
     pub ca: Arc<CertificateAuthority>,
     /// Signs every envelope released to a card agent.
@@ -85,7 +84,7 @@ impl Application {
         let outbox = Outbox::new(db.clone(), transport, &settings.mail_from)?;
         tokio::spawn(outbox.clone().run());
         let codes = CodeHasher::new(keys::server_key(&settings)?);
-        let puk_vault = PukVault::from_settings(&settings)?;
+        let vault = Vault::from_settings(&settings)?;
         let ca = Arc::new(CertificateAuthority::load_or_create(&settings.ca_dir())?);
         let signer = Arc::new(crate::trust::envelope_signer(&settings)?);
         let attestation_roots = Arc::new(crate::trust::attestation_roots(&settings)?);
@@ -95,7 +94,7 @@ impl Application {
             outbox,
             answers: AnswerHasher::default(),
             codes,
-            puk_vault,
+            vault,
             ca,
             signer,
             attestation_roots,

@@ -3,7 +3,7 @@
 //! happened since the last one) and never spends a PIN try to probe.
 
 use base64::{engine::general_purpose::STANDARD, Engine};
-use envelope::{EnvelopeError, Purpose, UnblockSecrets};
+use envelope::{EnvelopeError, Purpose, UnlockSecrets};
 use piv::{
     host::{HostError, PinStatus, PivSession, Transport, TransportError},
     ids::{alg, key, object},
@@ -11,7 +11,7 @@ use piv::{
     tlv,
 };
 use protocol::agent::{
-    AgentError, AgentErrorCode, CardIdentity, PinState, PukOnCard, StepFailure, UnblockReport, UnblockStep,
+    AgentError, AgentErrorCode, CardIdentity, PinState, PukOnCard, StepFailure, UnlockReport, UnlockStep,
 };
 use protocol::card_guid::CardGuid;
 use zeroize::Zeroizing;
@@ -202,9 +202,9 @@ pub fn untrusted(during: Procedure) -> AgentError {
     )
 }
 
-/// First half of an unblock: the GUID, and the card's 9E signature binding the agent's
+/// First half of an unlock: the GUID, and the card's 9E signature binding the agent's
 /// one-time `public_key` to this card and the backend's `challenge`.
-pub fn begin_unblock<T: Transport>(
+pub fn begin_unlock<T: Transport>(
     session: &mut PivSession<T>,
     challenge: &[u8],
     public_key: &[u8; 32],
@@ -222,12 +222,12 @@ pub fn begin_unblock<T: Transport>(
 ///
 /// An `Err` means the card was not changed (bad input, another card, expired secrets). Once a
 /// card command has been sent the answer is always a report, stopped at the first failed step.
-pub fn unblock<T: Transport>(
+pub fn unlock<T: Transport>(
     session: &mut PivSession<T>,
-    secrets: &UnblockSecrets,
+    secrets: &UnlockSecrets,
     new_pin: &str,
     now_unix: u64,
-) -> OpResult<UnblockReport> {
+) -> OpResult<UnlockReport> {
     let new_pin_text = new_pin;
     let new_pin = pin_from(new_pin)?;
     // A page cannot set a passcode the service's rules refuse, whatever it sends.
@@ -247,8 +247,8 @@ pub fn unblock<T: Transport>(
     secrets.check(&guid, now_unix).map_err(|p| from_envelope(p, Procedure::Unlock))?;
 
     let mut report =
-        UnblockReport { guid, pin_reset: false, puk: PukOnCard::Unchanged, proof: None, failure: None };
-    let fail = |mut report: UnblockReport, step, error| {
+        UnlockReport { guid, pin_reset: false, puk: PukOnCard::Unchanged, proof: None, failure: None };
+    let fail = |mut report: UnlockReport, step, error| {
         report.failure = Some(StepFailure { step, error });
         Ok(report)
     };
@@ -258,7 +258,7 @@ pub fn unblock<T: Transport>(
             Ok(accepted) => accepted,
             Err(refusal) => {
                 let refusal = refusal.unwrap_or_else(bad_puk);
-                return fail(report, UnblockStep::ResetRetryCounter, refusal);
+                return fail(report, UnlockStep::ResetRetryCounter, refusal);
             }
         };
     let index = u8::try_from(index).unwrap_or(u8::MAX);
@@ -269,16 +269,16 @@ pub fn unblock<T: Transport>(
         // The command may or may not have reached the card's memory.
         Err(HostError::Transport(e)) => {
             report.puk = PukOnCard::Unknown { index };
-            return fail(report, UnblockStep::ChangePuk, from_host(HostError::Transport(e)));
+            return fail(report, UnlockStep::ChangePuk, from_host(HostError::Transport(e)));
         }
         Err(other) => {
             report.puk = PukOnCard::Candidate { index };
-            return fail(report, UnblockStep::ChangePuk, from_host(other));
+            return fail(report, UnlockStep::ChangePuk, from_host(other));
         }
     }
 
     if let Err(e) = session.verify_pin(&new_pin) {
-        return fail(report, UnblockStep::VerifyNewPin, from_host(e));
+        return fail(report, UnlockStep::VerifyNewPin, from_host(e));
     }
     let signed = sign_for(session, key::PIV_AUTHENTICATION, Purpose::UnlockProof, &challenge);
     let _ = session.logout();
@@ -287,7 +287,7 @@ pub fn unblock<T: Transport>(
             report.proof = Some(STANDARD.encode(signature));
             Ok(report)
         }
-        Err(e) => fail(report, UnblockStep::SignProof, from_host(e)),
+        Err(e) => fail(report, UnlockStep::SignProof, from_host(e)),
     }
 }
 
@@ -351,8 +351,8 @@ mod tests {
         (session, dir)
     }
 
-    fn secrets_for(guid: &str, current: &[&str], new: &str) -> UnblockSecrets {
-        UnblockSecrets {
+    fn secrets_for(guid: &str, current: &[&str], new: &str) -> UnlockSecrets {
+        UnlockSecrets {
             guid: guid.into(),
             expires_at: NOW + 300,
             current_puks: current.iter().map(|p| Zeroizing::new((*p).to_owned())).collect(),
@@ -427,12 +427,11 @@ mod tests {
     }
 
     #[test]
-    fn unblock_resets_the_pin_rotates_the_puk_and_proves_the_new_pin() {
+    fn unlock_resets_the_pin_rotates_the_puk_and_proves_the_new_pin() {
         let (mut s, _dir) = personalised();
         block_pin(&mut s);
         let guid = card_identity(&mut s).unwrap().guid;
-        let report =
-            unblock(&mut s, &secrets_for(&guid, &["12345678"], "55667788"), "97531864", NOW).unwrap();
+        let report = unlock(&mut s, &secrets_for(&guid, &["12345678"], "55667788"), "97531864", NOW).unwrap();
         assert_eq!(report.failure, None);
         assert!(report.pin_reset && report.proof.is_some());
         assert_eq!(report.puk, PukOnCard::Rotated);
@@ -449,7 +448,7 @@ mod tests {
         let (mut s, _dir) = personalised_with_puk("11112222");
         let guid = card_identity(&mut s).unwrap().guid;
         let secrets = secrets_for(&guid, &["12345678", "11112222"], "33334444");
-        let report = unblock(&mut s, &secrets, "97531864", NOW).unwrap();
+        let report = unlock(&mut s, &secrets, "97531864", NOW).unwrap();
         assert_eq!((report.puk, report.failure), (PukOnCard::Rotated, None));
         assert_eq!(s.transport_mut().state().puk_tries_left, 3, "the right PUK restored the counter");
 
@@ -461,11 +460,11 @@ mod tests {
         assert_eq!(s.transport_mut().state().puk_tries_left, 2);
         let guid = card_identity(&mut s).unwrap().guid;
         let secrets = secrets_for(&guid, &["12345678", "11112222"], "33334444");
-        let report = unblock(&mut s, &secrets, "97531864", NOW).unwrap();
+        let report = unlock(&mut s, &secrets, "97531864", NOW).unwrap();
         assert_eq!(report.puk, PukOnCard::Unchanged);
         assert!(!report.pin_reset);
         let failure = report.failure.unwrap();
-        assert_eq!(failure.step, UnblockStep::ResetRetryCounter);
+        assert_eq!(failure.step, UnlockStep::ResetRetryCounter);
         assert_eq!(failure.error.code, AgentErrorCode::WrongPuk { tries_left: Some(1) });
         assert_eq!(s.transport_mut().state().puk, "11112222");
     }
@@ -476,12 +475,12 @@ mod tests {
         block_pin(&mut s);
         let guid = card_identity(&mut s).unwrap().guid;
         let other = secrets_for("00000000000000000000000000000000", &["12345678"], "55667788");
-        assert_eq!(unblock(&mut s, &other, "97531864", NOW).unwrap_err().code, AgentErrorCode::WrongCard);
+        assert_eq!(unlock(&mut s, &other, "97531864", NOW).unwrap_err().code, AgentErrorCode::WrongCard);
         let secrets = secrets_for(&guid, &["12345678"], "55667788");
-        let late = unblock(&mut s, &secrets, "97531864", NOW + 301).unwrap_err();
+        let late = unlock(&mut s, &secrets, "97531864", NOW + 301).unwrap_err();
         assert_eq!(late.code, AgentErrorCode::EnvelopeRejected);
-        assert_eq!(unblock(&mut s, &secrets, "12ab", NOW).unwrap_err().code, AgentErrorCode::InvalidPin);
-        let trivial = unblock(&mut s, &secrets, "123456", NOW).unwrap_err();
+        assert_eq!(unlock(&mut s, &secrets, "12ab", NOW).unwrap_err().code, AgentErrorCode::InvalidPin);
+        let trivial = unlock(&mut s, &secrets, "123456", NOW).unwrap_err();
         assert_eq!(trivial.code, AgentErrorCode::InvalidPin);
         assert!(trivial.message.contains("run of digits"), "{}", trivial.message);
         let state = s.transport_mut().state();
@@ -502,13 +501,13 @@ mod tests {
                 gone: false,
             });
             let report =
-                unblock(&mut s, &secrets_for(&guid, &["12345678"], "55667788"), "97531864", NOW).unwrap();
+                unlock(&mut s, &secrets_for(&guid, &["12345678"], "55667788"), "97531864", NOW).unwrap();
             assert!(report.pin_reset);
             assert_eq!(report.puk, PukOnCard::Unknown { index: 0 });
             let failure = report.failure.unwrap();
             assert_eq!(
                 (failure.step, failure.error.code),
-                (UnblockStep::ChangePuk, AgentErrorCode::CardRemoved)
+                (UnlockStep::ChangePuk, AgentErrorCode::CardRemoved)
             );
             let expected = if card_saw_it { "55667788" } else { "12345678" };
             assert_eq!(s.transport_mut().card.state().puk, expected);
@@ -519,7 +518,7 @@ mod tests {
     fn the_offer_signature_binds_the_key_to_the_card() {
         let (mut s, _dir) = personalised();
         let key = envelope::OneTimeKey::generate();
-        let (guid, signature) = begin_unblock(&mut s, &[5; 32], &key.public_key_bytes()).unwrap();
+        let (guid, signature) = begin_unlock(&mut s, &[5; 32], &key.public_key_bytes()).unwrap();
         assert_eq!(guid, card_identity(&mut s).unwrap().guid);
         assert!(!signature.is_empty());
     }

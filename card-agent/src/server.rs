@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::{
 };
 use zeroize::Zeroizing;
 
-use envelope::{EnvelopeError, IssueNewSecrets, IssueSecrets, OneTimeKey, TrustedKey, UnblockSecrets};
+use envelope::{EnvelopeError, IssueNewSecrets, IssueSecrets, OneTimeKey, TrustedKey, UnlockSecrets};
 
 use crate::{
     config::AgentConfig,
@@ -173,9 +173,9 @@ fn bad_request(message: &str) -> Outcome {
     Outcome::Error(ops::error(AgentErrorCode::BadRequest, message))
 }
 
-/// An unblock begun on this connection: the one-time key lives only here, in memory, until the
-/// envelope is opened (or another unblock is begun, or the connection closes).
-struct PendingUnblock {
+/// An unlock begun on this connection: the one-time key lives only here, in memory, until the
+/// envelope is opened (or another unlock is begun, or the connection closes).
+struct PendingUnlock {
     key: OneTimeKey,
     reader: String,
     guid: CardGuid,
@@ -187,7 +187,7 @@ struct PendingUnblock {
 #[derive(Default)]
 struct Pending {
     trusted: Vec<TrustedKey>,
-    unblock: Option<PendingUnblock>,
+    unlock: Option<PendingUnlock>,
     issue: Option<PendingIssue>,
 }
 
@@ -215,11 +215,11 @@ const ISSUE_KEY_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 /// Long enough to answer the questions and read the emailed code; the backend's own expiry on
 /// the envelope is usually shorter.
-const UNBLOCK_KEY_LIFETIME: Duration = Duration::from_secs(30 * 60);
+const UNLOCK_KEY_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Outcome {
     let trusted = &pending.trusted;
-    let pending_unblock = &mut pending.unblock;
+    let pending_unlock = &mut pending.unlock;
     tracing::info!(?operation, "request");
     match operation {
         Operation::ListReaders => Outcome::Ok(Reply::Readers { readers: pcsc.readers() }),
@@ -263,12 +263,12 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Out
             )
             .await
         }
-        Operation::BeginUnblock { reader, challenge } => {
+        Operation::BeginUnlock { reader, challenge } => {
             let challenge = match ops::challenge_from(&challenge) {
                 Ok(c) => c,
                 Err(e) => return Outcome::Error(e),
             };
-            *pending_unblock = None;
+            *pending_unlock = None;
             if trusted.is_empty() {
                 return Outcome::Error(ops::untrusted(Procedure::Unlock));
             }
@@ -278,8 +278,8 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Out
                 .run(
                     reader.clone(),
                     Box::new(move |s| {
-                        into_outcome(ops::begin_unblock(s, &challenge, &public_key).map(
-                            |(guid, signature)| Reply::UnblockOffer {
+                        into_outcome(ops::begin_unlock(s, &challenge, &public_key).map(
+                            |(guid, signature)| Reply::UnlockOffer {
                                 guid,
                                 public_key: STANDARD.encode(public_key),
                                 signature: STANDARD.encode(signature),
@@ -288,31 +288,31 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Out
                     }),
                 )
                 .await;
-            if let Outcome::Ok(Reply::UnblockOffer { guid, .. }) = &outcome {
-                *pending_unblock =
-                    Some(PendingUnblock { key, reader, guid: guid.clone(), begun: Instant::now() });
+            if let Outcome::Ok(Reply::UnlockOffer { guid, .. }) = &outcome {
+                *pending_unlock =
+                    Some(PendingUnlock { key, reader, guid: guid.clone(), begun: Instant::now() });
             }
             outcome
         }
         Operation::BeginIssue { .. }
         | Operation::GenerateIssueKeys { .. }
         | Operation::FinishIssue { .. } => handle_issue(pcsc, operation, trusted, &mut pending.issue).await,
-        Operation::Unblock { reader, envelope, new_pin } => {
+        Operation::Unlock { reader, envelope, new_pin } => {
             let new_pin = Zeroizing::new(new_pin);
-            let Some(pending) = pending_unblock.take() else {
+            let Some(pending) = pending_unlock.take() else {
                 return Outcome::Error(ops::error(
                     AgentErrorCode::EnvelopeRejected,
                     "No unlock was started on this page. Start again.",
                 ));
             };
-            if pending.begun.elapsed() > UNBLOCK_KEY_LIFETIME {
+            if pending.begun.elapsed() > UNLOCK_KEY_LIFETIME {
                 return Outcome::Error(ops::from_envelope(EnvelopeError::Expired, Procedure::Unlock));
             }
             if pending.reader != reader {
                 return Outcome::Error(ops::from_envelope(EnvelopeError::WrongCard, Procedure::Unlock));
             }
             let now = unix_now();
-            let secrets = match pending.key.open::<UnblockSecrets>(&envelope, trusted).and_then(|secrets| {
+            let secrets = match pending.key.open::<UnlockSecrets>(&envelope, trusted).and_then(|secrets| {
                 secrets.check(&pending.guid, now)?;
                 Ok(secrets)
             }) {
@@ -323,18 +323,18 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Out
                 .run(
                     reader,
                     Box::new(move |s| {
-                        into_outcome(ops::unblock(s, &secrets, &new_pin, now).map(Reply::Unblocked))
+                        into_outcome(ops::unlock(s, &secrets, &new_pin, now).map(Reply::Unlocked))
                     }),
                 )
                 .await;
-            if let Outcome::Ok(Reply::Unblocked(report)) = &outcome {
+            if let Outcome::Ok(Reply::Unlocked(report)) = &outcome {
                 // Steps and PUK state only: never a secret.
                 tracing::info!(
                     guid = %report.guid,
                     pin_reset = report.pin_reset,
                     puk = ?report.puk,
                     failure = ?report.failure.as_ref().map(|f| (f.step, f.error.code)),
-                    "unblock finished"
+                    "unlock finished"
                 );
             }
             outcome

@@ -1,18 +1,18 @@
 //! What the backend and the card agent trust each other with, through a browser that is trusted
-//! with nothing: the PUKs of an unlock ([`UnblockSecrets`]), and for an issuance the card's
+//! with nothing: the PUKs of an unlock ([`UnlockSecrets`]), and for an issuance the card's
 //! current credentials ([`IssueSecrets`]) and its new ones ([`IssueNewSecrets`], sealed only to a
 //! key the card's new 9E key vouched for: [`issue_offer_digest`]).
 //!
 //! 1. The agent makes a [`OneTimeKey`] for one unlock and offers its public half, bound to the
 //!    card in the reader by a 9E signature over [`offer_digest`] (the backend checks it with the
 //!    card's registered key, so nobody without the card can get PUKs sealed to a key of theirs).
-//! 2. The backend [`seal`]s the [`UnblockSecrets`] to that key: X25519 with a fresh sender key,
+//! 2. The backend [`seal`]s the [`UnlockSecrets`] to that key: X25519 with a fresh sender key,
 //!    HKDF-SHA256, AES-256-GCM (the shape of HPKE base mode, with fixed algorithms), and signs the
 //!    result with its [`EnvelopeSigner`] — over the kind, the recipient key and the ciphertext.
 //! 3. The agent [`OneTimeKey::open`]s it only if the signature verifies with a [`TrustedKey`] it
 //!    holds for the page's origin in its own settings (so a page can never seal secrets of its
 //!    own choosing to the agent's key), once, since opening consumes the key, and uses the PUKs
-//!    only if [`UnblockSecrets::check`] says they name the card in the reader and are fresh.
+//!    only if [`UnlockSecrets::check`] says they name the card in the reader and are fresh.
 //!
 //! Every signature a card makes for a page is over [`signed_digest`]: a [`Purpose`] label plus
 //! the backend's challenge, so a signature made for one purpose never verifies for another.
@@ -37,7 +37,7 @@ const OFFER_CONTEXT: &[u8] = b"smartcard-selfservice unblock offer v1";
 const ISSUE_OFFER_CONTEXT: &[u8] = b"smartcard-selfservice issue offer v1";
 const RESUME_OFFER_CONTEXT: &[u8] = b"smartcard-selfservice issue resume offer v1";
 /// At most the PUK the backend believes is on the card and the pending one from an unlock that
-/// may have stopped half-way (see [`UnblockSecrets::current_puks`]).
+/// may have stopped half-way (see [`UnlockSecrets::current_puks`]).
 pub const MAX_CANDIDATES: usize = 2;
 /// Management keys to try when issuing: the factory key and a half-issued card's recorded key,
 /// each as 3DES and as AES-192 (the same 24 bytes; cards differ in which their factory key is,
@@ -70,7 +70,7 @@ pub trait Sealable: Serialize + DeserializeOwned {
     const KEY_INFO: &'static [u8];
 }
 
-impl Sealable for UnblockSecrets {
+impl Sealable for UnlockSecrets {
     const KEY_INFO: &'static [u8] = b"smartcard-selfservice unblock envelope v1";
 }
 
@@ -82,15 +82,15 @@ impl Sealable for IssueNewSecrets {
     const KEY_INFO: &'static [u8] = b"smartcard-selfservice issue new secrets v1";
 }
 
-/// What the backend releases for one unblock. Secrets are zeroized on drop and never printed.
+/// What the backend releases for one unlock. Secrets are zeroized on drop and never printed.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnblockSecrets {
+pub struct UnlockSecrets {
     /// The card these PUKs belong to: its CHUID GUID, 32 hex digits.
     pub guid: String,
     /// Unix seconds after which the agent refuses the envelope.
     pub expires_at: u64,
     /// The PUKs the card may hold, most likely first. The second exists for a card whose last
-    /// unblock rotated the PUK but whose report never reached the backend.
+    /// unlock rotated the PUK but whose report never reached the backend.
     pub current_puks: Vec<Zeroizing<String>>,
     /// The PUK to rotate to, already recorded by the backend as pending.
     pub new_puk: Zeroizing<String>,
@@ -100,9 +100,9 @@ pub struct UnblockSecrets {
     pub proof_challenge: String,
 }
 
-impl std::fmt::Debug for UnblockSecrets {
+impl std::fmt::Debug for UnlockSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UnblockSecrets")
+        f.debug_struct("UnlockSecrets")
             .field("guid", &self.guid)
             .field("expires_at", &self.expires_at)
             .field("current_puks", &format_args!("[{} × ***]", self.current_puks.len()))
@@ -111,7 +111,7 @@ impl std::fmt::Debug for UnblockSecrets {
     }
 }
 
-impl UnblockSecrets {
+impl UnlockSecrets {
     /// Accepts the secrets only for the card with `guid`, before they expire, with 1–2 candidates.
     pub fn check(&self, guid: &str, now_unix: u64) -> Result<(), EnvelopeError> {
         if self.current_puks.is_empty() || self.current_puks.len() > MAX_CANDIDATES {
@@ -231,7 +231,7 @@ impl IssueSecrets {
     }
 }
 
-/// The agent's key pair for one unblock or issuance. Opening an envelope consumes it.
+/// The agent's key pair for one unlock or issuance. Opening an envelope consumes it.
 pub struct OneTimeKey {
     secret: EphemeralSecret,
     public: PublicKey,
@@ -507,8 +507,8 @@ mod tests {
         [backend().trusted_key()]
     }
 
-    fn secrets() -> UnblockSecrets {
-        UnblockSecrets {
+    fn secrets() -> UnlockSecrets {
+        UnlockSecrets {
             guid: "00112233445566778899aabbccddeeff".into(),
             expires_at: 2_000_000_000,
             current_puks: vec![Zeroizing::new("12345678".into())],
@@ -522,11 +522,11 @@ mod tests {
         let key = OneTimeKey::generate();
         let sealed = seal(&backend(), &key.public_key(), &secrets()).unwrap();
         assert!(!sealed.contains("12345678"));
-        assert_eq!(key.open::<UnblockSecrets>(&sealed, &trusted()).unwrap(), secrets());
+        assert_eq!(key.open::<UnlockSecrets>(&sealed, &trusted()).unwrap(), secrets());
 
         // The signature covers the recipient: another key's agent refuses it before decrypting.
         let other = OneTimeKey::generate();
-        assert_eq!(other.open::<UnblockSecrets>(&sealed, &trusted()).unwrap_err(), EnvelopeError::Untrusted);
+        assert_eq!(other.open::<UnlockSecrets>(&sealed, &trusted()).unwrap_err(), EnvelopeError::Untrusted);
     }
 
     #[test]
@@ -535,24 +535,24 @@ mod tests {
         let key = OneTimeKey::generate();
         let page = EnvelopeSigner::generate();
         let forged = seal(&page, &key.public_key(), &secrets()).unwrap();
-        assert_eq!(key.open::<UnblockSecrets>(&forged, &trusted()).unwrap_err(), EnvelopeError::Untrusted);
+        assert_eq!(key.open::<UnlockSecrets>(&forged, &trusted()).unwrap_err(), EnvelopeError::Untrusted);
         // No key configured for the origin: nothing opens.
         let key = OneTimeKey::generate();
         let sealed = seal(&backend(), &key.public_key(), &secrets()).unwrap();
-        assert_eq!(key.open::<UnblockSecrets>(&sealed, &[]).unwrap_err(), EnvelopeError::Untrusted);
+        assert_eq!(key.open::<UnlockSecrets>(&sealed, &[]).unwrap_err(), EnvelopeError::Untrusted);
         // Version 1 had no signature.
         let mut unsigned = STANDARD.decode(&sealed).unwrap();
         unsigned[0] = 1;
         let key = OneTimeKey::generate();
         assert_eq!(
-            key.open::<UnblockSecrets>(&STANDARD.encode(unsigned), &trusted()).unwrap_err(),
+            key.open::<UnlockSecrets>(&STANDARD.encode(unsigned), &trusted()).unwrap_err(),
             EnvelopeError::Unsigned
         );
         // Two trusted keys (a rotation): either opens.
         let key = OneTimeKey::generate();
         let sealed = seal(&page, &key.public_key(), &secrets()).unwrap();
         let both = [backend().trusted_key(), page.trusted_key()];
-        assert_eq!(key.open::<UnblockSecrets>(&sealed, &both).unwrap(), secrets());
+        assert_eq!(key.open::<UnlockSecrets>(&sealed, &both).unwrap(), secrets());
         let text = backend().trusted_key().to_string();
         assert_eq!(TrustedKey::parse(&text).unwrap(), backend().trusted_key());
         assert_eq!(TrustedKey::parse("AAAA").unwrap_err(), EnvelopeError::BadPublicKey);
@@ -568,15 +568,15 @@ mod tests {
             let key = OneTimeKey::generate();
             let mut altered = sealed.clone();
             altered[i] ^= 0x01;
-            assert!(key.open::<UnblockSecrets>(&STANDARD.encode(&altered), &trusted()).is_err(), "byte {i}");
+            assert!(key.open::<UnlockSecrets>(&STANDARD.encode(&altered), &trusted()).is_err(), "byte {i}");
         }
         let key = OneTimeKey::generate();
         assert_eq!(
-            key.open::<UnblockSecrets>("not base64", &trusted()).unwrap_err(),
+            key.open::<UnlockSecrets>("not base64", &trusted()).unwrap_err(),
             EnvelopeError::Malformed
         );
         assert_eq!(
-            OneTimeKey::generate().open::<UnblockSecrets>("Ag==", &trusted()).unwrap_err(),
+            OneTimeKey::generate().open::<UnlockSecrets>("Ag==", &trusted()).unwrap_err(),
             EnvelopeError::Malformed
         );
     }
@@ -628,11 +628,11 @@ mod tests {
     }
 
     #[test]
-    fn an_issue_envelope_is_not_an_unblock_envelope() {
+    fn an_issue_envelope_is_not_an_unlock_envelope() {
         // The kind is covered by the signature as well as by the key derivation.
         let key = OneTimeKey::generate();
         let sealed = seal(&backend(), &key.public_key(), &issue_secrets()).unwrap();
-        assert_eq!(key.open::<UnblockSecrets>(&sealed, &trusted()).unwrap_err(), EnvelopeError::Untrusted);
+        assert_eq!(key.open::<UnlockSecrets>(&sealed, &trusted()).unwrap_err(), EnvelopeError::Untrusted);
         let key = OneTimeKey::generate();
         let sealed = seal(&backend(), &key.public_key(), &issue_secrets()).unwrap();
         assert_eq!(key.open::<IssueSecrets>(&sealed, &trusted()).unwrap(), issue_secrets());

@@ -14,7 +14,7 @@ use futures_channel::oneshot;
 use leptos::prelude::*;
 use protocol::agent::{
     AgentError, AgentErrorCode, AgentMessage, Event, Operation, Outcome, PinPurpose, ReaderInfo, Reply,
-    Request, UnblockReport, PROTOCOL_VERSION,
+    Request, UnlockReport, PROTOCOL_VERSION,
 };
 use wasm_bindgen::{closure::Closure, JsCast};
 use web_sys::{MessageEvent, WebSocket};
@@ -261,14 +261,14 @@ impl Agent {
         }
     }
 
-    /// The agent's one-time key for this unblock, signed for by the card: (GUID, key, signature).
-    pub async fn begin_unblock(
+    /// The agent's one-time key for this unlock, signed for by the card: (GUID, key, signature).
+    pub async fn begin_unlock(
         &self,
         reader: String,
         challenge: String,
     ) -> Result<(CardGuid, String, String), AgentError> {
-        match self.request(Operation::BeginUnblock { reader, challenge }).await? {
-            Outcome::Ok(Reply::UnblockOffer { guid, public_key, signature }) => {
+        match self.request(Operation::BeginUnlock { reader, challenge }).await? {
+            Outcome::Ok(Reply::UnlockOffer { guid, public_key, signature }) => {
                 Ok((guid, public_key, signature))
             }
             Outcome::Error(e) => Err(e),
@@ -277,14 +277,14 @@ impl Agent {
     }
 
     /// Reset the passcode with the sealed PUKs and rotate the PUK; the card's report of each step.
-    pub async fn unblock(
+    pub async fn unlock(
         &self,
         reader: String,
         envelope: String,
         new_pin: String,
-    ) -> Result<UnblockReport, AgentError> {
-        match self.request(Operation::Unblock { reader, envelope, new_pin }).await? {
-            Outcome::Ok(Reply::Unblocked(report)) => Ok(report),
+    ) -> Result<UnlockReport, AgentError> {
+        match self.request(Operation::Unlock { reader, envelope, new_pin }).await? {
+            Outcome::Ok(Reply::Unlocked(report)) => Ok(report),
             Outcome::Error(e) => Err(e),
             Outcome::Ok(_) => Err(unexpected()),
         }

@@ -4,6 +4,10 @@
 use zeroize::{Zeroize, Zeroizing};
 
 /// Why a PIN or PUK cannot be sent to a card.
+/// The PIN and PUK a PIV card leaves its maker with (PIV.md): an issuer replaces both.
+pub const FACTORY_PIN: &str = "123456";
+pub const FACTORY_PUK: &str = "12345678";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PinFormatError {
     #[error("a passcode is 6 to 8 digits")]

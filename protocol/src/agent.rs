@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; the SPA refuses an agent with another major version.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
@@ -31,16 +31,16 @@ pub enum Operation {
     ProvePresence { reader: String, challenge: String },
     /// CHANGE REFERENCE DATA for the PIN.
     ChangePin { reader: String, old_pin: String, new_pin: String },
-    /// First half of an unblock: the agent makes a one-time key pair for this connection and
+    /// First half of an unlock: the agent makes a one-time key pair for this connection and
     /// the card signs (9E) the backend's challenge bound to that key and its GUID
-    /// (`envelope::offer_digest`). Replies [`Reply::UnblockOffer`].
-    BeginUnblock { reader: String, challenge: String },
+    /// (`envelope::offer_digest`). Replies [`Reply::UnlockOffer`].
+    BeginUnlock { reader: String, challenge: String },
     /// Second half: `envelope` holds the PUKs the backend sealed to the offered key and the
     /// challenge of the proof. The agent resets the PIN to `new_pin`, rotates the PUK and proves
     /// the new PIN by signing the envelope's proof challenge with 9A. Replies
-    /// [`Reply::Unblocked`] once the envelope opened, whatever the card then did, so the backend
+    /// [`Reply::Unlocked`] once the envelope opened, whatever the card then did, so the backend
     /// always learns which PUK the card holds.
-    Unblock { reader: String, envelope: String, new_pin: String },
+    Unlock { reader: String, envelope: String, new_pin: String },
     #[cfg(feature = "issuance")]
     /// Issuance, step 1 (RA console): the agent makes a one-time key pair for this connection
     /// and reads the card's GUID if it has one. Replies [`Reply::IssueOffer`].
@@ -87,8 +87,8 @@ impl std::fmt::Debug for Operation {
             }
             Operation::ProvePresence { reader, .. } => write!(f, "ProvePresence {{ reader: {reader:?} }}"),
             Operation::ChangePin { reader, .. } => write!(f, "ChangePin {{ reader: {reader:?}, pins: *** }}"),
-            Operation::BeginUnblock { reader, .. } => write!(f, "BeginUnblock {{ reader: {reader:?} }}"),
-            Operation::Unblock { reader, .. } => write!(f, "Unblock {{ reader: {reader:?}, pin: *** }}"),
+            Operation::BeginUnlock { reader, .. } => write!(f, "BeginUnlock {{ reader: {reader:?} }}"),
+            Operation::Unlock { reader, .. } => write!(f, "Unlock {{ reader: {reader:?}, pin: *** }}"),
             #[cfg(feature = "issuance")]
             Operation::BeginIssue { reader } => write!(f, "BeginIssue {{ reader: {reader:?} }}"),
             #[cfg(feature = "issuance")]
@@ -134,12 +134,12 @@ pub enum Reply {
     Done,
     /// The agent's one-time public key (X25519, base64) and the card's 9E signature (DER,
     /// base64) over `envelope::offer_digest(challenge, public_key, guid)`.
-    UnblockOffer {
+    UnlockOffer {
         guid: crate::card_guid::CardGuid,
         public_key: String,
         signature: String,
     },
-    Unblocked(UnblockReport),
+    Unlocked(UnlockReport),
     /// The agent's one-time public key (X25519, base64) and the card's GUID, if it has a CHUID;
     /// then (a half-issued card) its 9E signature (DER, base64) over
     /// `envelope::resume_offer_digest(public_key, guid)`, if it could make one.
@@ -212,9 +212,9 @@ pub struct IssueFailure {
     pub error: AgentError,
 }
 
-/// What each unblock step did. Read `puk` first: it is what the backend must remember.
+/// What each unlock step did. Read `puk` first: it is what the backend must remember.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnblockReport {
+pub struct UnlockReport {
     pub guid: crate::card_guid::CardGuid,
     /// RESET RETRY COUNTER succeeded: the PIN is now the new one, with all its tries.
     pub pin_reset: bool,
@@ -225,7 +225,7 @@ pub struct UnblockReport {
     pub failure: Option<StepFailure>,
 }
 
-/// Which PUK the card holds after the unblock.
+/// Which PUK the card holds after the unlock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 // Externally tagged (`"rotated"`, `{"candidate":{"index":0}}`): the cheapest form for the
 // SPA to decode, whose size is budgeted.
@@ -243,7 +243,7 @@ pub enum PukOnCard {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum UnblockStep {
+pub enum UnlockStep {
     ResetRetryCounter,
     ChangePuk,
     VerifyNewPin,
@@ -252,7 +252,7 @@ pub enum UnblockStep {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepFailure {
-    pub step: UnblockStep,
+    pub step: UnlockStep,
     pub error: AgentError,
 }
 
@@ -326,8 +326,8 @@ pub enum AgentErrorCode {
     PukBlocked,
     /// The card in the reader is not the one the operation was prepared for.
     WrongCard,
-    /// The unblock envelope could not be used: malformed, for another key, expired, or no
-    /// unblock was begun on this connection.
+    /// The unlock envelope could not be used: malformed, for another key, expired, or no
+    /// unlock was begun on this connection.
     EnvelopeRejected,
     /// The envelope was not signed by a backend key the agent trusts for the page's origin (or
     /// the origin has none): the page asked for something its backend did not authorise.
@@ -384,13 +384,13 @@ mod tests {
             AgentMessage::Response { id: 1, outcome: Outcome::Ok(Reply::Done) },
             AgentMessage::Response {
                 id: 3,
-                outcome: Outcome::Ok(Reply::Unblocked(UnblockReport {
+                outcome: Outcome::Ok(Reply::Unlocked(UnlockReport {
                     guid: crate::card_guid::CardGuid::from_bytes([0xab; 16]),
                     pin_reset: true,
                     puk: PukOnCard::Unknown { index: 1 },
                     proof: None,
                     failure: Some(StepFailure {
-                        step: UnblockStep::ChangePuk,
+                        step: UnlockStep::ChangePuk,
                         error: AgentError { code: AgentErrorCode::CardRemoved, message: "gone".into() },
                     }),
                 })),

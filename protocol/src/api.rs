@@ -207,14 +207,14 @@ pub struct UnlockCode {
     pub code: String,
 }
 
-/// `POST /api/unlock/offer-challenge`: a challenge for the agent's unblock offer, bound to this
+/// `POST /api/unlock/offer-challenge`: a challenge for the agent's unlock offer, bound to this
 /// attempt (which must have passed its code).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnlockAttempt {
     pub attempt_id: String,
 }
 
-/// `POST /api/unlock/release`: the agent's unblock offer, relayed by the page. The backend checks
+/// `POST /api/unlock/release`: the agent's unlock offer, relayed by the page. The backend checks
 /// the card's 9E signature over `envelope::offer_digest(challenge, public_key, guid)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnlockRelease {
@@ -240,5 +240,5 @@ pub struct UnlockReleased {
 pub struct UnlockReported {
     pub attempt_id: String,
     pub proof_challenge_id: String,
-    pub report: crate::agent::UnblockReport,
+    pub report: crate::agent::UnlockReport,
 }

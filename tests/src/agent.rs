@@ -8,7 +8,7 @@ use std::{
 use anyhow::{bail, Context};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use der::{Decode, Encode};
-use envelope::UnblockSecrets;
+use envelope::UnlockSecrets;
 use futures_util::{SinkExt, StreamExt};
 use p256::{
     ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey},
@@ -220,7 +220,7 @@ pub fn seal_for(
     proof_challenge: [u8; 32],
 ) -> anyhow::Result<String> {
     let expires_at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 300;
-    let secrets = UnblockSecrets {
+    let secrets = UnlockSecrets {
         guid: guid.into(),
         expires_at,
         current_puks: current.iter().map(|p| Zeroizing::new((*p).to_owned())).collect(),
@@ -273,12 +273,12 @@ impl AgentClient {
 
     /// Plays the backend's part of the offer: checks that the card's 9E key signed the binding
     /// of the agent's one-time key to this card and challenge. Returns (GUID, public key).
-    pub async fn begin_unblock(&mut self, card_auth: &VerifyingKey) -> anyhow::Result<(String, String)> {
+    pub async fn begin_unlock(&mut self, card_auth: &VerifyingKey) -> anyhow::Result<(String, String)> {
         let challenge = [0x17u8; 32];
-        let begin = Operation::BeginUnblock { reader: READER.into(), challenge: STANDARD.encode(challenge) };
+        let begin = Operation::BeginUnlock { reader: READER.into(), challenge: STANDARD.encode(challenge) };
         let (guid, public_key, signature) = match self.request(begin).await? {
-            Outcome::Ok(Reply::UnblockOffer { guid, public_key, signature }) => (guid, public_key, signature),
-            other => bail!("expected an unblock offer, got {other:?}"),
+            Outcome::Ok(Reply::UnlockOffer { guid, public_key, signature }) => (guid, public_key, signature),
+            other => bail!("expected an unlock offer, got {other:?}"),
         };
         let key_bytes: [u8; 32] = STANDARD
             .decode(&public_key)?
@@ -292,8 +292,8 @@ impl AgentClient {
         Ok((guid.to_string(), public_key))
     }
 
-    pub async fn unblock(&mut self, envelope: String, new_pin: &str) -> anyhow::Result<Outcome> {
-        let operation = Operation::Unblock { reader: READER.into(), envelope, new_pin: new_pin.into() };
+    pub async fn unlock(&mut self, envelope: String, new_pin: &str) -> anyhow::Result<Outcome> {
+        let operation = Operation::Unlock { reader: READER.into(), envelope, new_pin: new_pin.into() };
         self.request(operation).await
     }
 }

@@ -5,7 +5,7 @@
 use anyhow::{bail, ensure, Context};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use protocol::{
-    agent::{Operation, Outcome, PinPurpose, Reply, UnblockReport},
+    agent::{Operation, Outcome, PinPurpose, Reply, UnlockReport},
     api::{
         ChallengeIssued, CodeRequest, ProofRequest, QuestionAnswer, RegistrationRequest, SignInRequest,
         UnlockAnswers, UnlockAttempt, UnlockCode, UnlockQuestions, UnlockRelease, UnlockReleased,
@@ -159,14 +159,14 @@ pub async fn unlock_past_the_code(
     Ok(attempt_id)
 }
 
-/// The release as the SPA runs it: offer, envelope, unblock on the card, report. Returns the
+/// The release as the SPA runs it: offer, envelope, unlock on the card, report. Returns the
 /// agent's report and the backend's answer to it.
 pub async fn release(
     api: &Api<'_>,
     agent: &mut AgentClient,
     attempt_id: &str,
     new_pin: &str,
-) -> anyhow::Result<(UnblockReport, reqwest::StatusCode)> {
+) -> anyhow::Result<(UnlockReport, reqwest::StatusCode)> {
     let reported = release_unreported(api, agent, attempt_id, new_pin).await?;
     let status = api.send("/api/unlock/report", &reported).await?.status();
     Ok((reported.report, status))
@@ -182,10 +182,10 @@ pub async fn release_unreported(
 ) -> anyhow::Result<UnlockReported> {
     let offer: ChallengeIssued =
         api.post("/api/unlock/offer-challenge", &UnlockAttempt { attempt_id: attempt_id.into() }).await?;
-    let begin = Operation::BeginUnblock { reader: READER.into(), challenge: offer.challenge };
+    let begin = Operation::BeginUnlock { reader: READER.into(), challenge: offer.challenge };
     let (public_key, signature) = match agent.request(begin).await? {
-        Outcome::Ok(Reply::UnblockOffer { public_key, signature, .. }) => (public_key, signature),
-        other => bail!("expected an unblock offer, got {other:?}"),
+        Outcome::Ok(Reply::UnlockOffer { public_key, signature, .. }) => (public_key, signature),
+        other => bail!("expected an unlock offer, got {other:?}"),
     };
     let request = UnlockRelease {
         attempt_id: attempt_id.into(),
@@ -195,11 +195,11 @@ pub async fn release_unreported(
     };
     let released: UnlockReleased = api.post("/api/unlock/release", &request).await?;
     ensure!(STANDARD.decode(&released.envelope).is_ok(), "the envelope is base64");
-    let unblock =
-        Operation::Unblock { reader: READER.into(), envelope: released.envelope, new_pin: new_pin.into() };
-    let report = match agent.request(unblock).await? {
-        Outcome::Ok(Reply::Unblocked(report)) => report,
-        other => bail!("expected an unblock report, got {other:?}"),
+    let unlock =
+        Operation::Unlock { reader: READER.into(), envelope: released.envelope, new_pin: new_pin.into() };
+    let report = match agent.request(unlock).await? {
+        Outcome::Ok(Reply::Unlocked(report)) => report,
+        other => bail!("expected an unlock report, got {other:?}"),
     };
     Ok(UnlockReported {
         attempt_id: attempt_id.into(),

@@ -19,8 +19,8 @@ use piv::{
 };
 use serde::{Deserialize, Serialize};
 
-pub const DEFAULT_PIN: &str = "123456";
-pub const DEFAULT_PUK: &str = "12345678";
+pub const DEFAULT_PIN: &str = piv::pin::FACTORY_PIN;
+pub const DEFAULT_PUK: &str = piv::pin::FACTORY_PUK;
 pub const DEFAULT_TRIES: u8 = 3;
 
 /// A private key in a slot (raw scalar bytes, hex).

@@ -39,7 +39,6 @@ use crate::{
     card_proof,
     db::Database,
     error::ApiError,
-    puk_vault::PukVault,
     secrets::{random_bytes, random_digits, random_token},
     startup::AppState,
     store::{
@@ -47,26 +46,26 @@ use crate::{
         people::{self, IssuedCard, User},
     },
     time::now_unix,
+    vault::Vault,
 };
 
 /// From the first offer to the card bound: an RA and a holder at a desk.
 const ISSUANCE_SECONDS: i64 = 15 * 60;
 const PUK_DIGITS: usize = 8;
-/// The factory credentials of blank PIV cards (PIV.md): `0102…08` three times, PUK 12345678.
-const BLANK_MANAGEMENT_KEY: &str = "010203040506070801020304050607080102030405060708";
-const BLANK_PUK: &str = "12345678";
+/// The factory PUK of blank PIV cards (PIV.md); their management key is `piv::mgmt::DEFAULT_3DES_KEY`.
+const BLANK_PUK: &str = piv::pin::FACTORY_PUK;
 /// How a card's management key is recorded until the card says otherwise: 3DES.
-const MANAGEMENT_KEY_ALGORITHM: u8 = 0x03;
+const MANAGEMENT_KEY_ALGORITHM: u8 = piv::ids::alg::TDES;
 /// The 24-byte algorithms a factory key comes as (3DES on most cards, AES-192 on YubiKeys from
 /// firmware 5.7); each key is offered as both, and the card keeps the kind it accepted.
-const MANAGEMENT_KEY_ALGORITHMS: [u8; 2] = [0x03, 0x0A];
+const MANAGEMENT_KEY_ALGORITHMS: [u8; 2] = [piv::ids::alg::TDES, piv::ids::alg::AES_192];
 
 /// What issuing needs: the database, the vault for the card's secrets, the CA, the key that
 /// signs envelopes for the agent, and the makers' roots that attest a card's keys.
 #[derive(Debug, Clone, Copy)]
 pub struct Issuer<'a> {
     pub db: &'a Database,
-    pub vault: &'a PukVault,
+    pub vault: &'a Vault,
     pub ca: &'a CertificateAuthority,
     pub signer: &'a EnvelopeSigner,
     /// Empty: keys are certified without attestation (and the audit trail says so).
@@ -77,7 +76,7 @@ impl<'a> Issuer<'a> {
     pub fn of(state: &'a AppState) -> Self {
         Self {
             db: &state.db,
-            vault: &state.puk_vault,
+            vault: &state.vault,
             ca: &state.ca,
             signer: &state.signer,
             attestation_roots: &state.attestation_roots,
@@ -201,17 +200,14 @@ pub async fn start(
         None => (
             CardGuid::from_bytes(random_bytes::<16>()),
             Zeroizing::new(random_digits(PUK_DIGITS)),
-            Zeroizing::new(format!(
-                "{MANAGEMENT_KEY_ALGORITHM}:{}",
-                random_bytes::<24>().iter().map(|b| format!("{b:02x}")).collect::<String>()
-            )),
+            Zeroizing::new(format!("{MANAGEMENT_KEY_ALGORITHM}:{}", hex(&random_bytes::<24>()))),
         ),
     };
     let as_each_algorithm = |hex: &str| {
         MANAGEMENT_KEY_ALGORITHMS
             .map(|algorithm| ManagementKeySecret { algorithm, key_hex: Zeroizing::new(hex.to_owned()) })
     };
-    let mut current_management_keys = as_each_algorithm(BLANK_MANAGEMENT_KEY).to_vec();
+    let mut current_management_keys = as_each_algorithm(&hex(&piv::mgmt::DEFAULT_3DES_KEY)).to_vec();
     let mut current_puks = vec![Zeroizing::new(BLANK_PUK.to_owned())];
     if let Some(u) = &unfinished {
         current_management_keys.extend(as_each_algorithm(&management_key_secret(&u.management_key)?.key_hex));
@@ -283,7 +279,11 @@ async fn holder_of(issuer: Issuer<'_>, issuance: &Issuance) -> Result<User, ApiE
         .ok_or_else(|| anyhow::anyhow!("an issuance's holder is not on record"))?)
 }
 
-fn unopenable(_: crate::puk_vault::VaultError) -> anyhow::Error {
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unopenable(_: crate::vault::VaultError) -> anyhow::Error {
     anyhow::anyhow!("a recorded issuance secret does not open")
 }
 

@@ -81,7 +81,7 @@ pub async fn release(state: &AppState, request: UnlockRelease) -> Result<UnlockR
     let agent_key: [u8; 32] =
         STANDARD.decode(&request.public_key).ok().and_then(|b| b.try_into().ok()).ok_or_else(bad_offer)?;
     let card = people::card_by_guid(&state.db, &attempt.guid).await?.ok_or_else(attempt_ended)?;
-    let fresh_pending = state.puk_vault.seal(&attempt.guid, &random_digits(PUK_DIGITS))?;
+    let fresh_pending = state.vault.seal(&attempt.guid, &random_digits(PUK_DIGITS))?;
 
     let mut tx = state.db.begin_write().await?;
     let challenge = challenges::redeem(
@@ -112,7 +112,7 @@ pub async fn release(state: &AppState, request: UnlockRelease) -> Result<UnlockR
             "This service does not hold your card's unlock key. Contact your Registration Authority (RA).",
         )
         })?;
-    let open = |sealed: &[u8]| state.puk_vault.open(&attempt.guid, sealed).map_err(anyhow::Error::from);
+    let open = |sealed: &[u8]| state.vault.open(&attempt.guid, sealed).map_err(anyhow::Error::from);
     let plan = plan(open(&current)?, open(&pending)?, pending == fresh_pending);
     let now = now_unix();
     let proof_challenge = challenges::issue_in(
@@ -121,7 +121,7 @@ pub async fn release(state: &AppState, request: UnlockRelease) -> Result<UnlockR
         Some(&release_binding(&request.attempt_id, &pending)),
     )
     .await?;
-    let secrets = envelope::UnblockSecrets {
+    let secrets = envelope::UnlockSecrets {
         guid: attempt.guid.to_string(),
         expires_at: u64::try_from(now + ENVELOPE_SECONDS).unwrap_or(u64::MAX),
         current_puks: plan.candidates,

@@ -2,8 +2,8 @@
 //! tests. The browser journeys use the real virtual card through the real agent instead.
 
 use backend::{
-    puk_vault::PukVault,
     store::people::{self, NewUser, User},
+    vault::Vault,
 };
 use base64::{engine::general_purpose::STANDARD, Engine};
 pub use envelope::Purpose;
@@ -39,7 +39,7 @@ impl TestCard {
         sign(&self.piv_auth, purpose, challenge_b64)
     }
 
-    /// The 9E signature over an agent's unblock offer (what `begin_unblock` returns).
+    /// The 9E signature over an agent's unlock offer (what `begin_unlock` returns).
     pub fn sign_offer(&self, challenge_b64: &str, agent_public_key: &[u8; 32]) -> String {
         let challenge = STANDARD.decode(challenge_b64).unwrap();
         sign_digest(&self.card_auth, &envelope::offer_digest(&challenge, agent_public_key, &self.guid))
@@ -66,7 +66,7 @@ impl TestCard {
         people::bind_card(&app.db, &user, &self.guid, &spki(&self.piv_auth), &spki(&self.card_auth))
             .await
             .unwrap();
-        let vault = PukVault::from_settings(&app.settings).unwrap();
+        let vault = Vault::from_settings(&app.settings).unwrap();
         let sealed = vault.seal(&self.guid, &self.puk).unwrap();
         assert!(people::record_initial_puk(&app.db, &self.guid, &sealed).await.unwrap());
         user

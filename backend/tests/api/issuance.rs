@@ -2,7 +2,7 @@
 //! key opens the envelope, P-256 keys stand in for the card's, and the proofs are its signatures.
 //! (`tests/tests/end_to_end/journey_ra.rs` does the same with the real agent and virtual card.)
 
-use backend::puk_vault::PukVault;
+use backend::vault::Vault;
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use card_ca::{attestation::AttestationKey, CertificateAuthority};
 use der::{Decode, Encode};
@@ -224,7 +224,7 @@ on_both_databases! {
             .fetch_one(app.db.pool())
             .await
             .unwrap();
-        let vault = PukVault::from_settings(&app.settings).unwrap();
+        let vault = Vault::from_settings(&app.settings).unwrap();
         let puk = vault.open(&secrets.new_guid, &row.get::<Vec<u8>, _>("puk_sealed")).unwrap();
         assert_eq!(puk.as_str(), new.new_puk.as_str());
         let key = vault.open_management_key(&secrets.new_guid, &row.get::<Vec<u8>, _>("mgmt_key_sealed")).unwrap();

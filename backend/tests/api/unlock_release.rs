@@ -2,10 +2,10 @@
 //! recovery when a release stops half-way. The test plays the agent (its one-time key, the card's
 //! 9E offer signature and 9A proof); the real agent and card do the same in the journey tests.
 
-use backend::puk_vault::PukVault;
-use envelope::{OneTimeKey, UnblockSecrets};
+use backend::vault::Vault;
+use envelope::{OneTimeKey, UnlockSecrets};
 use protocol::{
-    agent::{PukOnCard, UnblockReport},
+    agent::{PukOnCard, UnlockReport},
     api::{
         ChallengeIssued, UnlockAttempt, UnlockCode, UnlockQuestions, UnlockRelease, UnlockReleased,
         UnlockReported,
@@ -52,11 +52,7 @@ async fn release(app: &TestApp, card: &TestCard, attempt_id: &str) -> (reqwest::
     (app.post("/api/unlock/release", &request).await, key)
 }
 
-async fn release_opened(
-    app: &TestApp,
-    card: &TestCard,
-    attempt_id: &str,
-) -> (UnlockReleased, UnblockSecrets) {
+async fn release_opened(app: &TestApp, card: &TestCard, attempt_id: &str) -> (UnlockReleased, UnlockSecrets) {
     let (response, key) = release(app, card, attempt_id).await;
     assert_eq!(response.status(), 200);
     let released: UnlockReleased = response.json().await.unwrap();
@@ -73,7 +69,7 @@ fn report(
     UnlockReported {
         attempt_id: attempt_id.into(),
         proof_challenge_id: released.proof_challenge.challenge_id.clone(),
-        report: UnblockReport {
+        report: UnlockReport {
             guid: protocol::card_guid::CardGuid::from_bytes([0; 16]),
             pin_reset: proof.is_some(),
             puk,
@@ -96,7 +92,7 @@ fn proved(card: &TestCard, attempt_id: &str, released: &UnlockReleased, puk: Puk
 
 /// What the backend believes the card holds: (current, pending, version).
 async fn puks(app: &TestApp, card: &TestCard) -> (String, Option<String>, i64) {
-    let vault = PukVault::from_settings(&app.settings).unwrap();
+    let vault = Vault::from_settings(&app.settings).unwrap();
     let row = sqlx::query("SELECT puk_sealed, puk_pending_sealed, puk_version FROM cards WHERE guid = $1")
         .bind(card.guid.as_str())
         .fetch_one(app.db.pool())

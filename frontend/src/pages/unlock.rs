@@ -370,7 +370,7 @@ async fn unlock(agent: &Agent, reader: String, attempt_id: &str, pin: String) ->
     let agent_failed = |e: protocol::agent::AgentError| Problem::Message(e.message);
     let offer = api::unlock_offer_challenge(attempt_id).await?;
     let (_guid, public_key, signature) =
-        agent.begin_unblock(reader.clone(), offer.challenge).await.map_err(agent_failed)?;
+        agent.begin_unlock(reader.clone(), offer.challenge).await.map_err(agent_failed)?;
     let release = UnlockRelease {
         attempt_id: attempt_id.to_owned(),
         challenge_id: offer.challenge_id,
@@ -378,7 +378,7 @@ async fn unlock(agent: &Agent, reader: String, attempt_id: &str, pin: String) ->
         signature,
     };
     let released = api::unlock_release(&release).await?;
-    let report = agent.unblock(reader, released.envelope, pin).await.map_err(|e| match e.code {
+    let report = agent.unlock(reader, released.envelope, pin).await.map_err(|e| match e.code {
         AgentErrorCode::WrongCard => Problem::Message(
             "The card in the reader is not the one you started with. Put that card back in and try again."
                 .into(),

@@ -1,6 +1,6 @@
 //! Card agent benchmark on the real stack (pcscd + vpcd + the virtual card), seen from a page:
 //! - card inserted → `card_inserted` event, and card removed → `card_removed` event;
-//! - the whole unblock: offer (9E signature checked as the backend would), envelope sealed,
+//! - the whole unlock: offer (9E signature checked as the backend would), envelope sealed,
 //!   RESET RETRY COUNTER, PUK rotation, VERIFY with the new PIN and the 9A proof.
 //!
 //! Build release binaries first, then run alone (it uses the test reader):
@@ -51,19 +51,19 @@ async fn main() -> anyhow::Result<()> {
     let certificate = client.identity().await?.card_auth_certificate.context("no 9E certificate")?;
     let card_auth = verifying_key(&certificate)?;
     let mut puk = "12345678".to_owned();
-    let mut unblocks = Vec::new();
+    let mut unlocks = Vec::new();
     for round in 0..rounds {
         client.block_pin().await?;
         let new_puk = format!("{:08}", 31_000_000 + round);
         let start = Instant::now();
-        let (guid, public_key) = client.begin_unblock(&card_auth).await?;
+        let (guid, public_key) = client.begin_unlock(&card_auth).await?;
         let envelope = seal_for(&public_key, &guid, &[&puk], &new_puk, [round as u8; 32])?;
-        let outcome = client.unblock(envelope, "97531864").await?;
-        unblocks.push(start.elapsed());
+        let outcome = client.unlock(envelope, "97531864").await?;
+        unlocks.push(start.elapsed());
         match outcome {
-            Outcome::Ok(Reply::Unblocked(report))
+            Outcome::Ok(Reply::Unlocked(report))
                 if report.puk == PukOnCard::Rotated && report.proof.is_some() => {}
-            other => bail!("round {round}: the unblock did not complete: {other:?}"),
+            other => bail!("round {round}: the unlock did not complete: {other:?}"),
         }
         puk = new_puk;
     }
@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     println!("card agent benchmark, {rounds} rounds (virtual card over pcscd + vpcd)");
     report("card inserted → card_inserted event", &mut inserted);
     report("card removed → card_removed event", &mut removed);
-    report("full unblock (offer + envelope + reset + PUK rotation + proof)", &mut unblocks);
+    report("full unlock (offer + envelope + reset + PUK rotation + proof)", &mut unlocks);
     Ok(())
 }
 

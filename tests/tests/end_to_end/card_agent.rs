@@ -11,7 +11,7 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use p256::ecdsa::{signature::hazmat::PrehashVerifier, Signature};
 use protocol::agent::{
     AgentErrorCode, AgentMessage, Event, Operation, Outcome, PinPurpose, PinState, PukOnCard, Reply,
-    UnblockReport, UnblockStep, PROTOCOL_VERSION,
+    UnlockReport, UnlockStep, PROTOCOL_VERSION,
 };
 use tests::{
     agent::{handshake, seal_for, verifying_key, AgentClient, RunningAgent, ALLOWED_ORIGIN},
@@ -139,10 +139,10 @@ async fn foreign_origins_and_rebinding_hosts_are_refused_with_403() {
     assert!(handshake(&agent.url(), ALLOWED_ORIGIN, None).await.is_ok(), "the allowed origin still gets in");
 }
 
-fn report_of(outcome: Outcome) -> UnblockReport {
+fn report_of(outcome: Outcome) -> UnlockReport {
     match outcome {
-        Outcome::Ok(Reply::Unblocked(report)) => report,
-        other => panic!("expected an unblock report, got {other:?}"),
+        Outcome::Ok(Reply::Unlocked(report)) => report,
+        other => panic!("expected an unlock report, got {other:?}"),
     }
 }
 
@@ -158,7 +158,7 @@ fn untrusted(outcome: &Outcome) -> bool {
 }
 
 #[tokio::test]
-async fn unblock_resets_the_pin_rotates_the_puk_and_proves_it_over_the_websocket() {
+async fn unlock_resets_the_pin_rotates_the_puk_and_proves_it_over_the_websocket() {
     let _lock = exclusive().unwrap();
     let card = CardFile::personalised("Erin Example").unwrap();
     let _inserted = InsertedCard::insert(&card).unwrap();
@@ -170,26 +170,26 @@ async fn unblock_resets_the_pin_rotates_the_puk_and_proves_it_over_the_websocket
     let card_auth = verifying_key(id.card_auth_certificate.as_deref().unwrap()).unwrap();
     client.block_pin().await.unwrap();
 
-    let (guid, public_key) = client.begin_unblock(&card_auth).await.unwrap();
+    let (guid, public_key) = client.begin_unlock(&card_auth).await.unwrap();
     assert_eq!(guid, id.guid);
     // An envelope the backend sealed to any other key is refused (its signature names the key it
     // was sealed to), and spends the offer.
     let stranger = envelope::OneTimeKey::generate();
     let forged = seal_for(&stranger.public_key(), &guid, &["12345678"], "24682468", [1; 32]).unwrap();
-    assert!(rejected(&client.unblock(forged, "97531864").await.unwrap()));
+    assert!(rejected(&client.unlock(forged, "97531864").await.unwrap()));
 
-    let (_, public_key_2) = client.begin_unblock(&card_auth).await.unwrap();
+    let (_, public_key_2) = client.begin_unlock(&card_auth).await.unwrap();
     assert_ne!(public_key, public_key_2, "each offer has a fresh key");
     let challenge = [0x5Au8; 32];
     let envelope = seal_for(&public_key_2, &guid, &["12345678"], "24682468", challenge).unwrap();
-    let report = report_of(client.unblock(envelope.clone(), "97531864").await.unwrap());
+    let report = report_of(client.unlock(envelope.clone(), "97531864").await.unwrap());
     assert_eq!(report.failure, None);
     assert!(report.pin_reset);
     assert_eq!(report.puk, PukOnCard::Rotated);
     let proof = Signature::from_der(&STANDARD.decode(report.proof.unwrap()).unwrap()).unwrap();
     let proved = envelope::signed_digest(envelope::Purpose::UnlockProof, &challenge);
     piv_auth.verify_prehash(&proved, &proof).expect("the proof is the card's 9A signature");
-    assert!(rejected(&client.unblock(envelope, "97531864").await.unwrap()), "no replay");
+    assert!(rejected(&client.unlock(envelope, "97531864").await.unwrap()), "no replay");
     assert_eq!(client.identity().await.unwrap().pin, PinState::Ready { tries_left: Some(3) });
 
     // An independent tool agrees: the new PIN works, the old PUK is gone, the new one works.
@@ -202,7 +202,7 @@ async fn unblock_resets_the_pin_rotates_the_puk_and_proves_it_over_the_websocket
 }
 
 #[tokio::test]
-async fn a_card_pulled_out_during_the_puk_change_is_reported_and_the_next_unblock_recovers() {
+async fn a_card_pulled_out_during_the_puk_change_is_reported_and_the_next_unlock_recovers() {
     let _lock = exclusive().unwrap();
     let card = CardFile::personalised("Fay Example").unwrap();
     // CHANGE REFERENCE DATA (24): the card rotates its PUK, then is gone before it answers.
@@ -214,22 +214,22 @@ async fn a_card_pulled_out_during_the_puk_change_is_reported_and_the_next_unbloc
         verifying_key(client.identity().await.unwrap().card_auth_certificate.as_deref().unwrap()).unwrap();
     client.block_pin().await.unwrap();
 
-    let (guid, public_key) = client.begin_unblock(&card_auth).await.unwrap();
+    let (guid, public_key) = client.begin_unlock(&card_auth).await.unwrap();
     let envelope = seal_for(&public_key, &guid, &["12345678"], "24682468", [3; 32]).unwrap();
-    let report = report_of(client.unblock(envelope, "97531864").await.unwrap());
+    let report = report_of(client.unlock(envelope, "97531864").await.unwrap());
     assert!(report.pin_reset);
     assert_eq!(report.puk, PukOnCard::Unknown { index: 0 }, "the agent cannot know; it says so");
     let failure = report.failure.unwrap();
-    assert_eq!((failure.step, failure.error.code), (UnblockStep::ChangePuk, AgentErrorCode::CardRemoved));
+    assert_eq!((failure.step, failure.error.code), (UnlockStep::ChangePuk, AgentErrorCode::CardRemoved));
     assert!(failure.error.message.contains("removed"), "{}", failure.error.message);
 
     drop(inserted);
     let _inserted = InsertedCard::insert(&card).unwrap();
     client.wait_for_card().await.unwrap();
     // The backend offers both PUKs it may have left on the card; the card had rotated.
-    let (guid, public_key) = client.begin_unblock(&card_auth).await.unwrap();
+    let (guid, public_key) = client.begin_unlock(&card_auth).await.unwrap();
     let envelope = seal_for(&public_key, &guid, &["12345678", "24682468"], "86428642", [4; 32]).unwrap();
-    let report = report_of(client.unblock(envelope, "13572468").await.unwrap());
+    let report = report_of(client.unlock(envelope, "13572468").await.unwrap());
     assert_eq!((report.puk, report.failure), (PukOnCard::Rotated, None));
     assert!(report.proof.is_some());
     let (ok, out) = yubico(&["-a", "unblock-pin", "-P", "86428642", "-N", "11335577"]).unwrap();
@@ -354,7 +354,7 @@ async fn diagnostics_describe_the_reader_the_card_and_its_certificates() {
 }
 
 /// The attack of a script on the allowed origin (or the holder's own developer tools): the page
-/// learns the agent's one-time key from `begin_unblock`, so it seals its own guesses of the PUK
+/// learns the agent's one-time key from `begin_unlock`, so it seals its own guesses of the PUK
 /// to it — three would block the PUK and the card would have to be re-issued. And on a blank card
 /// it seals the factory credentials itself to have the agent regenerate 9A and 9E. The agent
 /// opens only envelopes its settings' key for the origin signed: every try is refused before a
@@ -375,10 +375,10 @@ async fn envelopes_a_page_sealed_itself_are_refused_before_the_card_is_touched()
 
     let page = envelope::EnvelopeSigner::generate();
     for guess in ["12345670", "00000000", "11111111", "12341234"] {
-        let (guid, public_key) = client.begin_unblock(&card_auth).await.unwrap();
+        let (guid, public_key) = client.begin_unlock(&card_auth).await.unwrap();
         let expires_at =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 300;
-        let guessed = envelope::UnblockSecrets {
+        let guessed = envelope::UnlockSecrets {
             guid,
             expires_at,
             current_puks: vec![zeroize::Zeroizing::new(guess.to_owned())],
@@ -386,12 +386,12 @@ async fn envelopes_a_page_sealed_itself_are_refused_before_the_card_is_touched()
             proof_challenge: STANDARD.encode([1u8; 32]),
         };
         let forged = envelope::seal(&page, &public_key, &guessed).unwrap();
-        let outcome = client.unblock(forged, "97531864").await.unwrap();
+        let outcome = client.unlock(forged, "97531864").await.unwrap();
         assert!(untrusted(&outcome), "{outcome:?}");
     }
     // An allowed origin for which no backend key is configured cannot even begin.
     let mut other = AgentClient::connect_as(&agent, other_origin).await.unwrap();
-    let begin = Operation::BeginUnblock { reader: READER.into(), challenge: STANDARD.encode([2; 32]) };
+    let begin = Operation::BeginUnlock { reader: READER.into(), challenge: STANDARD.encode([2; 32]) };
     assert!(untrusted(&other.request(begin).await.unwrap()));
     let after = card.state_json().unwrap();
     for field in ["puk", "puk_tries_left", "pin", "pin_tries_left", "keys", "mgmt_key_hex"] {

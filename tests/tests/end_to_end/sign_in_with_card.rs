@@ -62,7 +62,7 @@ async fn the_agent_signs_the_backends_challenge_and_the_backend_opens_a_session(
         .await
         .unwrap();
     assert!(!sealed.windows(8).any(|w| w == b"12345678"), "never in clear");
-    let vault = backend::puk_vault::PukVault::from_settings(&settings).unwrap();
+    let vault = backend::vault::Vault::from_settings(&settings).unwrap();
     assert_eq!(vault.open(&guid, &sealed).unwrap().as_str(), "12345678");
     assert!(vault.open("00000000000000000000000000000000", &sealed).is_err(), "bound to its card");
     let again = backend.bind_card(&card, "700000000001", &guid, "99999999").unwrap();

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
 #![allow(clippy::await_holding_lock, reason = "the lock serialises tests that share the one virtual reader")]
 
-use protocol::agent::{AgentErrorCode, PukOnCard, UnblockStep};
+use protocol::agent::{AgentErrorCode, PukOnCard, UnlockStep};
 use tests::{
     agent::{AgentClient, RunningAgent},
     self_service::{register, release, release_unreported, unlock_past_the_code, Api},
@@ -67,7 +67,7 @@ impl Scene {
                 .fetch_one(db.pool())
                 .await
                 .unwrap();
-        let vault = backend::puk_vault::PukVault::from_settings(&settings).unwrap();
+        let vault = backend::vault::Vault::from_settings(&settings).unwrap();
         (vault.open(&self.guid, &current).unwrap().to_string(), pending.is_some())
     }
 
@@ -107,7 +107,7 @@ async fn a_card_pulled_out_between_the_reset_and_the_puk_change_is_unlocked_next
     let failure = report.failure.unwrap();
     assert_eq!(
         (failure.step, failure.error.code),
-        (UnblockStep::ResetRetryCounter, AgentErrorCode::CardRemoved)
+        (UnlockStep::ResetRetryCounter, AgentErrorCode::CardRemoved)
     );
     assert_eq!(status.as_u16(), 409, "no proof: the backend changes nothing");
     assert_eq!(scene.puks().await, ("12345678".into(), true), "current and pending both kept");
@@ -133,7 +133,7 @@ async fn a_card_pulled_out_during_the_puk_change_is_unlocked_next_time() {
 #[tokio::test]
 async fn a_card_unlocked_but_never_reported_is_unlocked_again_next_time() {
     let _lock = exclusive().unwrap();
-    // No fault on the card: the unblock completes, but its report never reaches the backend.
+    // No fault on the card: the unlock completes, but its report never reaches the backend.
     let (mut scene, mut client) = scene(&[]).await;
     let api = Api::new(&scene.backend).unwrap();
     let attempt = unlock_past_the_code(&api, &mut client, &scene.smtp, &scene.guid, EMAIL, 1).await.unwrap();

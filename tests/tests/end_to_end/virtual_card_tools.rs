@@ -127,7 +127,7 @@ fn yubico_piv_tool_verifies_changes_blocks_and_unblocks_the_pin_and_changes_the_
     let (ok, out) = yubico(&["-a", "unblock-pin", "-P", "12345678", "-N", "13572468"])?;
     assert!(ok && out.contains("Successfully unblocked"), "{out}");
     let (ok, out) = yubico(&["-a", "verify-pin", "-P", "13572468"])?;
-    assert!(ok, "usable again after unblock: {out}");
+    assert!(ok, "usable again after unlock: {out}");
 
     let (ok, out) = yubico(&["-a", "change-puk", "-P", "12345678", "-N", "87654321"])?;
     assert!(ok && out.contains("Successfully changed the puk"), "{out}");

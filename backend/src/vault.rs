@@ -1,6 +1,7 @@
-//! PUKs at rest (DESIGN.md, security model): AES-256-GCM under a key-encryption key (KEK) from
-//! configuration, never stored beside the data in production. Each sealed PUK is bound to its
-//! card's GUID (associated data), so a sealed value copied to another card's row does not open.
+//! Card secrets at rest, PUKs and management keys (DESIGN.md, security model): AES-256-GCM under
+//! a key-encryption key (KEK) from configuration, never stored beside the data in production.
+//! Each sealed secret is bound to its card's GUID (associated data), so a sealed value copied to
+//! another card's row does not open.
 //!
 //! Stored form: `version (1) ‖ nonce (12) ‖ ciphertext and tag`.
 
@@ -14,13 +15,13 @@ use crate::{config::Settings, keys, secrets::random_bytes};
 const VERSION: u8 = 1;
 
 #[derive(Clone)]
-pub struct PukVault {
+pub struct Vault {
     cipher: Aes256Gcm,
 }
 
-impl std::fmt::Debug for PukVault {
+impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PukVault(***)")
+        f.write_str("Vault(***)")
     }
 }
 
@@ -30,7 +31,7 @@ pub enum VaultError {
     CannotOpen,
 }
 
-impl PukVault {
+impl Vault {
     pub fn new(kek: &[u8; 32]) -> Self {
         Self { cipher: Aes256Gcm::new(kek.into()) }
     }
@@ -112,12 +113,12 @@ mod tests {
 
     #[test]
     fn a_sealed_puk_opens_only_for_its_card_under_its_key() {
-        let vault = PukVault::new(&[1; 32]);
+        let vault = Vault::new(&[1; 32]);
         let sealed = vault.seal("aa", "12345678").unwrap();
         assert!(!sealed.windows(8).any(|w| w == b"12345678"), "not in clear");
         assert_eq!(vault.open("AA", &sealed).unwrap().as_str(), "12345678");
         assert_eq!(vault.open("bb", &sealed), Err(VaultError::CannotOpen), "another card");
-        assert_eq!(PukVault::new(&[2; 32]).open("aa", &sealed), Err(VaultError::CannotOpen), "another key");
+        assert_eq!(Vault::new(&[2; 32]).open("aa", &sealed), Err(VaultError::CannotOpen), "another key");
         let mut altered = sealed.clone();
         altered[20] ^= 1;
         assert_eq!(vault.open("aa", &altered), Err(VaultError::CannotOpen), "altered");
