@@ -92,6 +92,18 @@ impl Database {
         migrator.run(&self.pool).await.context("Failed to apply the database migrations")
     }
 
+    /// Applies the migrations up to and including `version` only: how an upgrade test builds
+    /// the database an older release left behind.
+    pub async fn migrate_through(&self, version: i64) -> anyhow::Result<()> {
+        let all = match self.kind {
+            DatabaseKind::Sqlite => &SQLITE_MIGRATIONS,
+            DatabaseKind::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let older: Vec<_> = all.migrations.iter().filter(|m| m.version <= version).cloned().collect();
+        let migrator = Migrator { migrations: std::borrow::Cow::Owned(older), ..Migrator::DEFAULT };
+        migrator.run(&self.pool).await.context("Failed to apply the older migrations")
+    }
+
     /// A transaction that will write. SQLite gets `BEGIN IMMEDIATE`: taking the write lock up
     /// front means two writers queue (busy timeout) instead of one failing when it upgrades a
     /// read snapshot another writer has since changed. PostgreSQL locks rows as it goes.

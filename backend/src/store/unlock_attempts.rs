@@ -56,28 +56,33 @@ pub struct NewAttempt<'a> {
     pub expires_at: i64,
 }
 
-fn parse_ids(list: &str) -> Vec<u32> {
-    list.split(',').filter_map(|q| q.parse().ok()).collect()
+/// The questions attempt `id` asked, in order.
+async fn questions_of(conn: &mut Conn, id: &str) -> sqlx::Result<Vec<u32>> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT question_id FROM unlock_attempt_questions WHERE attempt_id = $1 ORDER BY position",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    ids.into_iter().map(|q| u32::try_from(q).map_err(|e| sqlx::Error::Decode(Box::new(e)))).collect()
 }
 
 /// Attempt `id`, if it is at `step` and has not expired at `now`.
 pub async fn open_at(conn: &mut Conn, id: &str, step: Step, now: i64) -> sqlx::Result<Option<OpenAttempt>> {
     let row = sqlx::query(
-        "SELECT user_ref, card_guid, question_ids FROM unlock_attempts WHERE id = $1 AND status = $2 AND expires_at >= $3",
+        "SELECT user_ref, card_guid FROM unlock_attempts WHERE id = $1 AND status = $2 AND expires_at >= $3",
     )
     .bind(id)
     .bind(step.as_str())
     .bind(now)
     .fetch_optional(&mut *conn)
     .await?;
-    row.map(|row| {
-        Ok(OpenAttempt {
-            user_ref: row.try_get("user_ref")?,
-            guid: super::guid_column(&row, "card_guid")?,
-            question_ids: parse_ids(&row.try_get::<String, _>("question_ids")?),
-        })
-    })
-    .transpose()
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(OpenAttempt {
+        user_ref: row.try_get("user_ref")?,
+        guid: super::guid_column(&row, "card_guid")?,
+        question_ids: questions_of(conn, id).await?,
+    }))
 }
 
 /// The card's attempt still at its questions, if any: its id and the questions it asked.
@@ -86,32 +91,42 @@ pub async fn asking_for_card(
     guid: &str,
     now: i64,
 ) -> sqlx::Result<Option<(String, Vec<u32>)>> {
-    let row = sqlx::query(
-        "SELECT id, question_ids FROM unlock_attempts WHERE card_guid = $1 AND status = $2 AND expires_at >= $3",
+    let id: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM unlock_attempts WHERE card_guid = $1 AND status = $2 AND expires_at >= $3",
     )
     .bind(guid)
     .bind(Step::Questions.as_str())
     .bind(now)
     .fetch_optional(&mut *conn)
     .await?;
-    row.map(|row| Ok((row.try_get("id")?, parse_ids(&row.try_get::<String, _>("question_ids")?)))).transpose()
+    let Some(id) = id else { return Ok(None) };
+    let asked = questions_of(conn, &id).await?;
+    Ok(Some((id, asked)))
 }
 
 pub async fn insert(conn: &mut Conn, new: &NewAttempt<'_>) -> sqlx::Result<()> {
-    let list = new.question_ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
     sqlx::query(
-        "INSERT INTO unlock_attempts (id, user_ref, card_guid, question_ids, status, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO unlock_attempts (id, user_ref, card_guid, status, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(new.id)
     .bind(new.user_ref)
     .bind(new.guid)
-    .bind(list)
     .bind(new.step.as_str())
     .bind(new.created_at)
     .bind(new.expires_at)
     .execute(&mut *conn)
     .await?;
+    for (position, question) in (1_i64..).zip(new.question_ids) {
+        sqlx::query(
+            "INSERT INTO unlock_attempt_questions (attempt_id, position, question_id) VALUES ($1, $2, $3)",
+        )
+        .bind(new.id)
+        .bind(position)
+        .bind(i64::from(*question))
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 

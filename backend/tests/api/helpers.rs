@@ -91,7 +91,7 @@ pub async fn admin_connection() -> PgConnection {
 }
 
 /// Creates an empty database on the test PostgreSQL server and returns its URL.
-async fn fresh_postgres_database() -> String {
+pub async fn fresh_postgres_database() -> String {
     let admin_url = admin_url();
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
     let mut admin = admin_connection().await;

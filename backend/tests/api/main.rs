@@ -10,6 +10,7 @@ mod smtp;
 mod audit_trail;
 mod health;
 mod issuance;
+mod migrations;
 mod ra;
 mod registration;
 mod sign_in;
