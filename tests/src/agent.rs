@@ -9,18 +9,11 @@ use anyhow::{bail, Context};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use der::{Decode, Encode};
 use envelope::UnlockSecrets;
-use futures_util::{SinkExt, StreamExt};
 use p256::{
     ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey},
     pkcs8::DecodePublicKey,
 };
-use protocol::agent::{
-    AgentMessage, CardIdentity, Event, Operation, Outcome, PinPurpose, PinState, Reply, Request,
-};
-use tokio_tungstenite::{
-    tungstenite::{client::IntoClientRequest, http::HeaderValue, Message},
-    MaybeTlsStream, WebSocketStream,
-};
+use protocol::agent::{AgentMessage, CardIdentity, Operation, Outcome, PinPurpose, PinState, Reply};
 
 use zeroize::Zeroizing;
 
@@ -106,99 +99,37 @@ impl RunningAgent {
     }
 }
 
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
-
+/// The agent's client as the tests use it: connected as [`ALLOWED_ORIGIN`] (or another allowed
+/// origin) to a [`RunningAgent`], with conveniences on the test reader.
 #[derive(Debug)]
-pub struct AgentClient {
-    socket: Socket,
-    next_id: u64,
-    /// Events that arrived while waiting for a response.
-    pub events: Vec<Event>,
+pub struct AgentClient(agent_client::AgentClient);
+
+pub use agent_client::handshake;
+
+impl std::ops::Deref for AgentClient {
+    type Target = agent_client::AgentClient;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
-/// Opens the WebSocket with the given `Origin` and (optionally) a forged `Host`.
-pub async fn handshake(
-    url: &str,
-    origin: &str,
-    host: Option<&str>,
-) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    let mut request = url.into_client_request()?;
-    request.headers_mut().insert(
-        "Origin",
-        HeaderValue::from_str(origin).map_err(tokio_tungstenite::tungstenite::http::Error::from)?,
-    );
-    if let Some(host) = host {
-        request.headers_mut().insert(
-            "Host",
-            HeaderValue::from_str(host).map_err(tokio_tungstenite::tungstenite::http::Error::from)?,
-        );
+impl std::ops::DerefMut for AgentClient {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
-    Ok(tokio_tungstenite::connect_async(request).await?.0)
 }
 
 impl AgentClient {
     /// Connects as the allowed origin and reads the hello.
     pub async fn connect(agent: &RunningAgent) -> anyhow::Result<(Self, AgentMessage)> {
-        let socket = handshake(&agent.url(), ALLOWED_ORIGIN, None).await?;
-        let mut client = Self { socket, next_id: 1, events: Vec::new() };
-        let hello = client.next_message(Duration::from_secs(5)).await?;
-        Ok((client, hello))
+        let (client, hello) = agent_client::AgentClient::connect(&agent.url(), ALLOWED_ORIGIN).await?;
+        Ok((Self(client), hello))
     }
 
     /// Connects as another origin the agent allows, past the hello.
     pub async fn connect_as(agent: &RunningAgent, origin: &str) -> anyhow::Result<Self> {
-        let socket = handshake(&agent.url(), origin, None).await?;
-        let mut client = Self { socket, next_id: 1, events: Vec::new() };
-        client.next_message(Duration::from_secs(5)).await?;
-        Ok(client)
-    }
-
-    pub async fn next_message(&mut self, timeout: Duration) -> anyhow::Result<AgentMessage> {
-        loop {
-            let frame = tokio::time::timeout(timeout, self.socket.next())
-                .await
-                .context("timed out waiting for the agent")?
-                .context("the agent closed the connection")??;
-            if let Message::Text(text) = frame {
-                return Ok(serde_json::from_str(&text)?);
-            }
-        }
-    }
-
-    /// Sends a request and returns its outcome, keeping events that arrive meanwhile.
-    pub async fn request(&mut self, operation: Operation) -> anyhow::Result<Outcome> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let json = serde_json::to_string(&Request { id, operation })?;
-        self.socket.send(Message::text(json)).await?;
-        loop {
-            match self.next_message(Duration::from_secs(20)).await? {
-                AgentMessage::Response { id: answered, outcome } if answered == id => return Ok(outcome),
-                AgentMessage::Event { event } => self.events.push(event),
-                other => bail!("unexpected message {other:?}"),
-            }
-        }
-    }
-
-    /// Waits for `wanted` (or returns one already received).
-    pub async fn wait_for_event(&mut self, wanted: &Event, timeout: Duration) -> anyhow::Result<()> {
-        if let Some(i) = self.events.iter().position(|e| e == wanted) {
-            self.events.drain(..=i);
-            return Ok(());
-        }
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.next_message(left).await? {
-                AgentMessage::Event { event } if &event == wanted => return Ok(()),
-                _ => continue,
-            }
-        }
-    }
-
-    pub async fn send_raw(&mut self, text: &str) -> anyhow::Result<()> {
-        self.socket.send(Message::text(text.to_owned())).await?;
-        Ok(())
+        Ok(Self(agent_client::AgentClient::connect(&agent.url(), origin).await?.0))
     }
 }
 
@@ -234,22 +165,11 @@ pub fn seal_for(
 impl AgentClient {
     /// Waits until the agent lists a card in [`READER`].
     pub async fn wait_for_card(&mut self) -> anyhow::Result<()> {
-        for _ in 0..200 {
-            if let Outcome::Ok(Reply::Readers { readers }) = self.request(Operation::ListReaders).await? {
-                if readers.iter().any(|r| r.name == READER && r.card_present) {
-                    return Ok(());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!("the agent never saw the card in {READER}")
+        self.0.wait_for_card(Some(READER), Duration::from_secs(10)).await.map(drop)
     }
 
     pub async fn identity(&mut self) -> anyhow::Result<CardIdentity> {
-        match self.request(Operation::CardIdentity { reader: READER.into() }).await? {
-            Outcome::Ok(Reply::Identity(identity)) => Ok(identity),
-            other => bail!("expected the card identity, got {other:?}"),
-        }
+        self.0.identity(READER).await
     }
 
     /// Three wrong PINs.
