@@ -43,7 +43,7 @@ Xvfb :77 -screen 0 480x240x24 >/dev/null 2>&1 &
 children+=($!)
 sleep 1
 mkdir -p "$work/config/xfce4/xfconf/xfce-perchannel-xml"
-cp card-agent/packaging/screenshot-panel.xml "$work/config/xfce4/xfconf/xfce-perchannel-xml/xfce4-panel.xml"
+cp card-agent/packaging/linux/screenshot-panel.xml "$work/config/xfce4/xfconf/xfce-perchannel-xml/xfce4-panel.xml"
 DISPLAY=:77 XDG_CONFIG_HOME="$work/config" XDG_STATE_HOME="$work/state" dbus-run-session -- bash -c '
   # The panel and the agent end with this session (a leftover agent would keep reading cards).
   trap "kill \$(jobs -p) 2>/dev/null" EXIT

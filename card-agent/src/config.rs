@@ -1,9 +1,6 @@
 //! Agent settings: defaults, then an optional TOML file, then the command line.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-};
+use std::{collections::BTreeMap, path::Path};
 
 use anyhow::{bail, Context};
 use envelope::TrustedKey;
@@ -43,30 +40,6 @@ impl Default for AgentConfig {
             self_service_url: None,
         }
     }
-}
-
-/// Where the settings live when `--config` is not given: the person's own file, else the
-/// system-wide one the package installs. Returns the first that exists.
-pub fn default_config_file() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let user = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| home.map(|h| h.join(".config")))
-        .map(|dir| dir.join("smartcard-selfservice/agent.toml"));
-    user.into_iter().chain([PathBuf::from("/etc/smartcard-selfservice/agent.toml")]).find(|p| p.is_file())
-}
-
-/// The desktop-mode log, `$XDG_STATE_HOME/smartcard-selfservice/card-agent.log`
-/// (`~/.local/state/…`), opened for appending; `None` if it cannot be made.
-pub fn desktop_log_file() -> Option<(PathBuf, std::fs::File)> {
-    let dir = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?
-        .join("smartcard-selfservice");
-    std::fs::create_dir_all(&dir).ok()?;
-    let path = dir.join("card-agent.log");
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).ok()?;
-    Some((path, file))
 }
 
 /// At most this many envelope keys per origin: the backend's current key and the next one.

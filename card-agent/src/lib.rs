@@ -7,8 +7,9 @@
 //! - [`server`]: the WebSocket service tying them together.
 //! - [`tray_model`]: what the tray shows and offers for each state (no GUI in it).
 //! - [`desktop`]: desktop mode — the tray icon and the locked-card notification, kept current.
+//! - [`platform`]: what differs between workstation platforms (paths, tray, notifications).
 //! - [`diagnostics`]: the report `card-agent --diagnostics` prints (and the tray will show).
-//! - [`locked_card`]: the "your card is locked — unlock it?" desktop notification.
+//! - [`locked_card`]: when to offer "your card is locked — unlock it?".
 
 pub mod config;
 pub mod desktop;
@@ -18,6 +19,7 @@ pub mod issue;
 pub mod locked_card;
 pub mod ops;
 pub mod pcsc_worker;
+pub mod platform;
 pub mod server;
 #[cfg(test)]
 mod test_support;

@@ -1,7 +1,6 @@
 //! "Your smartcard is locked — unlock it now?": the moment a card whose passcode is blocked goes
 //! into a reader, the person is offered the unlock page (a desktop notification with an action).
-//! The trigger is pure and tested; showing it uses the desktop's notification service through
-//! `notify-send` (libnotify), and opening the page `xdg-open`.
+//! The trigger is pure and tested; showing it is the platform's (`platform::offer_unlock`).
 
 use std::collections::BTreeSet;
 
@@ -30,33 +29,6 @@ impl LockedCardTrigger {
     pub fn card_removed(&mut self, reader: &str) {
         self.notified.remove(reader);
     }
-}
-
-/// Shows the notification and, if the person chooses "Unlock my card", opens `unlock_url`.
-/// Returns at once; a desktop without a notification service is logged, not fatal.
-pub fn offer_unlock(unlock_url: String) {
-    std::thread::spawn(move || {
-        let chosen = std::process::Command::new("notify-send")
-            .args([
-                "--app-name=Smartcard self-service",
-                "--icon=dialog-warning",
-                "--urgency=critical",
-                "--action=unlock=Unlock my card",
-                "--wait",
-                "Your smartcard is locked",
-                "Too many wrong passcodes were entered. You can unlock it yourself in a few minutes.",
-            ])
-            .output();
-        match chosen {
-            Ok(output) if String::from_utf8_lossy(&output.stdout).trim() == "unlock" => {
-                if let Err(e) = std::process::Command::new("xdg-open").arg(&unlock_url).status() {
-                    tracing::warn!(error = %e, "could not open the unlock page");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "no desktop notifications (is libnotify-bin installed?)"),
-        }
-    });
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use card_agent::{config::AgentConfig, pcsc_worker::Pcsc, server::Server};
+use card_agent::{config::AgentConfig, pcsc_worker::Pcsc, platform, server::Server};
 use clap::Parser;
 
 #[derive(Debug, Parser)]
@@ -38,21 +38,19 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let desktop = !cli.headless
-        && !cli.diagnostics
-        && ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some());
+    let desktop = !cli.headless && !cli.diagnostics && platform::has_desktop_session();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logging = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     // Started from the desktop's autostart, stderr goes nowhere a person would look.
-    match desktop.then(card_agent::config::desktop_log_file).flatten() {
+    match desktop.then(platform::desktop_log_file).flatten() {
         Some((path, file)) => {
             logging.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init();
             eprintln!("card agent log: {}", path.display());
         }
         None => logging.with_writer(std::io::stderr).init(),
     }
-    let file = cli.config.clone().or_else(card_agent::config::default_config_file);
+    let file = cli.config.clone().or_else(platform::default_config_file);
     let mut config = match &file {
         Some(path) => AgentConfig::from_file(path)?,
         None => AgentConfig::default(),

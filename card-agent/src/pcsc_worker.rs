@@ -68,8 +68,34 @@ fn transport_error(e: pcsc::Error) -> TransportError {
     }
 }
 
-/// A card operation, run on the worker thread with a session on the named reader's card.
-pub type Work = Box<dyn for<'a> FnOnce(&mut PivSession<PcscTransport<'a>>) -> Outcome + Send>;
+/// A card operation, run with a session on the named reader's card (inside a PC/SC transaction
+/// on the worker thread, or on a test double).
+pub type Work = Box<dyn FnOnce(&mut PivSession<&mut dyn Transport>) -> Outcome + Send>;
+
+/// The card readers as the WebSocket service uses them: PC/SC ([`Pcsc`]) on a workstation, a
+/// virtual card in the service's unit tests.
+pub trait CardReaders: Clone + Send + Sync + 'static {
+    /// The readers as last seen, and whether each holds a card.
+    fn readers(&self) -> Vec<ReaderInfo>;
+    /// Reader and card events from now on.
+    fn subscribe(&self) -> broadcast::Receiver<Event>;
+    /// Runs `work` on the card in `reader`, one operation at a time.
+    fn run(&self, reader: String, work: Work) -> impl std::future::Future<Output = Outcome> + Send;
+}
+
+impl CardReaders for Pcsc {
+    fn readers(&self) -> Vec<ReaderInfo> {
+        Pcsc::readers(self)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Event> {
+        Pcsc::subscribe(self)
+    }
+
+    async fn run(&self, reader: String, work: Work) -> Outcome {
+        Pcsc::run(self, reader, work).await
+    }
+}
 
 struct Job {
     reader: String,
@@ -192,7 +218,8 @@ fn run_job(context: &mut Option<pcsc::Context>, reader: &str, work: Work) -> Out
                 )));
             }
         };
-        let mut session = PivSession::new(PcscTransport { card: &transaction });
+        let mut transport = PcscTransport { card: &transaction };
+        let mut session = PivSession::new(&mut transport as &mut dyn Transport);
         let outcome = work(&mut session);
         let _ = transaction.end(pcsc::Disposition::LeaveCard);
         return outcome;

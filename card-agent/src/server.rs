@@ -4,7 +4,7 @@ use protocol::card_guid::CardGuid;
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use base64::{engine::general_purpose::STANDARD, Engine};
@@ -12,7 +12,11 @@ use futures_util::{SinkExt, StreamExt};
 use protocol::agent::{
     AgentErrorCode, AgentMessage, Operation, Outcome, PinPurpose, Reply, Request, PROTOCOL_VERSION,
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+    time::Instant,
+};
 use tokio_tungstenite::tungstenite::{
     handshake::server::{ErrorResponse, Request as HttpRequest, Response as HttpResponse},
     http::{header, StatusCode},
@@ -28,7 +32,7 @@ use crate::{
     guard,
     issue::{self, GeneratedKeys},
     ops::{self, Procedure},
-    pcsc_worker::Pcsc,
+    pcsc_worker::{CardReaders, Pcsc},
 };
 
 #[derive(Debug)]
@@ -90,9 +94,25 @@ async fn connection(stream: TcpStream, config: AgentConfig, pcsc: Pcsc, port: u1
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(config.max_message_bytes))
         .max_frame_size(Some(config.max_message_bytes));
-    let mut ws = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config)).await?;
+    let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(ws_config)).await?;
     let origin = admitted.lock().ok().and_then(|slot| slot.clone()).unwrap_or_default();
-    let trusted = config.trusted_keys(&origin);
+    serve(ws, &config, &pcsc, &origin).await
+}
+
+/// One connection past its handshake, whatever carries it (a TCP socket; an in-memory pipe in
+/// the unit tests): the hello, then requests answered in order and events pushed as they come.
+/// `origin` is the one the handshake admitted: it decides which backend keys are trusted.
+pub async fn serve<S, R>(
+    mut ws: tokio_tungstenite::WebSocketStream<S>,
+    config: &AgentConfig,
+    pcsc: &R,
+    origin: &str,
+) -> anyhow::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    R: CardReaders,
+{
+    let trusted = config.trusted_keys(origin);
     if trusted.is_empty() {
         tracing::debug!(%origin, "no envelope keys for this origin: unlock and issuance are refused");
     }
@@ -137,7 +157,7 @@ async fn connection(stream: TcpStream, config: AgentConfig, pcsc: Pcsc, port: u1
                     continue;
                 }
                 let outcome_and_id = match serde_json::from_str::<Request>(&text) {
-                    Ok(request) => (request.id, handle(&pcsc, request.operation, &mut pending).await),
+                    Ok(request) => (request.id, handle(pcsc, request.operation, &mut pending).await),
                     // serde's message quotes the offending value, which may be a PIN: never echo it.
                     Err(e) => {
                         tracing::debug!(category = ?e.classify(), line = e.line(), column = e.column(), "invalid request");
@@ -158,14 +178,21 @@ async fn connection(stream: TcpStream, config: AgentConfig, pcsc: Pcsc, port: u1
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+type Ws<S> = tokio_tungstenite::WebSocketStream<S>;
 
-async fn send(ws: &mut Ws, message: &AgentMessage) -> anyhow::Result<()> {
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut Ws<S>,
+    message: &AgentMessage,
+) -> anyhow::Result<()> {
     ws.send(Message::text(serde_json::to_string(message)?)).await?;
     Ok(())
 }
 
-async fn reply(ws: &mut Ws, id: u64, outcome: Outcome) -> anyhow::Result<()> {
+async fn reply<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut Ws<S>,
+    id: u64,
+    outcome: Outcome,
+) -> anyhow::Result<()> {
     send(ws, &AgentMessage::Response { id, outcome }).await
 }
 
@@ -217,7 +244,7 @@ const ISSUE_KEY_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// the envelope is usually shorter.
 const UNLOCK_KEY_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
-async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Outcome {
+async fn handle<R: CardReaders>(pcsc: &R, operation: Operation, pending: &mut Pending) -> Outcome {
     let trusted = &pending.trusted;
     let pending_unlock = &mut pending.unlock;
     tracing::info!(?operation, "request");
@@ -342,8 +369,8 @@ async fn handle(pcsc: &Pcsc, operation: Operation, pending: &mut Pending) -> Out
     }
 }
 
-async fn handle_issue(
-    pcsc: &Pcsc,
+async fn handle_issue<R: CardReaders>(
+    pcsc: &R,
     operation: Operation,
     trusted: &[TrustedKey],
     pending: &mut Option<PendingIssue>,
@@ -516,5 +543,245 @@ fn into_outcome(result: ops::OpResult<Reply>) -> Outcome {
     match result {
         Ok(reply) => Outcome::Ok(reply),
         Err(error) => Outcome::Error(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The service over an in-memory pipe and a virtual card: no socket, no pcscd, and the
+    //! clock under the test's control.
+
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use piv::{
+        host::{PivSession, Transport},
+        mgmt::ManagementKey,
+    };
+    use protocol::agent::{AgentError, Event, ReaderInfo};
+    use tokio::sync::broadcast;
+    use tokio_tungstenite::{tungstenite::protocol::Role, WebSocketStream};
+    use virtual_card::{card::Card, personalise, state::CardState};
+
+    use super::*;
+    use crate::pcsc_worker::Work;
+
+    const ORIGIN: &str = "https://selfservice.test";
+    const READER: &str = "Virtual reader 0";
+
+    #[derive(Clone)]
+    struct VirtualReaders {
+        card: Arc<Mutex<Card>>,
+        events: broadcast::Sender<Event>,
+    }
+
+    impl CardReaders for VirtualReaders {
+        fn readers(&self) -> Vec<ReaderInfo> {
+            vec![ReaderInfo { name: READER.into(), card_present: true }]
+        }
+
+        fn subscribe(&self) -> broadcast::Receiver<Event> {
+            self.events.subscribe()
+        }
+
+        async fn run(&self, reader: String, work: Work) -> Outcome {
+            assert_eq!(reader, READER);
+            let mut card = self.card.lock().unwrap();
+            card.reset();
+            let mut session = PivSession::new(&mut *card as &mut dyn Transport);
+            work(&mut session)
+        }
+    }
+
+    fn signer() -> envelope::EnvelopeSigner {
+        envelope::EnvelopeSigner::from_seed(&[7; 32])
+    }
+
+    struct Harness {
+        client: WebSocketStream<tokio::io::DuplexStream>,
+        card: Arc<Mutex<Card>>,
+        next_id: u64,
+        _ca: tempfile::TempDir,
+    }
+
+    impl Harness {
+        async fn start(max_requests_per_second: u32) -> Self {
+            let ca_dir = tempfile::tempdir().unwrap();
+            let ca = personalise::CertificateAuthority::load_or_create(ca_dir.path()).unwrap();
+            let mut card = Card::new(
+                CardState::blank("123456", "12345678", piv::ids::alg::TDES, &piv::mgmt::DEFAULT_3DES_KEY),
+                None,
+            );
+            personalise::personalise(
+                &mut PivSession::new(&mut card),
+                &ManagementKey::default_3des(),
+                &ca,
+                "Test Holder",
+            )
+            .unwrap();
+            let readers =
+                VirtualReaders { card: Arc::new(Mutex::new(card)), events: broadcast::channel(8).0 };
+            let mut config = AgentConfig {
+                allowed_origins: vec![ORIGIN.into()],
+                max_requests_per_second,
+                ..AgentConfig::default()
+            };
+            config.add_envelope_key(&format!("{ORIGIN}={}", signer().trusted_key())).unwrap();
+            let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+            let card = readers.card.clone();
+            tokio::spawn(async move {
+                let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+                let _ = serve(ws, &config, &readers, ORIGIN).await;
+            });
+            let client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+            let mut harness = Self { client, card, next_id: 1, _ca: ca_dir };
+            assert!(matches!(harness.next().await, Some(AgentMessage::Hello { .. })));
+            harness
+        }
+
+        /// The next message, or `None` once the service closed the connection.
+        async fn next(&mut self) -> Option<AgentMessage> {
+            loop {
+                match self.client.next().await? {
+                    Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).unwrap()),
+                    Ok(Message::Close(_)) | Err(_) => return None,
+                    Ok(_) => continue,
+                }
+            }
+        }
+
+        async fn send(&mut self, operation: Operation) -> u64 {
+            let id = self.next_id;
+            self.next_id += 1;
+            let json = serde_json::to_string(&Request { id, operation }).unwrap();
+            self.client.send(Message::text(json)).await.unwrap();
+            id
+        }
+
+        async fn request(&mut self, operation: Operation) -> Outcome {
+            let id = self.send(operation).await;
+            match self.next().await {
+                Some(AgentMessage::Response { id: answered, outcome }) if answered == id => outcome,
+                other => panic!("expected the answer to {id}, got {other:?}"),
+            }
+        }
+
+        /// The offer of a new unlock: the card's GUID and the agent's one-time key.
+        async fn begin_unlock(&mut self) -> (CardGuid, String) {
+            let begin = Operation::BeginUnlock { reader: READER.into(), challenge: STANDARD.encode([9; 32]) };
+            match self.request(begin).await {
+                Outcome::Ok(Reply::UnlockOffer { guid, public_key, .. }) => (guid, public_key),
+                other => panic!("expected an unlock offer, got {other:?}"),
+            }
+        }
+
+        async fn unlock(&mut self, envelope: String) -> Outcome {
+            self.request(Operation::Unlock { reader: READER.into(), envelope, new_pin: "97531864".into() })
+                .await
+        }
+
+        /// Whether the card still takes its first PIN: nothing was reset.
+        fn pin_is_unchanged(&self) -> bool {
+            let mut card = self.card.lock().unwrap();
+            card.reset();
+            let mut session = PivSession::new(&mut *card);
+            session.select().unwrap();
+            session.verify_pin(&piv::pin::PaddedPin::new("123456").unwrap()).is_ok()
+        }
+    }
+
+    /// What the backend would release for `public_key`: the card's PUK and a new one.
+    fn envelope_for(public_key: &str, guid: &CardGuid) -> String {
+        let expires_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 300;
+        let secrets = UnlockSecrets {
+            guid: guid.to_string(),
+            expires_at,
+            current_puks: vec![Zeroizing::new("12345678".into())],
+            new_puk: Zeroizing::new("24681357".into()),
+            proof_challenge: STANDARD.encode([3; 32]),
+        };
+        envelope::seal(&signer(), public_key, &secrets).unwrap()
+    }
+
+    fn refusal(outcome: &Outcome) -> &AgentError {
+        match outcome {
+            Outcome::Error(e) => e,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_envelope_within_the_key_lifetime_unlocks_the_card() {
+        let mut agent = Harness::start(50).await;
+        let (guid, key) = agent.begin_unlock().await;
+        tokio::time::advance(UNLOCK_KEY_LIFETIME - Duration::from_secs(1)).await;
+        match agent.unlock(envelope_for(&key, &guid)).await {
+            Outcome::Ok(Reply::Unlocked(report)) => assert!(report.pin_reset, "{report:?}"),
+            other => panic!("expected the unlock report, got {other:?}"),
+        }
+        assert!(!agent.pin_is_unchanged());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_one_time_key_older_than_its_lifetime_opens_nothing() {
+        let mut agent = Harness::start(50).await;
+        let (guid, key) = agent.begin_unlock().await;
+        tokio::time::advance(UNLOCK_KEY_LIFETIME + Duration::from_secs(1)).await;
+        let late = agent.unlock(envelope_for(&key, &guid)).await;
+        assert_eq!(refusal(&late).code, AgentErrorCode::EnvelopeRejected);
+        assert!(refusal(&late).message.contains("expired"), "{late:?}");
+        assert!(agent.pin_is_unchanged());
+        // The key is spent with the refusal: the same envelope again finds no unlock begun.
+        let again = agent.unlock(envelope_for(&key, &guid)).await;
+        assert!(refusal(&again).message.contains("No unlock was started"), "{again:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_offer_replaces_the_old_key_so_its_envelope_opens_nothing() {
+        let mut agent = Harness::start(50).await;
+        let (guid, first) = agent.begin_unlock().await;
+        let (_, second) = agent.begin_unlock().await;
+        assert_ne!(first, second);
+        let stale = agent.unlock(envelope_for(&first, &guid)).await;
+        // The backend's signature covers the recipient key, so to the new key it is no signature.
+        assert_eq!(refusal(&stale).code, AgentErrorCode::EnvelopeUntrusted);
+        assert!(agent.pin_is_unchanged());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_over_the_rate_are_refused_and_a_page_that_keeps_going_is_cut_off() {
+        let limit = 5;
+        let mut agent = Harness::start(limit).await;
+        for _ in 0..limit * 2 + 1 {
+            agent.send(Operation::ListReaders).await;
+        }
+        let mut answered = Vec::new();
+        while let Some(message) = agent.next().await {
+            if let AgentMessage::Response { outcome, .. } = message {
+                answered.push(matches!(outcome, Outcome::Ok(Reply::Readers { .. })));
+            }
+        }
+        let limit = usize::try_from(limit).unwrap();
+        assert_eq!(
+            answered.len(),
+            limit * 2,
+            "the one past twice the rate gets no answer: the connection closes"
+        );
+        assert!(answered[..limit].iter().all(|ok| *ok), "within the rate: {answered:?}");
+        assert!(answered[limit..].iter().all(|ok| !ok), "over it: busy: {answered:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_is_per_second() {
+        let limit = 5;
+        let mut agent = Harness::start(limit).await;
+        for _ in 0..3 {
+            for _ in 0..limit {
+                assert!(matches!(
+                    agent.request(Operation::ListReaders).await,
+                    Outcome::Ok(Reply::Readers { .. })
+                ));
+            }
+            tokio::time::advance(Duration::from_millis(1001)).await;
+        }
     }
 }

@@ -21,6 +21,14 @@ pub trait Transport {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError>;
 }
 
+/// A borrowed transport is one too: a session can run over `&mut dyn Transport`, so the agent's
+/// operations do not care whether PC/SC or a test double carries the bytes.
+impl<T: Transport + ?Sized> Transport for &mut T {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
+        (**self).transmit(command)
+    }
+}
+
 /// The transport failed: the card is gone, the reader is gone, or the service stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
