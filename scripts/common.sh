@@ -15,6 +15,15 @@ wasm_env() { RUSTUP_TOOLCHAIN=debian-web RUSTC_BOOTSTRAP=1 "$@"; }
 SPA_RUSTFLAGS="--cfg=erase_components -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none"
 build_spa() {
   npm_assets
+  # Skipped when nothing that goes into the bundles changed since the last build (a warm rerun
+  # of the tests would otherwise spend a minute re-optimising the same wasm).
+  local inputs
+  inputs=$(spa_inputs)
+  if [[ -f $ROOT/dist/index.html && -f $ROOT/dist/ra/index.html && -f $ROOT/dist/.inputs \
+        && $(cat "$ROOT/dist/.inputs") == "$inputs" ]]; then
+    step "The SPA and the RA console are up to date (dist/)"
+    return
+  fi
   step "Building the SPA's CSS (NHS design system subset, sass)"
   (cd "$ROOT/frontend" && npx sass --no-source-map --style=compressed --load-path=node_modules \
     style/nhsuk.scss style/build/nhsuk.css)
@@ -24,6 +33,20 @@ build_spa() {
   step "Building the RA console (trunk, release)"
   (cd "$ROOT" && CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$SPA_RUSTFLAGS" wasm_env \
     trunk build --release --dist dist/ra --public-url /ra/ frontend/ra.html)
+  printf '%s' "$inputs" >"$ROOT/dist/.inputs"
+}
+
+# A digest of everything the bundles are built from: the SPA's and the shared crates' sources,
+# the build settings and the tools' versions.
+spa_inputs() {
+  (
+    cd "$ROOT"
+    find frontend protocol -type f -not -path 'frontend/node_modules/*' -not -path 'frontend/style/build/*' -print0 \
+      | sort -z | xargs -0 sha256sum
+    sha256sum Cargo.toml Cargo.lock Trunk.toml .cargo/config.toml
+    echo "$SPA_RUSTFLAGS"
+    trunk --version; wasm-bindgen --version; wasm-opt --version
+  ) | sha256sum | cut -d' ' -f1
 }
 
 # The npm packages in frontend/package-lock.json: the NHS design system CSS that trunk bundles,
