@@ -5,7 +5,7 @@
 use protocol::error_code::ErrorCode;
 use sqlx::{Any, Row, Transaction};
 
-use crate::{error::ApiError, hashing::CodeHasher, secrets::random_digits, time::now_unix};
+use crate::{error::ApiError, hashing::CodeHasher, secrets::random_digits, store::people, time::now_unix};
 
 pub const DIGITS: usize = 8;
 pub const LIFETIME_SECONDS: i64 = 15 * 60;
@@ -36,13 +36,15 @@ pub struct Issued {
 }
 
 /// Replaces any live code of this purpose with a new one, unless the last was sent too recently
-/// (429, saying when to try again).
+/// (429, saying when to try again). Requests for the same person are taken one at a time, so the
+/// cooldown and the hourly cap hold however many arrive together.
 pub async fn issue(
     tx: &mut Transaction<'static, Any>,
     hasher: &CodeHasher,
     user_ref: i64,
     purpose: Purpose,
 ) -> Result<Issued, ApiError> {
+    people::hold(tx, user_ref).await?;
     let now = now_unix();
     let recent = sqlx::query(
         "SELECT COUNT(*) AS sent, MAX(created_at) AS newest FROM one_time_codes \
@@ -106,9 +108,9 @@ pub async fn void_all(conn: &mut sqlx::AnyConnection, user_ref: i64, now: i64) -
     Ok(())
 }
 
-/// Spends the code if it is right. A wrong one costs a try (the count is updated atomically, so
-/// parallel guesses cannot exceed it); an expired, used-up or exhausted one is refused whatever
-/// is typed.
+/// Spends the code if it is right. A wrong one costs a try; an expired, used-up or exhausted one
+/// is refused whatever is typed. Guesses for the same person are taken one at a time, so however
+/// many arrive together, no more than the code's tries are ever compared with it.
 pub async fn redeem(
     tx: &mut Transaction<'static, Any>,
     hasher: &CodeHasher,
@@ -116,6 +118,7 @@ pub async fn redeem(
     purpose: Purpose,
     typed: &str,
 ) -> Result<(), ApiError> {
+    people::hold(tx, user_ref).await?;
     let now = now_unix();
     let typed: String = typed.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
     let row = sqlx::query(

@@ -195,6 +195,17 @@ pub async fn record_initial_puk(db: &Database, guid: &str, sealed_puk: &[u8]) ->
     Ok(done.rows_affected() == 1)
 }
 
+/// Queues the open transaction behind any other that holds the person (a row lock on
+/// PostgreSQL until commit; SQLite's write transactions are one at a time anyway), so a check
+/// and the write it allows cannot interleave with another request's.
+pub async fn hold(conn: &mut Conn, user_ref: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET unlock_failures = unlock_failures WHERE id = $1")
+        .bind(user_ref)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// A person's self-service unlock standing: wrong attempts so far, and when they were locked out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UnlockStanding {

@@ -200,3 +200,87 @@ on_both_databases! {
         assert_eq!(error_code(app.post("/api/unlock/resend", &attempt).await).await, (400, "attempt_expired".into()), "no codes once past that step");
     }
 }
+
+/// A holder past their questions, with the first unlock code emailed: (app, smtp, attempt, code).
+async fn awaiting_the_code(engine: Engine) -> (TestApp, SmtpServer, String, String) {
+    let (app, smtp, card) = holder(engine, true).await;
+    let questions: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+    assert_eq!(app.post("/api/unlock/answers", &answers_for(&questions, true)).await.status(), 200);
+    let code = code_in(&smtp.wait_for("hal@nhs.net", "unlock code", 1).await.unwrap()).unwrap();
+    (app, smtp, questions.attempt_id, code)
+}
+
+/// Sends `body` to `path` `count` times at once; the status and error code of each answer.
+async fn all_at_once<T: serde::Serialize + Clone + Send + Sync + 'static>(
+    app: &std::sync::Arc<TestApp>,
+    path: &'static str,
+    bodies: Vec<T>,
+) -> Vec<(u16, String)> {
+    let tasks: Vec<_> = bodies
+        .into_iter()
+        .map(|body| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let response = app.post(path, &body).await;
+                if response.status().is_success() {
+                    (response.status().as_u16(), String::new())
+                } else {
+                    error_code(response).await
+                }
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+on_both_databases! {
+    async fn fifty_simultaneous_guesses_at_a_code_get_exactly_its_five_tries(engine: Engine) {
+        let (app, _smtp, attempt_id, code) = awaiting_the_code(engine).await;
+        let app = std::sync::Arc::new(app);
+        let wrong = if code == "00000000" { "11111111" } else { "00000000" };
+        // 49 wrong guesses and the right code, all at once: at most five of them are compared
+        // with the code, so the right one gets through only if it is among those five.
+        let mut guesses = vec![UnlockCode { attempt_id: attempt_id.clone(), code: wrong.into() }; 49];
+        guesses.insert(25, UnlockCode { attempt_id: attempt_id.clone(), code: code.clone() });
+        let answers = all_at_once(&app, "/api/unlock/code", guesses).await;
+        let count = |code: &str| answers.iter().filter(|(_, c)| c == code).count();
+        let (accepted, wrong_told) = (count(""), count("code_wrong"));
+        let tries_left: i64 = sqlx::query_scalar("SELECT tries_left FROM one_time_codes ORDER BY id DESC LIMIT 1")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        let tries_left = usize::try_from(tries_left).unwrap();
+        // As if one at a time: each wrong guess compared spends a try (the fifth is answered
+        // "locked"); the right code is accepted only while a try is left, and ends the code.
+        assert!(accepted <= 1, "{answers:?}");
+        if accepted == 1 {
+            assert!(wrong_told <= 4 && tries_left == 5 - wrong_told, "accepted after its tries ran out: {tries_left} left, {answers:?}");
+        } else {
+            assert_eq!((wrong_told, tries_left), (4, 0), "{answers:?}");
+        }
+        let after = if accepted == 1 { ["attempt_expired", "code_expired"] } else { ["code_locked", "code_locked"] };
+        assert!(answers.iter().all(|(_, c)| c.is_empty() || c == "code_wrong" || c == "code_locked" || after.contains(&c.as_str())), "{answers:?}");
+    }
+}
+
+on_both_databases! {
+    async fn fifty_simultaneous_resends_send_exactly_one_code(engine: Engine) {
+        let (app, _smtp, attempt_id, _code) = awaiting_the_code(engine).await;
+        sqlx::query("UPDATE one_time_codes SET created_at = created_at - 61").execute(app.db.pool()).await.unwrap();
+        let app = std::sync::Arc::new(app);
+        let resend = protocol::api::UnlockAttempt { attempt_id };
+        let answers = all_at_once(&app, "/api/unlock/resend", vec![resend; 50]).await;
+        let sent = answers.iter().filter(|(status, _)| *status == 200).count();
+        assert_eq!(sent, 1, "{answers:?}");
+        assert!(answers.iter().all(|a| a.0 == 200 || *a == (429, "code_recently_sent".into())), "{answers:?}");
+        let codes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM one_time_codes WHERE purpose = 'unlock'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(codes, 2, "the first code and exactly one more");
+    }
+}
