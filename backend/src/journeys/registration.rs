@@ -21,6 +21,7 @@ use crate::{
     store::{
         people,
         registrations::{self, Status, StoredAnswer},
+        unlock_attempts::{self, Step},
     },
     time::now_unix,
 };
@@ -160,6 +161,8 @@ pub async fn withdraw(state: &AppState, me: SignedIn) -> Result<(), ApiError> {
     let mut tx = state.db.begin_write().await?;
     registrations::delete(&mut tx, me.user.id, None).await?;
     codes::void_all(&mut tx, me.user.id, now_unix()).await?;
+    // An unlock in progress rested on the registration: it ends with it (as an RA's withdrawal).
+    unlock_attempts::fail_all(&mut tx, me.user.id, &Step::OPEN).await?;
     audit::append(&mut tx, Entry::new(&me.user.user_id, "registration_withdrawn")).await?;
     tx.commit().await?;
     Ok(())

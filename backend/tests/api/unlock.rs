@@ -284,3 +284,24 @@ on_both_databases! {
         assert_eq!(codes, 2, "the first code and exactly one more");
     }
 }
+
+on_both_databases! {
+    async fn a_holder_who_withdraws_their_registration_ends_their_unlock_in_progress(engine: Engine) {
+        let (app, smtp, card) = holder(engine, true).await;
+        let questions: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+        assert_eq!(app.post("/api/unlock/answers", &answers_for(&questions, true)).await.status(), 200);
+        let code = code_in(&smtp.wait_for("hal@nhs.net", "unlock code", 1).await.unwrap()).unwrap();
+
+        assert_eq!(card.sign_in(&app).await.status(), 200);
+        let withdrawn = app.client.delete(format!("{}/api/registration", app.address)).send().await.unwrap();
+        assert_eq!(withdrawn.status(), 204);
+        let open: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM unlock_attempts WHERE status IN ('questions', 'code', 'release')")
+                .fetch_one(app.db.pool())
+                .await
+                .unwrap();
+        assert_eq!(open, 0, "no unlock of this holder is left open");
+        let late = UnlockCode { attempt_id: questions.attempt_id, code };
+        assert_eq!(error_code(app.post("/api/unlock/code", &late).await).await, (400, "attempt_expired".into()));
+    }
+}
