@@ -102,33 +102,52 @@ pub fn chain_hash(
     hash.finalize().into()
 }
 
-/// Walks the whole chain; returns the id of the first row that does not verify, if any.
+/// Rows read per query while verifying: memory stays constant however long the trail is.
+const VERIFY_PAGE: i64 = 1000;
+
+/// Walks the whole chain, a page at a time; returns the id of the first row that does not
+/// verify or is missing, if any. The chain must also reach the head recorded beside it, so
+/// deleting the newest rows is found too (the id then is the first one missing). Rows appended
+/// while it runs come after the head it read first, so they never look like damage.
 pub async fn first_broken_row(db: &Database) -> anyhow::Result<Option<i64>> {
-    let rows = sqlx::query(
-        "SELECT id, at, actor, event, subject, details, prev_hash, hash FROM audit_log ORDER BY id",
-    )
-    .fetch_all(db.pool())
-    .await?;
+    let head: Vec<u8> =
+        sqlx::query_scalar("SELECT hash FROM audit_head WHERE id = 1").fetch_one(db.pool()).await?;
     let mut expected_previous = vec![0u8; 32];
-    for row in rows {
-        let id: i64 = row.try_get("id")?;
-        let previous: Vec<u8> = row.try_get("prev_hash")?;
-        let subject: Option<String> = row.try_get("subject")?;
-        let hash = chain_hash(
-            &previous,
-            row.try_get("at")?,
-            &row.try_get::<String, _>("actor")?,
-            &row.try_get::<String, _>("event")?,
-            subject.as_deref(),
-            &row.try_get::<String, _>("details")?,
-        );
-        let stored: Vec<u8> = row.try_get("hash")?;
-        if previous != expected_previous || stored != hash {
-            return Ok(Some(id));
+    let mut reached_head = head == expected_previous;
+    let mut last_id = 0_i64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, event, subject, details, prev_hash, hash FROM audit_log \
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(last_id)
+        .bind(VERIFY_PAGE)
+        .fetch_all(db.pool())
+        .await?;
+        let Some(last) = rows.last() else { break };
+        let page_end: i64 = last.try_get("id")?;
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            let previous: Vec<u8> = row.try_get("prev_hash")?;
+            let subject: Option<String> = row.try_get("subject")?;
+            let hash = chain_hash(
+                &previous,
+                row.try_get("at")?,
+                &row.try_get::<String, _>("actor")?,
+                &row.try_get::<String, _>("event")?,
+                subject.as_deref(),
+                &row.try_get::<String, _>("details")?,
+            );
+            let stored: Vec<u8> = row.try_get("hash")?;
+            if previous != expected_previous || stored != hash {
+                return Ok(Some(id));
+            }
+            reached_head |= stored == head;
+            expected_previous = stored;
         }
-        expected_previous = stored;
+        last_id = page_end;
     }
-    Ok(None)
+    Ok((!reached_head).then_some(last_id + 1))
 }
 
 #[cfg(test)]
