@@ -45,8 +45,11 @@ impl AnswerHasher {
 
     /// The PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) of a normalised answer.
     pub async fn hash(&self, answer: String) -> anyhow::Result<String> {
-        let _permit = self.permits.acquire().await?;
+        // The permit goes with the hash, not the request: a client that hangs up stops waiting,
+        // but its hash runs on to the end and holds its place in the bound until then.
+        let permit = self.permits.clone().acquire_owned().await?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let salt = SaltString::generate(&mut OsRng);
             argon2()?
                 .hash_password(answer.as_bytes(), &salt)
@@ -58,8 +61,9 @@ impl AnswerHasher {
 
     /// Whether a normalised answer matches a stored PHC string (constant-time inside argon2).
     pub async fn verify(&self, answer: String, stored: String) -> anyhow::Result<bool> {
-        let _permit = self.permits.acquire().await?;
+        let permit = self.permits.clone().acquire_owned().await?;
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
             Ok(argon2()?.verify_password(answer.as_bytes(), &parsed).is_ok())
         })
@@ -103,6 +107,21 @@ impl CodeHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_hash_whose_request_gave_up_keeps_its_permit_until_it_ends() {
+        let hasher = AnswerHasher::new(1);
+        let stored = hasher.hash("blue moon".into()).await.unwrap();
+        let abandoned = tokio::time::timeout(
+            std::time::Duration::from_millis(1),
+            hasher.verify("blue moon".into(), stored.clone()),
+        )
+        .await;
+        assert!(abandoned.is_err(), "argon2 takes longer than a millisecond");
+        assert_eq!(hasher.permits.available_permits(), 0, "the abandoned hash still runs, and counts");
+        assert!(hasher.verify("blue moon".into(), stored).await.unwrap(), "the next one waits its turn");
+        assert_eq!(hasher.permits.available_permits(), 1);
+    }
 
     #[tokio::test]
     async fn hashes_are_salted_argon2id_and_verify_only_the_same_answer() {

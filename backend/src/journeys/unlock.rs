@@ -188,10 +188,25 @@ pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockC
     let now = now_unix();
     let OpenAttempt { user_ref, guid, question_ids: asked } =
         open_attempt(state, &request.attempt_id, Step::Questions).await?;
-    let mut conn = state.db.pool().acquire().await?;
-    if people::unlock_standing(&mut conn, user_ref).await?.unwrap_or_default().locked_at.is_some() {
+    // The try is counted before the answers are hashed, and given back only if they are right: a
+    // submission abandoned half-way (the page closed, the connection cut) still counts.
+    let mut tx = state.db.begin_write().await?;
+    let Some(failures) = people::reserve_unlock_try(&mut tx, user_ref, MAX_FAILURES).await? else {
+        // Every try is spent (the last perhaps abandoned before it was answered): locked out.
+        if people::lock_out(&mut tx, user_ref, now).await? {
+            unlock_attempts::fail_all(&mut tx, user_ref, &[Step::Questions]).await?;
+            let details = serde_json::json!({ "failures": MAX_FAILURES });
+            audit::append(
+                &mut tx,
+                Entry::new(ANONYMOUS, "selfservice_locked_out").subject(&guid).details(details),
+            )
+            .await?;
+        }
+        tx.commit().await?;
         return Err(locked_out());
-    }
+    };
+    tx.commit().await?;
+    let mut conn = state.db.pool().acquire().await?;
     let stored = registrations::active_answers(&mut conn, user_ref).await?;
     let email = registrations::email(&mut conn, user_ref, registrations::Status::Active).await?;
     drop(conn);
@@ -212,14 +227,13 @@ pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockC
 
     let mut tx = state.db.begin_write().await?;
     if !all_right {
-        let failures = people::count_unlock_failure(&mut tx, user_ref, MAX_FAILURES, now).await?;
-        let Some(failures) = failures else {
-            tx.commit().await?;
-            return Err(locked_out());
-        };
-        let now_locked = failures >= MAX_FAILURES;
+        let now_locked = failures >= MAX_FAILURES && people::lock_out(&mut tx, user_ref, now).await?;
         if now_locked {
             unlock_attempts::fail_all(&mut tx, user_ref, &[Step::Questions]).await?;
+        } else if failures >= MAX_FAILURES {
+            // A parallel submission locked the person first; it said so in the audit trail.
+            tx.commit().await?;
+            return Err(locked_out());
         }
         let event = if now_locked { "selfservice_locked_out" } else { "unlock_answers_wrong" };
         audit::append(

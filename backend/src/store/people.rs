@@ -227,25 +227,29 @@ pub async fn unlock_standing(conn: &mut Conn, user_ref: i64) -> sqlx::Result<Opt
     .transpose()
 }
 
-/// Counts one wrong unlock attempt, locking the person out at `max`, in one statement so that
-/// parallel submissions cannot slip past the limit. The new count, or `None` if they were
-/// locked out already.
-pub async fn count_unlock_failure(
-    conn: &mut Conn,
-    user_ref: i64,
-    max: i64,
-    now: i64,
-) -> sqlx::Result<Option<i64>> {
+/// Counts one unlock try as failed until its answers prove right, in one statement so that
+/// parallel submissions cannot slip past the limit: the count with this try, or `None` when the
+/// person is locked out or has no try left.
+pub async fn reserve_unlock_try(conn: &mut Conn, user_ref: i64, max: i64) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar(
-        "UPDATE users SET unlock_failures = unlock_failures + 1, \
-         unlock_locked_at = CASE WHEN unlock_failures + 1 >= $1 THEN $2 ELSE NULL END \
-         WHERE id = $3 AND unlock_locked_at IS NULL RETURNING unlock_failures",
+        "UPDATE users SET unlock_failures = unlock_failures + 1 \
+         WHERE id = $1 AND unlock_locked_at IS NULL AND unlock_failures < $2 RETURNING unlock_failures",
     )
-    .bind(max)
-    .bind(now)
     .bind(user_ref)
+    .bind(max)
     .fetch_optional(&mut *conn)
     .await
+}
+
+/// Locks the person out of self-service; false if they were already.
+pub async fn lock_out(conn: &mut Conn, user_ref: i64, now: i64) -> sqlx::Result<bool> {
+    let locked =
+        sqlx::query("UPDATE users SET unlock_locked_at = $1 WHERE id = $2 AND unlock_locked_at IS NULL")
+            .bind(now)
+            .bind(user_ref)
+            .execute(&mut *conn)
+            .await?;
+    Ok(locked.rows_affected() == 1)
 }
 
 /// Forgets the wrong attempts after right answers; false if a parallel attempt locked the

@@ -167,7 +167,12 @@ on_both_databases! {
         }
         let wrong_counted = outcomes.iter().filter(|(_, c)| *c == ErrorCode::AnswersWrong).count();
         assert!(wrong_counted <= 2, "at most two are answered 'wrong' before the lock: {outcomes:?}");
-        assert!(outcomes.iter().all(|o| *o == (400, ErrorCode::AnswersWrong) || *o == (403, ErrorCode::LockedOut)));
+        assert!(
+            // A submission arriving after the lockout ended the attempt is told it has ended.
+            outcomes.iter().all(|o| [(400, ErrorCode::AnswersWrong), (403, ErrorCode::LockedOut), (400, ErrorCode::AttemptExpired)]
+                .contains(o)),
+            "{outcomes:?}"
+        );
         let failures: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users").fetch_one(app.db.pool()).await.unwrap();
         assert_eq!(failures, 3, "exactly the limit, never more");
         // Even the right answers are refused now.
@@ -303,5 +308,62 @@ on_both_databases! {
         assert_eq!(open, 0, "no unlock of this holder is left open");
         let late = UnlockCode { attempt_id: questions.attempt_id, code };
         assert_eq!(error_code(app.post("/api/unlock/code", &late).await).await, (400, "attempt_expired".into()));
+    }
+}
+
+on_both_databases! {
+    async fn an_answer_abandoned_while_it_is_checked_still_counts(engine: Engine) {
+        let (app, _smtp, card) = holder(engine, true).await;
+        let questions: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+
+        // Someone else keeps the answer hashing busy: twenty registrations of four answers each.
+        let busy = TestCard::new();
+        busy.issue_to(&app, "500000000002", "Bo Busy", "bo@nhs.net").await;
+        let busy_client = TestApp::browser_like_client(&app.address);
+        assert_eq!(busy.sign_in_with(&app, &busy_client).await.status(), 200);
+        let issued: ChallengeIssued = busy_client
+            .post(format!("{}/api/registration/challenge", app.address))
+            .json(&())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let proof = ProofRequest {
+            challenge_id: issued.challenge_id,
+            signature: busy.sign_9a(Purpose::RegistrationProof, &issued.challenge),
+        };
+        let proven = busy_client.post(format!("{}/api/registration/proof", app.address)).json(&proof).send().await.unwrap();
+        assert_eq!(proven.status(), 204);
+        let answers: Vec<_> = ANSWERS.iter().map(|(q, a)| QuestionAnswer { question_id: *q, answer: (*a).into() }).collect();
+        let load: Vec<_> = (0..20)
+            .map(|_| {
+                let request = busy_client.post(format!("{}/api/registration", app.address)).json(&RegistrationRequest {
+                    answers: answers.clone(),
+                    email: "bo@nhs.net".into(),
+                });
+                tokio::spawn(request.send())
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+
+        // The holder's wrong answers, given up on while they wait to be checked.
+        let gave_up = app
+            .client
+            .post(format!("{}/api/unlock/answers", app.address))
+            .timeout(std::time::Duration::from_millis(300))
+            .json(&answers_for(&questions, false))
+            .send()
+            .await;
+        assert!(gave_up.is_err_and(|e| e.is_timeout()), "still being checked when the page gave up");
+        for request in load {
+            request.await.unwrap().unwrap();
+        }
+        let failures: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users WHERE user_id = '500000000001'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(failures, 1, "the abandoned try counts");
     }
 }
