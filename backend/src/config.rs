@@ -63,6 +63,21 @@ pub struct Settings {
     /// England's 2023 service — the unlock code goes to the contact email on their record (set
     /// by the RA, so verified) instead of asking questions they never chose.
     pub unlock_without_registration: bool,
+    /// Requests a second one client address may make to the API, on average…
+    pub rate_limit_per_second: u32,
+    /// …and at once after a quiet spell. Over it: 429 with `Retry-After`.
+    pub rate_limit_burst: u32,
+    /// Requests a second the whole API takes from everyone together.
+    pub global_rate_limit_per_second: u32,
+    /// Behind a reverse proxy: the header it puts the client's address in (e.g.
+    /// `x-forwarded-for`; its last entry, the one the proxy added, is used). Unset: the address
+    /// the connection comes from; such a header from a client is ignored, never trusted.
+    pub client_address_header: Option<String>,
+    /// Longest a request may take before it is answered 503; the client can try again.
+    pub request_timeout_seconds: u64,
+    /// Requests served at once; more wait their turn (the database pool and the argon2 pool
+    /// bound the work anyway; this bounds the memory of what waits).
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Settings {
@@ -85,6 +100,12 @@ impl Default for Settings {
             attestation_roots: Vec::new(),
             unlock_questions: 3,
             unlock_without_registration: false,
+            rate_limit_per_second: 20,
+            rate_limit_burst: 100,
+            global_rate_limit_per_second: 2000,
+            client_address_header: None,
+            request_timeout_seconds: 30,
+            max_concurrent_requests: 1024,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod journeys;
 pub mod keys;
 pub mod mail;
 pub mod questions;
+pub mod rate_limit;
 pub mod routes;
 pub mod secrets;
 pub mod security_headers;

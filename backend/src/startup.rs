@@ -1,11 +1,12 @@
 //! Builds the application: database, migrations, the SPA in memory, the router, the listener.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{extract::DefaultBodyLimit, middleware, Router};
+use axum::{extract::DefaultBodyLimit, http::StatusCode, middleware, Router};
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
 use card_ca::CertificateAuthority;
 
@@ -15,6 +16,7 @@ use crate::{
     hashing::{AnswerHasher, CodeHasher},
     keys,
     mail::{self, Outbox},
+    rate_limit::RateLimits,
     routes,
     security_headers::SecurityHeaders,
     static_files::StaticFiles,
@@ -41,15 +43,22 @@ pub struct AppState {
     pub attestation_roots: Arc<Vec<x509_cert::Certificate>>,
 }
 
-/// The whole HTTP surface: `/api/*` JSON routes, everything else the SPA.
-pub fn app(state: AppState, files: StaticFiles, headers: SecurityHeaders) -> Router {
+/// The whole HTTP surface: `/api/*` JSON routes (rate-limited), everything else the SPA.
+pub fn app(state: AppState, files: StaticFiles, headers: SecurityHeaders, limits: RateLimits) -> Router {
     let spa = Router::new().fallback(crate::static_files::serve).with_state(files);
+    let timeout = Duration::from_secs(state.settings.request_timeout_seconds.max(1));
+    let concurrency = state.settings.max_concurrent_requests.max(1);
+    let api = routes::router().layer(middleware::from_fn_with_state(limits, crate::rate_limit::limit));
     Router::new()
-        .nest("/api", routes::router())
+        .nest("/api", api)
         .with_state(state)
         .merge(spa)
         .layer(middleware::map_response_with_state(headers, crate::security_headers::apply))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // A request that takes too long is answered rather than left hanging; what waits for a
+        // turn is bounded.
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(GlobalConcurrencyLimitLayer::new(concurrency))
         .layer(TraceLayer::new_for_http())
 }
 
@@ -88,6 +97,8 @@ impl Application {
         let ca = Arc::new(CertificateAuthority::load_or_create(&settings.ca_dir())?);
         let signer = Arc::new(crate::trust::envelope_signer(&settings)?);
         let attestation_roots = Arc::new(crate::trust::attestation_roots(&settings)?);
+        let limits = RateLimits::from_settings(&settings)?;
+        tokio::spawn(limits.sweep_forever());
         let state = AppState {
             db: db.clone(),
             settings: Arc::new(settings),
@@ -99,7 +110,7 @@ impl Application {
             signer,
             attestation_roots,
         };
-        Ok(Self { listener, router: app(state, files, headers), address, db })
+        Ok(Self { listener, router: app(state, files, headers, limits), address, db })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -112,7 +123,9 @@ impl Application {
 
     /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests and closes the pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown_signal()).await?;
+        // The peer's address is what the rate limits count by (unless a proxy header is trusted).
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service).with_graceful_shutdown(shutdown_signal()).await?;
         self.db.close().await;
         Ok(())
     }

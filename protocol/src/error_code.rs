@@ -24,6 +24,8 @@ pub enum ErrorCode {
     Unavailable,
     /// 500: anything unexpected; the cause is in the log, never in the body.
     Internal,
+    /// 429: too many requests from this client (or to the service); `Retry-After` says when.
+    RateLimited,
 
     // Cards and their proofs.
     /// 400: the challenge was never issued, was used, or expired.
@@ -146,7 +148,7 @@ impl ErrorCode {
             | IssuanceNotResumable
             | IssuanceIncomplete => 409,
             InvalidAnswers | InvalidEmail | AttestationRequired | AttestationInvalid => 422,
-            CodeRecentlySent => 429,
+            CodeRecentlySent | RateLimited => 429,
             Unavailable => 503,
             Internal | Unknown => 500,
         }

@@ -34,6 +34,9 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().expect("address"),
             data_dir: data_dir.path().join("data"),
             dist_dir: data_dir.path().join("no-dist"),
+            // The tests fire dozens of requests at once from one address; the limits have their own.
+            rate_limit_per_second: 10_000,
+            rate_limit_burst: 10_000,
             ..Settings::default()
         };
         if let Engine::Postgres = engine {

@@ -12,6 +12,7 @@ mod health;
 mod issuance;
 mod migrations;
 mod ra;
+mod rate_limits;
 mod registration;
 mod sign_in;
 mod spa_hosting;
