@@ -94,7 +94,12 @@ impl SmtpServer {
     }
 }
 
-/// Queues a message inside the caller's transaction; [`Outbox::wake`] after commit.
+/// How long the record of a sent message is kept (its body is erased when it is sent).
+const SENT_KEPT_SECONDS: i64 = 7 * 24 * 3600;
+
+/// Queues a message inside the caller's transaction; [`Outbox::wake`] after commit. Records of
+/// messages sent long ago are swept as new ones are queued, so the outbox stays as large as a
+/// week's mail.
 pub async fn enqueue(
     tx: &mut Transaction<'static, Any>,
     to: &str,
@@ -102,6 +107,10 @@ pub async fn enqueue(
     body: &str,
 ) -> anyhow::Result<()> {
     let now = now_unix();
+    sqlx::query("DELETE FROM mail_outbox WHERE sent_at < $1")
+        .bind(now - SENT_KEPT_SECONDS)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query(
         "INSERT INTO mail_outbox (to_addr, subject, body, created_at, attempts, next_attempt_at) \
          VALUES ($1, $2, $3, $4, 0, $4)",

@@ -104,7 +104,22 @@ pub async fn asking_for_card(
     Ok(Some((id, asked)))
 }
 
+/// How long an ended attempt is kept after it expired (the audit trail keeps what happened):
+/// the table holds a day's attempts, not every attempt ever made.
+const KEPT_AFTER_EXPIRY_SECONDS: i64 = 24 * 3600;
+
 pub async fn insert(conn: &mut Conn, new: &NewAttempt<'_>) -> sqlx::Result<()> {
+    let swept_before = new.created_at - KEPT_AFTER_EXPIRY_SECONDS;
+    sqlx::query(
+        "DELETE FROM unlock_attempt_questions WHERE attempt_id IN (SELECT id FROM unlock_attempts WHERE expires_at < $1)",
+    )
+    .bind(swept_before)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM unlock_attempts WHERE expires_at < $1")
+        .bind(swept_before)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
         "INSERT INTO unlock_attempts (id, user_ref, card_guid, status, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",

@@ -8,6 +8,7 @@ mod helpers;
 mod smtp;
 
 mod audit_trail;
+mod bounded_state;
 mod health;
 mod issuance;
 mod migrations;
