@@ -5,7 +5,7 @@
 use protocol::api::UnlockQuestions;
 
 use crate::{
-    helpers::{Engine, TestApp},
+    helpers::TestApp,
     on_both_databases,
     smtp::code_in,
     unlock::{answers_for, holder, start},
