@@ -8,6 +8,7 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use base64::{engine::general_purpose::STANDARD, Engine};
 use lettre::{
     message::Mailbox, transport::smtp::authentication::Credentials, AsyncSmtpTransport, AsyncTransport,
     Message, Tokio1Executor,
@@ -15,7 +16,9 @@ use lettre::{
 use sqlx::{Any, Row, Transaction};
 use tokio::sync::Notify;
 
-use crate::{db::Database, time::now_unix};
+use zeroize::Zeroizing;
+
+use crate::{db::Database, time::now_unix, vault::Vault};
 
 /// How long a sender may hold a claimed message before another instance may retry it.
 const CLAIM_SECONDS: i64 = 120;
@@ -97,32 +100,8 @@ impl SmtpServer {
 /// How long the record of a sent message is kept (its body is erased when it is sent).
 const SENT_KEPT_SECONDS: i64 = 7 * 24 * 3600;
 
-/// Queues a message inside the caller's transaction; [`Outbox::wake`] after commit. Records of
-/// messages sent long ago are swept as new ones are queued, so the outbox stays as large as a
-/// week's mail.
-pub async fn enqueue(
-    tx: &mut Transaction<'static, Any>,
-    to: &str,
-    subject: &str,
-    body: &str,
-) -> anyhow::Result<()> {
-    let now = now_unix();
-    sqlx::query("DELETE FROM mail_outbox WHERE sent_at < $1")
-        .bind(now - SENT_KEPT_SECONDS)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO mail_outbox (to_addr, subject, body, created_at, attempts, next_attempt_at) \
-         VALUES ($1, $2, $3, $4, 0, $4)",
-    )
-    .bind(to)
-    .bind(subject)
-    .bind(body)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
+/// How a body sealed by the vault is stored (older rows hold plain text).
+const SEALED_PREFIX: &str = "sealed:v1:";
 
 /// The sender: wakes when told a message was queued, and every few seconds for retries.
 #[derive(Debug, Clone)]
@@ -131,12 +110,55 @@ pub struct Outbox {
     transport: Transport,
     from: Mailbox,
     wake: Arc<Notify>,
+    /// Bodies wait sealed (they may hold a one-time code) for as long as the relay is down.
+    vault: Vault,
 }
 
 impl Outbox {
-    pub fn new(db: Database, transport: Transport, from: &str) -> anyhow::Result<Self> {
+    pub fn new(db: Database, transport: Transport, from: &str, vault: Vault) -> anyhow::Result<Self> {
         let from = from.parse().with_context(|| format!("mail_from {from:?} is not an email address"))?;
-        Ok(Self { db, transport, from, wake: Arc::new(Notify::new()) })
+        Ok(Self { db, transport, from, wake: Arc::new(Notify::new()), vault })
+    }
+
+    /// Queues a message inside the caller's transaction, its body sealed; [`Outbox::wake`] after
+    /// commit. Records of messages sent long ago are swept as new ones are queued, so the outbox
+    /// stays as large as a week's mail.
+    pub async fn enqueue(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        to: &str,
+        subject: &str,
+        body: &str,
+    ) -> anyhow::Result<()> {
+        let now = now_unix();
+        sqlx::query("DELETE FROM mail_outbox WHERE sent_at < $1")
+            .bind(now - SENT_KEPT_SECONDS)
+            .execute(&mut **tx)
+            .await?;
+        let sealed = format!("{SEALED_PREFIX}{}", STANDARD.encode(self.vault.seal_mail(to, body)?));
+        sqlx::query(
+            "INSERT INTO mail_outbox (to_addr, subject, body, created_at, attempts, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, 0, $4)",
+        )
+        .bind(to)
+        .bind(subject)
+        .bind(sealed)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    fn body_of(&self, to: &str, stored: &str) -> anyhow::Result<Zeroizing<String>> {
+        match stored.strip_prefix(SEALED_PREFIX) {
+            Some(b64) => {
+                let sealed = STANDARD.decode(b64).context("a sealed mail body is not base64")?;
+                self.vault
+                    .open_mail(to, &sealed)
+                    .map_err(|e| anyhow::anyhow!("a sealed mail body does not open: {e}"))
+            }
+            None => Ok(Zeroizing::new(stored.to_owned())),
+        }
     }
 
     pub fn wake(&self) {
@@ -178,12 +200,13 @@ impl Outbox {
         let id: i64 = row.try_get("id")?;
         let attempts: i64 = row.try_get("attempts")?;
         let result = async {
-            let to: Mailbox = row.try_get::<String, _>("to_addr")?.parse()?;
+            let to_addr: String = row.try_get("to_addr")?;
+            let body = self.body_of(&to_addr, &row.try_get::<String, _>("body")?)?;
             let message = Message::builder()
                 .from(self.from.clone())
-                .to(to)
+                .to(to_addr.parse::<Mailbox>()?)
                 .subject(row.try_get::<String, _>("subject")?)
-                .body(row.try_get::<String, _>("body")?)?;
+                .body(body.to_string())?;
             self.transport.send(message, id).await
         }
         .await;

@@ -90,10 +90,10 @@ impl Application {
         let address = listener.local_addr()?;
         let transport =
             mail::Transport::from_settings(settings.smtp_url.as_deref(), settings.data_dir.join("mail"))?;
-        let outbox = Outbox::new(db.clone(), transport, &settings.mail_from)?;
+        let vault = Vault::from_settings(&settings)?;
+        let outbox = Outbox::new(db.clone(), transport, &settings.mail_from, vault.clone())?;
         tokio::spawn(outbox.clone().run());
         let codes = CodeHasher::new(keys::server_key(&settings)?);
-        let vault = Vault::from_settings(&settings)?;
         let ca = Arc::new(CertificateAuthority::load_or_create(&settings.ca_dir())?);
         let signer = Arc::new(crate::trust::envelope_signer(&settings)?);
         let attestation_roots = Arc::new(crate::trust::attestation_roots(&settings)?);

@@ -70,6 +70,15 @@ impl Vault {
         self.open_with(&aad(MANAGEMENT_KEY_LABEL, guid), sealed)
     }
 
+    /// A queued email's body (it may hold a one-time code), bound to its recipient.
+    pub fn seal_mail(&self, to: &str, body: &str) -> anyhow::Result<Vec<u8>> {
+        self.seal_with(&aad(MAIL_LABEL, to), body)
+    }
+
+    pub fn open_mail(&self, to: &str, sealed: &[u8]) -> Result<Zeroizing<String>, VaultError> {
+        self.open_with(&aad(MAIL_LABEL, to), sealed)
+    }
+
     fn seal_with(&self, aad: &[u8], secret: &str) -> anyhow::Result<Vec<u8>> {
         let nonce_bytes = random_bytes::<12>();
         let ciphertext = self
@@ -100,6 +109,7 @@ impl Vault {
 
 const PUK_LABEL: &[u8] = b"smartcard-selfservice puk v1 ";
 const MANAGEMENT_KEY_LABEL: &[u8] = b"smartcard-selfservice management key v1 ";
+const MAIL_LABEL: &[u8] = b"smartcard-selfservice mail v1 ";
 
 fn aad(label: &[u8], guid: &str) -> Vec<u8> {
     let mut aad = label.to_vec();

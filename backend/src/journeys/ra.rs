@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::{
     audit::{self, Entry},
     error::ApiError,
-    mail, session,
+    session,
     startup::AppState,
     store::{
         people::{self, CardStatus, User},
@@ -202,7 +202,7 @@ pub async fn withdraw_registration(
     )
     .await?;
     if let Some(email) = email {
-        mail::enqueue(
+        state.outbox.enqueue(
             &mut tx,
             &email,
             "Your smartcard self-service registration was withdrawn",

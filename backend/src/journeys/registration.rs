@@ -15,7 +15,7 @@ use crate::{
     codes,
     error::ApiError,
     journeys::profile,
-    mail, questions,
+    questions,
     session::{self, SignedIn},
     startup::AppState,
     store::{
@@ -138,19 +138,21 @@ pub async fn confirm(state: &AppState, me: SignedIn, request: CodeRequest) -> Re
     }
     registrations::delete(&mut tx, me.user.id, Some(Status::Active)).await?;
     registrations::activate(&mut tx, me.user.id, now_unix()).await?;
-    mail::enqueue(
-        &mut tx,
-        &email,
-        "You are registered for smartcard self-service",
-        &format!(
-            "Hello {},\n\nYou are now registered for smartcard self-service. If your smartcard is ever \
+    state
+        .outbox
+        .enqueue(
+            &mut tx,
+            &email,
+            "You are registered for smartcard self-service",
+            &format!(
+                "Hello {},\n\nYou are now registered for smartcard self-service. If your smartcard is ever \
              locked, or you forget its passcode, you can unlock it yourself at {}/unlock.\n\nIf you did \
              not register, contact your Registration Authority (RA) straight away.\n",
-            me.user.name,
-            state.settings.public_url()
-        ),
-    )
-    .await?;
+                me.user.name,
+                state.settings.public_url()
+            ),
+        )
+        .await?;
     audit::append(&mut tx, Entry::new(&me.user.user_id, "registration_completed")).await?;
     tx.commit().await?;
     state.outbox.wake();
@@ -180,7 +182,7 @@ async fn send_code(
     email: &str,
 ) -> Result<RegistrationPending, ApiError> {
     let issued = codes::issue(tx, &state.codes, me.user.id, codes::Purpose::Registration).await?;
-    mail::enqueue(
+    state.outbox.enqueue(
         tx,
         email,
         "Your smartcard self-service registration code",

@@ -17,7 +17,7 @@ use crate::{
     challenges::{self, Purpose},
     codes,
     error::ApiError,
-    mail, questions,
+    questions,
     secrets::{random_bytes, random_token},
     startup::AppState,
     store::{
@@ -288,7 +288,7 @@ async fn send_code(
     email: &str,
 ) -> Result<UnlockCodeSent, ApiError> {
     let issued = codes::issue(tx, &state.codes, user_ref, codes::Purpose::Unlock).await?;
-    mail::enqueue(
+    state.outbox.enqueue(
         tx,
         email,
         "Your smartcard unlock code",

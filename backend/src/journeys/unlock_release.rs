@@ -25,7 +25,6 @@ use crate::{
     card_proof,
     challenges::{self, Purpose},
     error::ApiError,
-    mail,
     secrets::random_digits,
     startup::AppState,
     store::{
@@ -211,16 +210,18 @@ pub async fn report(state: &AppState, request: UnlockReported) -> Result<(), Api
     audit::append(&mut tx, Entry::new(ANONYMOUS, "card_unlocked").subject(&attempt.guid).details(details))
         .await?;
     if let Some(email) = email {
-        mail::enqueue(
-            &mut tx,
-            &email,
-            "Your smartcard was unlocked",
-            "Your smartcard was unlocked a moment ago with self-service, and a new passcode was set.\n\n\
+        state
+            .outbox
+            .enqueue(
+                &mut tx,
+                &email,
+                "Your smartcard was unlocked",
+                "Your smartcard was unlocked a moment ago with self-service, and a new passcode was set.\n\n\
              If this was you, there is nothing more to do.\n\n\
              If this wasn't you, contact your Registration Authority (RA) straight away: unlocking \
              someone else's card is misconduct.\n",
-        )
-        .await?;
+            )
+            .await?;
     }
     tx.commit().await?;
     state.outbox.wake();

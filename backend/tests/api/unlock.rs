@@ -367,3 +367,21 @@ on_both_databases! {
         assert_eq!(failures, 1, "the abandoned try counts");
     }
 }
+
+on_both_databases! {
+    async fn a_code_waiting_for_the_mail_relay_waits_sealed(engine: Engine) {
+        let (app, mut smtp, card) = holder(engine, true).await;
+        smtp.stop();
+        let questions: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+        assert_eq!(app.post("/api/unlock/answers", &answers_for(&questions, true)).await.status(), 200);
+        let waiting: Vec<String> =
+            sqlx::query_scalar("SELECT body FROM mail_outbox WHERE sent_at IS NULL AND subject = 'Your smartcard unlock code'")
+            .fetch_all(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(waiting.len(), 1, "the relay is down: the code waits");
+        // Whoever reads the database while the relay is down finds no code in it.
+        assert!(waiting[0].starts_with("sealed:v1:") && !waiting[0].contains("unlock code"), "{waiting:?}");
+        assert!(!waiting[0].as_bytes().windows(8).any(|w| w.iter().all(u8::is_ascii_digit)), "no 8 digits in clear");
+    }
+}
