@@ -32,9 +32,14 @@ pub struct Settings {
     /// The address people use (e.g. `https://selfservice.example.nhs.uk` behind a TLS proxy):
     /// links in emails, and `https` here makes the session cookie `Secure`. Unset: the listen URL.
     pub public_url: Option<String>,
-    /// Outgoing mail server, `smtp://host:port` (user and password may go before the host).
+    /// Outgoing mail server: `smtps://host[:465]` (TLS from the start), `smtp+starttls://host[:587]`
+    /// (STARTTLS, required), or `smtp://host[:25]` (plain, for a relay on the same host); user and
+    /// password may go before the host and are only ever sent over TLS on the first two.
     /// Unset: mail is written as `.eml` files to `<data_dir>/mail`.
     pub smtp_url: Option<String>,
+    /// PEM file of the CA that signed the mail relay's certificate (an internal relay); set, only
+    /// it is trusted for `smtps://` and `smtp+starttls://`. Unset: the public web PKI roots.
+    pub smtp_ca_file: Option<PathBuf>,
     /// The sender of every email.
     pub mail_from: String,
     /// If not empty, registration emails must be at one of these domains (or a subdomain).
@@ -91,6 +96,7 @@ impl Default for Settings {
             log: "info,sqlx=warn,tower_http=info".into(),
             public_url: None,
             smtp_url: None,
+            smtp_ca_file: None,
             mail_from: "Smartcard Self-Service <no-reply@selfservice.localhost>".into(),
             email_domains: Vec::new(),
             secret_key: None,

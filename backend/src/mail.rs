@@ -2,16 +2,25 @@
 //! the change it reports, and a sender task delivers it with retries and backoff, so an SMTP
 //! outage delays mail but loses none. Several instances may run: a row is claimed before sending.
 //!
-//! Transport: SMTP (`smtp_url`), or — when none is configured, as on a developer's machine — a
+//! Transport: SMTP (`smtp_url`; TLS with the relay's certificate checked, from the first byte or
+//! by STARTTLS, with `smtp_ca_file` for an internal relay's CA), or — when none is configured, as on a developer's machine — a
 //! folder of `.eml` files under the data directory that a person can open.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::Context;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use lettre::{
-    message::Mailbox, transport::smtp::authentication::Credentials, AsyncSmtpTransport, AsyncTransport,
-    Message, Tokio1Executor,
+    message::Mailbox,
+    transport::smtp::{
+        authentication::Credentials,
+        client::{Certificate, CertificateStore, Tls, TlsParameters},
+    },
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
 use sqlx::{Any, Row, Transaction};
 use tokio::sync::Notify;
@@ -35,21 +44,43 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// `smtp://host:port` (optionally with `user:password@`), or the folder when unset.
-    pub fn from_settings(smtp_url: Option<&str>, folder: PathBuf) -> anyhow::Result<Self> {
-        match smtp_url {
-            Some(url) => {
-                let server = SmtpServer::parse(url)?;
-                let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server.host)
-                    .port(server.port)
-                    .timeout(Some(Duration::from_secs(20)));
-                if let Some((user, password)) = server.credentials {
-                    builder = builder.credentials(Credentials::new(user, password));
-                }
-                Ok(Transport::Smtp(builder.build()))
+    /// The relay `smtp_url` names (its CA in `ca_file` for an internal one), or the folder when
+    /// unset.
+    pub fn from_settings(
+        smtp_url: Option<&str>,
+        ca_file: Option<&Path>,
+        folder: PathBuf,
+    ) -> anyhow::Result<Self> {
+        let Some(url) = smtp_url else { return Ok(Transport::Folder(folder)) };
+        let server = SmtpServer::parse(url)?;
+        let tls = |host: &str| -> anyhow::Result<TlsParameters> {
+            let mut params = TlsParameters::builder(host.to_owned());
+            if let Some(path) = ca_file {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("Failed to read smtp_ca_file {}", path.display()))?;
+                let ca = Certificate::from_pem(&pem).context("smtp_ca_file is not a PEM certificate")?;
+                params = params.certificate_store(CertificateStore::None).add_root_certificate(ca);
             }
-            None => Ok(Transport::Folder(folder)),
+            params.build().context("Failed to set up TLS to the mail relay")
+        };
+        let security = match server.security {
+            Security::Plain => Tls::None,
+            Security::StartTls => Tls::Required(tls(&server.host)?),
+            Security::Implicit => Tls::Wrapper(tls(&server.host)?),
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&server.host)
+            .port(server.port)
+            .tls(security)
+            .timeout(Some(Duration::from_secs(20)));
+        if let Some((user, password)) = server.credentials {
+            anyhow::ensure!(
+                server.security != Security::Plain
+                    || matches!(server.host.as_str(), "127.0.0.1" | "localhost" | "::1"),
+                "smtp_url has a password for a relay reached without TLS: use smtps:// or smtp+starttls://"
+            );
+            builder = builder.credentials(Credentials::new(user, password));
         }
+        Ok(Transport::Smtp(builder.build()))
     }
 
     async fn send(&self, message: Message, id: i64) -> anyhow::Result<()> {
@@ -67,10 +98,21 @@ impl Transport {
     }
 }
 
-/// `smtp://[user:password@]host[:port]`. Plain SMTP to a relay the organisation runs (TLS to the
-/// relay is not built in yet: see the README).
+/// How the connection to the relay is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Security {
+    /// `smtp://`: none (a relay on this host).
+    Plain,
+    /// `smtp+starttls://`: plain first, then STARTTLS, which the relay must offer.
+    StartTls,
+    /// `smtps://`: TLS from the first byte.
+    Implicit,
+}
+
+/// `scheme://[user:password@]host[:port]`.
 #[derive(Debug, PartialEq, Eq)]
 struct SmtpServer {
+    security: Security,
     host: String,
     port: u16,
     credentials: Option<(String, String)>,
@@ -78,7 +120,15 @@ struct SmtpServer {
 
 impl SmtpServer {
     fn parse(url: &str) -> anyhow::Result<Self> {
-        let rest = url.strip_prefix("smtp://").context("smtp_url must start with smtp://")?;
+        let (security, rest, default_port) = if let Some(rest) = url.strip_prefix("smtps://") {
+            (Security::Implicit, rest, 465)
+        } else if let Some(rest) = url.strip_prefix("smtp+starttls://") {
+            (Security::StartTls, rest, 587)
+        } else if let Some(rest) = url.strip_prefix("smtp://") {
+            (Security::Plain, rest, 25)
+        } else {
+            anyhow::bail!("smtp_url must start with smtps://, smtp+starttls:// or smtp://");
+        };
         let rest = rest.trim_end_matches('/');
         let (credentials, address) = match rest.rsplit_once('@') {
             Some((userinfo, address)) => {
@@ -90,10 +140,10 @@ impl SmtpServer {
         };
         let (host, port) = match address.rsplit_once(':') {
             Some((host, port)) => (host, port.parse().context("smtp_url port is not a number")?),
-            None => (address, 25),
+            None => (address, default_port),
         };
         anyhow::ensure!(!host.is_empty(), "smtp_url has no host");
-        Ok(Self { host: host.to_owned(), port, credentials })
+        Ok(Self { security, host: host.to_owned(), port, credentials })
     }
 }
 
@@ -249,6 +299,11 @@ mod tests {
     fn smtp_urls_name_host_port_and_optional_credentials() {
         let plain = SmtpServer::parse("smtp://mail.example:2525").unwrap();
         assert_eq!((plain.host.as_str(), plain.port, plain.credentials), ("mail.example", 2525, None));
+        assert_eq!(plain.security, Security::Plain);
+        let implicit = SmtpServer::parse("smtps://relay.nhs.example").unwrap();
+        assert_eq!((implicit.security, implicit.port), (Security::Implicit, 465));
+        let starttls = SmtpServer::parse("smtp+starttls://u:p@relay.nhs.example").unwrap();
+        assert_eq!((starttls.security, starttls.port), (Security::StartTls, 587));
         let with_user = SmtpServer::parse("smtp://u:p@w@relay").unwrap();
         assert_eq!(with_user.port, 25);
         assert_eq!(
@@ -257,6 +312,10 @@ mod tests {
             "a password may hold '@'"
         );
         assert!(SmtpServer::parse("http://x").is_err());
+        assert!(
+            Transport::from_settings(Some("smtp://u:p@relay.nhs.example"), None, PathBuf::new()).is_err(),
+            "no password in clear"
+        );
         assert!(SmtpServer::parse("smtp://host:port").is_err());
     }
 

@@ -88,8 +88,11 @@ impl Application {
             .await
             .with_context(|| format!("Failed to listen on {}", settings.listen))?;
         let address = listener.local_addr()?;
-        let transport =
-            mail::Transport::from_settings(settings.smtp_url.as_deref(), settings.data_dir.join("mail"))?;
+        let transport = mail::Transport::from_settings(
+            settings.smtp_url.as_deref(),
+            settings.smtp_ca_file.as_deref(),
+            settings.data_dir.join("mail"),
+        )?;
         let vault = Vault::from_settings(&settings)?;
         let outbox = Outbox::new(db.clone(), transport, &settings.mail_from, vault.clone())?;
         tokio::spawn(outbox.clone().run());

@@ -13,8 +13,19 @@ use std::{
 pub struct SmtpServer {
     pub port: u16,
     pub maildir: PathBuf,
+    /// How it takes connections: aiosmtpd's TLS flags, none for plain SMTP.
+    tls: Vec<String>,
     child: Option<Child>,
     _dir: tempfile::TempDir,
+}
+
+/// TLS for the test server: a certificate and key (PEM files).
+#[derive(Debug, Clone, Copy)]
+pub enum SmtpTls<'a> {
+    /// `smtps://`: TLS from the first byte.
+    Implicit { cert: &'a std::path::Path, key: &'a std::path::Path },
+    /// STARTTLS, required before any mail is taken.
+    StartTls { cert: &'a std::path::Path, key: &'a std::path::Path },
 }
 
 impl Drop for SmtpServer {
@@ -25,9 +36,26 @@ impl Drop for SmtpServer {
 
 impl SmtpServer {
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(None)
+    }
+
+    pub fn start_with(tls: Option<SmtpTls<'_>>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut server = Self { port, maildir: dir.path().join("Maildir"), child: None, _dir: dir };
+        let flags = |cert_flag: &str, key_flag: &str, cert: &std::path::Path, key: &std::path::Path| {
+            vec![
+                cert_flag.to_owned(),
+                cert.display().to_string(),
+                key_flag.to_owned(),
+                key.display().to_string(),
+            ]
+        };
+        let tls = match tls {
+            None => Vec::new(),
+            Some(SmtpTls::Implicit { cert, key }) => flags("--smtpscert", "--smtpskey", cert, key),
+            Some(SmtpTls::StartTls { cert, key }) => flags("--tlscert", "--tlskey", cert, key),
+        };
+        let mut server = Self { port, maildir: dir.path().join("Maildir"), tls, child: None, _dir: dir };
         server.restart()?;
         Ok(server)
     }
@@ -49,6 +77,7 @@ impl SmtpServer {
         // Debian's python3 (not one a version manager put first on PATH) has the package.
         let child = Command::new("/usr/bin/python3")
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{}", self.port)])
+            .args(&self.tls)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&self.maildir)
             .stdout(Stdio::null())

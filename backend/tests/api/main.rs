@@ -11,6 +11,7 @@ mod audit_trail;
 mod bounded_state;
 mod health;
 mod issuance;
+mod mail_tls;
 mod migrations;
 mod ra;
 mod rate_limits;
