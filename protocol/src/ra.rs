@@ -45,7 +45,7 @@ pub struct NewPerson {
     pub reason: String,
 }
 
-// Card issuance: see `backend::routes::issuance`.
+// Card issuance: see `backend::journeys::issuance`.
 
 /// `POST /api/ra/users/{user_id}/issue`: start issuing the blank card in the RA's reader.
 /// `agent_key` and `card_guid` are the agent's `issue_offer`.

@@ -276,7 +276,7 @@ pub async fn clear_lockout(conn: &mut Conn, user_ref: i64) -> sqlx::Result<bool>
     Ok(cleared.rows_affected() == 1)
 }
 
-// The card's PUK. The backend's invariant (routes/unlock_release.rs): the card holds
+// The card's PUK. The backend's invariant (journeys/unlock_release.rs): the card holds
 // `puk_sealed` or `puk_pending_sealed`.
 
 /// Whether the service holds card `id`'s PUK.

@@ -1,5 +1,5 @@
 //! Issue a blank card to a person at the RA's desk. The page relays between the card agent and
-//! the backend (see `backend::routes::issuance`): it sees the agent's one-time key, a sealed
+//! the backend (see `backend::journeys::issuance`): it sees the agent's one-time key, a sealed
 //! envelope, public keys, certificates and proofs — never a management key or a PUK. The new
 //! passcode is typed by the holder and goes only to the agent.
 
