@@ -1,15 +1,60 @@
 //! The append-only, hash-chained audit trail (DESIGN.md, security model).
 //!
-//! Each row's hash is SHA-256 over the previous row's hash and the row's own fields, each
-//! length-prefixed so no two different rows can encode alike. Appending first updates the single
+//! Each row's hash is an HMAC-SHA-256, under a key kept outside the database ([`AuditKey`]), over
+//! the previous row's hash and the row's own fields, each length-prefixed so no two different
+//! rows can encode alike; the head beside the trail carries a seal (an HMAC of the last hash).
+//! Without the key no one can recompute the chain after changing a row, nor cut rows from its end
+//! and point the head at the new last one. Rows from before the key (migration 0010) kept their
+//! plain SHA-256 hashes: the first keyed row, or the seal, covers them. Appending first updates the single
 //! `audit_head` row, which queues concurrent appenders (a row lock in PostgreSQL, the write lock
 //! in SQLite), so the chain never forks even with several backend instances.
 
+use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
-use crate::{db::Database, time::now_unix};
+use crate::{
+    db::{Database, WriteTx},
+    time::now_unix,
+};
+
+/// The key of the audit chain, derived from the server key (which production keeps in a secret
+/// store, the same on every instance).
+#[derive(Clone)]
+pub struct AuditKey(std::sync::Arc<Zeroizing<[u8; 32]>>);
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditKey(***)")
+    }
+}
+
+impl AuditKey {
+    pub fn derive(server_key: &[u8; 32]) -> Self {
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(
+            &mac(server_key).chain_update(b"smartcard-selfservice audit chain v1").finalize().into_bytes(),
+        );
+        Self(std::sync::Arc::new(key))
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        mac(&self.0[..])
+    }
+
+    /// The head's seal over the last row's hash.
+    fn seal(&self, last_hash: &[u8]) -> Vec<u8> {
+        self.mac().chain_update(b"head").chain_update(last_hash).finalize().into_bytes().to_vec()
+    }
+}
+
+fn mac(key: &[u8]) -> Hmac<Sha256> {
+    #[allow(clippy::expect_used, reason = "HMAC accepts keys of any length")]
+    <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length")
+}
 
 /// Who did it: a user id, or one of these.
 pub const ANONYMOUS: &str = "anonymous";
@@ -42,16 +87,17 @@ impl<'a> Entry<'a> {
 
 /// Appends `entry` inside the caller's transaction, so the event is recorded exactly when the
 /// change it describes is.
-pub async fn append(tx: &mut Transaction<'static, Any>, entry: Entry<'_>) -> anyhow::Result<()> {
-    sqlx::query("UPDATE audit_head SET hash = hash WHERE id = 1").execute(&mut **tx).await?;
+pub async fn append(tx: &mut WriteTx, entry: Entry<'_>) -> anyhow::Result<()> {
+    let key = tx.audit_key.clone();
+    sqlx::query("UPDATE audit_head SET hash = hash WHERE id = 1").execute(&mut ***tx).await?;
     let previous: Vec<u8> =
-        sqlx::query_scalar("SELECT hash FROM audit_head WHERE id = 1").fetch_one(&mut **tx).await?;
+        sqlx::query_scalar("SELECT hash FROM audit_head WHERE id = 1").fetch_one(&mut ***tx).await?;
     let at = now_unix();
     let details = entry.details.to_string();
-    let hash = chain_hash(&previous, at, entry.actor, entry.event, entry.subject, &details);
+    let hash = keyed_hash(&key, &previous, at, entry.actor, entry.event, entry.subject, &details);
     sqlx::query(
-        "INSERT INTO audit_log (at, actor, event, subject, details, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO audit_log (at, actor, event, subject, details, prev_hash, hash, keyed) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 1)",
     )
     .bind(at)
     .bind(entry.actor)
@@ -60,12 +106,29 @@ pub async fn append(tx: &mut Transaction<'static, Any>, entry: Entry<'_>) -> any
     .bind(&details)
     .bind(previous)
     .bind(hash.to_vec())
-    .execute(&mut **tx)
+    .execute(&mut ***tx)
     .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+    sqlx::query("UPDATE audit_head SET hash = $1, seal = $2 WHERE id = 1")
         .bind(hash.to_vec())
-        .execute(&mut **tx)
+        .bind(key.seal(&hash))
+        .execute(&mut ***tx)
         .await?;
+    Ok(())
+}
+
+/// Seals the head if it has no seal yet: the first start after the upgrade to a keyed chain.
+/// From then on a head without a valid seal is damage.
+pub async fn seal_head_once(db: &Database) -> anyhow::Result<()> {
+    let mut tx = db.begin_write().await?;
+    let head: (Vec<u8>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT hash, seal FROM audit_head WHERE id = 1").fetch_one(&mut **tx).await?;
+    if head.1.is_none() {
+        sqlx::query("UPDATE audit_head SET seal = $1 WHERE id = 1 AND seal IS NULL")
+            .bind(db.audit_key().seal(&head.0))
+            .execute(&mut **tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 
@@ -77,6 +140,22 @@ pub async fn record(db: &Database, entry: Entry<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A keyed row's hash: [`chain_hash`]'s fields under the HMAC.
+fn keyed_hash(
+    key: &AuditKey,
+    previous: &[u8],
+    at: i64,
+    actor: &str,
+    event: &str,
+    subject: Option<&str>,
+    details: &str,
+) -> [u8; 32] {
+    let mut mac = key.mac();
+    each_field(previous, at, actor, event, subject, details, |bytes| mac.update(bytes));
+    mac.finalize().into_bytes().into()
+}
+
+/// An unkeyed row's hash (rows from before migration 0010).
 pub fn chain_hash(
     previous: &[u8],
     at: i64,
@@ -86,9 +165,23 @@ pub fn chain_hash(
     details: &str,
 ) -> [u8; 32] {
     let mut hash = Sha256::new();
+    each_field(previous, at, actor, event, subject, details, |bytes| hash.update(bytes));
+    hash.finalize().into()
+}
+
+/// Feeds the row's fields, each length-prefixed, to `feed`.
+fn each_field(
+    previous: &[u8],
+    at: i64,
+    actor: &str,
+    event: &str,
+    subject: Option<&str>,
+    details: &str,
+    mut feed: impl FnMut(&[u8]),
+) {
     let mut field = |bytes: &[u8]| {
-        hash.update((bytes.len() as u64).to_be_bytes());
-        hash.update(bytes);
+        feed(&(bytes.len() as u64).to_be_bytes());
+        feed(bytes);
     };
     field(previous);
     field(&at.to_be_bytes());
@@ -99,7 +192,6 @@ pub fn chain_hash(
         None => field(&[0xFF]),
     }
     field(details.as_bytes());
-    hash.finalize().into()
 }
 
 /// Rows read per query while verifying: memory stays constant however long the trail is.
@@ -110,14 +202,18 @@ const VERIFY_PAGE: i64 = 1000;
 /// deleting the newest rows is found too (the id then is the first one missing). Rows appended
 /// while it runs come after the head it read first, so they never look like damage.
 pub async fn first_broken_row(db: &Database) -> anyhow::Result<Option<i64>> {
-    let head: Vec<u8> =
-        sqlx::query_scalar("SELECT hash FROM audit_head WHERE id = 1").fetch_one(db.pool()).await?;
+    let key = db.audit_key();
+    let (head, seal): (Vec<u8>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT hash, seal FROM audit_head WHERE id = 1").fetch_one(db.pool()).await?;
+    // A head that is not the key's: rows were cut from the end and the head moved to match.
+    let head_sealed = seal.is_some_and(|seal| bool::from(key.seal(&head).ct_eq(&seal)));
+    let mut keyed_seen = false;
     let mut expected_previous = vec![0u8; 32];
     let mut reached_head = head == expected_previous;
     let mut last_id = 0_i64;
     loop {
         let rows = sqlx::query(
-            "SELECT id, at, actor, event, subject, details, prev_hash, hash FROM audit_log \
+            "SELECT id, at, actor, event, subject, details, prev_hash, hash, keyed FROM audit_log \
              WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(last_id)
@@ -130,14 +226,20 @@ pub async fn first_broken_row(db: &Database) -> anyhow::Result<Option<i64>> {
             let id: i64 = row.try_get("id")?;
             let previous: Vec<u8> = row.try_get("prev_hash")?;
             let subject: Option<String> = row.try_get("subject")?;
-            let hash = chain_hash(
-                &previous,
-                row.try_get("at")?,
-                &row.try_get::<String, _>("actor")?,
-                &row.try_get::<String, _>("event")?,
-                subject.as_deref(),
-                &row.try_get::<String, _>("details")?,
-            );
+            let (at, actor, event, details): (i64, String, String, String) =
+                (row.try_get("at")?, row.try_get("actor")?, row.try_get("event")?, row.try_get("details")?);
+            let keyed = row.try_get::<i64, _>("keyed")? != 0;
+            // Once the chain is keyed every later row is: an unkeyed row after a keyed one was
+            // written by someone without the key.
+            if keyed_seen && !keyed {
+                return Ok(Some(id));
+            }
+            keyed_seen |= keyed;
+            let hash = if keyed {
+                keyed_hash(key, &previous, at, &actor, &event, subject.as_deref(), &details)
+            } else {
+                chain_hash(&previous, at, &actor, &event, subject.as_deref(), &details)
+            };
             let stored: Vec<u8> = row.try_get("hash")?;
             if previous != expected_previous || stored != hash {
                 return Ok(Some(id));
@@ -147,7 +249,7 @@ pub async fn first_broken_row(db: &Database) -> anyhow::Result<Option<i64>> {
         }
         last_id = page_end;
     }
-    Ok((!reached_head).then_some(last_id + 1))
+    Ok((!reached_head || !head_sealed).then_some(last_id + 1))
 }
 
 #[cfg(test)]

@@ -52,6 +52,36 @@ impl FromStr for DatabaseKind {
 pub struct Database {
     pool: AnyPool,
     kind: DatabaseKind,
+    /// Keys the audit chain (`audit`): kept outside the database, so someone who can write to it
+    /// cannot recompute the chain.
+    audit_key: crate::audit::AuditKey,
+}
+
+/// A transaction that will write, with what appending to the audit trail inside it needs.
+#[derive(Debug)]
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    pub(crate) audit_key: crate::audit::AuditKey,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> sqlx::Result<()> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = Transaction<'static, Any>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 impl Database {
@@ -81,7 +111,8 @@ impl Database {
             // WAL lets readers proceed during a write; the setting persists in the file.
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
-        Ok(Self { pool, kind })
+        let audit_key = crate::audit::AuditKey::derive(&crate::keys::server_key(settings)?);
+        Ok(Self { pool, kind, audit_key })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -89,7 +120,9 @@ impl Database {
             DatabaseKind::Sqlite => &SQLITE_MIGRATIONS,
             DatabaseKind::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.pool).await.context("Failed to apply the database migrations")
+        migrator.run(&self.pool).await.context("Failed to apply the database migrations")?;
+        // The first start after the audit chain became keyed seals the head it finds.
+        crate::audit::seal_head_once(self).await
     }
 
     /// Applies the migrations up to and including `version` only: how an upgrade test builds
@@ -107,11 +140,16 @@ impl Database {
     /// A transaction that will write. SQLite gets `BEGIN IMMEDIATE`: taking the write lock up
     /// front means two writers queue (busy timeout) instead of one failing when it upgrades a
     /// read snapshot another writer has since changed. PostgreSQL locks rows as it goes.
-    pub async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Any>> {
-        match self.kind {
-            DatabaseKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            DatabaseKind::Postgres => self.pool.begin().await,
-        }
+    pub async fn begin_write(&self) -> sqlx::Result<WriteTx> {
+        let tx = match self.kind {
+            DatabaseKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            DatabaseKind::Postgres => self.pool.begin().await?,
+        };
+        Ok(WriteTx { tx, audit_key: self.audit_key.clone() })
+    }
+
+    pub(crate) fn audit_key(&self) -> &crate::audit::AuditKey {
+        &self.audit_key
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -66,9 +66,54 @@ on_both_databases! {
         assert_eq!(audit::first_broken_row(&app.db).await.unwrap(), None);
         let newest: i64 = sqlx::query_scalar("SELECT MAX(id) FROM audit_log").fetch_one(app.db.pool()).await.unwrap();
         // What an intruder covering their tracks would do: the last two rows go, the chain
-        // before them is still whole.
+        // before them is still whole…
         sqlx::query("DELETE FROM audit_log WHERE id >= $1").bind(newest - 1).execute(app.db.pool()).await.unwrap();
         assert_eq!(audit::first_broken_row(&app.db).await.unwrap(), Some(newest - 1));
+        // …and the head is pointed at the new last row: its seal is not the key's.
+        sqlx::query("UPDATE audit_head SET hash = (SELECT hash FROM audit_log WHERE id = $1)")
+            .bind(newest - 2)
+            .execute(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(audit::first_broken_row(&app.db).await.unwrap(), Some(newest - 1));
+    }
+}
+
+on_both_databases! {
+    async fn a_chain_recomputed_without_the_key_is_found(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        for i in 0..5 {
+            audit::record(&app.db, audit::Entry::new(audit::SYSTEM, "test_event").details(serde_json::json!({"i": i})))
+                .await
+                .unwrap();
+        }
+        let rows: Vec<(i64, i64, String, String, Option<String>, String)> =
+            sqlx::query_as("SELECT id, at, actor, event, subject, details FROM audit_log ORDER BY id")
+                .fetch_all(app.db.pool())
+                .await
+                .unwrap();
+        // Someone with write access to the database rewrites the second row and recomputes the
+        // whole chain after it, and the head, as best they can without the key: the plain
+        // SHA-256 chain the rows used to have.
+        let mut previous = vec![0u8; 32];
+        for (id, at, actor, event, subject, details) in &rows {
+            let actor = if *id == rows[1].0 { "someone-else" } else { actor.as_str() };
+            let hash = audit::chain_hash(&previous, *at, actor, event, subject.as_deref(), details).to_vec();
+            sqlx::query("UPDATE audit_log SET actor = $1, prev_hash = $2, hash = $3, keyed = 0 WHERE id = $4")
+                .bind(actor)
+                .bind(&previous)
+                .bind(&hash)
+                .bind(id)
+                .execute(app.db.pool())
+                .await
+                .unwrap();
+            previous = hash;
+        }
+        sqlx::query("UPDATE audit_head SET hash = $1, seal = NULL").bind(&previous).execute(app.db.pool()).await.unwrap();
+        assert!(audit::first_broken_row(&app.db).await.unwrap().is_some(), "a chain without the key does not pass");
+        // Nor with a key of their own.
+        sqlx::query("UPDATE audit_head SET seal = $1").bind(vec![0u8; 32]).execute(app.db.pool()).await.unwrap();
+        assert!(audit::first_broken_row(&app.db).await.unwrap().is_some());
     }
 }
 

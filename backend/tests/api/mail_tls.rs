@@ -74,7 +74,7 @@ fn relay_certificate(dir: &Path) {
 async fn send_one(app: &TestApp) {
     let mut tx = app.db.begin_write().await.unwrap();
     sqlx::query("INSERT INTO mail_outbox (to_addr, subject, body, created_at, attempts, next_attempt_at) VALUES ('fay@nhs.net', 'Test over TLS', 'hello', 0, 0, 0)")
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .unwrap();
     tx.commit().await.unwrap();
