@@ -13,10 +13,18 @@ use std::{
 pub struct SmtpServer {
     pub port: u16,
     pub maildir: PathBuf,
-    /// How it takes connections: aiosmtpd's TLS flags, none for plain SMTP.
-    tls: Vec<String>,
+    /// What `/usr/bin/python3` runs (the port and Maildir follow from the fields).
+    program: Program,
     child: Option<Child>,
     _dir: tempfile::TempDir,
+}
+
+#[derive(Debug, Clone)]
+enum Program {
+    /// aiosmtpd's command line, with these TLS flags (none: plain SMTP).
+    Cli { tls: Vec<String> },
+    /// `smtp_auth.py`: STARTTLS and AUTH required, with this certificate, key, user and password.
+    Auth { cert: PathBuf, key: PathBuf, user: String, password: String },
 }
 
 /// TLS for the test server: a certificate and key (PEM files).
@@ -55,7 +63,29 @@ impl SmtpServer {
             Some(SmtpTls::Implicit { cert, key }) => flags("--smtpscert", "--smtpskey", cert, key),
             Some(SmtpTls::StartTls { cert, key }) => flags("--tlscert", "--tlskey", cert, key),
         };
-        let mut server = Self { port, maildir: dir.path().join("Maildir"), tls, child: None, _dir: dir };
+        Self::start_program(dir, port, Program::Cli { tls })
+    }
+
+    /// A relay as organisations run them: STARTTLS required, then AUTH with `user`/`password`.
+    pub fn start_authenticating(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        user: &str,
+        password: &str,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let program = Program::Auth {
+            cert: cert.into(),
+            key: key.into(),
+            user: user.into(),
+            password: password.into(),
+        };
+        Self::start_program(dir, port, program)
+    }
+
+    fn start_program(dir: tempfile::TempDir, port: u16, program: Program) -> anyhow::Result<Self> {
+        let mut server = Self { port, maildir: dir.path().join("Maildir"), program, child: None, _dir: dir };
         server.restart()?;
         Ok(server)
     }
@@ -75,17 +105,23 @@ impl SmtpServer {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
         // Debian's python3 (not one a version manager put first on PATH) has the package.
-        let child = Command::new("/usr/bin/python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{}", self.port)])
-            .args(&self.tls)
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&self.maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                anyhow::anyhow!("aiosmtpd (python3-aiosmtpd; scripts/install.sh installs it): {e}")
-            })?;
+        let mut command = Command::new("/usr/bin/python3");
+        match &self.program {
+            Program::Cli { tls } => command
+                .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{}", self.port)])
+                .args(tls)
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(&self.maildir),
+            // Both crates that build this file sit beside `tests/` in the workspace.
+            Program::Auth { cert, key, user, password } => command
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/src/smtp_auth.py"))
+                .arg(self.port.to_string())
+                .args([cert, key, &self.maildir])
+                .args([user, password]),
+        };
+        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().map_err(|e| {
+            anyhow::anyhow!("aiosmtpd (python3-aiosmtpd; scripts/install.sh installs it): {e}")
+        })?;
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {

@@ -149,3 +149,26 @@ async fn starttls_is_used_when_asked_and_a_plain_client_is_refused_by_a_relay_th
     let (sent, _) = outcome(&plain).await;
     assert_eq!(sent, None, "the relay takes no mail before STARTTLS");
 }
+
+#[tokio::test]
+async fn a_relay_that_requires_auth_after_starttls_takes_mail_with_the_right_password_only() {
+    let dir = tempfile::tempdir().unwrap();
+    relay_certificate(dir.path());
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let relay = SmtpServer::start_authenticating(&cert, &key, "selfservice", "s3cret-relay-pass").unwrap();
+    let ca = dir.path().join("ca.pem");
+    let app =
+        app_for(format!("smtp+starttls://selfservice:s3cret-relay-pass@localhost:{}", relay.port), Some(&ca))
+            .await;
+    send_one(&app).await;
+    let (sent, error) = outcome(&app).await;
+    assert!(sent.is_some(), "{error:?}");
+    assert!(relay.wait_for("fay@nhs.net", "Test over TLS", 1).await.is_ok());
+
+    let wrong =
+        app_for(format!("smtp+starttls://selfservice:guess@localhost:{}", relay.port), Some(&ca)).await;
+    send_one(&wrong).await;
+    let (sent, error) = outcome(&wrong).await;
+    assert_eq!(sent, None, "a wrong password is refused");
+    assert!(error.is_some());
+}
