@@ -55,3 +55,16 @@ async fn behind_the_configured_proxy_each_forwarded_client_has_its_own_allowance
         assert_eq!(challenge(&app, Some(client)).await.status(), 429);
     }
 }
+
+#[tokio::test]
+async fn a_request_that_cannot_finish_in_time_is_answered_503_and_changes_nothing() {
+    let app = TestApp::spawn_with(Engine::Sqlite, |s| s.request_timeout_seconds = 1).await;
+    // Another writer holds SQLite's write lock for longer than the request may take.
+    let mut held = app.db.begin_write().await.unwrap();
+    sqlx::query("UPDATE audit_head SET hash = hash").execute(&mut **held).await.unwrap();
+    let answer = challenge(&app, None).await;
+    assert_eq!(answer.status(), 503);
+    drop(held);
+    assert_eq!(challenges(&app).await, 0, "the request that timed out wrote nothing");
+    assert_eq!(challenge(&app, None).await.status(), 200, "and the next one is served");
+}
