@@ -254,10 +254,13 @@ pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockC
             ),
         ));
     }
-    // Right: but only if no parallel wrong attempt locked the person meanwhile.
+    // Right: the try is given back (unless a parallel wrong one locked the person meanwhile),
+    // whatever becomes of the code below: right answers never count against the person.
     if !people::clear_unlock_failures(&mut tx, user_ref).await? {
         return Err(locked_out());
     }
+    tx.commit().await?;
+    let mut tx = state.db.begin_write().await?;
     if !unlock_attempts::advance(&mut tx, &request.attempt_id, Step::Questions, Step::Code).await? {
         return Err(attempt_ended());
     }

@@ -385,3 +385,22 @@ on_both_databases! {
         assert!(!waiting[0].as_bytes().windows(8).any(|w| w.iter().all(u8::is_ascii_digit)), "no 8 digits in clear");
     }
 }
+
+on_both_databases! {
+    async fn right_answers_refused_for_the_mail_limits_do_not_count_as_a_failed_try(engine: Engine) {
+        let (app, smtp, card) = holder(engine, true).await;
+        let first: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+        assert_eq!(app.post("/api/unlock/answers", &answers_for(&first, true)).await.status(), 200);
+        code_in(&smtp.wait_for("hal@nhs.net", "unlock code", 1).await.unwrap()).unwrap();
+        // A second attempt within the minute: the answers are right, but no code may be sent yet.
+        let second: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+        assert_ne!(first.attempt_id, second.attempt_id);
+        let refused = app.post("/api/unlock/answers", &answers_for(&second, true)).await;
+        assert_eq!(error_code(refused).await, (429, "code_recently_sent".into()));
+        let failures: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users WHERE user_id = '500000000001'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(failures, 0, "right answers are not a failed try");
+    }
+}
