@@ -10,6 +10,7 @@
 //! in SQLite), so the chain never forks even with several backend instances.
 
 use hmac::{Hmac, Mac};
+use protocol::ra::AuditRow;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -284,23 +285,12 @@ pub struct Filter {
     pub subjects: Option<Vec<String>>,
 }
 
-/// One row as the RA console shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
-    pub id: i64,
-    pub at: i64,
-    pub actor: String,
-    pub event: String,
-    pub subject: Option<String>,
-    pub details: String,
-}
-
 /// The newest `limit` rows matching `filter`, newest first.
 pub async fn page(
     conn: &mut sqlx::AnyConnection,
     filter: &Filter,
     limit: i64,
-) -> sqlx::Result<Vec<Recorded>> {
+) -> sqlx::Result<Vec<AuditRow>> {
     let mut sql = String::from(
         "SELECT id, at, actor, event, subject, details FROM audit_log WHERE at >= $1 AND at < $2 AND id < $3",
     );
@@ -325,7 +315,7 @@ pub async fn page(
     let rows = statement.fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| {
-            Ok(Recorded {
+            Ok(AuditRow {
                 id: row.try_get("id")?,
                 at: row.try_get("at")?,
                 actor: row.try_get("actor")?,

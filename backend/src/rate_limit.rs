@@ -92,11 +92,11 @@ impl RateLimits {
 
     /// `Err(wait)` when this request is over a limit.
     fn admit(&self, client: IpAddr) -> Result<(), Duration> {
-        let clock = governor::clock::DefaultClock::default();
+        // Each wait is read on the clock of the limiter that set it.
         self.per_client
             .check_key(&client)
-            .and_then(|()| self.global.check())
-            .map_err(|not_until| not_until.wait_time_from(clock.now()))
+            .map_err(|not_until| not_until.wait_time_from(self.per_client.clock().now()))?;
+        self.global.check().map_err(|not_until| not_until.wait_time_from(self.global.clock().now()))
     }
 }
 

@@ -44,17 +44,7 @@ pub async fn search(state: &AppState, query: SearchQuery) -> Result<Vec<UserSumm
         ));
     }
     let mut conn = state.db.pool().acquire().await?;
-    let found = people::search(&mut conn, &q, &q, SEARCH_LIMIT)
-        .await?
-        .into_iter()
-        .map(|f| UserSummary {
-            user_id: f.user_id,
-            name: f.name,
-            contact_email: f.contact_email,
-            registered: f.registered,
-            locked_out: f.locked_out,
-        })
-        .collect();
+    let found = people::search(&mut conn, &q, &q, SEARCH_LIMIT).await?;
     Ok(found)
 }
 
@@ -312,18 +302,7 @@ pub async fn audit_trail(state: &AppState, query: AuditQuery) -> Result<Vec<Audi
     };
     let filter = audit::Filter { from, to, before: query.before.unwrap_or(i64::MAX), event, subjects };
     let mut conn = state.db.pool().acquire().await?;
-    let rows = audit::page(&mut conn, &filter, AUDIT_PAGE)
-        .await?
-        .into_iter()
-        .map(|row| AuditRow {
-            id: row.id,
-            at: row.at,
-            actor: row.actor,
-            event: row.event,
-            subject: row.subject,
-            details: row.details,
-        })
-        .collect();
+    let rows = audit::page(&mut conn, &filter, AUDIT_PAGE).await?;
     Ok(rows)
 }
 

@@ -2,7 +2,7 @@
 
 use sqlx::{any::AnyRow, Row};
 
-use protocol::card_guid::CardGuid;
+use protocol::{card_guid::CardGuid, ra::UserSummary};
 
 use super::Conn;
 use crate::{db::Database, time::now_unix};
@@ -349,19 +349,14 @@ pub async fn set_card_status(conn: &mut Conn, card_id: i64, status: CardStatus) 
     Ok(())
 }
 
-/// One person found by an RA's search.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
-    pub user_id: String,
-    pub name: String,
-    pub contact_email: Option<String>,
-    pub registered: bool,
-    pub locked_out: bool,
-}
-
 /// People whose name or contact email contains `fragment` (lowercase), or whose user id or a card
 /// GUID is exactly `exact`, by name, at most `limit`.
-pub async fn search(conn: &mut Conn, fragment: &str, exact: &str, limit: i64) -> sqlx::Result<Vec<Found>> {
+pub async fn search(
+    conn: &mut Conn,
+    fragment: &str,
+    exact: &str,
+    limit: i64,
+) -> sqlx::Result<Vec<UserSummary>> {
     // LIKE wildcards typed by the officer are taken literally.
     let pattern = format!("%{}%", fragment.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
     let rows = sqlx::query(
@@ -379,7 +374,7 @@ pub async fn search(conn: &mut Conn, fragment: &str, exact: &str, limit: i64) ->
     .await?;
     rows.iter()
         .map(|row| {
-            Ok(Found {
+            Ok(UserSummary {
                 user_id: row.try_get("user_id")?,
                 name: row.try_get("name")?,
                 contact_email: row.try_get("contact_email")?,
