@@ -36,6 +36,26 @@ build_spa() {
   printf '%s' "$inputs" >"$ROOT/dist/.inputs"
 }
 
+# The cardholders' SPA is downloaded by everyone, often on slow hospital Wi-Fi: its wasm, JS and
+# CSS together, gzip -9, must stay within 250 KiB (the RA console, for staff only, is reported).
+SPA_BUDGET_BYTES=256000
+# Each file gzipped on its own, as it is served.
+gzipped_size() {
+  local total=0 file
+  for file in "$@"; do total=$((total + $(gzip -9c "$file" | wc -c))); done
+  echo "$total"
+}
+check_spa_size() {
+  local spa ra
+  spa=$(gzipped_size "$ROOT"/dist/*.wasm "$ROOT"/dist/*.js "$ROOT"/dist/*.css)
+  ra=$(gzipped_size "$ROOT"/dist/ra/*.wasm "$ROOT"/dist/ra/*.js "$ROOT"/dist/ra/*.css)
+  step "SPA size (gzip -9): $spa bytes of $SPA_BUDGET_BYTES; RA console $ra bytes"
+  if ((spa > SPA_BUDGET_BYTES)); then
+    echo "The cardholders' SPA is over its size budget by $((spa - SPA_BUDGET_BYTES)) bytes: make room first (README, Size)." >&2
+    return 1
+  fi
+}
+
 # A digest of everything the bundles are built from: the SPA's and the shared crates' sources,
 # the build settings and the tools' versions.
 spa_inputs() {

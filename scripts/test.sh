@@ -14,6 +14,7 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 build_spa
+check_spa_size
 
 trap 'stop_postgres; stop_pcscd' EXIT
 start_postgres

@@ -31,8 +31,26 @@ impl Purpose {
 #[derive(Debug, Clone)]
 pub struct Issued {
     pub code: String,
+    pub sent_at: i64,
     pub expires_at: i64,
     pub resend_after: i64,
+}
+
+/// A code sent earlier that still works: unused, unexpired, with tries left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Live {
+    pub sent_at: i64,
+    pub expires_at: i64,
+    /// When the sending limits allow a new one.
+    pub resend_after: i64,
+}
+
+/// What a person has to go on after a code was asked for.
+#[derive(Debug, Clone)]
+pub enum Sent {
+    New(Issued),
+    /// The limits refused a new code, and this earlier one still works.
+    Earlier(Live),
 }
 
 /// Replaces any live code of this purpose with a new one, unless the last was sent too recently
@@ -46,8 +64,43 @@ pub async fn issue(
 ) -> Result<Issued, ApiError> {
     people::hold(tx, user_ref).await?;
     let now = now_unix();
+    if let Some(allowed_at) = next_allowed(tx, user_ref, purpose, now).await? {
+        return Err(too_soon(allowed_at - now));
+    }
+    create(tx, hasher, user_ref, purpose, now).await
+}
+
+/// As [`issue`], except that when the sending limits refuse a new code while one sent earlier
+/// still works, that one stands: the limits only ever limit sending, never a person who already
+/// has a working code.
+pub async fn issue_unless_live(
+    tx: &mut Transaction<'static, Any>,
+    hasher: &CodeHasher,
+    user_ref: i64,
+    purpose: Purpose,
+) -> Result<Sent, ApiError> {
+    people::hold(tx, user_ref).await?;
+    let now = now_unix();
+    let Some(allowed_at) = next_allowed(tx, user_ref, purpose, now).await? else {
+        return Ok(Sent::New(create(tx, hasher, user_ref, purpose, now).await?));
+    };
+    match live(tx, user_ref, purpose, now).await? {
+        Some((sent_at, expires_at)) => {
+            Ok(Sent::Earlier(Live { sent_at, expires_at, resend_after: allowed_at }))
+        }
+        None => Err(too_soon(allowed_at - now)),
+    }
+}
+
+/// When the cooldown and the hourly cap next allow a code, if they do not now.
+async fn next_allowed(
+    tx: &mut Transaction<'static, Any>,
+    user_ref: i64,
+    purpose: Purpose,
+    now: i64,
+) -> Result<Option<i64>, ApiError> {
     let recent = sqlx::query(
-        "SELECT COUNT(*) AS sent, MAX(created_at) AS newest FROM one_time_codes \
+        "SELECT COUNT(*) AS sent, MIN(created_at) AS oldest, MAX(created_at) AS newest FROM one_time_codes \
          WHERE user_ref = $1 AND purpose = $2 AND created_at > $3",
     )
     .bind(user_ref)
@@ -56,15 +109,42 @@ pub async fn issue(
     .fetch_one(&mut **tx)
     .await?;
     let sent: i64 = recent.try_get("sent")?;
+    let oldest: Option<i64> = recent.try_get("oldest")?;
     let newest: Option<i64> = recent.try_get("newest")?;
-    if let Some(newest) = newest {
-        if now < newest + RESEND_COOLDOWN_SECONDS {
-            return Err(too_soon(newest + RESEND_COOLDOWN_SECONDS - now));
-        }
-    }
-    if sent >= MAX_PER_HOUR {
-        return Err(too_soon(3600));
-    }
+    let cooldown = newest.map(|t| t + RESEND_COOLDOWN_SECONDS).filter(|at| *at > now);
+    // The cap reopens when the oldest code of the hour leaves the window.
+    let cap = oldest.filter(|_| sent >= MAX_PER_HOUR).map(|t| t + 3600);
+    Ok(cooldown.max(cap))
+}
+
+/// The newest unused code's (sent at, expires at), if it still works.
+async fn live(
+    tx: &mut Transaction<'static, Any>,
+    user_ref: i64,
+    purpose: Purpose,
+    now: i64,
+) -> Result<Option<(i64, i64)>, ApiError> {
+    let row = sqlx::query(
+        "SELECT created_at, expires_at, tries_left FROM one_time_codes \
+         WHERE user_ref = $1 AND purpose = $2 AND used_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .bind(user_ref)
+    .bind(purpose.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let (sent_at, expires_at): (i64, i64) = (row.try_get("created_at")?, row.try_get("expires_at")?);
+    let tries_left: i64 = row.try_get("tries_left")?;
+    Ok((expires_at > now && tries_left > 0).then_some((sent_at, expires_at)))
+}
+
+async fn create(
+    tx: &mut Transaction<'static, Any>,
+    hasher: &CodeHasher,
+    user_ref: i64,
+    purpose: Purpose,
+    now: i64,
+) -> Result<Issued, ApiError> {
     sqlx::query(
         "UPDATE one_time_codes SET used_at = $1 WHERE user_ref = $2 AND purpose = $3 AND used_at IS NULL",
     )
@@ -86,12 +166,23 @@ pub async fn issue(
     .bind(MAX_WRONG_TRIES)
     .execute(&mut **tx)
     .await?;
-    Ok(Issued { code, expires_at: now + LIFETIME_SECONDS, resend_after: now + RESEND_COOLDOWN_SECONDS })
+    Ok(Issued {
+        code,
+        sent_at: now,
+        expires_at: now + LIFETIME_SECONDS,
+        resend_after: now + RESEND_COOLDOWN_SECONDS,
+    })
 }
 
 fn too_soon(seconds: i64) -> ApiError {
     let minutes = (seconds + 59) / 60;
-    let when = if seconds < 60 { format!("{seconds} seconds") } else { format!("{minutes} minutes") };
+    let when = if seconds < 60 {
+        format!("{seconds} seconds")
+    } else if minutes == 1 {
+        "1 minute".to_owned()
+    } else {
+        format!("{minutes} minutes")
+    };
     ApiError::rejected(
         ErrorCode::CodeRecentlySent,
         format!("A code was sent recently. You can ask for another in {when}."),

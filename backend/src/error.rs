@@ -26,9 +26,10 @@ pub enum ApiError {
     /// 403: a state change that did not come from this site.
     #[error("This request did not come from the self-service site and was refused.")]
     CrossSite,
-    /// A request the rules refuse: its code (which names the status) and a sentence for the person.
+    /// A request the rules refuse: its code (which names the status) and a sentence for the person;
+    /// for wrong answers, the attempts left (so a page shows one count, the backend's).
     #[error("{message}")]
-    Rejected { code: ErrorCode, message: String },
+    Rejected { code: ErrorCode, message: String, attempts_left: Option<u32> },
     /// 503: a dependency (the database) does not answer.
     #[error("The service is temporarily unavailable; please try again shortly")]
     Unavailable(#[source] anyhow::Error),
@@ -67,7 +68,17 @@ impl ApiError {
 
 impl ApiError {
     pub fn rejected(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError::Rejected { code, message: message.into() }
+        ApiError::Rejected { code, message: message.into(), attempts_left: None }
+    }
+
+    /// The same refusal, saying how many attempts are left.
+    pub fn with_attempts_left(self, left: u32) -> Self {
+        match self {
+            ApiError::Rejected { code, message, .. } => {
+                ApiError::Rejected { code, message, attempts_left: Some(left) }
+            }
+            other => other,
+        }
     }
 }
 
@@ -91,7 +102,11 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
-        let body = ApiErrorBody { code: self.code(), message: self.to_string() };
+        let attempts_left = match &self {
+            ApiError::Rejected { attempts_left, .. } => *attempts_left,
+            _ => None,
+        };
+        let body = ApiErrorBody { code: self.code(), message: self.to_string(), attempts_left };
         (self.status(), Json(body)).into_response()
     }
 }

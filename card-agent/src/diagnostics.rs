@@ -108,7 +108,8 @@ pub fn report(findings: &Findings) -> String {
                     PinState::Ready { tries_left: Some(n) } => format!("{n} passcode tries left"),
                     PinState::Ready { tries_left: None } => "passcode state not reported".to_owned(),
                 };
-                out.push_str(&format!("Reader \"{reader}\": card {}, {pin}\n", card.guid));
+                let holder = card.holder.as_deref().map(|name| format!(" ({name})")).unwrap_or_default();
+                out.push_str(&format!("Reader \"{reader}\": card {}{holder}, {pin}\n", card.guid));
                 for (label, certificate) in [
                     ("PIV Authentication (9A)", &card.piv_auth_certificate),
                     ("Card Authentication (9E)", &card.card_auth_certificate),
@@ -156,6 +157,7 @@ mod tests {
     fn each_reader_and_card_is_described() {
         let locked = CardIdentity {
             guid: "00112233445566778899aabbccddeeff".parse().unwrap(),
+            holder: Some("Lee Example".into()),
             piv_auth_certificate: Some("bm90IGRlcg==".into()),
             card_auth_certificate: None,
             pin: PinState::Blocked,
@@ -168,7 +170,10 @@ mod tests {
                 ("R2".into(), Some(Err("not PIV".into()))),
             ],
         ));
-        assert!(text.contains("Reader \"R0\": card 00112233445566778899aabbccddeeff, LOCKED"), "{text}");
+        assert!(
+            text.contains("Reader \"R0\": card 00112233445566778899aabbccddeeff (Lee Example), LOCKED"),
+            "{text}"
+        );
         assert!(text.contains("PIV Authentication (9A) certificate: present but unreadable"), "{text}");
         assert!(text.contains("Card Authentication (9E) certificate: none"), "{text}");
         assert!(text.contains("Reader \"R1\": no card"), "{text}");

@@ -370,7 +370,7 @@ mod tests {
         assert_eq!(identity.guid, GUID);
         assert_eq!(identity.pin, PinState::Ready { tries_left: Some(3) });
         assert!(identity.piv_auth_certificate.is_some() && identity.card_auth_certificate.is_some());
-        ops::sign_with_pin(&mut s, "97531864", Purpose::SignIn, &[1; 32]).unwrap();
+        crate::test_support::sign_chosen(&mut s, "97531864", Purpose::SignIn, &[1; 32]).unwrap();
     }
 
     #[test]

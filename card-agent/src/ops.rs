@@ -83,12 +83,30 @@ pub fn card_identity<T: Transport>(session: &mut PivSession<T>) -> OpResult<Card
     };
     let piv_auth_certificate = certificate(session, object::CERT_PIV_AUTH)?;
     let card_auth_certificate = certificate(session, object::CERT_CARD_AUTH)?;
+    let holder = piv_auth_certificate.as_deref().and_then(holder_name);
     let pin = match session.pin_status().map_err(from_host)? {
         PinStatus::Blocked => PinState::Blocked,
         PinStatus::TriesLeft(tries_left) => PinState::Ready { tries_left },
         PinStatus::Verified => PinState::Ready { tries_left: None },
     };
-    Ok(CardIdentity { guid, piv_auth_certificate, card_auth_certificate, pin })
+    Ok(CardIdentity { guid, holder, piv_auth_certificate, card_auth_certificate, pin })
+}
+
+/// The common name in a certificate's subject (DER, base64), if it has a readable one.
+fn holder_name(certificate_b64: &str) -> Option<String> {
+    use der::{asn1::PrintableStringRef, asn1::Utf8StringRef, Decode};
+    const COMMON_NAME: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("2.5.4.3");
+    let der = STANDARD.decode(certificate_b64).ok()?;
+    let certificate = x509_cert::Certificate::from_der(&der).ok()?;
+    let subject = certificate.tbs_certificate.subject;
+    let value = subject.0.iter().flat_map(|rdn| rdn.0.iter()).find(|a| a.oid == COMMON_NAME)?.value.clone();
+    let text = Utf8StringRef::try_from(&value)
+        .map(|s| s.as_str().to_owned())
+        .or_else(|_| PrintableStringRef::try_from(&value).map(|s| s.as_str().to_owned()))
+        .ok()?;
+    // Shown on a page: printable, and short enough for one line.
+    let text: String = text.chars().filter(|c| !c.is_control()).take(80).collect();
+    (!text.trim().is_empty()).then_some(text)
 }
 
 /// The CHUID's GUID as 32 lowercase hex digits (the card must be selected).
@@ -122,14 +140,23 @@ pub fn sign_for<T: Transport>(
 }
 
 /// VERIFY then sign with 9A for `purpose`; the PIN is logged out again afterwards.
+/// The PIN goes only to the card `chosen`: a card swapped into the reader since the person chose
+/// is refused before VERIFY, so none of its tries is spent.
 pub fn sign_with_pin<T: Transport>(
     session: &mut PivSession<T>,
+    chosen: &CardGuid,
     pin: &str,
     purpose: Purpose,
     challenge: &[u8],
 ) -> OpResult<Vec<u8>> {
     let pin = pin_from(pin)?;
     session.select().map_err(from_host)?;
+    if read_guid_if_any(session)?.as_ref() != Some(chosen) {
+        return Err(error(
+            AgentErrorCode::WrongCard,
+            "The card in the reader is not the one you chose. Choose your card again.",
+        ));
+    }
     session.verify_pin(&pin).map_err(from_host)?;
     let signature = sign_for(session, key::PIV_AUTHENTICATION, purpose, challenge).map_err(from_host);
     let _ = session.logout();
@@ -335,7 +362,7 @@ mod tests {
     use virtual_card::{card::Card, personalise, state::CardState};
 
     use super::*;
-    use crate::test_support::Unplugged;
+    use crate::test_support::{sign_chosen, Unplugged};
 
     fn personalised() -> (PivSession<Card>, tempfile::TempDir) {
         personalised_with_puk("12345678")
@@ -365,7 +392,7 @@ mod tests {
 
     fn block_pin<T: Transport>(s: &mut PivSession<T>) {
         for _ in 0..3 {
-            let _ = sign_with_pin(s, "000000", Purpose::SignIn, &[0; 32]);
+            let _ = sign_chosen(s, "000000", Purpose::SignIn, &[0; 32]);
         }
         assert_eq!(card_identity(s).unwrap().pin, PinState::Blocked);
     }
@@ -392,23 +419,39 @@ mod tests {
     fn sign_with_pin_reports_tries_left_then_blocked() {
         let (mut s, _dir) = personalised();
         let challenge = [9u8; 32];
-        assert!(!sign_with_pin(&mut s, "123456", Purpose::SignIn, &challenge).unwrap().is_empty());
-        let err = sign_with_pin(&mut s, "000000", Purpose::SignIn, &challenge).unwrap_err();
+        assert!(!sign_chosen(&mut s, "123456", Purpose::SignIn, &challenge).unwrap().is_empty());
+        let err = sign_chosen(&mut s, "000000", Purpose::SignIn, &challenge).unwrap_err();
         assert_eq!(err.code, AgentErrorCode::WrongPin { tries_left: Some(2) });
-        let err = sign_with_pin(&mut s, "000000", Purpose::SignIn, &challenge).unwrap_err();
+        let err = sign_chosen(&mut s, "000000", Purpose::SignIn, &challenge).unwrap_err();
         assert!(err.message.contains("1 try left"), "{}", err.message);
         assert_eq!(
-            sign_with_pin(&mut s, "000000", Purpose::SignIn, &challenge).unwrap_err().code,
+            sign_chosen(&mut s, "000000", Purpose::SignIn, &challenge).unwrap_err().code,
             AgentErrorCode::PinBlocked
         );
         assert_eq!(card_identity(&mut s).unwrap().pin, PinState::Blocked);
     }
 
     #[test]
+    fn a_pin_goes_only_to_the_card_that_was_chosen() {
+        let (mut s, _dir) = personalised();
+        let other = CardGuid::from_bytes([0x5a; 16]);
+        let err = sign_with_pin(&mut s, &other, "000000", Purpose::SignIn, &[0; 32]).unwrap_err();
+        assert_eq!(err.code, AgentErrorCode::WrongCard);
+        assert_eq!(s.transport_mut().state().pin_tries_left, 3, "the other card spent no try");
+        assert!(sign_chosen(&mut s, "123456", Purpose::SignIn, &[0; 32]).is_ok());
+    }
+
+    #[test]
+    fn identity_names_the_holder_from_the_certificate() {
+        let (mut s, _dir) = personalised();
+        assert_eq!(card_identity(&mut s).unwrap().holder.as_deref(), Some("Test Holder"));
+    }
+
+    #[test]
     fn a_malformed_pin_is_refused_before_the_card_sees_it() {
         let (mut s, _dir) = personalised();
         assert_eq!(
-            sign_with_pin(&mut s, "12ab56", Purpose::SignIn, &[0; 32]).unwrap_err().code,
+            sign_chosen(&mut s, "12ab56", Purpose::SignIn, &[0; 32]).unwrap_err().code,
             AgentErrorCode::InvalidPin
         );
         assert_eq!(s.transport_mut().state().pin_tries_left, 3);
@@ -423,7 +466,7 @@ mod tests {
             AgentErrorCode::WrongPin { .. }
         ));
         change_pin(&mut s, "123456", "24681357").unwrap();
-        sign_with_pin(&mut s, "24681357", Purpose::SignIn, &[2; 32]).unwrap();
+        sign_chosen(&mut s, "24681357", Purpose::SignIn, &[2; 32]).unwrap();
     }
 
     #[test]

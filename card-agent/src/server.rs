@@ -253,7 +253,7 @@ async fn handle<R: CardReaders>(pcsc: &R, operation: Operation, pending: &mut Pe
         Operation::CardIdentity { reader } => {
             pcsc.run(reader, Box::new(|s| into_outcome(ops::card_identity(s).map(Reply::Identity)))).await
         }
-        Operation::SignWithPin { reader, pin, challenge, purpose } => {
+        Operation::SignWithPin { reader, guid, pin, challenge, purpose } => {
             let pin = Zeroizing::new(pin);
             let challenge = match ops::challenge_from(&challenge) {
                 Ok(c) => c,
@@ -266,7 +266,7 @@ async fn handle<R: CardReaders>(pcsc: &R, operation: Operation, pending: &mut Pe
             pcsc.run(
                 reader,
                 Box::new(move |s| {
-                    into_outcome(ops::sign_with_pin(s, &pin, purpose, &challenge).map(signature))
+                    into_outcome(ops::sign_with_pin(s, &guid, &pin, purpose, &challenge).map(signature))
                 }),
             )
             .await

@@ -1,6 +1,7 @@
 //! Test doubles shared by the agent's unit tests.
 
-use piv::host::{Transport, TransportError};
+use envelope::Purpose;
+use piv::host::{PivSession, Transport, TransportError};
 use virtual_card::card::Card;
 
 /// The card "pulled out" at the command with `ins`: after the card has processed it
@@ -24,4 +25,16 @@ impl Transport for Unplugged {
         }
         Ok(self.card.process(command))
     }
+}
+
+/// [`ops::sign_with_pin`](crate::ops::sign_with_pin) on the card in the reader, chosen as the
+/// person would.
+pub fn sign_chosen<T: Transport>(
+    s: &mut PivSession<T>,
+    pin: &str,
+    purpose: Purpose,
+    challenge: &[u8],
+) -> crate::ops::OpResult<Vec<u8>> {
+    let guid = crate::ops::card_identity(s)?.guid;
+    crate::ops::sign_with_pin(s, &guid, pin, purpose, challenge)
 }

@@ -199,11 +199,6 @@ pub fn not_running() -> AgentError {
     }
 }
 
-/// The first reader holding a card, if any.
-pub fn reader_with_card(readers: &[ReaderInfo]) -> Option<String> {
-    readers.iter().find(|r| r.card_present).map(|r| r.name.clone())
-}
-
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Agent({:?})", self.inner.status.get_untracked())
@@ -235,15 +230,17 @@ impl Agent {
         }
     }
 
-    /// VERIFY the passcode and sign `challenge` for `purpose` with the card's 9A key.
+    /// VERIFY the passcode and sign `challenge` for `purpose` with the card's 9A key; only if
+    /// the card in `reader` is `guid`, the one the person chose.
     pub async fn sign_with_pin(
         &self,
         reader: String,
+        guid: CardGuid,
         pin: String,
         challenge: String,
         purpose: PinPurpose,
     ) -> Result<String, AgentError> {
-        match self.request(Operation::SignWithPin { reader, pin, challenge, purpose }).await? {
+        match self.request(Operation::SignWithPin { reader, guid, pin, challenge, purpose }).await? {
             Outcome::Ok(Reply::Signature { signature }) => Ok(signature),
             Outcome::Error(e) => Err(e),
             Outcome::Ok(_) => Err(unexpected()),

@@ -86,6 +86,14 @@ impl ApiError {
         }
     }
 
+    /// Wrong answers: the attempts left, as the backend counts them.
+    pub fn attempts_left(&self) -> Option<u32> {
+        match self {
+            ApiError::Server { body, .. } => body.attempts_left,
+            _ => None,
+        }
+    }
+
     pub fn is_unauthenticated(&self) -> bool {
         matches!(self, ApiError::Server { status: 401, .. })
     }
@@ -105,6 +113,15 @@ pub async fn sign_in(request: &SignInRequest) -> Result<Profile, ApiError> {
 
 pub async fn sign_out() -> Result<(), ApiError> {
     post_empty("/api/sign-out", &()).await
+}
+
+/// `DELETE /api/registration`: the holder withdraws from self-service.
+pub async fn withdraw_registration() -> Result<(), ApiError> {
+    let response = Request::delete("/api/registration").send().await.map_err(|_| ApiError::Network)?;
+    if response.ok() {
+        return Ok(());
+    }
+    decode::<()>(response).await
 }
 
 pub async fn me() -> Result<Profile, ApiError> {

@@ -14,6 +14,7 @@ mod layout;
 mod pages;
 #[cfg(feature = "ra-console")]
 pub mod ra;
+pub mod time;
 
 /// The agent's default address, used until the backend says otherwise.
 const DEFAULT_AGENT_URL: &str = "ws://127.0.0.1:47101";
@@ -23,6 +24,7 @@ pub fn connect_agent() {
     let agent = agent::Agent::new();
     provide_context(StoredValue::new_local(agent.clone()));
     provide_context(agent::SignedInReader(RwSignal::new(None)));
+    provide_context(card_status::ChosenCard(RwSignal::new(None)));
     leptos::task::spawn_local(async move {
         let url =
             api::client_config().await.map(|c| c.agent_url).unwrap_or_else(|_| DEFAULT_AGENT_URL.into());

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; the SPA refuses an agent with another major version.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
@@ -26,7 +26,15 @@ pub enum Operation {
     CardIdentity { reader: String },
     /// VERIFY the PIN, then sign the challenge for `purpose` with the PIV Authentication key
     /// (9A). The card signs `envelope::signed_digest(purpose, challenge)`, never the bytes sent.
-    SignWithPin { reader: String, pin: String, challenge: String, purpose: PinPurpose },
+    /// `guid` is the card the person chose: a card with another GUID in `reader` (swapped in
+    /// since) is refused with `wrong_card` before it sees the PIN, so no try of it is spent.
+    SignWithPin {
+        reader: String,
+        guid: crate::card_guid::CardGuid,
+        pin: String,
+        challenge: String,
+        purpose: PinPurpose,
+    },
     /// Sign the challenge for presence with the Card Authentication key (9E): no PIN.
     ProvePresence { reader: String, challenge: String },
     /// CHANGE REFERENCE DATA for the PIN.
@@ -266,6 +274,10 @@ pub struct ReaderInfo {
 pub struct CardIdentity {
     /// The CHUID GUID.
     pub guid: crate::card_guid::CardGuid,
+    /// The holder's name (the common name of the 9A certificate's subject), so a person at a
+    /// desk with two cards can tell which is theirs. Not a proof of anything.
+    #[serde(default)]
+    pub holder: Option<String>,
     /// DER certificates, base64, if present.
     pub piv_auth_certificate: Option<String>,
     pub card_auth_certificate: Option<String>,
@@ -351,12 +363,15 @@ mod tests {
 
     #[test]
     fn requests_are_flat_json_with_an_op_tag() {
-        let json = r#"{"id":7,"op":"sign_with_pin","reader":"R","pin":"123456","challenge":"AA==","purpose":"sign_in"}"#;
+        let json = r#"{"id":7,"op":"sign_with_pin","reader":"R","guid":"000102030405060708090a0b0c0d0e0f","pin":"123456","challenge":"AA==","purpose":"sign_in"}"#;
         let request: Request = serde_json::from_str(json).unwrap();
         assert_eq!(request.id, 7);
         assert!(matches!(request.operation, Operation::SignWithPin { purpose: PinPurpose::SignIn, .. }));
+        // Without the card the person chose, a PIN is not sent anywhere.
+        let unaddressed = json.replace(r#""guid":"000102030405060708090a0b0c0d0e0f","#, "");
+        assert!(serde_json::from_str::<Request>(&unaddressed).is_err());
         // No purpose, or one a page may not ask for: not a request.
-        let unlabelled = r#"{"id":7,"op":"sign_with_pin","reader":"R","pin":"123456","challenge":"AA=="}"#;
+        let unlabelled = r#"{"id":7,"op":"sign_with_pin","reader":"R","guid":"000102030405060708090a0b0c0d0e0f","pin":"123456","challenge":"AA=="}"#;
         assert!(serde_json::from_str::<Request>(unlabelled).is_err());
         let proof = unlabelled.replace("}", r#","purpose":"unlock_proof"}"#);
         assert!(serde_json::from_str::<Request>(&proof).is_err());

@@ -36,6 +36,9 @@ pub struct ApiErrorBody {
     pub code: crate::error_code::ErrorCode,
     /// A sentence a person can act on. Never contains secrets.
     pub message: String,
+    /// `answers_wrong`: the attempts left before self-service locks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts_left: Option<u32>,
 }
 
 #[cfg(test)]
@@ -143,10 +146,14 @@ pub struct RegistrationRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistrationPending {
     pub email: String,
-    /// Unix seconds.
+    /// When the code in force was sent, and until when it works (Unix seconds).
+    pub sent_at: i64,
     pub code_expires_at: i64,
     /// Unix seconds: a new code may be asked for from then on.
     pub resend_after: i64,
+    /// No new code was sent (the sending limits), because one sent earlier to this address
+    /// still works.
+    pub earlier: bool,
 }
 
 /// `POST /api/registration/confirm`.
@@ -195,9 +202,12 @@ pub struct UnlockAnswers {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnlockCodeSent {
     pub email_hint: String,
-    /// Unix seconds.
+    /// When the code in force was sent, and until when it works (Unix seconds).
+    pub sent_at: i64,
     pub code_expires_at: i64,
     pub resend_after: i64,
+    /// No new code was sent (the sending limits), because one sent earlier still works.
+    pub earlier: bool,
 }
 
 /// `POST /api/unlock/code`: the code emailed after the questions.

@@ -80,3 +80,76 @@ mod tests {
         }
     }
 }
+
+/// Dates and times in words, NHS style ("1 December 2026", "8:02am"), from parts the caller has
+/// already put in the reader's time zone (the SPA, from the browser's clock).
+pub mod spoken {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Parts {
+        pub year: u32,
+        /// 1–12.
+        pub month: u32,
+        pub day: u32,
+        pub hour: u32,
+        pub minute: u32,
+    }
+
+    pub fn date(parts: &Parts) -> String {
+        let month = MONTHS.get(parts.month.saturating_sub(1) as usize).copied().unwrap_or("");
+        format!("{} {month} {}", parts.day, parts.year)
+    }
+
+    /// 12-hour clock, "am"/"pm"; midday is "12pm" and midnight "12am", as the NHS style guide has it.
+    pub fn clock(parts: &Parts) -> String {
+        let (hour, half) = match parts.hour {
+            0 => (12, "am"),
+            h @ 1..=11 => (h, "am"),
+            12 => (12, "pm"),
+            h => (h - 12, "pm"),
+        };
+        match parts.minute {
+            0 => format!("{hour}{half}"),
+            m => format!("{hour}:{m:02}{half}"),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn at(hour: u32, minute: u32) -> Parts {
+            Parts { year: 2026, month: 12, day: 1, hour, minute }
+        }
+
+        #[test]
+        fn dates_read_day_month_year() {
+            assert_eq!(date(&at(8, 2)), "1 December 2026");
+            assert_eq!(date(&Parts { month: 1, ..at(0, 0) }), "1 January 2026");
+        }
+
+        #[test]
+        fn times_read_on_a_twelve_hour_clock() {
+            assert_eq!(clock(&at(8, 2)), "8:02am");
+            assert_eq!(clock(&at(8, 17)), "8:17am");
+            assert_eq!(clock(&at(0, 5)), "12:05am");
+            assert_eq!(clock(&at(12, 0)), "12pm");
+            assert_eq!(clock(&at(15, 30)), "3:30pm");
+            assert_eq!(clock(&at(23, 59)), "11:59pm");
+        }
+    }
+}

@@ -174,9 +174,11 @@ impl AgentClient {
 
     /// Three wrong PINs.
     pub async fn block_pin(&mut self) -> anyhow::Result<()> {
+        let guid = self.identity().await?.guid;
         for _ in 0..3 {
             let wrong = Operation::SignWithPin {
                 reader: READER.into(),
+                guid: guid.clone(),
                 pin: "000000".into(),
                 challenge: STANDARD.encode([0; 32]),
                 purpose: PinPurpose::SignIn,

@@ -227,7 +227,8 @@ impl Browser {
     }
 
     /// Runs axe-core (from `frontend/node_modules`, installed by the test command) on the page
-    /// and returns its serious and critical violations, one line each.
+    /// and returns its serious and critical violations, and any heading that skips a level, one
+    /// line each.
     pub async fn accessibility_violations(&self) -> anyhow::Result<Vec<String>> {
         let path = crate::workspace_root().join("frontend/node_modules/axe-core/axe.min.js");
         let source = std::fs::read_to_string(&path)
@@ -237,7 +238,7 @@ impl Browser {
         let found = self
             .execute(
                 "return axe.run(document, { resultTypes: ['violations'] }).then(r => r.violations \
-                   .filter(v => v.impact === 'serious' || v.impact === 'critical') \
+                   .filter(v => v.impact === 'serious' || v.impact === 'critical' || v.id === 'heading-order') \
                    .map(v => v.impact + ' ' + v.id + ': ' + v.help + ' — ' + v.nodes.map(n => n.target.join(' ')).join(', ')));",
             )
             .await?;

@@ -63,8 +63,14 @@ async fn sign(agent: &mut AgentClient, operation: Operation) -> anyhow::Result<S
     }
 }
 
-fn with_pin(pin: &str, challenge: String, purpose: PinPurpose) -> Operation {
-    Operation::SignWithPin { reader: READER.into(), pin: pin.into(), challenge, purpose }
+fn with_pin(guid: &str, pin: &str, challenge: String, purpose: PinPurpose) -> anyhow::Result<Operation> {
+    Ok(Operation::SignWithPin {
+        reader: READER.into(),
+        guid: guid.parse()?,
+        pin: pin.into(),
+        challenge,
+        purpose,
+    })
 }
 
 /// Signs in with the card and `pin`, registers [`ANSWERS`] and `email`, confirms the emailed code.
@@ -78,11 +84,12 @@ pub async fn register(
 ) -> anyhow::Result<()> {
     let api = Api::new(backend)?;
     let issued: ChallengeIssued = api.post("/api/sign-in/challenge", &()).await?;
-    let signature = sign(agent, with_pin(pin, issued.challenge, PinPurpose::SignIn)).await?;
+    let signature = sign(agent, with_pin(guid, pin, issued.challenge, PinPurpose::SignIn)?).await?;
     let request = SignInRequest { challenge_id: issued.challenge_id, guid: guid.parse()?, signature };
     let _: serde_json::Value = api.post("/api/sign-in", &request).await?;
     let issued: ChallengeIssued = api.post("/api/registration/challenge", &()).await?;
-    let signature = sign(agent, with_pin(pin, issued.challenge, PinPurpose::RegistrationProof)).await?;
+    let signature =
+        sign(agent, with_pin(guid, pin, issued.challenge, PinPurpose::RegistrationProof)?).await?;
     api.post_no_content(
         "/api/registration/proof",
         &ProofRequest { challenge_id: issued.challenge_id, signature },

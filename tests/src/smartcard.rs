@@ -130,10 +130,16 @@ impl CardFile {
     }
 }
 
-/// The virtual card inserted in [`READER`]; dropping it removes the card.
+/// vpcd's second slot, and the reader pcscd shows for it: a desk with two cards (an RA's own and
+/// the holder's).
+pub const SECOND_VPCD_PORT: u16 = 35964;
+pub const SECOND_READER: &str = "Virtual PCD 00 01";
+
+/// The virtual card inserted in [`READER`] (or [`SECOND_READER`]); dropping it removes the card.
 #[derive(Debug)]
 pub struct InsertedCard {
     process: Option<ChildGuard>,
+    reader: &'static str,
 }
 
 impl Drop for InsertedCard {
@@ -141,7 +147,7 @@ impl Drop for InsertedCard {
     fn drop(&mut self) {
         drop(self.process.take());
         let deadline = Instant::now() + Duration::from_secs(10);
-        while card_present() && Instant::now() < deadline {
+        while card_present_in(self.reader) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -154,39 +160,47 @@ impl InsertedCard {
 
     /// Inserts the card with extra `virtual-card run` arguments (e.g. fault injection).
     pub fn insert_with(card: &CardFile, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::insert_at(card, VPCD_PORT, READER, extra)
+    }
+
+    /// Inserts the card in [`SECOND_READER`].
+    pub fn insert_second(card: &CardFile) -> anyhow::Result<Self> {
+        Self::insert_at(card, SECOND_VPCD_PORT, SECOND_READER, &[])
+    }
+
+    fn insert_at(card: &CardFile, port: u16, reader: &'static str, extra: &[&str]) -> anyhow::Result<Self> {
         let mut command = Command::new(workspace_binary("virtual-card")?);
-        command
-            .arg("run")
-            .arg("--state")
-            .arg(&card.state)
-            .arg("--vpcd")
-            .arg(format!("127.0.0.1:{VPCD_PORT}"));
+        command.arg("run").arg("--state").arg(&card.state).arg("--vpcd").arg(format!("127.0.0.1:{port}"));
         command.arg("--once").args(extra);
         let mut process = ChildGuard::spawn("virtual-card", &mut command)?;
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !card_present() {
+        while !card_present_in(reader) {
             process.check_alive()?;
             if Instant::now() > deadline {
-                bail!("the virtual card did not appear in {READER}");
+                bail!("the virtual card did not appear in {reader}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Self { process: Some(process) })
+        Ok(Self { process: Some(process), reader })
     }
 }
 
 /// Whether pcscd reports a card in [`READER`] (asked through OpenSC, an independent client).
 pub fn card_present() -> bool {
+    card_present_in(READER)
+}
+
+pub fn card_present_in(reader: &str) -> bool {
     Command::new("opensc-tool")
         .arg("--list-readers")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.contains(READER) && l.contains("Yes")))
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.contains(reader) && l.contains("Yes")))
         .unwrap_or(false)
 }
 
-/// Yubico's PIV tool on the virtual reader: an independent check of what is on the card.
+/// Yubico's PIV tool on [`READER`]: an independent check of what is on the card.
 pub fn yubico(args: &[&str]) -> anyhow::Result<(bool, String)> {
-    run(Command::new("yubico-piv-tool").args(["-r", "Virtual"]).args(args))
+    run(Command::new("yubico-piv-tool").args(["-r", READER]).args(args))
 }
 
 /// Runs a command, failing with its output if it does not succeed; returns stdout + stderr.

@@ -44,8 +44,10 @@ pub async fn load(state: &AppState, user: &User, signed_in_with: &CardGuid) -> R
     let pending_registration =
         registrations::pending(&mut conn, user.id).await?.map(|pending| RegistrationPending {
             email: pending.email,
+            sent_at: pending.code_created_at.unwrap_or_default(),
             code_expires_at: pending.code_expires_at.unwrap_or_default(),
             resend_after: pending.code_created_at.unwrap_or_default() + crate::codes::RESEND_COOLDOWN_SECONDS,
+            earlier: true,
         });
     Ok(Profile {
         user_id: user.user_id.clone(),

@@ -100,9 +100,28 @@ pub async fn register(
     }
 
     let mut tx = state.db.begin_write().await?;
+    // A code sent for the registration this one replaces proves the same mailbox, if it is the
+    // same address: when the limits refuse a new code, that one still completes this one.
+    let same_address =
+        registrations::email(&mut tx, me.user.id, Status::Pending).await?.as_deref() == Some(email.as_str());
     registrations::delete(&mut tx, me.user.id, Some(Status::Pending)).await?;
     registrations::insert_pending(&mut tx, me.user.id, &email, &hashed, now).await?;
-    let pending = send_code(&mut tx, state, &me, &email).await?;
+    let pending = if same_address {
+        match codes::issue_unless_live(&mut tx, &state.codes, me.user.id, codes::Purpose::Registration)
+            .await?
+        {
+            codes::Sent::New(issued) => mail_code(&mut tx, state, &me, &email, issued).await?,
+            codes::Sent::Earlier(live) => RegistrationPending {
+                email: email.clone(),
+                sent_at: live.sent_at,
+                code_expires_at: live.expires_at,
+                resend_after: live.resend_after,
+                earlier: true,
+            },
+        }
+    } else {
+        send_code(&mut tx, state, &me, &email).await?
+    };
     let questions: Vec<u32> = hashed.iter().map(|a| a.question_id).collect();
     audit::append(
         &mut tx,
@@ -138,6 +157,8 @@ pub async fn confirm(state: &AppState, me: SignedIn, request: CodeRequest) -> Re
     }
     registrations::delete(&mut tx, me.user.id, Some(Status::Active)).await?;
     registrations::activate(&mut tx, me.user.id, now_unix()).await?;
+    // Unlock codes sent to the address this registration replaces must not outlive it.
+    codes::void_all(&mut tx, me.user.id, now_unix()).await?;
     state
         .outbox
         .enqueue(
@@ -182,6 +203,17 @@ async fn send_code(
     email: &str,
 ) -> Result<RegistrationPending, ApiError> {
     let issued = codes::issue(tx, &state.codes, me.user.id, codes::Purpose::Registration).await?;
+    mail_code(tx, state, me, email, issued).await
+}
+
+/// Queues the email with a new registration code.
+async fn mail_code(
+    tx: &mut Transaction<'static, Any>,
+    state: &AppState,
+    me: &SignedIn,
+    email: &str,
+    issued: codes::Issued,
+) -> Result<RegistrationPending, ApiError> {
     state.outbox.enqueue(
         tx,
         email,
@@ -195,8 +227,10 @@ async fn send_code(
     .await?;
     Ok(RegistrationPending {
         email: email.to_owned(),
+        sent_at: issued.sent_at,
         code_expires_at: issued.expires_at,
         resend_after: issued.resend_after,
+        earlier: false,
     })
 }
 

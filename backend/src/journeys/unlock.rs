@@ -130,7 +130,7 @@ pub async fn start(state: &AppState, request: UnlockStart) -> Result<UnlockQuest
             expires_at: now + ATTEMPT_SECONDS,
         };
         unlock_attempts::insert(&mut tx, &attempt).await?;
-        let sent = send_code(&mut tx, state, card.user_ref, &email).await?;
+        let sent = code_for_attempt(&mut tx, state, card.user_ref, &email).await?;
         let details = serde_json::json!({ "route": "contact_email" });
         audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_started").subject(&guid).details(details))
             .await?;
@@ -252,7 +252,8 @@ pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockC
                 "One or more answers are not right. You have {left} more {} before self-service locks.",
                 if left == 1 { "attempt" } else { "attempts" }
             ),
-        ));
+        )
+        .with_attempts_left(u32::try_from(left).unwrap_or(0)));
     }
     // Right: the try is given back (unless a parallel wrong one locked the person meanwhile),
     // whatever becomes of the code below: right answers never count against the person.
@@ -265,7 +266,7 @@ pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockC
         return Err(attempt_ended());
     }
     let email = email.ok_or_else(attempt_ended)?;
-    let sent = send_code(&mut tx, state, user_ref, &email).await?;
+    let sent = code_for_attempt(&mut tx, state, user_ref, &email).await?;
     audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_questions_passed").subject(&guid)).await?;
     tx.commit().await?;
     state.outbox.wake();
@@ -283,6 +284,26 @@ pub async fn unlock_address(state: &AppState, user_ref: i64) -> Result<Option<St
     Ok(people::user_by_ref(&state.db, user_ref).await?.and_then(|u| u.contact_email))
 }
 
+/// The code an attempt that passed its gate goes on with. The sending limits only limit sending:
+/// when they refuse a new code while one sent earlier still works, the person goes on with that.
+async fn code_for_attempt(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    state: &AppState,
+    user_ref: i64,
+    email: &str,
+) -> Result<UnlockCodeSent, ApiError> {
+    match codes::issue_unless_live(tx, &state.codes, user_ref, codes::Purpose::Unlock).await? {
+        codes::Sent::New(issued) => mail_code(tx, state, email, issued).await,
+        codes::Sent::Earlier(live) => Ok(UnlockCodeSent {
+            email_hint: hint(email),
+            sent_at: live.sent_at,
+            code_expires_at: live.expires_at,
+            resend_after: live.resend_after,
+            earlier: true,
+        }),
+    }
+}
+
 /// A new unlock code (the cooldown and hourly limit apply), replacing the last one.
 async fn send_code(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -291,6 +312,16 @@ async fn send_code(
     email: &str,
 ) -> Result<UnlockCodeSent, ApiError> {
     let issued = codes::issue(tx, &state.codes, user_ref, codes::Purpose::Unlock).await?;
+    mail_code(tx, state, email, issued).await
+}
+
+/// Queues the email with a new unlock code.
+async fn mail_code(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    state: &AppState,
+    email: &str,
+    issued: codes::Issued,
+) -> Result<UnlockCodeSent, ApiError> {
     state.outbox.enqueue(
         tx,
         email,
@@ -305,8 +336,10 @@ async fn send_code(
     .await?;
     Ok(UnlockCodeSent {
         email_hint: hint(email),
+        sent_at: issued.sent_at,
         code_expires_at: issued.expires_at,
         resend_after: issued.resend_after,
+        earlier: false,
     })
 }
 

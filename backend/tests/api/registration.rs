@@ -186,3 +186,32 @@ on_both_databases! {
         assert_eq!(app.post("/api/registration/confirm", &CodeRequest { code }).await.status(), 200);
     }
 }
+
+on_both_databases! {
+    async fn registering_again_within_the_mail_limits_goes_on_with_the_code_sent_to_that_address(engine: Engine) {
+        let (app, smtp, card) = signed_in(engine).await;
+        assert_eq!(prove_passcode(&app, &card).await.status(), 204);
+        let request = RegistrationRequest { answers: answers(["Jaws", "Leeds", "Sam", "Blue moon"]), email: "fay@nhs.net".into() };
+        let first: RegistrationPending = app.post("/api/registration", &request).await.json().await.unwrap();
+        assert!(!first.earlier);
+        let code = code_in(&smtp.wait_for("fay@nhs.net", "registration code", 1).await.unwrap()).unwrap();
+        // Back a step and on again, answers changed, within the minute: no new code may be sent,
+        // and the one just sent to the same address completes the new registration.
+        let changed = RegistrationRequest { answers: answers(["Alien", "York", "Max", "Red sky"]), email: "fay@nhs.net".into() };
+        let again = app.post("/api/registration", &changed).await;
+        assert_eq!(again.status(), 201);
+        let again: RegistrationPending = again.json().await.unwrap();
+        assert!(again.earlier && again.sent_at == first.sent_at, "{again:?}");
+        // To another address, the earlier code proves nothing: refused, for sending only.
+        let elsewhere = RegistrationRequest { email: "fay.other@nhs.net".into(), ..changed.clone() };
+        assert_eq!(error_code(app.post("/api/registration", &elsewhere).await).await, (429, "code_recently_sent".into()));
+        // That refusal changed nothing: the registration waiting is still the one for fay@.
+        let pending: String = sqlx::query_scalar("SELECT email FROM registrations WHERE status = 'pending'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(pending, "fay@nhs.net");
+        let profile: Profile = app.post("/api/registration/confirm", &CodeRequest { code }).await.json().await.unwrap();
+        assert!(matches!(profile.self_service, SelfService::Registered { ref email, .. } if email == "fay@nhs.net"));
+    }
+}

@@ -387,14 +387,46 @@ on_both_databases! {
 }
 
 on_both_databases! {
-    async fn right_answers_refused_for_the_mail_limits_do_not_count_as_a_failed_try(engine: Engine) {
+    async fn right_answers_within_the_mail_limits_go_on_with_the_code_already_sent(engine: Engine) {
+        let (app, smtp, card) = holder(engine, true).await;
+        let first: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+        let sent: UnlockCodeSent = app.post("/api/unlock/answers", &answers_for(&first, true)).await.json().await.unwrap();
+        assert!(!sent.earlier);
+        let code = code_in(&smtp.wait_for("hal@nhs.net", "unlock code", 1).await.unwrap()).unwrap();
+        // A second attempt within the minute: no new code may be sent, but the answers are right
+        // and the code sent a moment ago still works, so the person goes on with it.
+        let second: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+        assert_ne!(first.attempt_id, second.attempt_id);
+        let answered = app.post("/api/unlock/answers", &answers_for(&second, true)).await;
+        assert_eq!(answered.status(), 200);
+        let again: UnlockCodeSent = answered.json().await.unwrap();
+        assert!(again.earlier, "{again:?}");
+        assert_eq!((again.sent_at, again.code_expires_at), (sent.sent_at, sent.code_expires_at));
+        assert!(again.resend_after > again.sent_at);
+        let mails: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox WHERE subject = 'Your smartcard unlock code'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(mails, 1, "no second mail was sent");
+        let failures: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users WHERE user_id = '500000000001'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(failures, 0, "right answers are not a failed try");
+        let entered = app.post("/api/unlock/code", &UnlockCode { attempt_id: second.attempt_id.clone(), code }).await;
+        assert_eq!(entered.status(), 204, "the earlier code opens the new attempt");
+    }
+}
+
+on_both_databases! {
+    async fn right_answers_with_no_working_code_are_refused_only_for_sending_and_not_counted(engine: Engine) {
         let (app, smtp, card) = holder(engine, true).await;
         let first: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
         assert_eq!(app.post("/api/unlock/answers", &answers_for(&first, true)).await.status(), 200);
         code_in(&smtp.wait_for("hal@nhs.net", "unlock code", 1).await.unwrap()).unwrap();
-        // A second attempt within the minute: the answers are right, but no code may be sent yet.
+        // The code is spent by wrong guesses: nothing works, and the cooldown still holds.
+        sqlx::query("UPDATE one_time_codes SET tries_left = 0").execute(app.db.pool()).await.unwrap();
         let second: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
-        assert_ne!(first.attempt_id, second.attempt_id);
         let refused = app.post("/api/unlock/answers", &answers_for(&second, true)).await;
         assert_eq!(error_code(refused).await, (429, "code_recently_sent".into()));
         let failures: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users WHERE user_id = '500000000001'")
@@ -402,5 +434,18 @@ on_both_databases! {
             .await
             .unwrap();
         assert_eq!(failures, 0, "right answers are not a failed try");
+    }
+}
+
+on_both_databases! {
+    async fn wrong_answers_say_how_many_attempts_are_left_as_a_number(engine: Engine) {
+        let (app, _smtp, card) = holder(engine, true).await;
+        let questions: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+        assert_eq!(questions.attempts_left, 3);
+        let wrong = app.post("/api/unlock/answers", &answers_for(&questions, false)).await;
+        assert_eq!(wrong.status(), 400);
+        let body: ApiErrorBody = wrong.json().await.unwrap();
+        assert_eq!((body.code, body.attempts_left), (ErrorCode::AnswersWrong, Some(2)));
+        assert!(body.message.contains("2 more attempts"), "{}", body.message);
     }
 }

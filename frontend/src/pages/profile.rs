@@ -11,6 +11,9 @@ use protocol::{
 use crate::{
     agent::{use_agent, AgentStatus, SignedInReader},
     api,
+    card_status::ChosenCard,
+    components::{ErrorSummary, WarningCallout},
+    time,
 };
 
 #[component]
@@ -19,6 +22,7 @@ pub fn Profile() -> impl IntoView {
     let navigate = use_navigate();
     let agent = use_agent();
     let signed_in_reader = expect_context::<SignedInReader>();
+    let chosen = expect_context::<ChosenCard>();
 
     // No session: go and sign in.
     {
@@ -50,13 +54,14 @@ pub fn Profile() -> impl IntoView {
                 for reader in candidates {
                     if let Ok(card) = agent.identity(reader.clone()).await {
                         if card.guid == profile.signed_in_with {
-                            signed_in_reader.0.set(Some(reader));
+                            signed_in_reader.0.set(Some(reader.clone()));
+                            chosen.0.set(Some((reader, Some(card.guid))));
                             return;
                         }
                     }
                 }
                 let _ = api::sign_out().await;
-                navigate("/signed-out", Default::default());
+                navigate("/signed-out?card=removed", Default::default());
             });
         });
     }
@@ -71,7 +76,7 @@ pub fn Profile() -> impl IntoView {
                     let navigate = navigate.clone();
                     leptos::task::spawn_local(async move {
                         let _ = api::sign_out().await;
-                        navigate("/signed-out", Default::default());
+                        navigate("/signed-out?card=removed", Default::default());
                     });
                 }
             }
@@ -82,7 +87,7 @@ pub fn Profile() -> impl IntoView {
         signed_in_reader.0.set(None);
         leptos::task::spawn_local(async move {
             let _ = api::sign_out().await;
-            navigate("/", Default::default());
+            navigate("/signed-out", Default::default());
         });
     };
 
@@ -96,7 +101,7 @@ pub fn Profile() -> impl IntoView {
         })}
         <Suspense fallback=|| view! { <p aria-busy="true">"Loading your profile…"</p> }>
             {move || me.get().map(|result| match result {
-                Ok(profile) => profile_view(profile).into_any(),
+                Ok(profile) => view! { <ProfileView profile reload=move || me.refetch() /> }.into_any(),
                 Err(e) if e.is_unauthenticated() => view! { <p>"Please sign in."</p> }.into_any(),
                 Err(e) => view! {
                     <div class="nhsuk-error-summary" role="alert"><h2 class="nhsuk-error-summary__title">"Your profile could not be loaded"</h2><p>{e.to_string()}</p></div>
@@ -110,7 +115,8 @@ pub fn Profile() -> impl IntoView {
     }
 }
 
-fn profile_view(profile: ProfileData) -> impl IntoView {
+#[component]
+fn ProfileView(profile: ProfileData, reload: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView {
     let email = profile.contact_email.clone().unwrap_or_else(|| "Not recorded".into());
     let cards = profile
         .cards
@@ -120,7 +126,7 @@ fn profile_view(profile: ProfileData) -> impl IntoView {
             view! {
                 <div class="nhsuk-summary-list__row">
                     <dt class="nhsuk-summary-list__key">{format!("Card {}", &card.guid[..8.min(card.guid.len())])}</dt>
-                    <dd class="nhsuk-summary-list__value">{format!("{}{this}, issued {}", card.status, date(card.issued_at))}</dd>
+                    <dd class="nhsuk-summary-list__value">{format!("{}{this}, issued {}", card.status, time::date(card.issued_at))}</dd>
                 </div>
             }
         })
@@ -134,9 +140,10 @@ fn profile_view(profile: ProfileData) -> impl IntoView {
         SelfService::Registered { registered_at, email } => view! {
             <div class="nhsuk-inset-text" data-testid="self-service-status">
                 <span class="nhsuk-u-visually-hidden">"Information: "</span>
-                <p>{format!("You are registered for self-service (since {}). Codes are sent to {email}.", date(*registered_at))}</p>
+                <p>{format!("You are registered for self-service (since {}). Codes are sent to {email}.", time::date(*registered_at))}</p>
             </div>
-            <a class="nhsuk-button nhsuk-button--secondary" href="/register">"Re-register"</a>
+            <a class="nhsuk-button nhsuk-button--secondary" href="/register" data-testid="re-register">"Re-register"</a>
+            <Withdraw reload />
         }
         .into_any(),
     };
@@ -148,7 +155,7 @@ fn profile_view(profile: ProfileData) -> impl IntoView {
             <div class="nhsuk-summary-list__row"><dt class="nhsuk-summary-list__key">"Contact email"</dt><dd class="nhsuk-summary-list__value">{email}</dd></div>
             {cards}
         </dl>
-        <h2>"Self Service"</h2>
+        <h2>"Self-service"</h2>
         {self_service}
         {profile.roles.iter().any(|r| r == "ra").then(|| view! {
             <h2>"Registration Authority"</h2>
@@ -158,17 +165,49 @@ fn profile_view(profile: ProfileData) -> impl IntoView {
     }
 }
 
-/// A Unix time as a date in the reader's locale.
-fn date(unix_seconds: i64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(unix_seconds as f64 * 1000.0));
-    date.to_locale_date_string("en-GB", &wasm_bindgen::JsValue::UNDEFINED).into()
+/// "Withdraw": asks once more (it ends self-service, and any unlock in progress), then withdraws.
+#[component]
+fn Withdraw(reload: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView {
+    let asking = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let withdraw = move |_| {
+        leptos::task::spawn_local(async move {
+            match api::withdraw_registration().await {
+                Ok(()) => reload(),
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        });
+    };
+    view! {
+        <ErrorSummary message=error.into() field="withdraw" />
+        {move || if asking.get() {
+            view! {
+                <WarningCallout title="Withdraw from self-service?">
+                    <p data-testid="withdraw-warning">"You will no longer be able to unlock your card yourself: if it locks, your Registration Authority (RA) will have to unlock it. Your security questions and answers are deleted. You can register again at any time."</p>
+                </WarningCallout>
+                <button class="nhsuk-button nhsuk-button--warning" type="button" id="withdraw" data-testid="withdraw-confirm" on:click=withdraw>"Yes, withdraw"</button>
+                " "
+                <button class="nhsuk-button nhsuk-button--secondary" type="button" on:click=move |_| asking.set(false)>"Keep my registration"</button>
+            }.into_any()
+        } else {
+            view! {
+                <button class="nhsuk-button nhsuk-button--secondary" type="button" id="withdraw" data-testid="withdraw" on:click=move |_| asking.set(true)>"Withdraw from self-service"</button>
+            }.into_any()
+        }}
+    }
 }
 
 #[component]
 pub fn SignedOut() -> impl IntoView {
+    let removed = use_query_map().with_untracked(|q| q.get("card").is_some_and(|why| why == "removed"));
+    let why = if removed {
+        "Your smartcard was removed from the reader, so you were signed out to keep your account safe."
+    } else {
+        "You have signed out. Take your smartcard out of the reader if you are leaving this computer."
+    };
     view! {
-        <h1>"You have been signed out"</h1>
-        <p data-testid="signed-out">"Your smartcard was removed from the reader, so you were signed out to keep your account safe."</p>
+        <h1 data-testid="signed-out-title">"You have signed out"</h1>
+        <p data-testid="signed-out">{why}</p>
         <a class="nhsuk-button" href="/sign-in">"Sign in again"</a>
     }
 }

@@ -10,9 +10,11 @@ use protocol::{
 };
 
 use crate::{
-    agent::{reader_with_card, use_agent},
+    agent::use_agent,
     api,
-    components::{go_to, ErrorSummary, InsetText},
+    card_status::{CardStatus, CardWatch},
+    components::{go_to, group_class, input_class, ErrorSummary, FieldError, InsetText},
+    time,
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -71,11 +73,14 @@ fn PasscodeStep(
     busy: RwSignal<bool>,
 ) -> impl IntoView {
     let agent = use_agent();
+    let watch = CardWatch::new(&agent);
     let passcode = RwSignal::new(String::new());
     let on_submit = move |event: SubmitEvent| {
         event.prevent_default();
-        let Some(reader) = reader_with_card(&agent.readers().get_untracked()) else {
-            error.set(Some("Put your smartcard in the card reader.".into()));
+        let Some((reader, card)) = watch.identified() else {
+            error.set(Some(
+                "Put your smartcard in the card reader, and choose it if there are several.".into(),
+            ));
             return;
         };
         let pin = passcode.get_untracked();
@@ -86,7 +91,7 @@ fn PasscodeStep(
             let result = async {
                 let issued = api::registration_challenge().await.map_err(|e| e.to_string())?;
                 let signature = agent
-                    .sign_with_pin(reader, pin, issued.challenge, PinPurpose::RegistrationProof)
+                    .sign_with_pin(reader, card.guid, pin, issued.challenge, PinPurpose::RegistrationProof)
                     .await
                     .map_err(|e| e.message)?;
                 api::registration_proof(&ProofRequest { challenge_id: issued.challenge_id, signature })
@@ -106,10 +111,15 @@ fn PasscodeStep(
         <h2>"Confirm it is your card"</h2>
         <ErrorSummary message=error.into() field="reg-passcode" />
         <p>"Enter your smartcard passcode. This shows that the card in the reader is yours."</p>
+        <CardStatus watch card=|card| {
+            let text = card.holder.as_deref().map_or_else(|| "Card found.".to_owned(), |name| format!("Card found ({name})."));
+            view! { <p data-testid="card-ready">{text}</p> }.into_any()
+        } />
         <form novalidate on:submit=on_submit>
-            <div class="nhsuk-form-group">
+            <div class=group_class(error)>
                 <label class="nhsuk-label" for="reg-passcode">"Smartcard passcode"</label>
-                <input class="nhsuk-input nhsuk-input--width-10" id="reg-passcode" type="password" inputmode="numeric"
+                <FieldError error />
+                <input class=input_class("nhsuk-input nhsuk-input--width-10", error) id="reg-passcode" type="password" inputmode="numeric"
                     autocomplete="off" prop:value=move || passcode.get() on:input=move |ev| passcode.set(event_target_value(&ev)) />
             </div>
             <button class="nhsuk-button" type="submit" data-testid="continue" prop:disabled=move || busy.get()>"Continue"</button>
@@ -125,23 +135,33 @@ fn QuestionsStep(
     chosen: [RwSignal<Option<u32>>; SLOTS],
     answers: [RwSignal<String>; SLOTS],
 ) -> impl IntoView {
+    // Which question group the error is about, so that group is marked.
+    let bad = RwSignal::new(None::<usize>);
     let on_submit = move |event: SubmitEvent| {
         event.prevent_default();
         let ids: Vec<Option<u32>> = chosen.iter().map(|c| c.get_untracked()).collect();
-        let problem = if ids.iter().any(Option::is_none) {
-            Some("Choose a question for each of the 4 boxes.")
-        } else if (1..SLOTS).any(|i| ids[..i].contains(&ids[i])) {
-            Some("Choose 4 different questions.")
-        } else if answers.iter().any(|a| a.get_untracked().trim().chars().count() < 3) {
-            Some("Each answer needs at least 3 characters.")
+        let short = |i: usize| answers[i].get_untracked().trim().chars().count() < 3;
+        let problem = if let Some(i) = ids.iter().position(Option::is_none) {
+            Some((i, "Choose a question for each of the 4 boxes."))
+        } else if let Some(i) = (1..SLOTS).find(|&i| ids[..i].contains(&ids[i])) {
+            Some((i, "Choose 4 different questions."))
         } else {
-            None
+            (0..SLOTS).find(|&i| short(i)).map(|i| (i, "Each answer needs at least 3 characters."))
         };
         match problem {
-            Some(message) => error.set(Some(message.into())),
-            None => go_to(step, error, Step::Email),
+            Some((i, message)) => {
+                bad.set(Some(i));
+                error.set(Some(message.into()));
+            }
+            None => {
+                bad.set(None);
+                go_to(step, error, Step::Email)
+            }
         }
     };
+    // An error from the server (after the email step) is about the questions as a whole.
+    let marked = move |i: usize| error.get().is_some() && bad.get().is_none_or(|b| b == i);
+    let slot_error = move |i: usize| Signal::derive(move || if marked(i) { error.get() } else { None });
     let slots = (0..SLOTS)
         .map(|i| {
             let options = catalogue
@@ -153,10 +173,15 @@ fn QuestionsStep(
                 .collect_view();
             let select_id = format!("question-{}", i + 1);
             let answer_id = format!("answer-{}", i + 1);
+            let message = slot_error(i);
             view! {
-                <fieldset class="nhsuk-fieldset nhsuk-form-group">
-                    <legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s">{format!("Question {}", i + 1)}</legend>
-                    <label class="nhsuk-label" for=select_id.clone()>"Question"</label>
+                <div class=move || if marked(i) { "nhsuk-form-group nhsuk-form-group--error reg-question" } else { "nhsuk-form-group reg-question" }>
+                <fieldset class="nhsuk-fieldset" data-testid="question-group">
+                    <legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--m">{format!("Question {} of {SLOTS}", i + 1)}</legend>
+                    {move || message.get().map(|text| view! {
+                        <span class="nhsuk-error-message" data-testid="field-error"><span class="nhsuk-u-visually-hidden">"Error: "</span>{text}</span>
+                    })}
+                    <label class="nhsuk-label" for=select_id.clone()>"Choose a question"</label>
                     <select class="nhsuk-select" id=select_id
                         on:change=move |ev| chosen[i].set(event_target_value(&ev).parse().ok())>
                         <option value="" selected=move || chosen[i].get().is_none()>"Choose a question"</option>
@@ -166,13 +191,14 @@ fn QuestionsStep(
                     <input class="nhsuk-input" id=answer_id type="text" autocomplete="off" spellcheck="false"
                         prop:value=move || answers[i].get() on:input=move |ev| answers[i].set(event_target_value(&ev)) />
                 </fieldset>
+                </div>
             }
         })
         .collect_view();
     view! {
         <span class="nhsuk-caption-l">"Step 2 of 4"</span>
         <h2>"Choose 4 security questions"</h2>
-        <ErrorSummary message=error.into() field="question-1" />
+        <ErrorSummary message=error.into() field=move || format!("question-{}", bad.get().unwrap_or(0) + 1) />
         <p>"You will answer some of these to unlock your card. Choose answers you will remember; capitals and extra spaces do not matter."</p>
         <form novalidate on:submit=on_submit>
             {slots}
@@ -220,10 +246,11 @@ fn EmailStep(
         <h2>"Confirm your email address"</h2>
         <ErrorSummary message=error.into() field="email" />
         <form novalidate on:submit=on_submit>
-            <div class="nhsuk-form-group">
+            <div class=group_class(error)>
                 <label class="nhsuk-label" for="email">"Email address"</label>
                 <div class="nhsuk-hint" id="email-hint">"We will send a registration code here, and your unlock codes later. It is filled in from your contact details; you can change it."</div>
-                <input class="nhsuk-input" id="email" type="email" autocomplete="email" spellcheck="false" aria-describedby="email-hint"
+                <FieldError error />
+                <input class=input_class("nhsuk-input", error) id="email" type="email" autocomplete="email" spellcheck="false" aria-describedby="email-hint"
                     prop:value=move || email.get() on:input=move |ev| email.set(event_target_value(&ev)) />
             </div>
             <button class="nhsuk-button" type="submit" data-testid="continue" prop:disabled=move || busy.get()>"Send the code"</button>
@@ -240,7 +267,20 @@ fn CodeStep(
 ) -> impl IntoView {
     let code = RwSignal::new(String::new());
     let notice = RwSignal::new(None::<String>);
-    let address = pending.email.clone();
+    let sent_line = if pending.earlier {
+        format!(
+            "We emailed you a code at {} to {}; it works until {}. No new code was sent, so use that one. If you cannot see it, check your Junk or Spam folder.",
+            time::clock(pending.sent_at),
+            pending.email,
+            time::clock(pending.code_expires_at)
+        )
+    } else {
+        format!(
+            "We have sent a registration code to {}. It works until {}. If you cannot see it, check your Junk or Spam folder.",
+            pending.email,
+            time::clock(pending.code_expires_at)
+        )
+    };
     let on_submit = move |event: SubmitEvent| {
         event.prevent_default();
         let typed = code.get_untracked();
@@ -268,13 +308,14 @@ fn CodeStep(
         <h2>"Enter the code we emailed you"</h2>
         <ErrorSummary message=error.into() field="code" />
         <InsetText>
-            <p data-testid="code-sent">{format!("We have sent a registration code to {address}. It works for 15 minutes. If you cannot see it, check your Junk or Spam folder.")}</p>
+            <p data-testid="code-sent">{sent_line}</p>
         </InsetText>
         {move || notice.get().map(|text| view! { <p role="status">{text}</p> })}
         <form novalidate on:submit=on_submit>
-            <div class="nhsuk-form-group">
+            <div class=group_class(error)>
                 <label class="nhsuk-label" for="code">"Registration code"</label>
-                <input class="nhsuk-input nhsuk-input--width-10" id="code" type="text" inputmode="numeric" autocomplete="one-time-code"
+                <FieldError error />
+                <input class=input_class("nhsuk-input nhsuk-input--width-10", error) id="code" type="text" inputmode="numeric" autocomplete="one-time-code"
                     prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev)) />
             </div>
             <button class="nhsuk-button" type="submit" data-testid="confirm" prop:disabled=move || busy.get()>"Complete registration"</button>

@@ -4,7 +4,6 @@
 //! page only relays the ciphertext, and the new passcode goes only to the agent.
 
 use leptos::{ev::SubmitEvent, prelude::*};
-use protocol::error_code::ErrorCode;
 use protocol::{
     agent::{AgentErrorCode, CardIdentity, PinState},
     api::{
@@ -13,12 +12,14 @@ use protocol::{
     },
     passcode,
 };
+use protocol::{card_guid::CardGuid, error_code::ErrorCode};
 
 use crate::{
-    agent::{reader_with_card, use_agent, Agent},
+    agent::{use_agent, Agent},
     api::{self, ApiError},
-    card_status::{CardStatus, CardWatch},
-    components::{go_to, ErrorSummary, InsetText, WarningCallout},
+    card_status::{CardStatus, CardWatch, ChosenCard},
+    components::{go_to, group_class, input_class, ErrorSummary, FieldError, InsetText, WarningCallout},
+    time,
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -87,16 +88,22 @@ pub fn Unlock() -> impl IntoView {
 fn StartStep(step: RwSignal<Step>, error: RwSignal<Option<String>>, busy: RwSignal<bool>) -> impl IntoView {
     let agent = use_agent();
     let watch = CardWatch::new(&agent);
-    let reader = watch.reader;
+    let chosen = expect_context::<ChosenCard>().0;
     let on_start = move |_| {
-        let Some(reader) = reader.get_untracked() else {
-            error.set(Some("Put your smartcard in the card reader.".into()));
+        let Some((reader, card)) = watch.identified() else {
+            error.set(Some(if watch.cards.get_untracked().is_some_and(|c| c.len() > 1) {
+                "Choose your card first.".into()
+            } else {
+                "Put your smartcard in the card reader.".into()
+            }));
             return;
         };
+        // The rest of the unlock is for this card (the agent refuses another at the release).
+        chosen.set(Some((reader.clone(), Some(card.guid.clone()))));
         busy.set(true);
         let agent = agent.clone();
         leptos::task::spawn_local(async move {
-            let result = start(&agent, reader).await;
+            let result = start(&agent, reader, card.guid).await;
             busy.set(false);
             match result {
                 Ok(UnlockQuestions { attempt_id, code_sent: Some(sent), .. }) => {
@@ -126,12 +133,13 @@ fn StartStep(step: RwSignal<Step>, error: RwSignal<Option<String>>, busy: RwSign
 }
 
 fn card_found(card: &CardIdentity) -> AnyView {
+    let whose = card.holder.as_deref().map(|name| format!(" ({name})")).unwrap_or_default();
     let text = match card.pin {
-        PinState::Blocked => "Card found. It is locked: too many wrong passcodes were entered.".to_owned(),
+        PinState::Blocked => format!("Card found{whose}. It is locked: too many wrong passcodes were entered."),
         PinState::Ready { tries_left: Some(n) } => format!(
-            "Card found. It is not locked ({n} passcode tries left); you can still set a new passcode if you have forgotten it."
+            "Card found{whose}. It is not locked ({n} passcode tries left); you can still set a new passcode if you have forgotten it."
         ),
-        PinState::Ready { tries_left: None } => "Card found. You can set a new passcode if you have forgotten it.".to_owned(),
+        PinState::Ready { tries_left: None } => format!("Card found{whose}. You can set a new passcode if you have forgotten it."),
     };
     view! { <InsetText><p data-testid="card-found">{text}</p></InsetText> }.into_any()
 }
@@ -165,13 +173,11 @@ fn show(problem: Problem, step: RwSignal<Step>, error: RwSignal<Option<String>>)
     }
 }
 
-async fn start(agent: &Agent, reader: String) -> Result<UnlockQuestions, Problem> {
-    let card = agent.identity(reader.clone()).await.map_err(|e| Problem::Message(e.message))?;
+async fn start(agent: &Agent, reader: String, guid: CardGuid) -> Result<UnlockQuestions, Problem> {
     let issued = api::unlock_challenge().await?;
     let signature =
         agent.prove_presence(reader, issued.challenge).await.map_err(|e| Problem::Message(e.message))?;
-    Ok(api::unlock_start(&UnlockStart { challenge_id: issued.challenge_id, guid: card.guid, signature })
-        .await?)
+    Ok(api::unlock_start(&UnlockStart { challenge_id: issued.challenge_id, guid, signature }).await?)
 }
 
 #[component]
@@ -183,6 +189,8 @@ fn QuestionsStep(
 ) -> impl IntoView {
     let answers: Vec<(u32, String, RwSignal<String>)> =
         questions.questions.iter().map(|q| (q.id, q.text.clone(), RwSignal::new(String::new()))).collect();
+    // The one count on the page: from the start, then from each refusal.
+    let left = RwSignal::new(questions.attempts_left);
     let attempt_id = questions.attempt_id.clone();
     let fields = answers
         .iter()
@@ -191,14 +199,16 @@ fn QuestionsStep(
             let answer = *answer;
             let id = format!("unlock-answer-{}", i + 1);
             view! {
-                <div class="nhsuk-form-group">
+                <div class=group_class(error)>
                     <label class="nhsuk-label" for=id.clone()>{text.clone()}</label>
-                    <input class="nhsuk-input" id=id type="text" autocomplete="off" spellcheck="false"
+                    {(i == 0).then(|| view! { <FieldError error /> })}
+                    <input class=input_class("nhsuk-input", error) id=id type="text" autocomplete="off" spellcheck="false"
                         prop:value=move || answer.get() on:input=move |ev| answer.set(event_target_value(&ev)) />
                 </div>
             }
         })
         .collect_view();
+    let boxes: Vec<RwSignal<String>> = answers.iter().map(|(_, _, answer)| *answer).collect();
     let on_submit = move |event: SubmitEvent| {
         event.prevent_default();
         let request = UnlockAnswers {
@@ -213,25 +223,36 @@ fn QuestionsStep(
             return;
         }
         busy.set(true);
+        let boxes = boxes.clone();
         leptos::task::spawn_local(async move {
             let result = api::unlock_answers(&request).await;
             busy.set(false);
             match result {
                 Ok(sent) => go_to(step, error, Step::Code { attempt_id: request.attempt_id, sent }),
+                Err(e) if e.code() == Some(ErrorCode::AnswersWrong) => {
+                    // Wrong answers are not left on the screen for the next person to read.
+                    boxes.iter().for_each(|answer| answer.set(String::new()));
+                    if let Some(n) = e.attempts_left() {
+                        left.set(n);
+                    }
+                    error.set(Some("One or more answers are not right. Check them and try again.".into()));
+                }
                 Err(e) => show(e.into(), step, error),
             }
         });
     };
-    let left = questions.attempts_left;
     view! {
         <span class="nhsuk-caption-l">"Step 1 of 3"</span>
         <h2>"Answer your security questions"</h2>
         <ErrorSummary message=error.into() field="unlock-answer-1" />
         <p>"Capitals and extra spaces do not matter."</p>
-        <p data-testid="attempts-left">{format!(
-            "You have {left} {} before self-service locks and you need to contact your Registration Authority (RA).",
-            if left == 1 { "attempt" } else { "attempts" }
-        )}</p>
+        <p data-testid="attempts-left">{move || {
+            let left = left.get();
+            format!(
+                "You have {left} {} before self-service locks and you need to contact your Registration Authority (RA).",
+                if left == 1 { "attempt" } else { "attempts" }
+            )
+        }}</p>
         <form novalidate on:submit=on_submit>
             {fields}
             <button class="nhsuk-button" type="submit" data-testid="continue" prop:disabled=move || busy.get()>"Continue"</button>
@@ -249,7 +270,20 @@ fn CodeStep(
 ) -> impl IntoView {
     let code = RwSignal::new(String::new());
     let notice = RwSignal::new(None::<String>);
-    let hint = sent.email_hint.clone();
+    let sent_line = if sent.earlier {
+        format!(
+            "We emailed you a code at {} to {}; it works until {}. No new code was sent, so use that one. If you cannot see it, check your Junk or Spam folder.",
+            time::clock(sent.sent_at),
+            sent.email_hint,
+            time::clock(sent.code_expires_at)
+        )
+    } else {
+        format!(
+            "We have sent an unlock code to {}. It works once, until {}. If you cannot see it, check your Junk or Spam folder.",
+            sent.email_hint,
+            time::clock(sent.code_expires_at)
+        )
+    };
     let on_submit = {
         let attempt_id = attempt_id.clone();
         move |event: SubmitEvent| {
@@ -284,15 +318,16 @@ fn CodeStep(
         <h2>"Check your email"</h2>
         <ErrorSummary message=error.into() field="unlock-code" />
         <InsetText>
-            <p data-testid="code-sent">{format!("We have sent an unlock code to {hint}. It works once, for 15 minutes. If you cannot see it, check your Junk or Spam folder.")}</p>
+            <p data-testid="code-sent">{sent_line}</p>
         </InsetText>
         <p><strong>"The unlock code is not your new passcode."</strong>" You choose your new passcode on the next page."</p>
         {move || notice.get().map(|text| view! { <p role="status">{text}</p> })}
         <form novalidate on:submit=on_submit>
-            <div class="nhsuk-form-group">
+            <div class=group_class(error)>
                 <label class="nhsuk-label" for="unlock-code">"Unlock code"</label>
                 <div class="nhsuk-hint" id="unlock-code-hint">"8 digits, from the email."</div>
-                <input class="nhsuk-input nhsuk-input--width-10" id="unlock-code" type="text" inputmode="numeric"
+                <FieldError error />
+                <input class=input_class("nhsuk-input nhsuk-input--width-10", error) id="unlock-code" type="text" inputmode="numeric"
                     autocomplete="one-time-code" aria-describedby="unlock-code-hint"
                     prop:value=move || code.get() on:input=move |ev| code.set(event_target_value(&ev)) />
             </div>
@@ -310,6 +345,7 @@ fn NewPasscodeStep(
     attempt_id: String,
 ) -> impl IntoView {
     let agent = use_agent();
+    let chosen = expect_context::<ChosenCard>().0;
     let new = RwSignal::new(String::new());
     let confirm = RwSignal::new(String::new());
     let on_submit = move |event: SubmitEvent| {
@@ -322,7 +358,7 @@ fn NewPasscodeStep(
             error.set(Some(problem.message().into()));
             return;
         }
-        let Some(reader) = reader_with_card(&agent.readers().get_untracked()) else {
+        let Some((reader, _)) = chosen.get_untracked() else {
             error.set(Some("Put your smartcard back in the card reader.".into()));
             return;
         };
@@ -346,10 +382,11 @@ fn NewPasscodeStep(
         <ErrorSummary message=error.into() field="new-passcode" />
         <p>"Keep your card in the reader. Your new passcode goes only to your card; this service never sees it."</p>
         <form novalidate on:submit=on_submit>
-            <div class="nhsuk-form-group">
+            <div class=group_class(error)>
                 <label class="nhsuk-label" for="new-passcode">"New passcode"</label>
                 <div class="nhsuk-hint" id="new-passcode-hint">"6 to 8 digits. Not one digit repeated, not a run like 123456, and not a common one."</div>
-                <input class="nhsuk-input nhsuk-input--width-10" id="new-passcode" type="password" inputmode="numeric"
+                <FieldError error />
+                <input class=input_class("nhsuk-input nhsuk-input--width-10", error) id="new-passcode" type="password" inputmode="numeric"
                     autocomplete="new-password" aria-describedby="new-passcode-hint"
                     prop:value=move || new.get() on:input=move |ev| new.set(event_target_value(&ev)) />
             </div>

@@ -3,10 +3,13 @@
 
 use leptos::{ev::SubmitEvent, prelude::*};
 use leptos_router::hooks::use_query_map;
-use protocol::{calendar::date_time, ra::AuditRow};
+use protocol::ra::AuditRow;
 
-use super::api;
-use crate::components::{ErrorSummary, InsetText};
+use super::{api, words};
+use crate::{
+    components::{ErrorSummary, InsetText},
+    time::date_time,
+};
 
 #[component]
 pub fn Audit() -> impl IntoView {
@@ -77,7 +80,15 @@ pub fn Audit() -> impl IntoView {
         <ErrorSummary message=error.into() field="ra-audit-from" />
         <form novalidate on:submit=on_submit>
             {field("ra-audit-user", "User id", "Leave empty for everyone", user_id)}
-            {field("ra-audit-event", "Event", "For example card_unlocked", event)}
+            <div class="nhsuk-form-group ra-filter">
+                <label class="nhsuk-label" for="ra-audit-event">"Event"</label>
+                <select class="nhsuk-select" id="ra-audit-event" on:change=move |ev| event.set(event_target_value(&ev))>
+                    <option value="" selected=move || event.get().is_empty()>"All events"</option>
+                    {words::EVENTS.iter().map(|(code, text)| view! {
+                        <option value=*code selected=move || event.get() == *code>{*text}</option>
+                    }).collect_view()}
+                </select>
+            </div>
             {field("ra-audit-from", "From", "YYYY-MM-DD", from)}
             {field("ra-audit-to", "To", "YYYY-MM-DD", to)}
             <button class="nhsuk-button" type="submit" data-testid="ra-audit-filter">"Show"</button>
@@ -86,15 +97,15 @@ pub fn Audit() -> impl IntoView {
         {move || verification.get().map(|text| view! { <InsetText><p role="status" data-testid="ra-verification">{text}</p></InsetText> })}
         <table class="ra-table" data-testid="ra-audit">
             <caption class="nhsuk-u-visually-hidden">"Audit events, newest first"</caption>
-            <thead><tr><th scope="col">"When (UTC)"</th><th scope="col">"Who"</th><th scope="col">"Event"</th><th scope="col">"About"</th><th scope="col">"Details"</th></tr></thead>
+            <thead><tr><th scope="col">"When"</th><th scope="col">"Who"</th><th scope="col">"Event"</th><th scope="col">"About"</th><th scope="col">"Details"</th></tr></thead>
             <tbody>
                 <For each=move || rows.get() key=|row| row.id let:row>
                     <tr>
                         <td>{date_time(row.at)}</td>
                         <td>{row.actor}</td>
-                        <td data-testid="ra-audit-event">{row.event}</td>
+                        <td data-testid="ra-audit-event">{words::event(&row.event)}</td>
                         <td>{row.subject.unwrap_or_default()}</td>
-                        <td><code>{row.details}</code></td>
+                        <td data-testid="ra-audit-details">{words::details(&row.details)}</td>
                     </tr>
                 </For>
             </tbody>

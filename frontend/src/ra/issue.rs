@@ -12,7 +12,8 @@ use protocol::{
 
 use super::{api, ReasonField};
 use crate::{
-    agent::{reader_with_card, use_agent, Agent, AgentStatus},
+    agent::{use_agent, Agent},
+    card_status::{CardStatus, CardWatch},
     components::{ErrorSummary, InsetText},
 };
 
@@ -49,7 +50,7 @@ pub fn IssueCard() -> impl IntoView {
 #[component]
 fn IssueForm(name: String, user_id: String, issued: RwSignal<Option<CardIssued>>) -> impl IntoView {
     let agent = use_agent();
-    let (status, readers) = (agent.status(), agent.readers());
+    let watch = CardWatch::new(&agent);
     let reason = RwSignal::new(String::new());
     let pin = RwSignal::new(String::new());
     let confirm = RwSignal::new(String::new());
@@ -66,14 +67,15 @@ fn IssueForm(name: String, user_id: String, issued: RwSignal<Option<CardIssued>>
             error.set(Some(problem.message().into()));
             return;
         }
-        if reader_with_card(&readers.get_untracked()).is_none() {
-            error.set(Some("Put the blank card in the card reader.".into()));
+        let Some(card) = watch.card.get_untracked() else {
+            error
+                .set(Some("Put the blank card in a card reader, and choose it if there are several.".into()));
             return;
-        }
+        };
         busy.set(true);
         let (agent, user_id, reason) = (agent.clone(), user_id.clone(), reason.get_untracked());
         leptos::task::spawn_local(async move {
-            let reader = blank_card_reader(&agent, &readers.get_untracked()).await;
+            let reader = card.reader;
             let result = issue(&agent, reader, &user_id, reason, new).await;
             busy.set(false);
             pin.set(String::new());
@@ -96,7 +98,13 @@ fn IssueForm(name: String, user_id: String, issued: RwSignal<Option<CardIssued>>
             <li>"Put a blank card in the card reader (a new card, or one reset to its factory state)."</li>
             <li>"Turn the keyboard to them: they type the passcode they want, twice. You never need to know it."</li>
         </ol>
-        <p data-testid="ra-issue-reader">{move || reader_line(status.get(), &readers.get())}</p>
+        <div data-testid="ra-issue-reader">
+            <CardStatus watch blank_ok=true card=|card| {
+                // A card with an identity: a half-issued one is resumed, any other is refused.
+                let whose = card.holder.as_deref().map_or_else(|| "A card".to_owned(), |name| format!("{name}’s card"));
+                view! { <InsetText><p data-testid="card-issued-already">{format!("{whose} is in this reader. It can be issued only if this service started issuing it.")}</p></InsetText> }.into_any()
+            } />
+        </div>
         <form novalidate on:submit=on_submit>
             <ReasonField id="ra-issue-reason" reason />
             <div class="nhsuk-form-group">
@@ -117,37 +125,6 @@ fn IssueForm(name: String, user_id: String, issued: RwSignal<Option<CardIssued>>
             </button>
         </form>
     }
-}
-
-fn reader_line(status: AgentStatus, readers: &[protocol::agent::ReaderInfo]) -> String {
-    match status {
-        AgentStatus::Connected { .. } => match reader_with_card(readers) {
-            Some(reader) => format!("Card reader ready: {reader}."),
-            None if readers.is_empty() => "No card reader found. Connect one.".into(),
-            None => "No card in the reader yet.".into(),
-        },
-        AgentStatus::Incompatible { .. } => "The card agent on this computer needs updating.".into(),
-        AgentStatus::Connecting => "Connecting to the card agent…".into(),
-        AgentStatus::NotRunning => {
-            "The card agent is not running on this computer. Start it, then try again.".into()
-        }
-    }
-}
-
-/// The reader to issue in: with the RA's own card in another reader, the one whose card has not
-/// been issued yet (no CHUID); otherwise the first holding a card.
-async fn blank_card_reader(agent: &Agent, readers: &[protocol::agent::ReaderInfo]) -> String {
-    let with_cards: Vec<String> = readers.iter().filter(|r| r.card_present).map(|r| r.name.clone()).collect();
-    if with_cards.len() > 1 {
-        for reader in &with_cards {
-            if let Err(e) = agent.identity(reader.clone()).await {
-                if e.code == protocol::agent::AgentErrorCode::NotPersonalised {
-                    return reader.clone();
-                }
-            }
-        }
-    }
-    with_cards.into_iter().next().unwrap_or_default()
 }
 
 /// The three round trips: offer → current credentials, keys (and the card-vouched key) →

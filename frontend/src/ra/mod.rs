@@ -15,12 +15,23 @@ mod issue;
 mod report;
 mod search;
 mod user;
+mod words;
 
 #[component]
 pub fn RaApp() -> impl IntoView {
     let me = LocalResource::new(crate::api::me);
     // Issuing a card goes through the card agent at the RA's desk.
     crate::connect_agent();
+    // Signs out, then follows the link to the cardholders' "You have signed out" page.
+    let sign_out = move |event: leptos::ev::MouseEvent| {
+        event.prevent_default();
+        leptos::task::spawn_local(async move {
+            let _ = crate::api::sign_out().await;
+            if let Some(window) = web_sys::window() {
+                let _ = window.location().set_href("/signed-out");
+            }
+        });
+    };
     view! {
         <Router>
             <a class="nhsuk-skip-link" href="#main-content">"Skip to main content"</a>
@@ -41,6 +52,7 @@ pub fn RaApp() -> impl IntoView {
                         <li><a href="/ra/audit">"Audit trail"</a></li>
                         <li><a href="/ra/report">"Report"</a></li>
                         <li><a href="/profile" rel="external">"My profile"</a></li>
+                        <li><a href="/signed-out" rel="external" data-testid="ra-sign-out" on:click=sign_out>"Sign out"</a></li>
                     </ul>
                 </nav>
                 <main id="main-content" class="nhsuk-main-wrapper" tabindex="-1">

@@ -4,10 +4,15 @@
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
-use protocol::{api::SelfService, calendar::date_time, ra::UserDetail};
+use protocol::{agent::PinState, api::SelfService, ra::UserDetail};
 
 use super::{api, ReasonField};
-use crate::components::{ErrorSummary, InsetText};
+use crate::{
+    agent::use_agent,
+    card_status::CardWatch,
+    components::{ErrorSummary, InsetText, WarningCallout},
+    time::date_time,
+};
 
 /// One RA action on its way to the API.
 type Action = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), crate::api::ApiError>>>>;
@@ -50,7 +55,10 @@ pub fn User() -> impl IntoView {
 }
 
 #[component]
-fn Person(person: UserDetail, act: impl Fn(Action, &'static str) + Copy + 'static) -> impl IntoView {
+fn Person(
+    person: UserDetail,
+    act: impl Fn(Action, &'static str) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
     let user_id = person.user_id.clone();
     let issue_href = format!("/ra/users/{}/issue", api::encode(&person.user_id));
     let audit_href = format!("/ra/audit?user_id={}", api::encode(&person.user_id));
@@ -94,14 +102,33 @@ fn Person(person: UserDetail, act: impl Fn(Action, &'static str) + Copy + 'stati
             );
         }
     };
+    // What each of this person's cards says, when it is in a reader at this desk: the record
+    // says "active", the card may say "locked".
+    let watch = CardWatch::new(&use_agent());
     let cards = person
         .cards
         .into_iter()
         .enumerate()
         .map(|(i, card)| {
+            let in_reader = {
+                let guid = card.guid.clone();
+                move || {
+                    let cards = watch.cards.get()?;
+                    let inserted = cards.into_iter().find(|c| c.guid().as_ref() == Some(&guid))?;
+                    let pin = inserted.identity.ok()?.pin;
+                    let state = match pin {
+                        PinState::Blocked => "locked: too many wrong passcodes".to_owned(),
+                        PinState::Ready { tries_left: Some(1) } => "1 passcode try left".to_owned(),
+                        PinState::Ready { tries_left: Some(n) } => format!("{n} passcode tries left"),
+                        PinState::Ready { tries_left: None } => "not locked".to_owned(),
+                    };
+                    Some(view! { <p data-testid="ra-card-in-reader"><strong>{format!("In the reader “{}” now: {state}.", inserted.reader)}</strong></p> })
+                }
+            };
             let reason = RwSignal::new(String::new());
+            let revoking = RwSignal::new(false);
             let field: &'static str = ["ra-reason-card-1", "ra-reason-card-2", "ra-reason-card-3", "ra-reason-card-4"][i.min(3)];
-            let button = |status: &'static str, label: &'static str, guid: protocol::card_guid::CardGuid| {
+            let button = move |status: &'static str, label: &'static str, guid: protocol::card_guid::CardGuid| {
                 view! {
                     <button class="nhsuk-button nhsuk-button--secondary" type="button" data-testid=format!("ra-card-{status}")
                         on:click=move |_| {
@@ -110,15 +137,36 @@ fn Person(person: UserDetail, act: impl Fn(Action, &'static str) + Copy + 'stati
                         }>{label}</button>
                 }
             };
+            // Revoking is final: it asks first, and says so.
+            let revoke = {
+                let guid = card.guid.clone();
+                move || {
+                    if revoking.get() {
+                        view! {
+                            <WarningCallout title="Revoking is final">
+                                <p data-testid="ra-revoke-warning">"A revoked card can never be used again, not even by an RA: the person will need a new card. To stop it being used for now, suspend it instead."</p>
+                            </WarningCallout>
+                            {button("revoked", "Yes, revoke this card", guid.clone())}
+                            <button class="nhsuk-button nhsuk-button--secondary" type="button" data-testid="ra-card-keep" on:click=move |_| revoking.set(false)>"Do not revoke"</button>
+                        }.into_any()
+                    } else {
+                        view! {
+                            <button class="nhsuk-button nhsuk-button--warning" type="button" data-testid="ra-card-revoke"
+                                on:click=move |_| revoking.set(true)>"Revoke…"</button>
+                        }.into_any()
+                    }
+                }
+            };
             let actions = match card.status.as_str() {
-                "active" => view! { {button("suspended", "Suspend", card.guid.clone())} {button("revoked", "Revoke", card.guid.clone())} }.into_any(),
-                "suspended" => view! { {button("active", "Reactivate", card.guid.clone())} {button("revoked", "Revoke", card.guid.clone())} }.into_any(),
+                "active" => view! { {button("suspended", "Suspend", card.guid.clone())} {revoke} }.into_any(),
+                "suspended" => view! { {button("active", "Reactivate", card.guid.clone())} {revoke} }.into_any(),
                 _ => view! { <p>"Revoked cards stay revoked."</p> }.into_any(),
             };
             view! {
                 <div class="nhsuk-form-group ra-card" data-testid="ra-card">
                     <h3>{format!("Card {}", card.guid)}</h3>
                     <p data-testid="ra-card-status">{format!("Status: {} — issued {}", card.status, date_time(card.issued_at))}</p>
+                    {in_reader}
                     <ReasonField id=field reason />
                     {actions}
                 </div>

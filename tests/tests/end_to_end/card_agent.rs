@@ -49,6 +49,7 @@ async fn identity_sign_in_presence_and_pin_change_over_the_websocket() {
     let challenge = [0x42u8; 32];
     let sign = |pin: &str| Operation::SignWithPin {
         reader: READER.into(),
+        guid: identity.guid.clone(),
         pin: pin.into(),
         challenge: STANDARD.encode(challenge),
         purpose: PinPurpose::SignIn,

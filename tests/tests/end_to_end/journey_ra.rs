@@ -18,6 +18,15 @@ use tests::{
 const HOLDER_EMAIL: &str = "mo.example@nhs.net";
 const HOLDER_PIN: &str = "86420917";
 
+/// Clicks the radio of the card whose label starts with `name`.
+async fn choose_card(browser: &Browser, name: &str) {
+    let script = format!(
+        "const l = Array.from(document.querySelectorAll('[data-testid=card-choice] label')).find(l => l.textContent.startsWith({name:?})); \
+         if (!l) return false; l.click(); return true;"
+    );
+    assert_eq!(browser.execute(&script).await.unwrap(), true, "no card named {name:?} to choose");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ra_issues_a_card_clears_its_holders_lockout_and_the_holder_then_unlocks() {
     let _lock = exclusive().unwrap();
@@ -25,13 +34,14 @@ async fn an_ra_issues_a_card_clears_its_holders_lockout_and_the_holder_then_unlo
     let Site { agent, smtp, backend } = Site::start().await.unwrap();
     backend.issue_card_with_roles(&ra_card, "830000000009", "Ria Officer", "ria@nhs.net", &["ra"]).unwrap();
 
-    // The RA officer signs in with their own card and opens the console.
-    let inserted = InsertedCard::insert(&ra_card).unwrap();
+    // The RA officer signs in with their own card (in the desk's second reader) and opens the
+    // console.
+    let _ra_inserted = InsertedCard::insert_second(&ra_card).unwrap();
     let browser = Browser::start(Engine::Chromium).await.unwrap();
     browser.goto(&format!("{}/ra", backend.url)).await.unwrap();
     browser.wait_for_text("[data-testid=ra-sign-in]", "Sign in").await.unwrap();
     browser.goto(&format!("{}/sign-in", backend.url)).await.unwrap();
-    browser.wait_for_text("[data-testid=card-ready]", "Card found").await.unwrap();
+    browser.wait_for_text("[data-testid=card-ready]", "Card found (Ria Officer)").await.unwrap();
     browser.fill("#passcode", "123456").await.unwrap();
     browser.click_on("[data-testid=sign-in]").await.unwrap();
     browser.wait_for_text("[data-testid=profile-name]", "Ria Officer").await.unwrap();
@@ -51,11 +61,19 @@ async fn an_ra_issues_a_card_clears_its_holders_lockout_and_the_holder_then_unlo
     browser.wait_for_text("[data-testid=ra-person-name]", "Mo Example").await.unwrap();
     browser.click_on("[data-testid=ra-issue-card]").await.unwrap();
     browser.wait_for_text("h1", "Issue a card").await.unwrap();
-    drop(inserted);
+    // The blank card goes in the other reader: the console shows both, and the RA picks.
     let inserted = InsertedCard::insert(&holder_card).unwrap();
-    browser.wait_for_text("[data-testid=ra-issue-reader]", "Card reader ready").await.unwrap();
-    browser.assert_accessible("RA: issue a card").await.unwrap();
+    browser.wait_for_text("[data-testid=card-picker]", "There are 2 cards").await.unwrap();
+    browser.wait_for_text("[data-testid=card-picker]", "Ria Officer’s card").await.unwrap();
+    browser.wait_for_text("[data-testid=card-picker]", "A blank card").await.unwrap();
+    browser.assert_accessible("RA: issue a card, two cards in").await.unwrap();
     browser.fill("#ra-issue-reason", "New starter, passport checked").await.unwrap();
+    browser.fill("#ra-issue-pin", HOLDER_PIN).await.unwrap();
+    browser.fill("#ra-issue-confirm", HOLDER_PIN).await.unwrap();
+    browser.click_on("[data-testid=ra-issue]").await.unwrap();
+    browser.wait_for_text("[data-testid=error-message]", "choose it").await.unwrap();
+    choose_card(&browser, "A blank card").await;
+    browser.wait_for_text("[data-testid=card-blank]", "ready to be issued").await.unwrap();
     // The holder's first choice is too easy to guess; the second is fine.
     browser.fill("#ra-issue-pin", "123456").await.unwrap();
     browser.fill("#ra-issue-confirm", "123456").await.unwrap();
@@ -88,7 +106,6 @@ async fn an_ra_issues_a_card_clears_its_holders_lockout_and_the_holder_then_unlo
     register(&backend, &mut client, &smtp, &holder, HOLDER_PIN, HOLDER_EMAIL).await.unwrap();
     let holder_api = Api::new(&backend).unwrap();
     lock_out(&holder_api, &mut client, &holder).await.unwrap();
-    drop(inserted);
 
     // The RA finds them (the RA's session goes on without their card in the reader).
     browser.goto(&format!("{}/ra", backend.url)).await.unwrap();
@@ -102,7 +119,34 @@ async fn an_ra_issues_a_card_clears_its_holders_lockout_and_the_holder_then_unlo
     browser.wait_for_text("[data-testid=ra-person-name]", "Mo Example").await.unwrap();
     browser.wait_for_text("[data-testid=ra-lockout]", "Locked out since").await.unwrap();
     browser.wait_for_text("[data-testid=ra-self-service]", HOLDER_EMAIL).await.unwrap();
+    // The record says "active"; the card in the reader says what it is.
+    browser
+        .wait_for_text("[data-testid=ra-card-in-reader]", "Virtual PCD 00 00” now: 3 passcode tries left")
+        .await
+        .unwrap();
+    client.block_pin().await.unwrap();
+    let page = browser.current_url().await.unwrap();
+    browser.goto(&page).await.unwrap();
+    browser.wait_for_text("[data-testid=ra-card-in-reader]", "now: locked").await.unwrap();
+    // One date format, in local time: no UTC stamp.
+    let status = browser.wait_for_text("[data-testid=ra-card-status]", " at ").await.unwrap();
+    assert!(!status.contains("UTC") && !status.contains('-'), "{status}");
     browser.assert_accessible("RA: a person").await.unwrap();
+    // Revoking is final: it warns and asks first; not confirming changes nothing.
+    browser.click_on("[data-testid=ra-card-revoke]").await.unwrap();
+    browser.wait_for_text("[data-testid=ra-revoke-warning]", "can never be used again").await.unwrap();
+    browser.assert_accessible("RA: revoke?").await.unwrap();
+    browser.click_on("[data-testid=ra-card-keep]").await.unwrap();
+    browser.wait_for_text("[data-testid=ra-card-status]", "Status: active").await.unwrap();
+    let status: String = {
+        let db = backend::db::Database::connect(&backend.settings()).await.unwrap();
+        sqlx::query_scalar("SELECT status FROM cards WHERE guid = $1")
+            .bind(holder.as_str())
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(status, "active");
     browser.click_on("[data-testid=ra-clear-lockout]").await.unwrap();
     browser.wait_for_text("[data-testid=error-message]", "Say why").await.unwrap();
     browser.fill("#ra-reason-lockout", "Photo ID checked at the RA desk").await.unwrap();
@@ -112,8 +156,14 @@ async fn an_ra_issues_a_card_clears_its_holders_lockout_and_the_holder_then_unlo
 
     browser.click_on("[data-testid=ra-person-audit]").await.unwrap();
     browser.wait_for_text("h1", "Audit trail").await.unwrap();
-    browser.wait_for_text("[data-testid=ra-audit]", "ra_lockout_cleared").await.unwrap();
-    browser.wait_for_text("[data-testid=ra-audit]", "Photo ID checked").await.unwrap();
+    // Plain words, not event codes or JSON.
+    browser.wait_for_text("[data-testid=ra-audit]", "RA cleared the self-service lockout").await.unwrap();
+    browser
+        .wait_for_text("[data-testid=ra-audit-details]", "Reason: Photo ID checked at the RA desk.")
+        .await
+        .unwrap();
+    let table = browser.wait_for_text("[data-testid=ra-audit]", "Registered for self-service").await.unwrap();
+    assert!(!table.contains("ra_lockout_cleared") && !table.contains("{\""), "{table}");
     browser.assert_accessible("RA: audit trail").await.unwrap();
     browser.click_on("[data-testid=ra-verify]").await.unwrap();
     browser.wait_for_text("[data-testid=ra-verification]", "intact").await.unwrap();
@@ -122,12 +172,15 @@ async fn an_ra_issues_a_card_clears_its_holders_lockout_and_the_holder_then_unlo
     // Registrations, unlocks, lockouts, lockouts cleared over the last 30 days.
     browser.wait_for_text("[data-testid=ra-report-total]", "Total 1 0 1 1").await.unwrap();
     browser.assert_accessible("RA: report").await.unwrap();
+    // The console signs out too, and says so.
+    browser.click_on("[data-testid=ra-sign-out]").await.unwrap();
+    browser.wait_for_text("[data-testid=signed-out-title]", "You have signed out").await.unwrap();
+    browser.goto(&format!("{}/ra", backend.url)).await.unwrap();
+    browser.wait_for_text("[data-testid=ra-sign-in]", "Sign in").await.unwrap();
     browser.quit().await.unwrap();
 
-    // The holder can unlock again.
-    let _inserted = InsertedCard::insert(&holder_card).unwrap();
-    client.wait_for_card().await.unwrap();
-    client.block_pin().await.unwrap();
+    // The holder can unlock again (the card is locked since the RA's desk saw it).
+    let _inserted = inserted;
     let attempt =
         unlock_past_the_code(&holder_api, &mut client, &smtp, &holder, HOLDER_EMAIL, 1).await.unwrap();
     let (_, status) = release(&holder_api, &mut client, &attempt, "86207531").await.unwrap();

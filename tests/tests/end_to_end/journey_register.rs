@@ -60,6 +60,28 @@ async fn a_holder_signs_in_registers_for_self_service_and_signs_out() {
     browser.wait_for_text("h2", "Choose 4 security questions").await.unwrap();
     browser.wait_for_text("#question-1", "first school").await.unwrap();
     browser.assert_accessible("registration: questions").await.unwrap();
+    // Each question is its own group, named for its place.
+    let legends = browser
+        .execute("return Array.from(document.querySelectorAll('[data-testid=question-group] legend')).map(l => l.textContent)")
+        .await
+        .unwrap();
+    assert_eq!(
+        legends,
+        serde_json::json!(["Question 1 of 4", "Question 2 of 4", "Question 3 of 4", "Question 4 of 4"])
+    );
+    // An error marks the group it is about, beside the field and in the summary.
+    browser.click_on("[data-testid=continue]").await.unwrap();
+    browser.wait_for_text("[data-testid=error-message]", "Choose a question for each").await.unwrap();
+    browser
+        .wait_for_text(".nhsuk-form-group--error [data-testid=field-error]", "Choose a question")
+        .await
+        .unwrap();
+    let marked = browser
+        .execute("return document.querySelector('.nhsuk-form-group--error').contains(document.getElementById('question-1'))")
+        .await
+        .unwrap();
+    assert_eq!(marked, true, "the first empty group is marked");
+    browser.assert_accessible("registration: questions with an error").await.unwrap();
     for (slot, (question, answer)) in
         [(1, "St Mary's"), (2, "Oak Road"), (3, "Jaws"), (6, "Biscuit")].iter().enumerate()
     {
@@ -82,8 +104,27 @@ async fn a_holder_signs_in_registers_for_self_service_and_signs_out() {
     browser.assert_accessible("My Profile after registering").await.unwrap();
     smtp.wait_for("jo.example@nhs.net", "You are registered", 1).await.unwrap();
 
+    // Withdraw asks first, says what it means, and then withdraws.
+    browser.click_on("[data-testid=withdraw]").await.unwrap();
+    browser
+        .wait_for_text("[data-testid=withdraw-warning]", "no longer be able to unlock your card yourself")
+        .await
+        .unwrap();
+    browser.assert_accessible("My Profile: withdraw?").await.unwrap();
+    browser.click_on("[data-testid=withdraw-confirm]").await.unwrap();
+    browser.wait_for_text("[data-testid=self-service-status]", "not registered").await.unwrap();
+    let registrations: i64 = {
+        let db = backend::db::Database::connect(&backend.settings()).await.unwrap();
+        sqlx::query_scalar("SELECT COUNT(*) FROM registrations").fetch_one(db.pool()).await.unwrap()
+    };
+    assert_eq!(registrations, 0, "the registration is gone");
+    browser.wait_for_text("h2", "Self-service").await.unwrap();
+    let spelling = browser.execute("return document.body.innerText.includes('Self Service')").await.unwrap();
+    assert_eq!(spelling, false, "one spelling: self-service");
+
     browser.click_on("[data-testid=sign-out]").await.unwrap();
-    browser.wait_for_text("h1", "Smartcard self-service").await.unwrap();
+    browser.wait_for_text("[data-testid=signed-out-title]", "You have signed out").await.unwrap();
+    browser.wait_for_text("[data-testid=signed-out]", "Take your smartcard out").await.unwrap();
 
     // Signed in again, pulling the card out signs out — even after the page was reloaded.
     browser.goto(&format!("{}/sign-in", backend.url)).await.unwrap();
@@ -93,7 +134,7 @@ async fn a_holder_signs_in_registers_for_self_service_and_signs_out() {
     browser.wait_for_text("[data-testid=profile-name]", "Jo Example").await.unwrap();
     browser.wait_for_text("[data-testid=card-watch]", "Taking it out signs you out").await.unwrap();
     drop(inserted);
-    browser.wait_for_text("h1", "You have been signed out").await.unwrap();
+    browser.wait_for_text("[data-testid=signed-out]", "Your smartcard was removed").await.unwrap();
     browser.assert_accessible("the signed-out page").await.unwrap();
     browser.goto(&format!("{}/profile", backend.url)).await.unwrap();
     browser.wait_for_text("h1", "Sign in with your smartcard").await.unwrap();

@@ -69,8 +69,13 @@ async fn a_holder_unlocks_their_locked_card_and_signs_in_with_the_new_passcode()
     wrong_passcode(&browser, "2 tries left").await;
     wrong_passcode(&browser, "1 try left").await;
     wrong_passcode(&browser, "locked").await;
-    browser.wait_for_text("[data-testid=card-locked]", "unlock your card").await.unwrap();
-    browser.click_on("[data-testid=card-locked] a[href='/unlock']").await.unwrap();
+    // A locked card takes no passcode: the page leads to unlocking instead.
+    browser.wait_for_text("[data-testid=card-locked]", "is locked").await.unwrap();
+    let hidden =
+        browser.execute("return document.getElementById('passcode').offsetParent === null").await.unwrap();
+    assert_eq!(hidden, true, "no passcode box for a locked card");
+    browser.assert_accessible("sign in: a locked card").await.unwrap();
+    browser.click_on("[data-testid=unlock-locked]").await.unwrap();
 
     browser.wait_for_text("h1", "Unlock your smartcard").await.unwrap();
     browser.wait_for_text("[data-testid=misconduct]", "misconduct").await.unwrap();
@@ -82,7 +87,20 @@ async fn a_holder_unlocks_their_locked_card_and_signs_in_with_the_new_passcode()
     browser.wait_for_text("[data-testid=attempts-left]", "3 attempts").await.unwrap();
     browser.assert_accessible("unlock: questions").await.unwrap();
     answer_questions(&browser, false).await;
-    browser.wait_for_text("[data-testid=error-message]", "2 more attempts").await.unwrap();
+    // One count on the page, the backend's; the wrong answers are not left in the boxes.
+    browser.wait_for_text("[data-testid=error-message]", "One or more answers are not right").await.unwrap();
+    browser.wait_for_text("[data-testid=attempts-left]", "You have 2 attempts").await.unwrap();
+    let counts = browser
+        .execute("return document.querySelector('main').innerText.match(/\\d+ (more )?attempts?/g)")
+        .await
+        .unwrap();
+    assert_eq!(counts, serde_json::json!(["2 attempts"]), "every count on the page agrees");
+    let left_in_boxes = browser
+        .execute("return Array.from(document.querySelectorAll('input[id^=unlock-answer]')).map(i => i.value).join('')")
+        .await
+        .unwrap();
+    assert_eq!(left_in_boxes, "", "wrong answers are cleared");
+    browser.wait_for_text(".nhsuk-form-group--error [data-testid=field-error]", "not right").await.unwrap();
     browser.assert_accessible("unlock: questions with an error").await.unwrap();
 
     // The attempt runs out while the holder is on the questions: back to the start, saying so.
@@ -101,6 +119,19 @@ async fn a_holder_unlocks_their_locked_card_and_signs_in_with_the_new_passcode()
     browser.assert_accessible("unlock: check your email").await.unwrap();
     let mail = smtp.wait_for(EMAIL, "unlock code", 1).await.unwrap();
     assert!(mail.contains("NOT your new passcode"), "{mail}");
+
+    // The page is reloaded and the holder starts again at once: the right answers are not
+    // refused for the mail limits; the code just emailed still works, and the page says so.
+    browser.goto(&format!("{}/unlock", backend.url)).await.unwrap();
+    browser.wait_for_text("[data-testid=card-found]", "It is locked").await.unwrap();
+    browser.click_on("[data-testid=start-unlock]").await.unwrap();
+    answer_questions(&browser, true).await;
+    browser.wait_for_text("[data-testid=code-sent]", "No new code was sent").await.unwrap();
+    let line = browser.wait_for_text("[data-testid=code-sent]", "it works until").await.unwrap();
+    assert!(
+        line.contains("We emailed you a code at ") && (line.contains("am") || line.contains("pm")),
+        "{line}"
+    );
     browser.fill("#unlock-code", &code_in(&mail).unwrap()).await.unwrap();
     browser.click_on("[data-testid=continue]").await.unwrap();
 

@@ -11,5 +11,6 @@ mod journey_unlock;
 mod sign_in_with_card;
 mod smoke;
 mod tray;
+mod two_cards_at_a_desk;
 mod unlock_recovery;
 mod virtual_card_tools;

@@ -37,6 +37,7 @@ async fn the_agent_signs_the_backends_challenge_and_the_backend_opens_a_session(
         .unwrap();
     let sign = Operation::SignWithPin {
         reader: READER.into(),
+        guid: guid.parse().unwrap(),
         pin: "123456".into(),
         challenge: issued.challenge,
         purpose: PinPurpose::SignIn,

@@ -1,0 +1,36 @@
+//! Dates and times as people read them, in the reader's own time zone, one way on every page
+//! (NHS style: "1 December 2026", "8:02am").
+
+use protocol::calendar::spoken;
+
+/// `js_sys::Date` of Unix seconds, read in local time.
+fn local(unix_seconds: i64) -> js_sys::Date {
+    js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(unix_seconds as f64 * 1000.0))
+}
+
+fn parts(unix_seconds: i64) -> spoken::Parts {
+    let date = local(unix_seconds);
+    spoken::Parts {
+        year: date.get_full_year(),
+        month: date.get_month() + 1,
+        day: date.get_date(),
+        hour: date.get_hours(),
+        minute: date.get_minutes(),
+    }
+}
+
+/// "1 December 2026".
+pub fn date(unix_seconds: i64) -> String {
+    spoken::date(&parts(unix_seconds))
+}
+
+/// "8:02am".
+pub fn clock(unix_seconds: i64) -> String {
+    spoken::clock(&parts(unix_seconds))
+}
+
+/// "1 December 2026 at 8:02am".
+pub fn date_time(unix_seconds: i64) -> String {
+    let parts = parts(unix_seconds);
+    format!("{} at {}", spoken::date(&parts), spoken::clock(&parts))
+}
