@@ -159,7 +159,7 @@ async fn an_ra_issues_a_card_clears_its_holders_lockout_and_the_holder_then_unlo
     // Plain words, not event codes or JSON.
     browser.wait_for_text("[data-testid=ra-audit]", "RA cleared the self-service lockout").await.unwrap();
     browser
-        .wait_for_text("[data-testid=ra-audit-details]", "Reason: Photo ID checked at the RA desk.")
+        .wait_for_text("[data-testid=ra-audit]", "Reason: Photo ID checked at the RA desk.")
         .await
         .unwrap();
     let table = browser.wait_for_text("[data-testid=ra-audit]", "Registered for self-service").await.unwrap();

@@ -125,6 +125,7 @@ async fn a_holder_unlocks_their_locked_card_and_signs_in_with_the_new_passcode()
     browser.goto(&format!("{}/unlock", backend.url)).await.unwrap();
     browser.wait_for_text("[data-testid=card-found]", "It is locked").await.unwrap();
     browser.click_on("[data-testid=start-unlock]").await.unwrap();
+    browser.wait_for_text("h2", "Answer your security questions").await.unwrap();
     answer_questions(&browser, true).await;
     browser.wait_for_text("[data-testid=code-sent]", "No new code was sent").await.unwrap();
     let line = browser.wait_for_text("[data-testid=code-sent]", "it works until").await.unwrap();

@@ -81,8 +81,10 @@ async fn with_two_cards_in_the_passcode_goes_only_to_the_card_chosen() {
     browser.wait_for_text("[data-testid=profile-name]", "Ria Officer").await.unwrap();
     assert_eq!(holder_card.state_json().unwrap()["pin_tries_left"], 3);
 
-    // The unlock page shows both too, remembering the choice; the holder chooses theirs.
-    browser.goto(&format!("{}/unlock", backend.url)).await.unwrap();
+    // The unlock page shows both too, remembering the choice on the way there; the holder
+    // chooses theirs.
+    browser.click_on(".nhsuk-header__service-logo").await.unwrap();
+    browser.click_on("[data-testid=home-unlock]").await.unwrap();
     browser.wait_for_text("[data-testid=card-picker]", "Lee Example’s card").await.unwrap();
     browser.wait_for_text("[data-testid=card-found]", "(Ria Officer)").await.unwrap();
     choose_card(&browser, "Lee Example").await;
