@@ -121,12 +121,23 @@ impl Agent {
 
     fn on_message(&self, text: &str) {
         let Ok(message) = serde_json::from_str::<AgentMessage>(text) else {
-            // An answer this page cannot read must still end the request that waits for it.
+            // An answer this page cannot read must still end the request that waits for it; and
+            // an agent older than protocol 5 (internally tagged messages) must be told to update.
+            #[derive(serde::Deserialize)]
+            struct Unreadable {
+                response: Option<IdOnly>,
+                id: Option<u64>,
+                agent_version: Option<String>,
+            }
             #[derive(serde::Deserialize)]
             struct IdOnly {
-                id: Option<u64>,
+                id: u64,
             }
-            if let Some(id) = serde_json::from_str::<IdOnly>(text).ok().and_then(|m| m.id) {
+            let Ok(unreadable) = serde_json::from_str::<Unreadable>(text) else { return };
+            if let Some(version) = unreadable.agent_version {
+                self.inner.status.set(AgentStatus::Incompatible { version });
+            }
+            if let Some(id) = unreadable.response.map(|r| r.id).or(unreadable.id) {
                 if let Some(reply) = self.inner.pending.borrow_mut().remove(&id) {
                     let _ = reply.send(Outcome::Error(unexpected()));
                 }

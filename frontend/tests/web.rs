@@ -73,8 +73,8 @@ async fn the_sign_in_page_says_plainly_when_the_card_agent_is_not_running() {
     assert!(text.contains("Sign in with your smartcard"), "{text}");
     assert!(text.contains("The card agent is not running"), "{text}");
     assert!(
-        root.query_selector("input#passcode[type=password]").unwrap().is_some(),
-        "a masked passcode field"
+        root.query_selector("form[hidden] input#passcode[type=password]").unwrap().is_some(),
+        "a masked passcode field, hidden while there is no card to send it to"
     );
 }
 

@@ -111,12 +111,13 @@ impl std::fmt::Debug for Operation {
     }
 }
 
+// Every enum the SPA decodes is externally tagged (`{"response":{…}}`, `"done"`), never
+// internally (`{"type":"response",…}`) nor flattened: those make serde buffer each message and
+// decode it again, which cost the SPA, whose size is budgeted, over 10 KB. Protocol 5.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum AgentMessage {
     Hello { agent_version: String, protocol_version: u32 },
-    // Nested rather than `#[serde(flatten)]`: flattening makes the SPA's decoder several KB
-    // larger (it buffers every message), and the SPA's size is budgeted.
     Response { id: u64, outcome: Outcome },
     Event { event: Event },
 }
@@ -129,7 +130,7 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Reply {
     Readers {
         readers: Vec<ReaderInfo>,
@@ -297,7 +298,7 @@ pub enum PinState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     ReaderAdded {
         reader: String,
@@ -323,7 +324,7 @@ pub struct AgentError {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "code", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum AgentErrorCode {
     NoReader,
     NoCard,
@@ -383,12 +384,12 @@ mod tests {
         let response = AgentMessage::Response { id: 1, outcome: Outcome::Ok(Reply::Done) };
         assert_eq!(
             serde_json::to_string(&response).unwrap(),
-            r#"{"type":"response","id":1,"outcome":{"ok":{"kind":"done"}}}"#
+            r#"{"response":{"id":1,"outcome":{"ok":"done"}}}"#
         );
         let event = AgentMessage::Event { event: Event::CardInserted { reader: "R".into() } };
         assert_eq!(
             serde_json::to_string(&event).unwrap(),
-            r#"{"type":"event","event":{"kind":"card_inserted","reader":"R"}}"#
+            r#"{"event":{"event":{"card_inserted":{"reader":"R"}}}}"#
         );
     }
 
