@@ -138,6 +138,20 @@ impl Browser {
         value.as_str().map(str::to_owned).ok_or_else(|| anyhow!("no URL"))
     }
 
+    /// With `SCREENSHOT_DIR` set, saves the page as `<dir>/<name>.png` (for a person to look at
+    /// what a test saw); otherwise does nothing.
+    pub async fn screenshot(&self, name: &str) -> anyhow::Result<()> {
+        use base64::Engine as _;
+        let Some(dir) = std::env::var_os("SCREENSHOT_DIR") else { return Ok(()) };
+        let value = self.command(reqwest::Method::GET, "/screenshot", None).await?;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().ok_or_else(|| anyhow!("no screenshot"))?)?;
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(format!("{name}.png")), png)?;
+        Ok(())
+    }
+
     pub async fn find(&self, css: &str) -> anyhow::Result<Element> {
         let value = self
             .command(

@@ -349,7 +349,10 @@ async fn diagnostics_describe_the_reader_the_card_and_its_certificates() {
     .unwrap();
     assert!(output.contains("pcscd): running"), "{output}");
     assert!(output.contains(&format!("Allowed origins: {ALLOWED_ORIGIN}")), "{output}");
-    assert!(output.contains(&format!("Reader \"{READER}\": card {guid}, 3 passcode tries left")), "{output}");
+    assert!(
+        output.contains(&format!("Reader \"{READER}\": card {guid} (Ola Example), 3 passcode tries left")),
+        "{output}"
+    );
     assert!(output.contains("PIV Authentication (9A) certificate: valid until 20"), "{output}");
     assert!(output.contains("Card Authentication (9E) certificate: valid until 20"), "{output}");
 }

@@ -67,6 +67,7 @@ async fn an_ra_issues_a_card_clears_its_holders_lockout_and_the_holder_then_unlo
     browser.wait_for_text("[data-testid=card-picker]", "Ria Officer’s card").await.unwrap();
     browser.wait_for_text("[data-testid=card-picker]", "A blank card").await.unwrap();
     browser.assert_accessible("RA: issue a card, two cards in").await.unwrap();
+    browser.screenshot("ra-issue-two-cards").await.unwrap();
     browser.fill("#ra-issue-reason", "New starter, passport checked").await.unwrap();
     browser.fill("#ra-issue-pin", HOLDER_PIN).await.unwrap();
     browser.fill("#ra-issue-confirm", HOLDER_PIN).await.unwrap();
@@ -136,6 +137,7 @@ async fn an_ra_issues_a_card_clears_its_holders_lockout_and_the_holder_then_unlo
     browser.click_on("[data-testid=ra-card-revoke]").await.unwrap();
     browser.wait_for_text("[data-testid=ra-revoke-warning]", "can never be used again").await.unwrap();
     browser.assert_accessible("RA: revoke?").await.unwrap();
+    browser.screenshot("ra-revoke").await.unwrap();
     browser.click_on("[data-testid=ra-card-keep]").await.unwrap();
     browser.wait_for_text("[data-testid=ra-card-status]", "Status: active").await.unwrap();
     let status: String = {
@@ -165,6 +167,7 @@ async fn an_ra_issues_a_card_clears_its_holders_lockout_and_the_holder_then_unlo
     let table = browser.wait_for_text("[data-testid=ra-audit]", "Registered for self-service").await.unwrap();
     assert!(!table.contains("ra_lockout_cleared") && !table.contains("{\""), "{table}");
     browser.assert_accessible("RA: audit trail").await.unwrap();
+    browser.screenshot("ra-audit").await.unwrap();
     browser.click_on("[data-testid=ra-verify]").await.unwrap();
     browser.wait_for_text("[data-testid=ra-verification]", "intact").await.unwrap();
 

@@ -82,6 +82,7 @@ async fn a_holder_signs_in_registers_for_self_service_and_signs_out() {
         .unwrap();
     assert_eq!(marked, true, "the first empty group is marked");
     browser.assert_accessible("registration: questions with an error").await.unwrap();
+    browser.screenshot("register-questions-error").await.unwrap();
     for (slot, (question, answer)) in
         [(1, "St Mary's"), (2, "Oak Road"), (3, "Jaws"), (6, "Biscuit")].iter().enumerate()
     {
@@ -111,6 +112,7 @@ async fn a_holder_signs_in_registers_for_self_service_and_signs_out() {
         .await
         .unwrap();
     browser.assert_accessible("My Profile: withdraw?").await.unwrap();
+    browser.screenshot("profile-withdraw").await.unwrap();
     browser.click_on("[data-testid=withdraw-confirm]").await.unwrap();
     browser.wait_for_text("[data-testid=self-service-status]", "not registered").await.unwrap();
     let registrations: i64 = {
@@ -118,7 +120,10 @@ async fn a_holder_signs_in_registers_for_self_service_and_signs_out() {
         sqlx::query_scalar("SELECT COUNT(*) FROM registrations").fetch_one(db.pool()).await.unwrap()
     };
     assert_eq!(registrations, 0, "the registration is gone");
-    let headings = browser.execute("return Array.from(document.querySelectorAll('h2')).map(h => h.textContent)").await.unwrap();
+    let headings = browser
+        .execute("return Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
+        .await
+        .unwrap();
     assert!(headings.as_array().unwrap().iter().any(|h| h == "Self-service"), "{headings}");
     let spelling = browser.execute("return document.body.innerText.includes('Self Service')").await.unwrap();
     assert_eq!(spelling, false, "one spelling: self-service");

@@ -75,6 +75,7 @@ async fn a_holder_unlocks_their_locked_card_and_signs_in_with_the_new_passcode()
         browser.execute("return document.getElementById('passcode').offsetParent === null").await.unwrap();
     assert_eq!(hidden, true, "no passcode box for a locked card");
     browser.assert_accessible("sign in: a locked card").await.unwrap();
+    browser.screenshot("sign-in-locked-card").await.unwrap();
     browser.click_on("[data-testid=unlock-locked]").await.unwrap();
 
     browser.wait_for_text("h1", "Unlock your smartcard").await.unwrap();
@@ -102,6 +103,7 @@ async fn a_holder_unlocks_their_locked_card_and_signs_in_with_the_new_passcode()
     assert_eq!(left_in_boxes, "", "wrong answers are cleared");
     browser.wait_for_text(".nhsuk-form-group--error [data-testid=field-error]", "not right").await.unwrap();
     browser.assert_accessible("unlock: questions with an error").await.unwrap();
+    browser.screenshot("unlock-wrong-answers").await.unwrap();
 
     // The attempt runs out while the holder is on the questions: back to the start, saying so.
     let db = backend::db::Database::connect(&backend.settings()).await.unwrap();

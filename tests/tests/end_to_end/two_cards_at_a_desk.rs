@@ -56,6 +56,7 @@ async fn with_two_cards_in_the_passcode_goes_only_to_the_card_chosen() {
     assert!(picker.contains("Virtual PCD 00 01") && picker.contains("3 passcode tries left"), "{picker}");
     assert!(!passcode_box_shown(&browser).await, "no passcode box before a card is chosen");
     browser.assert_accessible("sign in: two cards").await.unwrap();
+    browser.screenshot("sign-in-two-cards").await.unwrap();
 
     // The RA chooses their own card and signs in: the holder's card spent nothing.
     choose_card(&browser, "Ria Officer").await;
@@ -70,6 +71,7 @@ async fn with_two_cards_in_the_passcode_goes_only_to_the_card_chosen() {
         .await
         .unwrap();
     browser.assert_accessible("sign in: two cards, a wrong passcode").await.unwrap();
+    browser.screenshot("sign-in-wrong-passcode").await.unwrap();
     assert_eq!(
         ra_card.state_json().unwrap()["pin_tries_left"],
         2,
@@ -90,6 +92,7 @@ async fn with_two_cards_in_the_passcode_goes_only_to_the_card_chosen() {
     choose_card(&browser, "Lee Example").await;
     browser.wait_for_text("[data-testid=card-found]", "(Lee Example)").await.unwrap();
     browser.assert_accessible("unlock: two cards").await.unwrap();
+    browser.screenshot("unlock-two-cards").await.unwrap();
     browser.click_on("[data-testid=start-unlock]").await.unwrap();
     browser.wait_for_text("h2", "Answer your security questions").await.unwrap();
     let db = backend::db::Database::connect(&backend.settings()).await.unwrap();
