@@ -143,6 +143,9 @@ impl Browser {
     pub async fn screenshot(&self, name: &str) -> anyhow::Result<()> {
         use base64::Engine as _;
         let Some(dir) = std::env::var_os("SCREENSHOT_DIR") else { return Ok(()) };
+        // Tall enough for a whole page of the console.
+        self.command(reqwest::Method::POST, "/window/rect", Some(json!({ "width": 1280, "height": 1800 })))
+            .await?;
         let value = self.command(reqwest::Method::GET, "/screenshot", None).await?;
         let png = base64::engine::general_purpose::STANDARD
             .decode(value.as_str().ok_or_else(|| anyhow!("no screenshot"))?)?;

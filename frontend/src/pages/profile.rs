@@ -1,4 +1,4 @@
-//! My Profile: details, cards and the Self Service section. Pulling the signed-in card out of
+//! My Profile: details, cards and the self-service section. Pulling the signed-in card out of
 //! the reader signs out.
 
 use leptos::prelude::*;

@@ -178,7 +178,7 @@ fn Person(
         <dl class="nhsuk-summary-list">
             <div class="nhsuk-summary-list__row"><dt class="nhsuk-summary-list__key">"User id"</dt><dd class="nhsuk-summary-list__value">{person.user_id.clone()}</dd></div>
             <div class="nhsuk-summary-list__row"><dt class="nhsuk-summary-list__key">"Contact email"</dt><dd class="nhsuk-summary-list__value">{person.contact_email.clone().unwrap_or_default()}</dd></div>
-            <div class="nhsuk-summary-list__row"><dt class="nhsuk-summary-list__key">"Roles"</dt><dd class="nhsuk-summary-list__value">{person.roles.join(", ")}</dd></div>
+            <div class="nhsuk-summary-list__row"><dt class="nhsuk-summary-list__key">"Roles"</dt><dd class="nhsuk-summary-list__value">{if person.roles.is_empty() { "None".to_owned() } else { person.roles.join(", ") }}</dd></div>
             <div class="nhsuk-summary-list__row"><dt class="nhsuk-summary-list__key">"Self-service"</dt><dd class="nhsuk-summary-list__value" data-testid="ra-self-service">{self_service}</dd></div>
             <div class="nhsuk-summary-list__row"><dt class="nhsuk-summary-list__key">"Unlock attempts"</dt><dd class="nhsuk-summary-list__value" data-testid="ra-lockout">{lockout}</dd></div>
         </dl>

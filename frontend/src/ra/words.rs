@@ -106,3 +106,27 @@ fn value_words(value: &serde_json::Value) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_read_as_words_and_unknown_codes_as_themselves() {
+        assert_eq!(event("ra_lockout_cleared"), "RA cleared the self-service lockout");
+        assert_eq!(event("from_a_newer_backend"), "from_a_newer_backend");
+    }
+
+    #[test]
+    fn details_read_as_labelled_sentences() {
+        assert_eq!(details(r#"{"reason":"Photo ID seen"}"#), "Reason: Photo ID seen.");
+        assert_eq!(details(r#"{"failures":3}"#), "Failed attempts: 3.");
+        assert_eq!(details(r#"{"reason":"bad_signature"}"#), "Reason: bad signature.");
+        assert_eq!(
+            details(r#"{"attestation":{"root":"Maker","card_serial":7},"resumed":false}"#),
+            "Attestation: card serial 7, attested by Maker. Resumed: no."
+        );
+        assert_eq!(details(r#"{"questions":[3,7]}"#), "Questions: 3, 7.");
+        assert_eq!(details("not json"), "not json");
+    }
+}
