@@ -67,6 +67,27 @@ pub enum AdminCommand {
         #[arg(long)]
         reader: Option<String>,
     },
+    /// Unlock a user's card at the operator's desk through the card agent on this computer — the
+    /// RA console's "Unlock their card": resets the passcode and rotates the PUK, clears the
+    /// self-service lockout, emails the holder. The new passcode is read from the first line of
+    /// standard input (never from the command line).
+    UnlockCard {
+        #[arg(long)]
+        user_id: String,
+        /// How the holder's identity was checked, for the audit trail.
+        #[arg(long)]
+        identity_check: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, default_value = "ws://127.0.0.1:47101")]
+        agent_url: String,
+        /// An origin the agent allows; default: the service's public URL.
+        #[arg(long)]
+        origin: Option<String>,
+        /// The reader with the holder's card; default: the first reader holding a card.
+        #[arg(long)]
+        reader: Option<String>,
+    },
     /// Check the audit trail's hash chain; exits non-zero naming the first broken row.
     VerifyAudit,
     /// Print the public key this backend signs envelopes with (base64), for every card agent's
@@ -144,13 +165,7 @@ pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> a
             }
         }
         AdminCommand::IssueCard { user_id, reason, agent_url, origin, reader } => {
-            let mut line = Zeroizing::new(String::new());
-            std::io::stdin()
-                .read_line(&mut line)
-                .context("Failed to read the passcode from standard input")?;
-            let pin = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
-            // The same rules as the page's, before the card is touched.
-            protocol::passcode::check(&pin, &pin).map_err(|problem| anyhow::anyhow!(problem.message()))?;
+            let pin = passcode_from_stdin()?;
             let origin = origin.unwrap_or_else(|| settings.public_url());
             let vault = Vault::from_settings(settings)?;
             let ca = card_ca::CertificateAuthority::load_or_create(&settings.ca_dir())?;
@@ -174,6 +189,22 @@ pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> a
             let issued = admin_issue::issue_card(issuer, command).await?;
             println!("card {} is issued to {}", issued.guid, issued.user_id);
         }
+        AdminCommand::UnlockCard { user_id, identity_check, reason, agent_url, origin, reader } => {
+            let pin = passcode_from_stdin()?;
+            let origin = origin.unwrap_or_else(|| settings.public_url());
+            let state = crate::startup::AppState::new(db.clone(), settings.clone())?;
+            let command = crate::admin_unlock::UnlockCard {
+                user_id: &user_id,
+                identity_check: &identity_check,
+                reason: &reason,
+                agent_url: &agent_url,
+                origin: &origin,
+                reader: reader.as_deref(),
+                pin,
+            };
+            crate::admin_unlock::unlock_card(&state, command).await?;
+            println!("the card of {user_id} is unlocked with the new passcode");
+        }
         AdminCommand::EnvelopeKey => println!("{}", crate::trust::envelope_signer(settings)?.trusted_key()),
         AdminCommand::VerifyAudit => match audit::first_broken_row(db).await? {
             None => println!("audit trail intact"),
@@ -181,4 +212,14 @@ pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> a
         },
     }
     Ok(())
+}
+
+/// The holder's new passcode, from the first line of standard input, checked with the same
+/// rules as the pages' before any card is touched.
+fn passcode_from_stdin() -> anyhow::Result<Zeroizing<String>> {
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin().read_line(&mut line).context("Failed to read the passcode from standard input")?;
+    let pin = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    protocol::passcode::check(&pin, &pin).map_err(|problem| anyhow::anyhow!(problem.message()))?;
+    Ok(pin)
 }

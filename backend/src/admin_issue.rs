@@ -77,7 +77,7 @@ pub async fn issue_card(issuer: Issuer<'_>, command: IssueCard<'_>) -> anyhow::R
 }
 
 /// The operator sees the cause, not the page's "Something went wrong": they are at the server.
-fn api_error(error: crate::error::ApiError) -> anyhow::Error {
+pub(crate) fn api_error(error: crate::error::ApiError) -> anyhow::Error {
     match error {
         crate::error::ApiError::Internal(cause) | crate::error::ApiError::Unavailable(cause) => cause,
         refused => anyhow::anyhow!("{refused}"),

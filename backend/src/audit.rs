@@ -337,19 +337,18 @@ pub async fn daily_counts(
     conn: &mut sqlx::AnyConnection,
     from_day: i64,
     to_day: i64,
-    events: [&str; 4],
+    events: &[&str],
 ) -> sqlx::Result<Vec<(i64, String, i64)>> {
-    let rows = sqlx::query(
+    let placeholders: Vec<String> = (3..3 + events.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
         "SELECT at / 86400 AS day, event, COUNT(*) AS n FROM audit_log \
-         WHERE at >= $1 AND at < $2 AND event IN ($3, $4, $5, $6) GROUP BY at / 86400, event",
-    )
-    .bind(from_day * 86_400)
-    .bind((to_day + 1) * 86_400)
-    .bind(events[0])
-    .bind(events[1])
-    .bind(events[2])
-    .bind(events[3])
-    .fetch_all(&mut *conn)
-    .await?;
+         WHERE at >= $1 AND at < $2 AND event IN ({}) GROUP BY at / 86400, event",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(from_day * 86_400).bind((to_day + 1) * 86_400);
+    for event in events {
+        query = query.bind(*event);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
     rows.iter().map(|row| Ok((row.try_get("day")?, row.try_get("event")?, row.try_get("n")?))).collect()
 }

@@ -22,6 +22,8 @@ pub enum Purpose {
     Unlock,
     UnlockOffer,
     UnlockProof,
+    /// An RA's desk unlock: the holder's card proves presence, bound to the officer and person.
+    DeskUnlock,
 }
 
 impl Purpose {
@@ -32,6 +34,7 @@ impl Purpose {
             Purpose::Unlock => "unlock",
             Purpose::UnlockOffer => "unlock_offer",
             Purpose::UnlockProof => "unlock_proof",
+            Purpose::DeskUnlock => "desk_unlock",
         }
     }
 }

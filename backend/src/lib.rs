@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod admin_issue;
+pub mod admin_unlock;
 pub mod audit;
 pub mod card_proof;
 pub mod challenges;

@@ -43,6 +43,31 @@ pub struct AppState {
     pub attestation_roots: Arc<Vec<x509_cert::Certificate>>,
 }
 
+impl AppState {
+    /// Everything the journeys use, from the settings. Mail is only queued here: the server runs
+    /// the outbox (so `backend admin`, which queues a notice, needs no relay of its own).
+    pub fn new(db: Database, settings: Settings) -> anyhow::Result<Self> {
+        let transport = mail::Transport::from_settings(
+            settings.smtp_url.as_deref(),
+            settings.smtp_ca_file.as_deref(),
+            settings.data_dir.join("mail"),
+        )?;
+        let vault = Vault::from_settings(&settings)?;
+        let outbox = Outbox::new(db.clone(), transport, &settings.mail_from, vault.clone())?;
+        Ok(Self {
+            codes: CodeHasher::new(keys::server_key(&settings)?),
+            ca: Arc::new(CertificateAuthority::load_or_create(&settings.ca_dir())?),
+            signer: Arc::new(crate::trust::envelope_signer(&settings)?),
+            attestation_roots: Arc::new(crate::trust::attestation_roots(&settings)?),
+            answers: AnswerHasher::default(),
+            db,
+            settings: Arc::new(settings),
+            outbox,
+            vault,
+        })
+    }
+}
+
 /// The whole HTTP surface: `/api/*` JSON routes (rate-limited), everything else the SPA.
 pub fn app(state: AppState, files: StaticFiles, headers: SecurityHeaders, limits: RateLimits) -> Router {
     let spa = Router::new().fallback(crate::static_files::serve).with_state(files);
@@ -88,31 +113,10 @@ impl Application {
             .await
             .with_context(|| format!("Failed to listen on {}", settings.listen))?;
         let address = listener.local_addr()?;
-        let transport = mail::Transport::from_settings(
-            settings.smtp_url.as_deref(),
-            settings.smtp_ca_file.as_deref(),
-            settings.data_dir.join("mail"),
-        )?;
-        let vault = Vault::from_settings(&settings)?;
-        let outbox = Outbox::new(db.clone(), transport, &settings.mail_from, vault.clone())?;
-        tokio::spawn(outbox.clone().run());
-        let codes = CodeHasher::new(keys::server_key(&settings)?);
-        let ca = Arc::new(CertificateAuthority::load_or_create(&settings.ca_dir())?);
-        let signer = Arc::new(crate::trust::envelope_signer(&settings)?);
-        let attestation_roots = Arc::new(crate::trust::attestation_roots(&settings)?);
-        let limits = RateLimits::from_settings(&settings)?;
+        let state = AppState::new(db.clone(), settings)?;
+        tokio::spawn(state.outbox.clone().run());
+        let limits = RateLimits::from_settings(&state.settings)?;
         tokio::spawn(limits.sweep_forever());
-        let state = AppState {
-            db: db.clone(),
-            settings: Arc::new(settings),
-            outbox,
-            answers: AnswerHasher::default(),
-            codes,
-            vault,
-            ca,
-            signer,
-            attestation_roots,
-        };
         Ok(Self { listener, router: app(state, files, headers, limits), address, db })
     }
 

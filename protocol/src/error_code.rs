@@ -119,6 +119,14 @@ pub enum ErrorCode {
     /// 422: the attestation does not chain to a trusted maker root or names other keys.
     AttestationInvalid,
 
+    // Unlocking at the RA's desk.
+    /// 400: the officer must say how they checked the holder's identity.
+    IdentityCheckRequired,
+    /// 403: an officer cannot unlock their own card; another officer must.
+    OwnCard,
+    /// 409: the card in the reader is not one of this person's cards.
+    CardNotTheirs,
+
     /// A code this build does not know (a newer backend): the message still reads well.
     #[serde(other)]
     Unknown,
@@ -129,11 +137,26 @@ impl ErrorCode {
     pub const fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            InvalidJson | InvalidRequest | ChallengeExpired | WrongCard | CodeWrong | CodeExpired
-            | CodeLocked | AttemptExpired | AnswersWrong | ReasonRequired | QueryTooShort | InvalidUserId
-            | InvalidName | InvalidDate | InvalidPeriod | InvalidStatus => 400,
+            InvalidJson
+            | InvalidRequest
+            | ChallengeExpired
+            | WrongCard
+            | CodeWrong
+            | CodeExpired
+            | CodeLocked
+            | AttemptExpired
+            | AnswersWrong
+            | ReasonRequired
+            | QueryTooShort
+            | InvalidUserId
+            | InvalidName
+            | InvalidDate
+            | InvalidPeriod
+            | InvalidStatus
+            | IdentityCheckRequired => 400,
             Unauthenticated | SignatureInvalid | OfferInvalid | ProofInvalid => 401,
-            CrossSite | NotRa | CardNotRecognised | CardNotActive | PasscodeRequired | LockedOut => 403,
+            CrossSite | NotRa | CardNotRecognised | CardNotActive | PasscodeRequired | LockedOut
+            | OwnCard => 403,
             NotFound | NoSuchUser | NoSuchCard => 404,
             NoPendingRegistration
             | NotRegistered
@@ -146,7 +169,8 @@ impl ErrorCode {
             | CardAlreadyIssued
             | IssuanceEnded
             | IssuanceNotResumable
-            | IssuanceIncomplete => 409,
+            | IssuanceIncomplete
+            | CardNotTheirs => 409,
             InvalidAnswers | InvalidEmail | AttestationRequired | AttestationInvalid => 422,
             CodeRecentlySent | RateLimited => 429,
             Unavailable => 503,

@@ -151,7 +151,31 @@ pub struct ReportDay {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportCounts {
     pub registrations: u64,
+    /// Self-service unlocks.
     pub unlocks: u64,
+    /// Unlocks by an RA at the desk, counted apart.
+    pub desk_unlocks: u64,
     pub lockouts: u64,
     pub lockouts_cleared: u64,
+}
+
+/// `POST /api/ra/users/{user_id}/desk-unlock`: the RA unlocks the person's card at the desk. The
+/// card in the reader proves it is present (9E, over the desk challenge), so the backend knows it
+/// is one of this person's cards; the officer says how they checked who the holder is, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeskUnlockStart {
+    pub challenge_id: String,
+    pub guid: crate::card_guid::CardGuid,
+    /// DER ECDSA (base64) by the card's 9E key over the presence digest of the challenge.
+    pub signature: String,
+    /// For example "Photo ID seen (passport)".
+    pub identity_check: String,
+    pub reason: String,
+}
+
+/// The desk unlock is open at its release: the same offer, release and report as self-service,
+/// through `/api/ra/desk-unlock/…`, by this officer only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeskUnlockStarted {
+    pub attempt_id: String,
 }

@@ -92,14 +92,14 @@ pub enum Officer<'a> {
 }
 
 impl Officer<'_> {
-    fn actor(&self) -> &str {
+    pub(crate) fn actor(&self) -> &str {
         match self {
             Officer::Ra(user) => &user.user_id,
             Officer::Operator => SYSTEM,
         }
     }
 
-    fn reference(&self) -> Option<i64> {
+    pub(crate) fn reference(&self) -> Option<i64> {
         match self {
             Officer::Ra(user) => Some(user.id),
             Officer::Operator => None,

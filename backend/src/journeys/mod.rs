@@ -2,6 +2,7 @@
 //! called by the HTTP routes (`routes/`, which only parse and answer) and by the operator CLI.
 //! Each module reads and writes through `store/` and records what happened in the audit trail.
 
+pub mod desk_unlock;
 pub mod issuance;
 pub mod profile;
 pub mod ra;

@@ -324,11 +324,12 @@ pub struct ReportQuery {
 type Column = fn(&mut ReportCounts) -> &mut u64;
 
 /// The events each report column counts.
-const COUNTED: [(&str, Column); 4] = [
+const COUNTED: [(&str, Column); 5] = [
     ("registration_completed", |c| &mut c.registrations),
     ("card_unlocked", |c| &mut c.unlocks),
     ("selfservice_locked_out", |c| &mut c.lockouts),
     ("ra_lockout_cleared", |c| &mut c.lockouts_cleared),
+    ("card_unlocked_at_desk", |c| &mut c.desk_unlocks),
 ];
 
 async fn build_report(state: &AppState, query: &ReportQuery) -> Result<Report, ApiError> {
@@ -341,7 +342,7 @@ async fn build_report(state: &AppState, query: &ReportQuery) -> Result<Report, A
         ));
     }
     let events = COUNTED.map(|(event, _)| event);
-    let rows = audit::daily_counts(&mut *state.db.pool().acquire().await?, first, last, events).await?;
+    let rows = audit::daily_counts(&mut *state.db.pool().acquire().await?, first, last, &events).await?;
     let mut days: Vec<ReportDay> = (first..=last)
         .map(|d| ReportDay { day: civil_from_days(d), counts: ReportCounts::default() })
         .collect();
@@ -379,9 +380,13 @@ pub async fn report_csv(
 
 fn to_csv(report: &Report) -> String {
     let line = |label: &str, c: &ReportCounts| {
-        format!("{label},{},{},{},{}\r\n", c.registrations, c.unlocks, c.lockouts, c.lockouts_cleared)
+        format!(
+            "{label},{},{},{},{},{}\r\n",
+            c.registrations, c.unlocks, c.lockouts, c.lockouts_cleared, c.desk_unlocks
+        )
     };
-    let mut csv = String::from("day,registrations,unlocks,lockouts,lockouts_cleared\r\n");
+    // Desk unlocks last: a sheet built on the earlier columns keeps working.
+    let mut csv = String::from("day,registrations,unlocks,lockouts,lockouts_cleared,desk_unlocks\r\n");
     for day in &report.days {
         csv.push_str(&line(&day.day, &day.counts));
     }
@@ -395,7 +400,8 @@ mod tests {
 
     #[test]
     fn the_csv_has_a_header_a_row_per_day_and_a_total() {
-        let counts = ReportCounts { registrations: 2, unlocks: 1, lockouts: 0, lockouts_cleared: 0 };
+        let counts =
+            ReportCounts { registrations: 2, unlocks: 1, desk_unlocks: 1, lockouts: 0, lockouts_cleared: 0 };
         let report = Report {
             from: "2026-11-27".into(),
             to: "2026-11-28".into(),
@@ -407,7 +413,7 @@ mod tests {
         };
         assert_eq!(
             to_csv(&report),
-            "day,registrations,unlocks,lockouts,lockouts_cleared\r\n2026-11-27,2,1,0,0\r\n2026-11-28,0,0,0,0\r\ntotal,2,1,0,0\r\n"
+            "day,registrations,unlocks,lockouts,lockouts_cleared,desk_unlocks\r\n2026-11-27,2,1,0,0,1\r\n2026-11-28,0,0,0,0,0\r\ntotal,2,1,0,0,1\r\n"
         );
     }
 

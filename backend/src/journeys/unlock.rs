@@ -128,6 +128,7 @@ pub async fn start(state: &AppState, request: UnlockStart) -> Result<UnlockQuest
             step: Step::Code,
             created_at: now,
             expires_at: now + ATTEMPT_SECONDS,
+            desk: None,
         };
         unlock_attempts::insert(&mut tx, &attempt).await?;
         let sent = code_for_attempt(&mut tx, state, card.user_ref, &email).await?;
@@ -158,6 +159,7 @@ pub async fn start(state: &AppState, request: UnlockStart) -> Result<UnlockQuest
                 step: Step::Questions,
                 created_at: now,
                 expires_at: now + ATTEMPT_SECONDS,
+                desk: None,
             };
             unlock_attempts::insert(&mut tx, &attempt).await?;
             audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_started").subject(&guid)).await?;
@@ -186,7 +188,7 @@ fn choose(registered: &[u32], count: usize) -> Vec<u32> {
 
 pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockCodeSent, ApiError> {
     let now = now_unix();
-    let OpenAttempt { user_ref, guid, question_ids: asked } =
+    let OpenAttempt { user_ref, guid, question_ids: asked, .. } =
         open_attempt(state, &request.attempt_id, Step::Questions).await?;
     // The try is counted before the answers are hashed, and given back only if they are right: a
     // submission abandoned half-way (the page closed, the connection cut) still counts.

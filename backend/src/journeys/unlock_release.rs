@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 
 use super::unlock::{attempt_ended, open_attempt};
 use crate::{
-    audit::{self, Entry, ANONYMOUS},
+    audit::{self, Entry, ANONYMOUS, SYSTEM},
     card_proof,
     challenges::{self, Purpose},
     error::ApiError,
@@ -40,13 +40,37 @@ pub const MAX_RELEASES: i64 = 5;
 const ENVELOPE_SECONDS: i64 = 5 * 60;
 const PUK_DIGITS: usize = 8;
 
-/// The attempt, if it is open and has passed its emailed code.
-async fn releasable(state: &AppState, attempt_id: &str) -> Result<OpenAttempt, ApiError> {
-    open_attempt(state, attempt_id, Step::Release).await
+/// Who drives a release: the holder (self-service, through the public routes), or the officer who
+/// started it at the desk (through the RA console's routes; `None`: the operator's command). Each
+/// reaches only its own attempts: a desk attempt skipped the questions and the emailed code, so
+/// the public routes must not be able to finish it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    Holder,
+    Desk { officer_ref: Option<i64> },
 }
 
-pub async fn offer_challenge(state: &AppState, request: UnlockAttempt) -> Result<ChallengeIssued, ApiError> {
-    releasable(state, &request.attempt_id).await?;
+/// The attempt, if it is open, has passed its gate (the emailed code, or the RA's check) and is
+/// `driver`'s to release.
+async fn releasable(state: &AppState, attempt_id: &str, driver: Driver) -> Result<OpenAttempt, ApiError> {
+    let attempt = open_attempt(state, attempt_id, Step::Release).await?;
+    let theirs = match (driver, &attempt.desk) {
+        (Driver::Holder, None) => true,
+        (Driver::Desk { officer_ref }, Some(desk)) => desk.officer_ref == officer_ref,
+        _ => false,
+    };
+    if !theirs {
+        return Err(attempt_ended());
+    }
+    Ok(attempt)
+}
+
+pub async fn offer_challenge(
+    state: &AppState,
+    driver: Driver,
+    request: UnlockAttempt,
+) -> Result<ChallengeIssued, ApiError> {
+    releasable(state, &request.attempt_id, driver).await?;
     let issued =
         challenges::issue(&state.db, Purpose::UnlockOffer, Some(request.attempt_id.as_bytes())).await?;
     Ok(issued.into())
@@ -74,8 +98,12 @@ fn bad_offer() -> ApiError {
     ApiError::rejected(ErrorCode::InvalidRequest, "The card agent's offer is not in the expected format.")
 }
 
-pub async fn release(state: &AppState, request: UnlockRelease) -> Result<UnlockReleased, ApiError> {
-    let attempt = releasable(state, &request.attempt_id).await?;
+pub async fn release(
+    state: &AppState,
+    driver: Driver,
+    request: UnlockRelease,
+) -> Result<UnlockReleased, ApiError> {
+    let attempt = releasable(state, &request.attempt_id, driver).await?;
     let signature = card_proof::signature_from_base64(&request.signature)?;
     let agent_key: [u8; 32] =
         STANDARD.decode(&request.public_key).ok().and_then(|b| b.try_into().ok()).ok_or_else(bad_offer)?;
@@ -150,8 +178,8 @@ fn release_binding(attempt_id: &str, pending_sealed: &[u8]) -> Vec<u8> {
     binding
 }
 
-pub async fn report(state: &AppState, request: UnlockReported) -> Result<(), ApiError> {
-    let attempt = releasable(state, &request.attempt_id).await?;
+pub async fn report(state: &AppState, driver: Driver, request: UnlockReported) -> Result<(), ApiError> {
+    let attempt = releasable(state, &request.attempt_id, driver).await?;
     let report = &request.report;
     if !report.guid.eq_ignore_ascii_case(&attempt.guid) {
         return Err(ApiError::rejected(
@@ -161,7 +189,14 @@ pub async fn report(state: &AppState, request: UnlockReported) -> Result<(), Api
     }
     let card = people::card_by_guid(&state.db, &attempt.guid).await?.ok_or_else(attempt_ended)?;
     let proof = report.proof.as_deref().map(card_proof::signature_from_base64).transpose()?;
-    let email = super::unlock::unlock_address(state, attempt.user_ref).await?;
+    let holder = people::user_by_ref(&state.db, attempt.user_ref).await?.ok_or_else(attempt_ended)?;
+    // At the desk the holder may never have registered: the notice goes to their contact email.
+    let email = match &attempt.desk {
+        None => super::unlock::unlock_address(state, attempt.user_ref).await?,
+        Some(_) => {
+            super::unlock::unlock_address(state, attempt.user_ref).await?.or(holder.contact_email.clone())
+        }
+    };
 
     let mut tx = state.db.begin_write().await?;
     let pending = people::pending_puk(&mut tx, &attempt.guid).await?;
@@ -207,21 +242,47 @@ pub async fn report(state: &AppState, request: UnlockReported) -> Result<(), Api
     if !unlock_attempts::finish(&mut tx, &request.attempt_id, now).await? {
         return Err(attempt_ended());
     }
-    audit::append(&mut tx, Entry::new(ANONYMOUS, "card_unlocked").subject(&attempt.guid).details(details))
-        .await?;
-    if let Some(email) = email {
-        state
-            .outbox
-            .enqueue(
+    let notice = match &attempt.desk {
+        None => {
+            audit::append(
                 &mut tx,
-                &email,
-                "Your smartcard was unlocked",
-                "Your smartcard was unlocked a moment ago with self-service, and a new passcode was set.\n\n\
-             If this was you, there is nothing more to do.\n\n\
-             If this wasn't you, contact your Registration Authority (RA) straight away: unlocking \
-             someone else's card is misconduct.\n",
+                Entry::new(ANONYMOUS, "card_unlocked").subject(&attempt.guid).details(details),
             )
             .await?;
+            "Your smartcard was unlocked a moment ago with self-service, and a new passcode was set.\n\n\
+             If this was you, there is nothing more to do.\n\n\
+             If this wasn't you, contact your Registration Authority (RA) straight away: unlocking \
+             someone else's card is misconduct.\n"
+                .to_owned()
+        }
+        Some(desk) => {
+            // One action: the card works again, and so does self-service.
+            people::clear_lockout(&mut tx, attempt.user_ref).await?;
+            let officer = match desk.officer_ref {
+                Some(officer) => people::user_by_ref(&state.db, officer).await?.map(|u| (u.user_id, u.name)),
+                None => None,
+            };
+            let actor = officer.as_ref().map_or(SYSTEM, |(user_id, _)| user_id.as_str());
+            let mut details = details;
+            details["guid"] = serde_json::json!(attempt.guid);
+            details["identity_check"] = serde_json::json!(desk.identity_check);
+            details["reason"] = serde_json::json!(desk.reason);
+            audit::append(
+                &mut tx,
+                Entry::new(actor, "card_unlocked_at_desk").subject(&holder.user_id).details(details),
+            )
+            .await?;
+            let by = officer.map_or_else(|| "the service's operator".to_owned(), |(_, name)| name);
+            format!(
+                "Your smartcard was unlocked a moment ago at the Registration Authority (RA) desk by {by}, \
+                 and a new passcode was set.\n\n\
+                 If this was you, there is nothing more to do.\n\n\
+                 If this wasn't you, contact your Registration Authority (RA) straight away.\n"
+            )
+        }
+    };
+    if let Some(email) = email {
+        state.outbox.enqueue(&mut tx, &email, "Your smartcard was unlocked", &notice).await?;
     }
     tx.commit().await?;
     state.outbox.wake();

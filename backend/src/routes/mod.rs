@@ -5,6 +5,7 @@ use axum::Router;
 use crate::{error::ApiError, startup::AppState};
 
 mod client_config;
+mod desk_unlock;
 mod health;
 mod issuance;
 mod profile;
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .merge(registration::router())
         .merge(ra::router())
         .merge(issuance::router())
+        .merge(desk_unlock::router())
         .merge(unlock::router())
         .fallback(|| async { ApiError::NotFound })
         .layer(axum::middleware::from_fn(crate::csrf::require_same_origin))

@@ -63,19 +63,19 @@ async fn offer_challenge(
     State(state): State<AppState>,
     AppJson(request): AppJson<UnlockAttempt>,
 ) -> Result<AppJson<ChallengeIssued>, ApiError> {
-    release::offer_challenge(&state, request).await.map(AppJson)
+    release::offer_challenge(&state, release::Driver::Holder, request).await.map(AppJson)
 }
 
 async fn release(
     State(state): State<AppState>,
     AppJson(request): AppJson<UnlockRelease>,
 ) -> Result<AppJson<UnlockReleased>, ApiError> {
-    release::release(&state, request).await.map(AppJson)
+    release::release(&state, release::Driver::Holder, request).await.map(AppJson)
 }
 
 async fn report(
     State(state): State<AppState>,
     AppJson(request): AppJson<UnlockReported>,
 ) -> Result<StatusCode, ApiError> {
-    release::report(&state, request).await.map(|()| StatusCode::NO_CONTENT)
+    release::report(&state, release::Driver::Holder, request).await.map(|()| StatusCode::NO_CONTENT)
 }

@@ -1,4 +1,5 @@
-//! Unlock attempts: one row per self-service unlock, moving through its steps.
+//! Unlock attempts: one row per unlock — self-service, or at an RA's desk — moving through its
+//! steps.
 
 use sqlx::Row;
 
@@ -35,13 +36,24 @@ impl Step {
     }
 }
 
+/// An RA's unlock at the desk: who drives it (`None`: the operator's command), how they checked
+/// the holder's identity, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desk {
+    pub officer_ref: Option<i64>,
+    pub identity_check: String,
+    pub reason: String,
+}
+
 /// An attempt that is open at some step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenAttempt {
     pub user_ref: i64,
     pub guid: CardGuid,
-    /// The catalogue ids asked, in order (empty under the registration-free policy).
+    /// The catalogue ids asked, in order (empty under the registration-free policy and at a desk).
     pub question_ids: Vec<u32>,
+    /// `None` for self-service.
+    pub desk: Option<Desk>,
 }
 
 /// What a new attempt records.
@@ -54,7 +66,11 @@ pub struct NewAttempt<'a> {
     pub step: Step,
     pub created_at: i64,
     pub expires_at: i64,
+    pub desk: Option<&'a Desk>,
 }
+
+const SELF_SERVICE: &str = "self_service";
+const DESK: &str = "desk";
 
 /// The questions attempt `id` asked, in order.
 async fn questions_of(conn: &mut Conn, id: &str) -> sqlx::Result<Vec<u32>> {
@@ -70,7 +86,8 @@ async fn questions_of(conn: &mut Conn, id: &str) -> sqlx::Result<Vec<u32>> {
 /// Attempt `id`, if it is at `step` and has not expired at `now`.
 pub async fn open_at(conn: &mut Conn, id: &str, step: Step, now: i64) -> sqlx::Result<Option<OpenAttempt>> {
     let row = sqlx::query(
-        "SELECT user_ref, card_guid FROM unlock_attempts WHERE id = $1 AND status = $2 AND expires_at >= $3",
+        "SELECT user_ref, card_guid, route, desk_officer, desk_identity_check, desk_reason FROM unlock_attempts \
+         WHERE id = $1 AND status = $2 AND expires_at >= $3",
     )
     .bind(id)
     .bind(step.as_str())
@@ -78,10 +95,20 @@ pub async fn open_at(conn: &mut Conn, id: &str, step: Step, now: i64) -> sqlx::R
     .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else { return Ok(None) };
+    let desk = if row.try_get::<String, _>("route")? == DESK {
+        Some(Desk {
+            officer_ref: row.try_get("desk_officer")?,
+            identity_check: row.try_get::<Option<String>, _>("desk_identity_check")?.unwrap_or_default(),
+            reason: row.try_get::<Option<String>, _>("desk_reason")?.unwrap_or_default(),
+        })
+    } else {
+        None
+    };
     Ok(Some(OpenAttempt {
         user_ref: row.try_get("user_ref")?,
         guid: super::guid_column(&row, "card_guid")?,
         question_ids: questions_of(conn, id).await?,
+        desk,
     }))
 }
 
@@ -121,8 +148,8 @@ pub async fn insert(conn: &mut Conn, new: &NewAttempt<'_>) -> sqlx::Result<()> {
         .execute(&mut *conn)
         .await?;
     sqlx::query(
-        "INSERT INTO unlock_attempts (id, user_ref, card_guid, status, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO unlock_attempts (id, user_ref, card_guid, status, created_at, expires_at, route, \
+         desk_officer, desk_identity_check, desk_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(new.id)
     .bind(new.user_ref)
@@ -130,6 +157,10 @@ pub async fn insert(conn: &mut Conn, new: &NewAttempt<'_>) -> sqlx::Result<()> {
     .bind(new.step.as_str())
     .bind(new.created_at)
     .bind(new.expires_at)
+    .bind(if new.desk.is_some() { DESK } else { SELF_SERVICE })
+    .bind(new.desk.and_then(|d| d.officer_ref))
+    .bind(new.desk.map(|d| d.identity_check.as_str()))
+    .bind(new.desk.map(|d| d.reason.as_str()))
     .execute(&mut *conn)
     .await?;
     for (position, question) in (1_i64..).zip(new.question_ids) {

@@ -194,7 +194,7 @@ on_both_databases! {
         assert_eq!(response.status(), 200);
         assert!(response.headers()["content-disposition"].to_str().unwrap().contains("attachment"));
         let csv = response.text().await.unwrap();
-        assert!(csv.starts_with("day,registrations,unlocks,lockouts,lockouts_cleared\r\n"), "{csv}");
+        assert!(csv.starts_with("day,registrations,unlocks,lockouts,lockouts_cleared,desk_unlocks\r\n"), "{csv}");
         assert!(csv.contains(&format!("{today},1,0,1,1\r\n")) && csv.ends_with("total,1,0,1,1\r\n"), "{csv}");
         let backwards = get(&app, &ra, &format!("/api/ra/report?from={today}&to={yesterday}")).await;
         let body: ApiErrorBody = backwards.json().await.unwrap();

@@ -51,14 +51,14 @@ pub fn ReportPage() -> impl IntoView {
         {move || report.get().map(|r| {
             let totals = r.totals;
             let days = r.days.into_iter().rev().map(|d| view! {
-                <tr><td>{d.day}</td><td>{d.counts.registrations}</td><td>{d.counts.unlocks}</td><td>{d.counts.lockouts}</td><td>{d.counts.lockouts_cleared}</td></tr>
+                <tr><td>{d.day}</td><td>{d.counts.registrations}</td><td>{d.counts.unlocks}</td><td>{d.counts.lockouts}</td><td>{d.counts.lockouts_cleared}</td><td>{d.counts.desk_unlocks}</td></tr>
             }).collect_view();
             view! {
                 <table class="ra-table" data-testid="ra-report">
                     <caption class="nhsuk-u-visually-hidden">"Counts per day, newest first"</caption>
-                    <thead><tr><th scope="col">"Day"</th><th scope="col">"Registrations"</th><th scope="col">"Unlocks"</th><th scope="col">"Lockouts"</th><th scope="col">"Lockouts cleared"</th></tr></thead>
+                    <thead><tr><th scope="col">"Day"</th><th scope="col">"Registrations"</th><th scope="col">"Self-service unlocks"</th><th scope="col">"Lockouts"</th><th scope="col">"Lockouts cleared"</th><th scope="col">"Unlocked at the desk"</th></tr></thead>
                     <tbody>{days}</tbody>
-                    <tfoot><tr data-testid="ra-report-total"><th scope="row">"Total"</th><td>{totals.registrations}</td><td>{totals.unlocks}</td><td>{totals.lockouts}</td><td>{totals.lockouts_cleared}</td></tr></tfoot>
+                    <tfoot><tr data-testid="ra-report-total"><th scope="row">"Total"</th><td>{totals.registrations}</td><td>{totals.unlocks}</td><td>{totals.lockouts}</td><td>{totals.lockouts_cleared}</td><td data-testid="ra-report-desk-unlocks">{totals.desk_unlocks}</td></tr></tfoot>
                 </table>
             }
         })}
