@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
 
 mod cards;
+mod desk_unlock;
 mod helpers;
 #[path = "../../../tests/src/smtp.rs"]
 mod smtp;
