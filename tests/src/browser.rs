@@ -155,6 +155,17 @@ impl Browser {
         Ok(())
     }
 
+    /// Chooses, among the cards a page lists (several cards in the readers), the one whose label
+    /// starts with `name` ("Lee Example’s card", "A blank card").
+    pub async fn choose_card(&self, name: &str) -> anyhow::Result<()> {
+        let script = format!(
+            "const l = Array.from(document.querySelectorAll('[data-testid=card-choice] label')).find(l => l.textContent.startsWith({name:?})); \
+             if (!l) return false; l.click(); return true;"
+        );
+        anyhow::ensure!(self.execute(&script).await? == true, "no card named {name:?} to choose");
+        Ok(())
+    }
+
     pub async fn find(&self, css: &str) -> anyhow::Result<Element> {
         let value = self
             .command(

@@ -81,3 +81,31 @@ pub async fn issue_keys(issuance_id: &str, keys: &IssueKeys) -> Result<IssueCert
 pub async fn issue_complete(issuance_id: &str, complete: &IssueComplete) -> Result<CardIssued, ApiError> {
     post(&format!("/api/ra/issuances/{}/complete", encode(issuance_id)), complete).await
 }
+
+/// Desk unlock, step 1: the challenge the holder's card signs (bound to this officer and person).
+pub async fn desk_challenge(user_id: &str) -> Result<protocol::api::ChallengeIssued, ApiError> {
+    post(&format!("/api/ra/users/{}/desk-unlock/challenge", encode(user_id)), &()).await
+}
+
+pub async fn desk_start(
+    user_id: &str,
+    start: &protocol::ra::DeskUnlockStart,
+) -> Result<protocol::ra::DeskUnlockStarted, ApiError> {
+    post(&format!("/api/ra/users/{}/desk-unlock", encode(user_id)), start).await
+}
+
+/// Then self-service's release and report, through the officer's own routes.
+pub async fn desk_offer_challenge(attempt_id: &str) -> Result<protocol::api::ChallengeIssued, ApiError> {
+    let attempt = protocol::api::UnlockAttempt { attempt_id: attempt_id.to_owned() };
+    post("/api/ra/desk-unlock/offer-challenge", &attempt).await
+}
+
+pub async fn desk_release(
+    release: &protocol::api::UnlockRelease,
+) -> Result<protocol::api::UnlockReleased, ApiError> {
+    post("/api/ra/desk-unlock/release", release).await
+}
+
+pub async fn desk_report(report: &protocol::api::UnlockReported) -> Result<(), ApiError> {
+    post_empty("/api/ra/desk-unlock/report", report).await
+}

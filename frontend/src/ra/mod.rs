@@ -11,6 +11,7 @@ use leptos_router::{
 mod add_person;
 mod api;
 mod audit;
+mod desk_unlock;
 mod issue;
 mod report;
 mod search;
@@ -73,6 +74,7 @@ pub fn RaApp() -> impl IntoView {
                                 <Route path=path!("/ra") view=search::Search />
                                 <Route path=path!("/ra/users/:user_id") view=user::User />
                                 <Route path=path!("/ra/users/:user_id/issue") view=issue::IssueCard />
+                                <Route path=path!("/ra/users/:user_id/unlock") view=desk_unlock::DeskUnlock />
                                 <Route path=path!("/ra/people/new") view=add_person::AddPerson />
                                 <Route path=path!("/ra/audit") view=audit::Audit />
                                 <Route path=path!("/ra/report") view=report::ReportPage />

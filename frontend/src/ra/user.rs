@@ -61,6 +61,8 @@ fn Person(
 ) -> impl IntoView {
     let user_id = person.user_id.clone();
     let issue_href = format!("/ra/users/{}/issue", api::encode(&person.user_id));
+    let unlock_href = format!("/ra/users/{}/unlock", api::encode(&person.user_id));
+    let has_active = person.cards.iter().any(|card| card.status == "active");
     let audit_href = format!("/ra/audit?user_id={}", api::encode(&person.user_id));
     let self_service = match &person.self_service {
         SelfService::Registered { registered_at, email } => {
@@ -195,6 +197,10 @@ fn Person(
             <button class="nhsuk-button nhsuk-button--secondary" type="button" data-testid="ra-withdraw" on:click=withdraw>"Withdraw registration"</button>
         })}
         <h2>"Cards"</h2>
+        {has_active.then(|| view! {
+            <p>"If their card is locked or they have forgotten its passcode, and they are here with photo ID, you can unlock it at this desk. This also clears any self-service lockout."</p>
+            <a class="nhsuk-button" href=unlock_href data-testid="ra-desk-unlock-start">"Unlock their card"</a>
+        })}
         {cards}
         <a class="nhsuk-button" href=issue_href data-testid="ra-issue-card">"Issue a card"</a>
     }

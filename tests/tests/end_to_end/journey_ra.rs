@@ -18,15 +18,6 @@ use tests::{
 const HOLDER_EMAIL: &str = "mo.example@nhs.net";
 const HOLDER_PIN: &str = "86420917";
 
-/// Clicks the radio of the card whose label starts with `name`.
-async fn choose_card(browser: &Browser, name: &str) {
-    let script = format!(
-        "const l = Array.from(document.querySelectorAll('[data-testid=card-choice] label')).find(l => l.textContent.startsWith({name:?})); \
-         if (!l) return false; l.click(); return true;"
-    );
-    assert_eq!(browser.execute(&script).await.unwrap(), true, "no card named {name:?} to choose");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ra_issues_a_card_clears_its_holders_lockout_and_the_holder_then_unlocks() {
     let _lock = exclusive().unwrap();
@@ -73,7 +64,7 @@ async fn an_ra_issues_a_card_clears_its_holders_lockout_and_the_holder_then_unlo
     browser.fill("#ra-issue-confirm", HOLDER_PIN).await.unwrap();
     browser.click_on("[data-testid=ra-issue]").await.unwrap();
     browser.wait_for_text("[data-testid=error-message]", "choose it").await.unwrap();
-    choose_card(&browser, "A blank card").await;
+    browser.choose_card("A blank card").await.unwrap();
     browser.wait_for_text("[data-testid=card-blank]", "ready to be issued").await.unwrap();
     // The holder's first choice is too easy to guess; the second is fine.
     browser.fill("#ra-issue-pin", "123456").await.unwrap();

@@ -15,15 +15,6 @@ use tests::{
 
 const HOLDER_EMAIL: &str = "lee.example@nhs.net";
 
-/// Clicks the radio of the card whose label starts with `name`.
-async fn choose_card(browser: &Browser, name: &str) {
-    let script = format!(
-        "const l = Array.from(document.querySelectorAll('[data-testid=card-choice] label')).find(l => l.textContent.startsWith({name:?})); \
-         if (!l) return false; l.click(); return true;"
-    );
-    assert_eq!(browser.execute(&script).await.unwrap(), true, "no card named {name:?} to choose");
-}
-
 async fn passcode_box_shown(browser: &Browser) -> bool {
     browser.execute("return document.getElementById('passcode').offsetParent !== null").await.unwrap() == true
 }
@@ -59,7 +50,7 @@ async fn with_two_cards_in_the_passcode_goes_only_to_the_card_chosen() {
     browser.screenshot("sign-in-two-cards").await.unwrap();
 
     // The RA chooses their own card and signs in: the holder's card spent nothing.
-    choose_card(&browser, "Ria Officer").await;
+    browser.choose_card("Ria Officer").await.unwrap();
     browser.wait_for_text("[data-testid=card-ready]", "Card found (Ria Officer)").await.unwrap();
     assert!(passcode_box_shown(&browser).await);
     browser.fill("#passcode", "999999").await.unwrap();
@@ -89,7 +80,7 @@ async fn with_two_cards_in_the_passcode_goes_only_to_the_card_chosen() {
     browser.click_on("[data-testid=home-unlock]").await.unwrap();
     browser.wait_for_text("[data-testid=card-picker]", "Lee Example’s card").await.unwrap();
     browser.wait_for_text("[data-testid=card-found]", "(Ria Officer)").await.unwrap();
-    choose_card(&browser, "Lee Example").await;
+    browser.choose_card("Lee Example").await.unwrap();
     browser.wait_for_text("[data-testid=card-found]", "(Lee Example)").await.unwrap();
     browser.assert_accessible("unlock: two cards").await.unwrap();
     browser.screenshot("unlock-two-cards").await.unwrap();
