@@ -86,12 +86,14 @@ impl CardWatch {
 }
 
 /// The status line; `card` says what a readable card means on this page. With several cards in,
-/// the choice comes first; `blank_ok` lets a blank card be chosen (issuance).
+/// the choice comes first; `blank_ok` lets a blank card be chosen (issuance); `for_holder` words
+/// the choice for an RA choosing a holder's card.
 #[component]
 pub fn CardStatus(
     watch: CardWatch,
     card: fn(&CardIdentity) -> AnyView,
     #[prop(optional)] blank_ok: bool,
+    #[prop(optional)] for_holder: bool,
 ) -> impl IntoView {
     let agent = crate::agent::use_agent();
     let (status, readers) = (agent.status(), agent.readers());
@@ -129,7 +131,7 @@ pub fn CardStatus(
                     Some(Inserted { identity: Ok(identity), .. }) => Some(card(&identity)),
                 };
                 view! {
-                    {(cards.len() > 1).then(|| view! { <CardChoice cards blank_ok /> })}
+                    {(cards.len() > 1).then(|| view! { <CardChoice cards blank_ok for_holder /> })}
                     {chosen}
                 }
                 .into_any()
@@ -140,7 +142,7 @@ pub fn CardStatus(
 
 /// One radio per card: the holder's name, the reader, and whether it is locked.
 #[component]
-fn CardChoice(cards: Vec<Inserted>, blank_ok: bool) -> impl IntoView {
+fn CardChoice(cards: Vec<Inserted>, blank_ok: bool, for_holder: bool) -> impl IntoView {
     let chosen = expect_context::<ChosenCard>().0;
     let count = cards.len();
     let items = cards
@@ -170,8 +172,11 @@ fn CardChoice(cards: Vec<Inserted>, blank_ok: bool) -> impl IntoView {
     view! {
         <div class="nhsuk-form-group">
             <fieldset class="nhsuk-fieldset" data-testid="card-picker">
-                <legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s">{format!("There are {count} cards in the card readers. Which one is yours?")}</legend>
-                <div class="nhsuk-hint">"Your passcode goes only to the card you choose."</div>
+                <legend class="nhsuk-fieldset__legend nhsuk-fieldset__legend--s">{format!(
+                    "There are {count} cards in the card readers. Which one is {}?",
+                    if for_holder { "theirs" } else { "yours" }
+                )}</legend>
+                <div class="nhsuk-hint">{if for_holder { "Only the card you choose is used." } else { "Your passcode goes only to the card you choose." }}</div>
                 <div class="nhsuk-radios">{items}</div>
             </fieldset>
         </div>

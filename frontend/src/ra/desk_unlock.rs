@@ -104,7 +104,7 @@ fn DeskUnlockForm(name: String, user_id: String, done: RwSignal<bool>) -> impl I
             <li>"Turn the keyboard to them: they type their new passcode, twice. You never need to know it."</li>
         </ol>
         <div data-testid="ra-desk-reader">
-            <CardStatus watch card=card_line />
+            <CardStatus watch card=card_line for_holder=true />
         </div>
         <form novalidate on:submit=on_submit>
             <div class="nhsuk-form-group">

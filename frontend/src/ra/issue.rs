@@ -99,7 +99,7 @@ fn IssueForm(name: String, user_id: String, issued: RwSignal<Option<CardIssued>>
             <li>"Turn the keyboard to them: they type the passcode they want, twice. You never need to know it."</li>
         </ol>
         <div data-testid="ra-issue-reader">
-            <CardStatus watch blank_ok=true card=|card| {
+            <CardStatus watch blank_ok=true for_holder=true card=|card| {
                 // A card with an identity: a half-issued one is resumed, any other is refused.
                 let whose = card.holder.as_deref().map_or_else(|| "A card".to_owned(), |name| format!("{name}’s card"));
                 view! { <InsetText><p data-testid="card-issued-already">{format!("{whose} is in this reader. It can be issued only if this service started issuing it.")}</p></InsetText> }.into_any()

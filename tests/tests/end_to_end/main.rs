@@ -13,5 +13,6 @@ mod sign_in_with_card;
 mod smoke;
 mod tray;
 mod two_cards_at_a_desk;
+mod unlock_card_cli;
 mod unlock_recovery;
 mod virtual_card_tools;
