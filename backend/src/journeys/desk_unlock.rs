@@ -38,9 +38,11 @@ pub fn driver(officer: &Officer<'_>) -> Driver {
     Driver::Desk { officer_ref: officer.reference() }
 }
 
-/// The challenge the holder's card signs: for this officer and this person only.
+/// The challenge the holder's card signs: for this officer and this person only. Tagged numeric
+/// references, so no user id (`system`, one with a `:`) can stand for another.
 fn binding(officer: &Officer<'_>, holder: &User) -> Vec<u8> {
-    format!("{}:{}", officer.actor(), holder.user_id).into_bytes()
+    let by = officer.reference().map_or_else(|| "operator".to_owned(), |id| format!("ra:{id}"));
+    format!("desk-unlock|{by}|holder:{}", holder.id).into_bytes()
 }
 
 pub async fn challenge(
@@ -124,8 +126,10 @@ pub async fn start(
     }
     let card = card.ok_or(ApiError::NotFound)?;
     let now = now_unix();
-    // A self-service attempt in progress would race this one for the same card: it ends here.
-    unlock_attempts::fail_all(&mut tx, holder.id, &Step::OPEN).await?;
+    // A self-service attempt for this card still at its questions or code would race this one:
+    // it ends here. One already releasing may still report what the card did (the PUK invariant
+    // holds across both: they share the pending PUK).
+    unlock_attempts::fail_for_card(&mut tx, card.guid.as_str(), &[Step::Questions, Step::Code]).await?;
     let desk = Desk {
         officer_ref: officer.reference(),
         identity_check: identity_check.clone(),
@@ -150,6 +154,25 @@ pub async fn start(
         Entry::new(officer.actor(), "desk_unlock_started").subject(&holder.user_id).details(details),
     )
     .await?;
+    // Told at the start, not only at the end: an unlock begun and never reported still reaches
+    // the holder.
+    let address = super::unlock::unlock_address(state, holder.id).await?.or(holder.contact_email.clone());
+    if let Some(address) = address {
+        let by = match &officer {
+            Officer::Ra(user) => user.name.clone(),
+            Officer::Operator => "the service's operator".to_owned(),
+        };
+        let text = format!(
+            "An unlock of your smartcard was started a moment ago at the Registration Authority (RA) desk by {by}.\n\n\
+             If you are at the desk, there is nothing to do.\n\n\
+             If this wasn't you, contact your Registration Authority (RA) straight away.\n"
+        );
+        state
+            .outbox
+            .enqueue(&mut tx, &address, "Your smartcard is being unlocked at the RA desk", &text)
+            .await?;
+    }
     tx.commit().await?;
+    state.outbox.wake();
     Ok(DeskUnlockStarted { attempt_id })
 }

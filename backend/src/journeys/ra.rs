@@ -239,6 +239,8 @@ pub async fn card_status(
     if wanted != CardStatus::Active {
         // A suspended or revoked card signs nobody in any more, including sessions it opened.
         session::delete_for_card(&mut tx, &card.guid).await?;
+        // Nor is it unlocked: its unlocks in progress (self-service or at a desk) end now.
+        unlock_attempts::fail_for_card(&mut tx, &card.guid, &Step::OPEN).await?;
     }
     audit::append(
         &mut tx,

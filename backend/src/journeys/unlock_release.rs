@@ -208,6 +208,10 @@ pub async fn report(state: &AppState, driver: Driver, request: UnlockReported) -
     let proved = proof.is_some_and(|signature| {
         card_proof::verifies_for(&card.piv_auth_key, envelope::Purpose::UnlockProof, &challenge, &signature)
     });
+    // A card suspended or revoked since the release is not reported unlocked (and its lockout
+    // not cleared); at the desk, only a passcode actually reset completes the unlock.
+    let inactive = card.status != people::CardStatus::Active;
+    let proved = proved && !inactive && (attempt.desk.is_none() || report.pin_reset);
     let details = serde_json::json!({
         "pin_reset": report.pin_reset,
         "puk": report.puk,
@@ -222,7 +226,12 @@ pub async fn report(state: &AppState, driver: Driver, request: UnlockReported) -
         )
         .await?;
         tx.commit().await?;
-        return Err(if report.proof.is_some() {
+        return Err(if inactive {
+            ApiError::rejected(
+                ErrorCode::CardNotActive,
+                "This card has been suspended or revoked, so it is not unlocked. Contact your Registration Authority (RA).",
+            )
+        } else if report.proof.is_some() {
             ApiError::rejected(
                 ErrorCode::SignatureInvalid,
                 "The card's proof could not be verified. Try again.",

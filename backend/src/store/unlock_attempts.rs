@@ -201,6 +201,19 @@ pub async fn fail_all(conn: &mut Conn, user_ref: i64, steps: &[Step]) -> sqlx::R
     Ok(())
 }
 
+/// Ends the card's attempts that are at one of `steps`.
+pub async fn fail_for_card(conn: &mut Conn, guid: &str, steps: &[Step]) -> sqlx::Result<()> {
+    for step in steps {
+        sqlx::query("UPDATE unlock_attempts SET status = $1 WHERE card_guid = $2 AND status = $3")
+            .bind(Step::Failed.as_str())
+            .bind(guid)
+            .bind(step.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Counts one more PUK release for attempt `id` if it is at the release step and has had fewer
 /// than `max`; the count so far, or `None` when it may not release again.
 pub async fn count_release(conn: &mut Conn, id: &str, max: i64) -> sqlx::Result<Option<i64>> {

@@ -159,6 +159,8 @@ on_both_databases! {
         assert_eq!(puk_on_record(&app, &card).await, (secrets.new_puk.to_string(), false), "the PUK rotated");
         assert_eq!(lockout(&app).await, (0, None), "self-service works again too");
 
+        let started = smtp.wait_for("hal@nhs.net", "being unlocked at the RA desk", 1).await.unwrap();
+        assert!(started.contains("by Rae Officer"), "told at the start too: {started}");
         let notice = smtp.wait_for("hal@nhs.net", "was unlocked", 1).await.unwrap();
         assert!(notice.contains("at the Registration Authority (RA) desk by Rae Officer"), "{notice}");
         let row = sqlx::query("SELECT actor, subject, details FROM audit_log WHERE event = 'card_unlocked_at_desk'")
@@ -242,5 +244,43 @@ on_both_databases! {
             .await
             .unwrap();
         assert_eq!(refusals, 5, "each refusal of a proved request is in the audit trail");
+    }
+}
+
+on_both_databases! {
+    async fn a_card_suspended_during_a_desk_unlock_is_not_unlocked(engine: Engine) {
+        let (app, _smtp, card) = locked_out_holder(engine).await;
+        let (ra, _) = officer(&app, "600000000009", "Rae Officer").await;
+        let started = desk_start(&app, &ra, HOLDER, &card).await;
+        let DeskUnlockStarted { attempt_id } = started.json().await.unwrap();
+        let (released, _) = release(&app, &ra, "/api/ra/desk-unlock", &card, &attempt_id).await.unwrap();
+        // Suspended between the release and the report: the report completes nothing.
+        let change = CardStatusChange { status: "suspended".into(), reason: "Reported stolen".into() };
+        assert_eq!(post(&app, &ra, &format!("/api/ra/cards/{}/status", card.guid), &change).await.status(), 204);
+        let reported = post(&app, &ra, "/api/ra/desk-unlock/report", &proved(&card, &attempt_id, &released)).await;
+        assert_eq!(error_code(reported).await, (400, "attempt_expired".into()), "the suspension ended the attempt");
+        assert_eq!(lockout(&app).await.0, 3, "the lockout stays");
+        let unlocked: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE event = 'card_unlocked_at_desk'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(unlocked, 0);
+    }
+}
+
+on_both_databases! {
+    async fn the_desk_routes_do_not_drive_a_self_service_attempt(engine: Engine) {
+        let (app, smtp, card) = holder(engine, true).await;
+        let (ra, _) = officer(&app, "600000000009", "Rae Officer").await;
+        let questions: protocol::api::UnlockQuestions = crate::unlock::start(&app, &card).await.json().await.unwrap();
+        assert_eq!(app.post("/api/unlock/answers", &crate::unlock::answers_for(&questions, true)).await.status(), 200);
+        let code = crate::smtp::code_in(&smtp.wait_for("hal@nhs.net", "unlock code", 1).await.unwrap()).unwrap();
+        let entered = app.post("/api/unlock/code", &protocol::api::UnlockCode { attempt_id: questions.attempt_id.clone(), code }).await;
+        assert_eq!(entered.status(), 204);
+        assert_eq!(
+            release(&app, &ra, "/api/ra/desk-unlock", &card, &questions.attempt_id).await.err(),
+            Some((400, "attempt_expired".into()))
+        );
+        assert_eq!(puk_on_record(&app, &card).await, (card.puk.clone(), false), "nothing released to the desk");
     }
 }
