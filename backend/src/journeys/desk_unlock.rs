@@ -82,6 +82,8 @@ pub async fn start(
         None => false,
     };
     drop(conn);
+    // Read before the write transaction, which must not wait for a second pooled connection.
+    let address = super::unlock::unlock_address(state, holder.id).await?.or(holder.contact_email.clone());
 
     let mut tx = state.db.begin_write().await?;
     let challenge = challenges::redeem(
@@ -156,7 +158,6 @@ pub async fn start(
     .await?;
     // Told at the start, not only at the end: an unlock begun and never reported still reaches
     // the holder.
-    let address = super::unlock::unlock_address(state, holder.id).await?.or(holder.contact_email.clone());
     if let Some(address) = address {
         let by = match &officer {
             Officer::Ra(user) => user.name.clone(),

@@ -198,6 +198,11 @@ pub async fn report(state: &AppState, driver: Driver, request: UnlockReported) -
         }
     };
 
+    // Read before the write transaction, which must not wait for a second pooled connection.
+    let desk_officer = match attempt.desk.as_ref().and_then(|d| d.officer_ref) {
+        Some(officer) => people::user_by_ref(&state.db, officer).await?.map(|u| (u.user_id, u.name)),
+        None => None,
+    };
     let mut tx = state.db.begin_write().await?;
     let pending = people::pending_puk(&mut tx, &attempt.guid).await?;
     // No pending PUK: whatever release this report is about has been overtaken.
@@ -267,10 +272,7 @@ pub async fn report(state: &AppState, driver: Driver, request: UnlockReported) -
         Some(desk) => {
             // One action: the card works again, and so does self-service.
             people::clear_lockout(&mut tx, attempt.user_ref).await?;
-            let officer = match desk.officer_ref {
-                Some(officer) => people::user_by_ref(&state.db, officer).await?.map(|u| (u.user_id, u.name)),
-                None => None,
-            };
+            let officer = desk_officer;
             let actor = officer.as_ref().map_or(SYSTEM, |(user_id, _)| user_id.as_str());
             let mut details = details;
             details["guid"] = serde_json::json!(attempt.guid);
