@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use agent_client::AgentClient;
 use anyhow::Context;
 use clap::Subcommand;
 
@@ -17,6 +18,41 @@ use crate::{
     store::people::{self, NewUser, PeopleError},
     vault::Vault,
 };
+
+/// The card agent on this computer, for the commands that drive a card through it.
+#[derive(Debug, clap::Args)]
+pub struct AgentArgs {
+    #[arg(long, default_value = "ws://127.0.0.1:47101")]
+    agent_url: String,
+    /// An origin the agent allows; default: the service's public URL.
+    #[arg(long)]
+    origin: Option<String>,
+    /// The reader with the card; default: the first reader holding a card.
+    #[arg(long)]
+    reader: Option<String>,
+}
+
+/// How long a card just put in (or a virtual card just started) may take to reach pcscd.
+const CARD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The agent's address, an origin it allows and the reader: what `issue-card` and `unlock-card`
+/// connect with.
+#[derive(Debug, Clone, Copy)]
+pub struct CardAgent<'a> {
+    pub url: &'a str,
+    pub origin: &'a str,
+    pub reader: Option<&'a str>,
+}
+
+impl CardAgent<'_> {
+    /// Connects (refusing an agent of another protocol version) and waits for a card in the
+    /// reader; the reader's name.
+    pub async fn connect(&self) -> anyhow::Result<(AgentClient, String)> {
+        let mut agent = AgentClient::connect_compatible(self.url, self.origin).await?;
+        let reader = agent.wait_for_card(self.reader, CARD_WAIT).await?;
+        Ok((agent, reader))
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
@@ -58,14 +94,8 @@ pub enum AdminCommand {
         user_id: String,
         #[arg(long, default_value = "Issued by the operator")]
         reason: String,
-        #[arg(long, default_value = "ws://127.0.0.1:47101")]
-        agent_url: String,
-        /// An origin the agent allows; default: the service's public URL.
-        #[arg(long)]
-        origin: Option<String>,
-        /// The reader with the blank card; default: the first reader holding a card.
-        #[arg(long)]
-        reader: Option<String>,
+        #[command(flatten)]
+        agent: AgentArgs,
     },
     /// Unlock a user's card at the operator's desk through the card agent on this computer — the
     /// RA console's "Unlock their card": resets the passcode and rotates the PUK, clears the
@@ -79,14 +109,8 @@ pub enum AdminCommand {
         identity_check: String,
         #[arg(long)]
         reason: String,
-        #[arg(long, default_value = "ws://127.0.0.1:47101")]
-        agent_url: String,
-        /// An origin the agent allows; default: the service's public URL.
-        #[arg(long)]
-        origin: Option<String>,
-        /// The reader with the holder's card; default: the first reader holding a card.
-        #[arg(long)]
-        reader: Option<String>,
+        #[command(flatten)]
+        agent: AgentArgs,
     },
     /// Check the audit trail's hash chain; exits non-zero naming the first broken row.
     VerifyAudit,
@@ -164,9 +188,9 @@ pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> a
                 }
             }
         }
-        AdminCommand::IssueCard { user_id, reason, agent_url, origin, reader } => {
+        AdminCommand::IssueCard { user_id, reason, agent } => {
             let pin = passcode_from_stdin()?;
-            let origin = origin.unwrap_or_else(|| settings.public_url());
+            let origin = agent.origin.clone().unwrap_or_else(|| settings.public_url());
             let vault = Vault::from_settings(settings)?;
             let ca = card_ca::CertificateAuthority::load_or_create(&settings.ca_dir())?;
             let signer = crate::trust::envelope_signer(settings)?;
@@ -181,25 +205,21 @@ pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> a
             let command = IssueCard {
                 user_id: &user_id,
                 reason: &reason,
-                agent_url: &agent_url,
-                origin: &origin,
-                reader: reader.as_deref(),
+                agent: CardAgent { url: &agent.agent_url, origin: &origin, reader: agent.reader.as_deref() },
                 pin,
             };
             let issued = admin_issue::issue_card(issuer, command).await?;
             println!("card {} is issued to {}", issued.guid, issued.user_id);
         }
-        AdminCommand::UnlockCard { user_id, identity_check, reason, agent_url, origin, reader } => {
+        AdminCommand::UnlockCard { user_id, identity_check, reason, agent } => {
             let pin = passcode_from_stdin()?;
-            let origin = origin.unwrap_or_else(|| settings.public_url());
+            let origin = agent.origin.clone().unwrap_or_else(|| settings.public_url());
             let state = crate::startup::AppState::new(db.clone(), settings.clone())?;
             let command = crate::admin_unlock::UnlockCard {
                 user_id: &user_id,
                 identity_check: &identity_check,
                 reason: &reason,
-                agent_url: &agent_url,
-                origin: &origin,
-                reader: reader.as_deref(),
+                agent: CardAgent { url: &agent.agent_url, origin: &origin, reader: agent.reader.as_deref() },
                 pin,
             };
             crate::admin_unlock::unlock_card(&state, command).await?;

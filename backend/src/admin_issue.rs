@@ -3,9 +3,6 @@
 //! page's place: it relays between the card agent on this computer and the issuance steps, and
 //! sees no more than the page would (the secrets travel sealed to the agent).
 
-use std::time::Duration;
-
-use agent_client::AgentClient;
 use anyhow::{bail, Context};
 use protocol::{
     agent::{Operation, Reply},
@@ -14,24 +11,18 @@ use protocol::{
 use zeroize::Zeroizing;
 
 use crate::{
+    admin::CardAgent,
     journeys::issuance::{self, Issuer, Officer},
     store::people,
 };
-
-/// How long a card just put in (or a virtual card just started) may take to reach pcscd.
-const CARD_WAIT: Duration = Duration::from_secs(10);
 
 /// What the command needs besides the database.
 #[derive(Debug)]
 pub struct IssueCard<'a> {
     pub user_id: &'a str,
     pub reason: &'a str,
-    /// `ws://127.0.0.1:47101` by default.
-    pub agent_url: &'a str,
-    /// An origin the agent allows (the self-service site's).
-    pub origin: &'a str,
-    /// The reader holding the blank card; the first with a card if not given.
-    pub reader: Option<&'a str>,
+    /// Where the blank card is.
+    pub agent: CardAgent<'a>,
     pub pin: Zeroizing<String>,
 }
 
@@ -39,8 +30,7 @@ pub async fn issue_card(issuer: Issuer<'_>, command: IssueCard<'_>) -> anyhow::R
     let holder = people::user_by_user_id(issuer.db, command.user_id)
         .await?
         .with_context(|| format!("no user {}", command.user_id))?;
-    let mut agent = AgentClient::connect_compatible(command.agent_url, command.origin).await?;
-    let reader = agent.wait_for_card(command.reader, CARD_WAIT).await?;
+    let (mut agent, reader) = command.agent.connect().await?;
     let Reply::IssueOffer { public_key, guid, resume_signature } =
         agent.call(Operation::BeginIssue { reader: reader.clone() }).await?
     else {

@@ -3,9 +3,6 @@
 //! the page's place, as `issue-card` is for issuance. It relays between the agent and the same
 //! steps, and sees no more than the page would (the PUKs travel sealed to the agent).
 
-use std::time::Duration;
-
-use agent_client::AgentClient;
 use anyhow::bail;
 use protocol::{
     agent::{Operation, Reply},
@@ -15,31 +12,24 @@ use protocol::{
 use zeroize::Zeroizing;
 
 use crate::{
+    admin::CardAgent,
     admin_issue::api_error,
     journeys::{desk_unlock, issuance::Officer, unlock_release},
     startup::AppState,
 };
-
-/// How long a card just put in (or a virtual card just started) may take to reach pcscd.
-const CARD_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct UnlockCard<'a> {
     pub user_id: &'a str,
     pub identity_check: &'a str,
     pub reason: &'a str,
-    /// `ws://127.0.0.1:47101` by default.
-    pub agent_url: &'a str,
-    /// An origin the agent allows (the self-service site's).
-    pub origin: &'a str,
-    /// The reader holding the holder's card; the first with a card if not given.
-    pub reader: Option<&'a str>,
+    /// Where the holder's card is.
+    pub agent: CardAgent<'a>,
     pub pin: Zeroizing<String>,
 }
 
 pub async fn unlock_card(state: &AppState, command: UnlockCard<'_>) -> anyhow::Result<()> {
-    let mut agent = AgentClient::connect_compatible(command.agent_url, command.origin).await?;
-    let reader = agent.wait_for_card(command.reader, CARD_WAIT).await?;
+    let (mut agent, reader) = command.agent.connect().await?;
     let Reply::Identity(card) = agent.call(Operation::CardIdentity { reader: reader.clone() }).await? else {
         bail!("unexpected answer from the agent to card_identity");
     };

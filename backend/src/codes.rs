@@ -28,66 +28,51 @@ impl Purpose {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Issued {
-    pub code: String,
-    pub sent_at: i64,
-    pub expires_at: i64,
-    pub resend_after: i64,
-}
-
-/// A code sent earlier that still works: unused, unexpired, with tries left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Live {
-    pub sent_at: i64,
-    pub expires_at: i64,
-    /// When the sending limits allow a new one.
-    pub resend_after: i64,
-}
-
 /// What a person has to go on after a code was asked for.
 #[derive(Debug, Clone)]
-pub enum Sent {
-    New(Issued),
-    /// The limits refused a new code, and this earlier one still works.
-    Earlier(Live),
+pub struct Sent {
+    /// The new code, to be emailed; `None`: no new one was made, because the sending limits
+    /// refused it and one sent earlier still works (see [`Reuse::Live`]).
+    pub code: Option<String>,
+    /// When the code in force was sent and until when it works, and when the sending limits
+    /// allow a new one.
+    pub sent_at: i64,
+    pub expires_at: i64,
+    pub resend_after: i64,
 }
 
-/// Replaces any live code of this purpose with a new one, unless the last was sent too recently
-/// (429, saying when to try again). Requests for the same person are taken one at a time, so the
-/// cooldown and the hourly cap hold however many arrive together.
+/// When the sending limits refuse a new code, whether one sent earlier that still works stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// "Send me a new code": refused (429, saying when to try again).
+    Never,
+    /// A gate just passed (right answers, the same address again): the limits only ever limit
+    /// sending, never a person who already has a working code.
+    Live,
+}
+
+/// Replaces any live code of this purpose with a new one, unless the last was sent too recently;
+/// then, as `reuse` says, the earlier code stands or the request is refused (429). Requests for
+/// the same person are taken one at a time, so the cooldown and the hourly cap hold however many
+/// arrive together.
 pub async fn issue(
     tx: &mut Transaction<'static, Any>,
     hasher: &CodeHasher,
     user_ref: i64,
     purpose: Purpose,
-) -> Result<Issued, ApiError> {
-    people::hold(tx, user_ref).await?;
-    let now = now_unix();
-    if let Some(allowed_at) = next_allowed(tx, user_ref, purpose, now).await? {
-        return Err(too_soon(allowed_at - now));
-    }
-    create(tx, hasher, user_ref, purpose, now).await
-}
-
-/// As [`issue`], except that when the sending limits refuse a new code while one sent earlier
-/// still works, that one stands: the limits only ever limit sending, never a person who already
-/// has a working code.
-pub async fn issue_unless_live(
-    tx: &mut Transaction<'static, Any>,
-    hasher: &CodeHasher,
-    user_ref: i64,
-    purpose: Purpose,
+    reuse: Reuse,
 ) -> Result<Sent, ApiError> {
     people::hold(tx, user_ref).await?;
     let now = now_unix();
     let Some(allowed_at) = next_allowed(tx, user_ref, purpose, now).await? else {
-        return Ok(Sent::New(create(tx, hasher, user_ref, purpose, now).await?));
+        return create(tx, hasher, user_ref, purpose, now).await;
     };
-    match live(tx, user_ref, purpose, now).await? {
-        Some((sent_at, expires_at)) => {
-            Ok(Sent::Earlier(Live { sent_at, expires_at, resend_after: allowed_at }))
-        }
+    let earlier = match reuse {
+        Reuse::Live => live(tx, user_ref, purpose, now).await?,
+        Reuse::Never => None,
+    };
+    match earlier {
+        Some((sent_at, expires_at)) => Ok(Sent { code: None, sent_at, expires_at, resend_after: allowed_at }),
         None => Err(too_soon(allowed_at - now)),
     }
 }
@@ -144,7 +129,7 @@ async fn create(
     user_ref: i64,
     purpose: Purpose,
     now: i64,
-) -> Result<Issued, ApiError> {
+) -> Result<Sent, ApiError> {
     sqlx::query(
         "UPDATE one_time_codes SET used_at = $1 WHERE user_ref = $2 AND purpose = $3 AND used_at IS NULL",
     )
@@ -166,8 +151,8 @@ async fn create(
     .bind(MAX_WRONG_TRIES)
     .execute(&mut **tx)
     .await?;
-    Ok(Issued {
-        code,
+    Ok(Sent {
+        code: Some(code),
         sent_at: now,
         expires_at: now + LIFETIME_SECONDS,
         resend_after: now + RESEND_COOLDOWN_SECONDS,

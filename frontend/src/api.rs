@@ -172,14 +172,16 @@ pub async fn unlock_code(request: &UnlockCode) -> Result<(), ApiError> {
     post_empty("/api/unlock/code", request).await
 }
 
-pub async fn unlock_offer_challenge(attempt_id: &str) -> Result<ChallengeIssued, ApiError> {
-    post("/api/unlock/offer-challenge", &UnlockAttempt { attempt_id: attempt_id.to_owned() }).await
+/// The release and report of an unlock live under `routes`: self-service's `/api/unlock`, or an
+/// RA's desk unlock, `/api/ra/desk-unlock` (see `crate::release`).
+pub async fn unlock_offer_challenge(routes: &str, attempt_id: &str) -> Result<ChallengeIssued, ApiError> {
+    post(&format!("{routes}/offer-challenge"), &UnlockAttempt { attempt_id: attempt_id.to_owned() }).await
 }
 
-pub async fn unlock_release(request: &UnlockRelease) -> Result<UnlockReleased, ApiError> {
-    post("/api/unlock/release", request).await
+pub async fn unlock_release(routes: &str, request: &UnlockRelease) -> Result<UnlockReleased, ApiError> {
+    post(&format!("{routes}/release"), request).await
 }
 
-pub async fn unlock_report(request: &UnlockReported) -> Result<(), ApiError> {
-    post_empty("/api/unlock/report", request).await
+pub async fn unlock_report(routes: &str, request: &UnlockReported) -> Result<(), ApiError> {
+    post_empty(&format!("{routes}/report"), request).await
 }

@@ -14,6 +14,7 @@ mod layout;
 mod pages;
 #[cfg(feature = "ra-console")]
 pub mod ra;
+pub mod release;
 pub mod time;
 
 /// The agent's default address, used until the backend says otherwise.

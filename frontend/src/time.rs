@@ -34,3 +34,15 @@ pub fn date_time(unix_seconds: i64) -> String {
     let parts = parts(unix_seconds);
     format!("{} at {}", spoken::date(&parts), spoken::clock(&parts))
 }
+
+/// "We have sent an unlock code to f***@nhs.net. It works until 8:17am." — or, when the code sent
+/// earlier stands (the sending limits), when it was sent and that no new one was.
+pub fn code_sent(kind: &str, to: &str, sent_at: i64, expires_at: i64, earlier: bool) -> String {
+    let until = clock(expires_at);
+    let sent = if earlier {
+        format!("We emailed you a code at {} to {to}; it works until {until}. No new code was sent, so use that one.", clock(sent_at))
+    } else {
+        format!("We have sent {kind} to {to}. It works once, until {until}.")
+    };
+    format!("{sent} If you cannot see it, check your Junk or Spam folder.")
+}

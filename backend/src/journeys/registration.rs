@@ -106,22 +106,8 @@ pub async fn register(
         registrations::email(&mut tx, me.user.id, Status::Pending).await?.as_deref() == Some(email.as_str());
     registrations::delete(&mut tx, me.user.id, Some(Status::Pending)).await?;
     registrations::insert_pending(&mut tx, me.user.id, &email, &hashed, now).await?;
-    let pending = if same_address {
-        match codes::issue_unless_live(&mut tx, &state.codes, me.user.id, codes::Purpose::Registration)
-            .await?
-        {
-            codes::Sent::New(issued) => mail_code(&mut tx, state, &me, &email, issued).await?,
-            codes::Sent::Earlier(live) => RegistrationPending {
-                email: email.clone(),
-                sent_at: live.sent_at,
-                code_expires_at: live.expires_at,
-                resend_after: live.resend_after,
-                earlier: true,
-            },
-        }
-    } else {
-        send_code(&mut tx, state, &me, &email).await?
-    };
+    let reuse = if same_address { codes::Reuse::Live } else { codes::Reuse::Never };
+    let pending = send_code(&mut tx, state, &me, &email, reuse).await?;
     let questions: Vec<u32> = hashed.iter().map(|a| a.question_id).collect();
     audit::append(
         &mut tx,
@@ -137,7 +123,7 @@ pub async fn register(
 pub async fn resend(state: &AppState, me: SignedIn) -> Result<RegistrationPending, ApiError> {
     let mut tx = state.db.begin_write().await?;
     let email = pending_email(&mut tx, me.user.id).await?;
-    let pending = send_code(&mut tx, state, &me, &email).await?;
+    let pending = send_code(&mut tx, state, &me, &email, codes::Reuse::Never).await?;
     audit::append(&mut tx, Entry::new(&me.user.user_id, "registration_code_resent")).await?;
     tx.commit().await?;
     state.outbox.wake();
@@ -196,41 +182,36 @@ async fn pending_email(tx: &mut Transaction<'static, Any>, user_ref: i64) -> Res
     registrations::email(tx, user_ref, Status::Pending).await?.ok_or_else(no_pending)
 }
 
+/// A registration code to `email`, emailed when it is a new one (see [`codes::Reuse`]).
 async fn send_code(
     tx: &mut Transaction<'static, Any>,
     state: &AppState,
     me: &SignedIn,
     email: &str,
+    reuse: codes::Reuse,
 ) -> Result<RegistrationPending, ApiError> {
-    let issued = codes::issue(tx, &state.codes, me.user.id, codes::Purpose::Registration).await?;
-    mail_code(tx, state, me, email, issued).await
-}
-
-/// Queues the email with a new registration code.
-async fn mail_code(
-    tx: &mut Transaction<'static, Any>,
-    state: &AppState,
-    me: &SignedIn,
-    email: &str,
-    issued: codes::Issued,
-) -> Result<RegistrationPending, ApiError> {
-    state.outbox.enqueue(
-        tx,
-        email,
-        "Your smartcard self-service registration code",
-        &format!(
-            "Hello {},\n\nYour registration code is: {}\n\nEnter it on the registration page within 15 \
-             minutes. It works once.\n\nIf you did not ask for this, contact your Registration Authority (RA).\n",
-            me.user.name, issued.code
-        ),
-    )
-    .await?;
+    let sent = codes::issue(tx, &state.codes, me.user.id, codes::Purpose::Registration, reuse).await?;
+    if let Some(code) = &sent.code {
+        state
+            .outbox
+            .enqueue(
+                tx,
+                email,
+                "Your smartcard self-service registration code",
+                &format!(
+                    "Hello {},\n\nYour registration code is: {code}\n\nEnter it on the registration page within 15 \
+                     minutes. It works once.\n\nIf you did not ask for this, contact your Registration Authority (RA).\n",
+                    me.user.name
+                ),
+            )
+            .await?;
+    }
     Ok(RegistrationPending {
         email: email.to_owned(),
-        sent_at: issued.sent_at,
-        code_expires_at: issued.expires_at,
-        resend_after: issued.resend_after,
-        earlier: false,
+        sent_at: sent.sent_at,
+        code_expires_at: sent.expires_at,
+        resend_after: sent.resend_after,
+        earlier: sent.code.is_none(),
     })
 }
 

@@ -131,7 +131,7 @@ pub async fn start(state: &AppState, request: UnlockStart) -> Result<UnlockQuest
             desk: None,
         };
         unlock_attempts::insert(&mut tx, &attempt).await?;
-        let sent = code_for_attempt(&mut tx, state, card.user_ref, &email).await?;
+        let sent = send_code(&mut tx, state, card.user_ref, &email, codes::Reuse::Live).await?;
         let details = serde_json::json!({ "route": "contact_email" });
         audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_started").subject(&guid).details(details))
             .await?;
@@ -268,7 +268,7 @@ pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockC
         return Err(attempt_ended());
     }
     let email = email.ok_or_else(attempt_ended)?;
-    let sent = code_for_attempt(&mut tx, state, user_ref, &email).await?;
+    let sent = send_code(&mut tx, state, user_ref, &email, codes::Reuse::Live).await?;
     audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_questions_passed").subject(&guid)).await?;
     tx.commit().await?;
     state.outbox.wake();
@@ -286,62 +286,37 @@ pub async fn unlock_address(state: &AppState, user_ref: i64) -> Result<Option<St
     Ok(people::user_by_ref(&state.db, user_ref).await?.and_then(|u| u.contact_email))
 }
 
-/// The code an attempt that passed its gate goes on with. The sending limits only limit sending:
-/// when they refuse a new code while one sent earlier still works, the person goes on with that.
-async fn code_for_attempt(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    state: &AppState,
-    user_ref: i64,
-    email: &str,
-) -> Result<UnlockCodeSent, ApiError> {
-    match codes::issue_unless_live(tx, &state.codes, user_ref, codes::Purpose::Unlock).await? {
-        codes::Sent::New(issued) => mail_code(tx, state, email, issued).await,
-        codes::Sent::Earlier(live) => Ok(UnlockCodeSent {
-            email_hint: hint(email),
-            sent_at: live.sent_at,
-            code_expires_at: live.expires_at,
-            resend_after: live.resend_after,
-            earlier: true,
-        }),
-    }
-}
-
-/// A new unlock code (the cooldown and hourly limit apply), replacing the last one.
+/// A code for the attempt (`Reuse::Live` once it passed its gate; `Never` for "send a new one"),
+/// emailed when it is a new one.
 async fn send_code(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     state: &AppState,
     user_ref: i64,
     email: &str,
+    reuse: codes::Reuse,
 ) -> Result<UnlockCodeSent, ApiError> {
-    let issued = codes::issue(tx, &state.codes, user_ref, codes::Purpose::Unlock).await?;
-    mail_code(tx, state, email, issued).await
-}
-
-/// Queues the email with a new unlock code.
-async fn mail_code(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    state: &AppState,
-    email: &str,
-    issued: codes::Issued,
-) -> Result<UnlockCodeSent, ApiError> {
-    state.outbox.enqueue(
-        tx,
-        email,
-        "Your smartcard unlock code",
-        &format!(
-            "Your smartcard unlock code is: {}\n\nEnter it on the unlock page within 15 minutes. It works once.\n\n\
-             This is NOT your new passcode: you choose that on the next page.\n\n\
-             If you are not unlocking your card right now, contact your Registration Authority (RA) straight away.\n",
-            issued.code
-        ),
-    )
-    .await?;
+    let sent = codes::issue(tx, &state.codes, user_ref, codes::Purpose::Unlock, reuse).await?;
+    if let Some(code) = &sent.code {
+        state
+            .outbox
+            .enqueue(
+                tx,
+                email,
+                "Your smartcard unlock code",
+                &format!(
+                    "Your smartcard unlock code is: {code}\n\nEnter it on the unlock page within 15 minutes. It works once.\n\n\
+                     This is NOT your new passcode: you choose that on the next page.\n\n\
+                     If you are not unlocking your card right now, contact your Registration Authority (RA) straight away.\n"
+                ),
+            )
+            .await?;
+    }
     Ok(UnlockCodeSent {
         email_hint: hint(email),
-        sent_at: issued.sent_at,
-        code_expires_at: issued.expires_at,
-        resend_after: issued.resend_after,
-        earlier: false,
+        sent_at: sent.sent_at,
+        code_expires_at: sent.expires_at,
+        resend_after: sent.resend_after,
+        earlier: sent.code.is_none(),
     })
 }
 
@@ -350,7 +325,7 @@ pub async fn resend(state: &AppState, request: UnlockAttempt) -> Result<UnlockCo
     let OpenAttempt { user_ref, guid, .. } = open_attempt(state, &request.attempt_id, Step::Code).await?;
     let email = unlock_address(state, user_ref).await?.ok_or_else(attempt_ended)?;
     let mut tx = state.db.begin_write().await?;
-    let sent = send_code(&mut tx, state, user_ref, &email).await?;
+    let sent = send_code(&mut tx, state, user_ref, &email, codes::Reuse::Never).await?;
     audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_code_resent").subject(&guid)).await?;
     tx.commit().await?;
     state.outbox.wake();

@@ -267,20 +267,13 @@ fn CodeStep(
 ) -> impl IntoView {
     let code = RwSignal::new(String::new());
     let notice = RwSignal::new(None::<String>);
-    let sent_line = if pending.earlier {
-        format!(
-            "We emailed you a code at {} to {}; it works until {}. No new code was sent, so use that one. If you cannot see it, check your Junk or Spam folder.",
-            time::clock(pending.sent_at),
-            pending.email,
-            time::clock(pending.code_expires_at)
-        )
-    } else {
-        format!(
-            "We have sent a registration code to {}. It works until {}. If you cannot see it, check your Junk or Spam folder.",
-            pending.email,
-            time::clock(pending.code_expires_at)
-        )
-    };
+    let sent_line = time::code_sent(
+        "a registration code",
+        &pending.email,
+        pending.sent_at,
+        pending.code_expires_at,
+        pending.earlier,
+    );
     let on_submit = move |event: SubmitEvent| {
         event.prevent_default();
         let typed = code.get_untracked();

@@ -5,11 +5,8 @@
 
 use leptos::{ev::SubmitEvent, prelude::*};
 use protocol::{
-    agent::{AgentErrorCode, CardIdentity, PinState},
-    api::{
-        QuestionAnswer, UnlockAnswers, UnlockCode, UnlockCodeSent, UnlockQuestions, UnlockRelease,
-        UnlockReported, UnlockStart,
-    },
+    agent::{CardIdentity, PinState},
+    api::{QuestionAnswer, UnlockAnswers, UnlockCode, UnlockCodeSent, UnlockQuestions, UnlockStart},
     passcode,
 };
 use protocol::{card_guid::CardGuid, error_code::ErrorCode};
@@ -19,7 +16,7 @@ use crate::{
     api::{self, ApiError},
     card_status::{CardStatus, CardWatch, ChosenCard},
     components::{go_to, group_class, input_class, ErrorSummary, FieldError, InsetText, WarningCallout},
-    time,
+    release, time,
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -270,20 +267,8 @@ fn CodeStep(
 ) -> impl IntoView {
     let code = RwSignal::new(String::new());
     let notice = RwSignal::new(None::<String>);
-    let sent_line = if sent.earlier {
-        format!(
-            "We emailed you a code at {} to {}; it works until {}. No new code was sent, so use that one. If you cannot see it, check your Junk or Spam folder.",
-            time::clock(sent.sent_at),
-            sent.email_hint,
-            time::clock(sent.code_expires_at)
-        )
-    } else {
-        format!(
-            "We have sent an unlock code to {}. It works once, until {}. If you cannot see it, check your Junk or Spam folder.",
-            sent.email_hint,
-            time::clock(sent.code_expires_at)
-        )
-    };
+    let sent_line =
+        time::code_sent("an unlock code", &sent.email_hint, sent.sent_at, sent.code_expires_at, sent.earlier);
     let on_submit = {
         let attempt_id = attempt_id.clone();
         move |event: SubmitEvent| {
@@ -366,7 +351,12 @@ fn NewPasscodeStep(
         let agent = agent.clone();
         let attempt_id = attempt_id.clone();
         leptos::task::spawn_local(async move {
-            let result = unlock(&agent, reader, &attempt_id, pin).await;
+            let result = release::unlock(&agent, release::SELF_SERVICE, reader, &attempt_id, pin)
+                .await
+                .map_err(|failed| match failed {
+                    release::Failed::Api(e) => Problem::from(e),
+                    release::Failed::Agent(message) => Problem::Message(message),
+                });
             busy.set(false);
             new.set(String::new());
             confirm.set(String::new());
@@ -398,41 +388,5 @@ fn NewPasscodeStep(
             </div>
             <button class="nhsuk-button" type="submit" data-testid="unlock" prop:disabled=move || busy.get()>"Unlock my card"</button>
         </form>
-    }
-}
-
-/// The release: the agent offers a one-time key (signed by the card), the backend seals the PUKs
-/// to it, the agent resets the passcode and rotates the PUK, and the backend checks the card's proof.
-async fn unlock(agent: &Agent, reader: String, attempt_id: &str, pin: String) -> Result<(), Problem> {
-    let agent_failed = |e: protocol::agent::AgentError| Problem::Message(e.message);
-    let offer = api::unlock_offer_challenge(attempt_id).await?;
-    let (_guid, public_key, signature) =
-        agent.begin_unlock(reader.clone(), offer.challenge).await.map_err(agent_failed)?;
-    let release = UnlockRelease {
-        attempt_id: attempt_id.to_owned(),
-        challenge_id: offer.challenge_id,
-        public_key,
-        signature,
-    };
-    let released = api::unlock_release(&release).await?;
-    let report = agent.unlock(reader, released.envelope, pin).await.map_err(|e| match e.code {
-        AgentErrorCode::WrongCard => Problem::Message(
-            "The card in the reader is not the one you started with. Put that card back in and try again."
-                .into(),
-        ),
-        _ => Problem::Message(e.message),
-    })?;
-    let failure = report.failure.clone();
-    // The report goes to the backend whatever happened: it is how the PUK is kept track of.
-    let recorded = api::unlock_report(&UnlockReported {
-        attempt_id: attempt_id.to_owned(),
-        proof_challenge_id: released.proof_challenge.challenge_id,
-        report,
-    })
-    .await;
-    match (failure, recorded) {
-        (_, Ok(())) => Ok(()),
-        (Some(failure), Err(_)) => Err(Problem::Message(failure.error.message)),
-        (None, Err(e)) => Err(e.into()),
     }
 }

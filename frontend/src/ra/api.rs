@@ -93,19 +93,3 @@ pub async fn desk_start(
 ) -> Result<protocol::ra::DeskUnlockStarted, ApiError> {
     post(&format!("/api/ra/users/{}/desk-unlock", encode(user_id)), start).await
 }
-
-/// Then self-service's release and report, through the officer's own routes.
-pub async fn desk_offer_challenge(attempt_id: &str) -> Result<protocol::api::ChallengeIssued, ApiError> {
-    let attempt = protocol::api::UnlockAttempt { attempt_id: attempt_id.to_owned() };
-    post("/api/ra/desk-unlock/offer-challenge", &attempt).await
-}
-
-pub async fn desk_release(
-    release: &protocol::api::UnlockRelease,
-) -> Result<protocol::api::UnlockReleased, ApiError> {
-    post("/api/ra/desk-unlock/release", release).await
-}
-
-pub async fn desk_report(report: &protocol::api::UnlockReported) -> Result<(), ApiError> {
-    post_empty("/api/ra/desk-unlock/report", report).await
-}

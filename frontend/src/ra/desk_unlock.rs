@@ -8,18 +8,18 @@
 use leptos::{ev::SubmitEvent, prelude::*};
 use leptos_router::hooks::use_params_map;
 use protocol::{
-    agent::{AgentErrorCode, CardIdentity, PinState},
-    api::{UnlockRelease, UnlockReported},
+    agent::{CardIdentity, PinState},
     card_guid::CardGuid,
     passcode,
     ra::DeskUnlockStart,
 };
 
-use super::{api, ReasonField};
+use super::{api, NewPasscodeFields, ReasonField};
 use crate::{
     agent::{use_agent, Agent},
     card_status::{CardStatus, CardWatch},
     components::{ErrorSummary, InsetText},
+    release,
 };
 
 #[component]
@@ -114,19 +114,7 @@ fn DeskUnlockForm(name: String, user_id: String, done: RwSignal<bool>) -> impl I
                     prop:value=move || identity_check.get() on:input=move |ev| identity_check.set(event_target_value(&ev)) />
             </div>
             <ReasonField id="ra-desk-reason" reason />
-            <div class="nhsuk-form-group">
-                <label class="nhsuk-label" for="ra-desk-pin">"Their new passcode"</label>
-                <div class="nhsuk-hint" id="ra-desk-pin-hint">"6 to 8 digits. Not one digit repeated, not a run like 123456, and not a common one."</div>
-                <input class="nhsuk-input nhsuk-input--width-10" id="ra-desk-pin" type="password" inputmode="numeric"
-                    autocomplete="new-password" aria-describedby="ra-desk-pin-hint"
-                    prop:value=move || pin.get() on:input=move |ev| pin.set(event_target_value(&ev)) />
-            </div>
-            <div class="nhsuk-form-group">
-                <label class="nhsuk-label" for="ra-desk-confirm">"Their new passcode again"</label>
-                <input class="nhsuk-input nhsuk-input--width-10" id="ra-desk-confirm" type="password" inputmode="numeric"
-                    autocomplete="new-password"
-                    prop:value=move || confirm.get() on:input=move |ev| confirm.set(event_target_value(&ev)) />
-            </div>
+            <NewPasscodeFields prefix="ra-desk" pin confirm />
             <button class="nhsuk-button" type="submit" data-testid="ra-desk-unlock" prop:disabled=move || busy.get()>
                 {move || if busy.get() { "Unlocking the card…" } else { "Unlock the card" }}
             </button>
@@ -143,8 +131,8 @@ fn card_line(card: &CardIdentity) -> AnyView {
     view! { <InsetText><p data-testid="ra-desk-card">{format!("{whose} {state}")}</p></InsetText> }.into_any()
 }
 
-/// The card proves it is theirs; the backend opens the desk unlock; then the release: the agent's
-/// one-time key (signed for by the card), the sealed PUKs, the reset and rotation, the report.
+/// The card proves it is theirs and the backend opens the desk unlock; then self-service's own
+/// release and report, through the officer's routes.
 async fn unlock(
     agent: &Agent,
     reader: String,
@@ -159,30 +147,8 @@ async fn unlock(
     let start =
         DeskUnlockStart { challenge_id: issued.challenge_id, guid, signature, identity_check, reason };
     let attempt_id = api::desk_start(user_id, &start).await.map_err(|e| e.to_string())?.attempt_id;
-    let offer = api::desk_offer_challenge(&attempt_id).await.map_err(|e| e.to_string())?;
-    let (_guid, public_key, signature) =
-        agent.begin_unlock(reader.clone(), offer.challenge).await.map_err(|e| e.message)?;
-    let release = UnlockRelease {
-        attempt_id: attempt_id.clone(),
-        challenge_id: offer.challenge_id,
-        public_key,
-        signature,
-    };
-    let released = api::desk_release(&release).await.map_err(|e| e.to_string())?;
-    let report = agent.unlock(reader, released.envelope, pin).await.map_err(|e| match e.code {
-        AgentErrorCode::WrongCard => {
-            "The card in the reader is not the one you started with. Put that card back in and try again."
-                .to_owned()
-        }
-        _ => e.message,
-    })?;
-    let failure = report.failure.clone();
-    // The report goes to the backend whatever happened: it is how the PUK is kept track of.
-    let reported =
-        UnlockReported { attempt_id, proof_challenge_id: released.proof_challenge.challenge_id, report };
-    match (api::desk_report(&reported).await, failure) {
-        (Ok(()), _) => Ok(()),
-        (Err(_), Some(failure)) => Err(failure.error.message),
-        (Err(e), None) => Err(e.to_string()),
-    }
+    release::unlock(agent, release::DESK, reader, &attempt_id, pin).await.map_err(|failed| match failed {
+        release::Failed::Api(e) => e.to_string(),
+        release::Failed::Agent(message) => message,
+    })
 }

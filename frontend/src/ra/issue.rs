@@ -10,7 +10,7 @@ use protocol::{
     ra::{CardIssued, IssueComplete, IssueStart},
 };
 
-use super::{api, ReasonField};
+use super::{api, NewPasscodeFields, ReasonField};
 use crate::{
     agent::{use_agent, Agent},
     card_status::{CardStatus, CardWatch},
@@ -107,19 +107,7 @@ fn IssueForm(name: String, user_id: String, issued: RwSignal<Option<CardIssued>>
         </div>
         <form novalidate on:submit=on_submit>
             <ReasonField id="ra-issue-reason" reason />
-            <div class="nhsuk-form-group">
-                <label class="nhsuk-label" for="ra-issue-pin">"Their new passcode"</label>
-                <div class="nhsuk-hint" id="ra-issue-pin-hint">"6 to 8 digits. Not one digit repeated, not a run like 123456, and not a common one."</div>
-                <input class="nhsuk-input nhsuk-input--width-10" id="ra-issue-pin" type="password" inputmode="numeric"
-                    autocomplete="new-password" aria-describedby="ra-issue-pin-hint"
-                    prop:value=move || pin.get() on:input=move |ev| pin.set(event_target_value(&ev)) />
-            </div>
-            <div class="nhsuk-form-group">
-                <label class="nhsuk-label" for="ra-issue-confirm">"Their new passcode again"</label>
-                <input class="nhsuk-input nhsuk-input--width-10" id="ra-issue-confirm" type="password" inputmode="numeric"
-                    autocomplete="new-password"
-                    prop:value=move || confirm.get() on:input=move |ev| confirm.set(event_target_value(&ev)) />
-            </div>
+            <NewPasscodeFields prefix="ra-issue" pin confirm />
             <button class="nhsuk-button" type="submit" data-testid="ra-issue" prop:disabled=move || busy.get()>
                 {move || if busy.get() { "Issuing the card…" } else { "Issue the card" }}
             </button>

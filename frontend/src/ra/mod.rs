@@ -98,3 +98,30 @@ pub(crate) fn ReasonField(id: &'static str, reason: RwSignal<String>) -> impl In
         </div>
     }
 }
+
+/// The holder's new passcode, twice, typed by the holder at the RA's desk (`{prefix}-pin` and
+/// `{prefix}-confirm`); checked with the shared rules when the form is sent.
+#[component]
+pub(crate) fn NewPasscodeFields(
+    prefix: &'static str,
+    pin: RwSignal<String>,
+    confirm: RwSignal<String>,
+) -> impl IntoView {
+    let (pin_id, confirm_id, hint_id) =
+        (format!("{prefix}-pin"), format!("{prefix}-confirm"), format!("{prefix}-pin-hint"));
+    view! {
+        <div class="nhsuk-form-group">
+            <label class="nhsuk-label" for=pin_id.clone()>"Their new passcode"</label>
+            <div class="nhsuk-hint" id=hint_id.clone()>"6 to 8 digits. Not one digit repeated, not a run like 123456, and not a common one."</div>
+            <input class="nhsuk-input nhsuk-input--width-10" id=pin_id type="password" inputmode="numeric"
+                autocomplete="new-password" aria-describedby=hint_id
+                prop:value=move || pin.get() on:input=move |ev| pin.set(event_target_value(&ev)) />
+        </div>
+        <div class="nhsuk-form-group">
+            <label class="nhsuk-label" for=confirm_id.clone()>"Their new passcode again"</label>
+            <input class="nhsuk-input nhsuk-input--width-10" id=confirm_id type="password" inputmode="numeric"
+                autocomplete="new-password"
+                prop:value=move || confirm.get() on:input=move |ev| confirm.set(event_target_value(&ev)) />
+        </div>
+    }
+}
