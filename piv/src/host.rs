@@ -86,6 +86,17 @@ pub enum PinStatus {
     Blocked,
 }
 
+/// What GET METADATA (Yubico) says of a key or PIN reference, without using it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Metadata {
+    /// The key's algorithm (`None` for a PIN or PUK, or when the card did not say).
+    pub algorithm: Option<u8>,
+    /// Whether it still has its factory value.
+    pub is_default: Option<bool>,
+    /// For a PIN or PUK: (tries after a reset, tries left).
+    pub tries: Option<(u8, u8)>,
+}
+
 #[derive(Debug)]
 pub struct PivSession<T> {
     transport: T,
@@ -295,6 +306,32 @@ impl<T: Transport> PivSession<T> {
             StatusWord::InsNotSupported | StatusWord::ClaNotSupported => Ok(None),
             sw => Err(secret_error(ins::YK_ATTEST, sw)),
         }
+    }
+
+    /// GET METADATA (Yubico, firmware 5.3+) of a key or PIN reference; `None` from a card that
+    /// has no such command, or nothing to say of this reference.
+    pub fn metadata(&mut self, reference: u8) -> Result<Option<Metadata>, HostError> {
+        let command = Command::new(0x00, ins::YK_GET_METADATA, 0x00, reference, Vec::new());
+        let response = self.transceive(&command)?;
+        match response.sw {
+            StatusWord::Success => {}
+            StatusWord::InsNotSupported
+            | StatusWord::ClaNotSupported
+            | StatusWord::ReferenceNotFound
+            | StatusWord::IncorrectP1P2 => return Ok(None),
+            sw => return Err(secret_error(ins::YK_GET_METADATA, sw)),
+        }
+        let mut metadata = Metadata::default();
+        for element in tlv::parse_all(&response.data)? {
+            match (element.tag, element.value) {
+                // PINs and PUKs say FF: not a key.
+                (0x01, [algorithm]) if *algorithm != 0xFF => metadata.algorithm = Some(*algorithm),
+                (0x05, [flag]) => metadata.is_default = Some(*flag == 0x01),
+                (0x06, [total, left]) => metadata.tries = Some((*total, *left)),
+                _ => {}
+            }
+        }
+        Ok(Some(metadata))
     }
 
     /// GENERAL AUTHENTICATE with an ECC key: the card signs `digest` (already hashed).

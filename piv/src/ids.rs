@@ -26,6 +26,9 @@ pub mod ins {
     /// Yubico extension, also answered by the virtual card: ATTEST (`00 F9 <slot> 00 00`), an
     /// X.509 certificate of the key generated in that slot, signed by the attestation key F9.
     pub const YK_ATTEST: u8 = 0xF9;
+    /// Yubico extension (firmware 5.3+), also answered by the virtual card when made so: GET
+    /// METADATA (`00 F7 00 <reference> 00`), what a key or PIN is without using it.
+    pub const YK_GET_METADATA: u8 = 0xF7;
 }
 
 /// Data object tags (Part 1 Table 3).

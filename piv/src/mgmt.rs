@@ -10,6 +10,20 @@ use crate::ids::alg;
 pub const DEFAULT_3DES_KEY: [u8; 24] =
     [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8];
 
+/// The management-key algorithms of PIV, in the order a host tries a factory key: 3DES (most
+/// cards), AES-192 (YubiKey 5.7+), then the two other AES lengths.
+pub const ALGORITHMS: [u8; 4] = [alg::TDES, alg::AES_192, alg::AES_128, alg::AES_256];
+
+/// Key bytes of a management-key algorithm (`None`: not a management-key algorithm).
+pub fn key_length(algorithm: u8) -> Option<usize> {
+    match algorithm {
+        alg::TDES | alg::AES_192 => Some(24),
+        alg::AES_128 => Some(16),
+        alg::AES_256 => Some(32),
+        _ => None,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MgmtKeyError {
     #[error("management key algorithm {0:#04x} is not 3DES or AES")]
@@ -37,15 +51,10 @@ impl std::fmt::Debug for ManagementKey {
 
 impl ManagementKey {
     pub fn new(algorithm: u8, key: &[u8]) -> Result<Self, MgmtKeyError> {
-        let (name, expected) = match algorithm {
-            alg::TDES => ("3DES", 24),
-            alg::AES_128 => ("AES-128", 16),
-            alg::AES_192 => ("AES-192", 24),
-            alg::AES_256 => ("AES-256", 32),
-            other => return Err(MgmtKeyError::UnknownAlgorithm(other)),
-        };
+        let expected = key_length(algorithm).ok_or(MgmtKeyError::UnknownAlgorithm(algorithm))?;
         if key.len() != expected {
-            return Err(MgmtKeyError::WrongLength { algorithm: name, expected, actual: key.len() });
+            let algorithm = name_of(algorithm);
+            return Err(MgmtKeyError::WrongLength { algorithm, expected, actual: key.len() });
         }
         Ok(Self { algorithm, key: Zeroizing::new(key.to_vec()) })
     }
@@ -60,17 +69,36 @@ impl ManagementKey {
         Self { algorithm: alg::TDES, key: Zeroizing::new(DEFAULT_3DES_KEY.to_vec()) }
     }
 
+    /// A key of `algorithm` made of the first bytes of `material` (which must be long enough):
+    /// one random secret serves whichever algorithm the card turns out to take.
+    pub fn from_material(algorithm: u8, material: &[u8]) -> Result<Self, MgmtKeyError> {
+        let length = key_length(algorithm).ok_or(MgmtKeyError::UnknownAlgorithm(algorithm))?;
+        let key = material.get(..length).ok_or(MgmtKeyError::WrongLength {
+            algorithm: name_of(algorithm),
+            expected: length,
+            actual: material.len(),
+        })?;
+        Self::new(algorithm, key)
+    }
+
+    /// The factory default under `algorithm`: `01 02 … 08` repeated to the key's length (the
+    /// 3DES and AES-192 defaults are the same 24 bytes).
+    pub fn factory(algorithm: u8) -> Result<Self, MgmtKeyError> {
+        let material: Vec<u8> = (1..=8u8).cycle().take(32).collect();
+        Self::from_material(algorithm, &material)
+    }
+
+    /// Whether this is the factory default of its algorithm.
+    pub fn is_factory(&self) -> bool {
+        Self::factory(self.algorithm).is_ok_and(|factory| factory == *self)
+    }
+
     pub fn algorithm(&self) -> u8 {
         self.algorithm
     }
 
     pub fn algorithm_name(&self) -> &'static str {
-        match self.algorithm {
-            alg::TDES => "3DES",
-            alg::AES_128 => "AES-128",
-            alg::AES_192 => "AES-192",
-            _ => "AES-256",
-        }
+        name_of(self.algorithm)
     }
 
     pub fn key_bytes(&self) -> &[u8] {
@@ -120,6 +148,17 @@ impl ManagementKey {
     }
 }
 
+/// The algorithm's name as people know it.
+pub fn name_of(algorithm: u8) -> &'static str {
+    match algorithm {
+        alg::TDES => "3DES",
+        alg::AES_128 => "AES-128",
+        alg::AES_192 => "AES-192",
+        alg::AES_256 => "AES-256",
+        _ => "unknown",
+    }
+}
+
 /// Random bytes from the operating system (challenges, witnesses, new keys).
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut out = vec![0u8; n];
@@ -163,6 +202,26 @@ mod tests {
         let key = ManagementKey::from_hex(alg::AES_128, "000102030405060708090a0b0c0d0e0f").unwrap();
         let plain = decode_hex("00112233445566778899aabbccddeeff").unwrap();
         assert_eq!(encode_hex(&key.encrypt_block(&plain).unwrap()), "69c4e0d86a7b0430d8cdb78070b4c55a");
+    }
+
+    #[test]
+    fn the_factory_key_of_each_algorithm_is_the_one_pattern_at_its_length() {
+        assert_eq!(ManagementKey::factory(alg::TDES).unwrap(), ManagementKey::default_3des());
+        assert_eq!(ManagementKey::factory(alg::AES_192).unwrap().key_bytes(), DEFAULT_3DES_KEY);
+        assert_eq!(ManagementKey::factory(alg::AES_128).unwrap().key_bytes(), &DEFAULT_3DES_KEY[..16]);
+        let aes_256 = ManagementKey::factory(alg::AES_256).unwrap();
+        assert_eq!(
+            (aes_256.key_bytes().len(), aes_256.key_bytes()[24..].to_vec()),
+            (32, vec![1, 2, 3, 4, 5, 6, 7, 8])
+        );
+        assert!(ALGORITHMS.iter().all(|&a| ManagementKey::factory(a).unwrap().is_factory()));
+        assert!(!ManagementKey::new(alg::TDES, &[9; 24]).unwrap().is_factory());
+        let material = [7u8; 32];
+        assert_eq!(ManagementKey::from_material(alg::AES_128, &material).unwrap().key_bytes(), &[7; 16]);
+        assert!(matches!(
+            ManagementKey::from_material(alg::AES_256, &[7; 24]),
+            Err(MgmtKeyError::WrongLength { .. })
+        ));
     }
 
     #[test]

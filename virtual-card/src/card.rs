@@ -134,6 +134,12 @@ impl Card {
             n => n,
         };
         match self.execute(&command) {
+            // As a T=0 card: the data waits for GET RESPONSE.
+            Ok(data) if self.state.quirks.data_by_get_response && !data.is_empty() => {
+                let sw = StatusWord::MoreData(data.len().min(256) as u8);
+                self.session.pending_response = data;
+                (Vec::new(), sw)
+            }
             Ok(mut data) if data.len() > max => {
                 let rest = data.split_off(max);
                 self.session.pending_response = rest;
@@ -175,6 +181,7 @@ impl Card {
             ins::YK_GET_SERIAL => Ok(self.state.serial.to_be_bytes().to_vec()),
             ins::YK_SET_MANAGEMENT_KEY => self.set_management_key(command),
             ins::YK_ATTEST => self.attest(command),
+            ins::YK_GET_METADATA if self.state.quirks.metadata => self.metadata(command),
             _ => Err(StatusWord::InsNotSupported),
         }
     }
@@ -196,7 +203,8 @@ impl Card {
             return Err(StatusWord::IncorrectP1P2);
         }
         let aid = &command.data;
-        if aid.len() < PIV_RID_LEN || aid.len() > PIV_AID.len() || !PIV_AID.starts_with(aid) {
+        let shortest = if self.state.quirks.full_aid_only { PIV_AID.len() } else { PIV_RID_LEN };
+        if aid.len() < shortest || aid.len() > PIV_AID.len() || !PIV_AID.starts_with(aid) {
             // ISO 7816-4 §7.1.1: a failed SELECT leaves the current selection as it was (tools
             // probe for other applets, e.g. yubico-piv-tool for Yubico's OTP applet).
             return Err(StatusWord::NotFound);
@@ -373,16 +381,26 @@ impl Card {
         let correct = self.check_secret(command.p2, &old)?;
         if !correct {
             let left = if is_pin { self.state.pin_tries_left } else { self.state.puk_tries_left };
-            return Err(StatusWord::WrongSecret { tries_left: Some(left) });
+            return Err(self.wrong_secret(left));
         }
         let new_value = String::from_utf8_lossy(new.unpadded()).into_owned();
         if is_pin {
             self.state.pin = new_value;
         } else {
             self.state.puk = new_value;
+            if let Some(tries) = self.state.quirks.puk_tries_after_change {
+                self.state.puk_tries_max = tries;
+                self.state.puk_tries_left = tries;
+            }
         }
         self.persist()?;
         Ok(Vec::new())
+    }
+
+    /// A wrong secret in a change or reset, with its count unless the card keeps it to itself.
+    fn wrong_secret(&self, tries_left: u8) -> StatusWord {
+        let tries_left = (!self.state.quirks.bare_6300).then_some(tries_left);
+        StatusWord::WrongSecret { tries_left }
     }
 
     // RESET RETRY COUNTER (Part 2 §3.2.3): PUK ‖ new PIN.
@@ -398,7 +416,7 @@ impl Card {
             return Err(StatusWord::Blocked);
         }
         if !self.check_secret(key::PUK, &puk)? {
-            return Err(StatusWord::WrongSecret { tries_left: Some(self.state.puk_tries_left) });
+            return Err(self.wrong_secret(self.state.puk_tries_left));
         }
         self.state.pin = String::from_utf8_lossy(new_pin.unpadded()).into_owned();
         self.state.pin_tries_left = self.state.pin_tries_max;
@@ -433,7 +451,7 @@ impl Card {
         challenge: Option<&[u8]>,
         response: Option<&[u8]>,
     ) -> Answer {
-        if algorithm != self.state.mgmt_algorithm {
+        if algorithm != self.state.mgmt_algorithm || !self.state.quirks.takes_mgmt_algorithm(algorithm) {
             return Err(StatusWord::IncorrectP1P2);
         }
         let key_bytes = Zeroizing::new(self.state.mgmt_key().ok_or(StatusWord::Other(0x6F00))?);
@@ -543,6 +561,9 @@ impl Card {
         }
         // The same checks as the host's: a known algorithm and its key length.
         ManagementKey::new(*algorithm, key_bytes).map_err(|_| StatusWord::IncorrectData)?;
+        if !self.state.quirks.takes_mgmt_algorithm(*algorithm) {
+            return Err(StatusWord::IncorrectData);
+        }
         self.state.mgmt_algorithm = *algorithm;
         self.state.mgmt_key_hex = piv::mgmt::encode_hex(key_bytes);
         // The old key's authentication does not carry over to the new one.
@@ -588,6 +609,41 @@ impl Card {
         let attested =
             attestation_key.attest(slot, &point, self.state.serial, pin_policy).map_err(|_| memory_fault)?;
         der::Encode::to_der(&attested).map_err(|_| memory_fault)
+    }
+
+    // GET METADATA (Yubico's extension, firmware 5.3+): what a reference is, without using it.
+    // `01` algorithm (FF for a PIN), `02` policy, `03` origin, `05` default value, `06` tries.
+    fn metadata(&mut self, command: &Command) -> Answer {
+        if command.p1 != 0x00 {
+            return Err(StatusWord::IncorrectP1P2);
+        }
+        let state = &self.state;
+        let flag = |default: bool| [u8::from(default)];
+        Ok(match command.p2 {
+            key::CARD_MANAGEMENT => {
+                let current =
+                    state.mgmt_key().and_then(|k| ManagementKey::new(state.mgmt_algorithm, &k).ok());
+                let default = current.is_some_and(|k| k.is_factory());
+                tlv::encode_all(&[
+                    (0x01, &[state.mgmt_algorithm]),
+                    (0x02, &[0x00, 0x01]),
+                    (0x05, &flag(default)),
+                ])
+            }
+            reference @ (key::PIN | key::PUK) => {
+                let (value, factory, tries) = if reference == key::PIN {
+                    (&state.pin, piv::pin::FACTORY_PIN, [state.pin_tries_max, state.pin_tries_left])
+                } else {
+                    (&state.puk, piv::pin::FACTORY_PUK, [state.puk_tries_max, state.puk_tries_left])
+                };
+                let default = flag(value == factory);
+                tlv::encode_all(&[(0x01, &[0xFF]), (0x02, &[0x00, 0x00]), (0x05, &default), (0x06, &tries)])
+            }
+            slot => {
+                let stored = state.key(slot).ok_or(StatusWord::ReferenceNotFound)?;
+                tlv::encode_all(&[(0x01, &[stored.algorithm]), (0x02, &[0x01, 0x01]), (0x03, &[0x01])])
+            }
+        })
     }
 
     // GENERATE ASYMMETRIC KEY PAIR (Part 2 §3.3.2): needs the management key.

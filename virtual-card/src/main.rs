@@ -8,12 +8,13 @@ use der::EncodePem;
 use piv::{
     host::{PinStatus, PivSession},
     ids::{alg, object},
-    mgmt::{encode_hex, ManagementKey, DEFAULT_3DES_KEY},
+    mgmt::{encode_hex, ManagementKey},
     pin::PaddedPin,
 };
 use virtual_card::{
     card::Card,
     personalise::{self, CertificateAuthority},
+    quirks::{Profile, Quirks},
     state::{CardState, DEFAULT_PIN, DEFAULT_PUK},
     vpcd,
 };
@@ -58,11 +59,17 @@ enum Cmd {
         /// Management key in hex (default: the well-known 3DES key 0102…08 ×3).
         #[arg(long)]
         mgmt_key: Option<String>,
-        #[arg(long, value_enum, default_value = "3des")]
-        mgmt_algorithm: MgmtAlgorithm,
+        #[arg(long, value_enum)]
+        mgmt_algorithm: Option<MgmtAlgorithm>,
         /// Replace an existing card at this path.
         #[arg(long)]
         force: bool,
+        /// Make the card as this kind of card comes from its maker (its factory management key
+        /// algorithm unless --mgmt-algorithm says otherwise, CHUID and quirks; see below).
+        #[arg(long, value_enum, default_value = "plain")]
+        profile: Profile,
+        #[command(flatten)]
+        quirks: QuirkArgs,
         /// Give the card an attestation key (slot F9, as YubiKeys have) certified by the maker
         /// CA in this folder (`ca.key.pem`, `ca.cert.pem`, created on first use). Without it the
         /// card has no ATTEST, like many PIV cards.
@@ -117,10 +124,51 @@ enum Cmd {
     },
 }
 
-fn management_key(algorithm: MgmtAlgorithm, hex: Option<&str>) -> anyhow::Result<ManagementKey> {
+/// Quirks one by one, on top of the profile's.
+#[derive(Debug, clap::Args)]
+struct QuirkArgs {
+    /// Write a CHUID with a random GUID, as some makers' applets do when they first run.
+    #[arg(long)]
+    factory_chuid: bool,
+    /// The only management-key algorithms the card takes (comma-separated; default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    mgmt_algorithms: Vec<MgmtAlgorithm>,
+    /// Answer a wrong PIN or PUK in a change or reset with a bare 6300 (no count).
+    #[arg(long)]
+    bare_6300: bool,
+    /// Give the PUK this many tries once it has been changed.
+    #[arg(long)]
+    puk_tries_after_change: Option<u8>,
+    /// Send response data only through GET RESPONSE (61xx first), as T=0 cards do.
+    #[arg(long)]
+    data_by_get_response: bool,
+    /// Refuse a right-truncated AID in SELECT (6A82).
+    #[arg(long)]
+    full_aid_only: bool,
+    /// Answer Yubico's GET METADATA.
+    #[arg(long)]
+    metadata: bool,
+}
+
+impl QuirkArgs {
+    fn apply(&self, profile: Profile) -> Quirks {
+        let mut quirks = profile.quirks();
+        if !self.mgmt_algorithms.is_empty() {
+            quirks.mgmt_algorithms = self.mgmt_algorithms.iter().map(|a| a.id()).collect();
+        }
+        quirks.bare_6300 |= self.bare_6300;
+        quirks.puk_tries_after_change = self.puk_tries_after_change.or(quirks.puk_tries_after_change);
+        quirks.data_by_get_response |= self.data_by_get_response;
+        quirks.full_aid_only |= self.full_aid_only;
+        quirks.metadata |= self.metadata;
+        quirks
+    }
+}
+
+fn management_key(algorithm: u8, hex: Option<&str>) -> anyhow::Result<ManagementKey> {
     Ok(match hex {
-        Some(hex) => ManagementKey::from_hex(algorithm.id(), hex)?,
-        None => ManagementKey::new(algorithm.id(), &DEFAULT_3DES_KEY)?,
+        Some(hex) => ManagementKey::from_hex(algorithm, hex)?,
+        None => ManagementKey::factory(algorithm)?,
     })
 }
 
@@ -129,19 +177,27 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
     match Cli::parse().command {
-        Cmd::Init { state, pin, puk, mgmt_key, mgmt_algorithm, force, maker_ca } => {
+        Cmd::Init { state, pin, puk, mgmt_key, mgmt_algorithm, force, maker_ca, profile, quirks } => {
             if state.exists() && !force {
                 bail!("{} already holds a card; pass --force to replace it", state.display());
             }
             PaddedPin::new(&pin).context("--pin")?;
             PaddedPin::new(&puk).context("--puk")?;
-            let key = management_key(mgmt_algorithm, mgmt_key.as_deref())?;
+            let algorithm = mgmt_algorithm.map_or(profile.factory_algorithm(), MgmtAlgorithm::id);
+            let key = management_key(algorithm, mgmt_key.as_deref())?;
             let mut card = CardState::blank(&pin, &puk, key.algorithm(), key.key_bytes());
+            card.quirks = quirks.apply(profile);
+            if !card.quirks.takes_mgmt_algorithm(algorithm) {
+                bail!("the card would not take its own {} management key", key.algorithm_name());
+            }
+            if profile.factory_chuid() || quirks.factory_chuid {
+                card.write_factory_chuid();
+            }
             if let Some(dir) = &maker_ca {
                 card.provision_attestation(&CertificateAuthority::load_or_create_maker(dir)?)?;
             }
             card.save(&state)?;
-            println!("new blank card {} (serial {})", state.display(), card.serial);
+            println!("new blank card {} (serial {}, {})", state.display(), card.serial, profile.name());
             Ok(())
         }
         Cmd::Run { state, vpcd: address, once, remove_on_ins } => run(state, &address, once, remove_on_ins),
@@ -149,7 +205,7 @@ fn main() -> anyhow::Result<()> {
             let card = Card::new(CardState::load(&state)?, Some(state.clone()));
             let mut session = PivSession::new(card);
             let ca = CertificateAuthority::load_or_create(&ca_dir)?;
-            let key = management_key(mgmt_algorithm, mgmt_key.as_deref())?;
+            let key = management_key(mgmt_algorithm.id(), mgmt_key.as_deref())?;
             let done = personalise::personalise(&mut session, &key, &ca, &name)?;
             if let Some(path) = cert_out {
                 std::fs::write(path, done.piv_auth_certificate.to_pem(der::pem::LineEnding::LF)?)?;

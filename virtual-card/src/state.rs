@@ -70,6 +70,9 @@ pub struct CardState {
     /// card answers ATTEST with `6D00`, like PIV cards that have no attestation.
     #[serde(default)]
     pub attestation: Option<StoredAttestation>,
+    /// How this card departs from the typical one (nothing, unless made so).
+    #[serde(default)]
+    pub quirks: crate::quirks::Quirks,
 }
 
 impl std::fmt::Debug for CardState {
@@ -103,6 +106,7 @@ impl CardState {
             keys: BTreeMap::new(),
             objects: BTreeMap::new(),
             attestation: None,
+            quirks: Default::default(),
         };
         // Discovery (SP 800-73-4 Part 1 §3.3.2): the AID, and PIN usage policy 4000
         // ("PIV application PIN satisfies the access control rules").
@@ -127,6 +131,16 @@ impl CardState {
             Some(&piv::objects::certificate_object(&der)),
         );
         Ok(())
+    }
+
+    /// Writes a CHUID with a random GUID, as some makers' applets do when they first run: the
+    /// card is still blank (factory credentials), whatever its CHUID says.
+    pub fn write_factory_chuid(&mut self) -> [u8; 16] {
+        let mut guid = [0u8; 16];
+        guid.copy_from_slice(&random_bytes(16));
+        let chuid = piv::objects::chuid(&guid, "20991231");
+        self.set_object(piv::ids::object::CHUID, Some(&chuid));
+        guid
     }
 
     pub fn mgmt_key(&self) -> Option<Vec<u8>> {
