@@ -31,7 +31,7 @@ pub async fn issue_card(issuer: Issuer<'_>, command: IssueCard<'_>) -> anyhow::R
         .await?
         .with_context(|| format!("no user {}", command.user_id))?;
     let (mut agent, reader) = command.agent.connect().await?;
-    let Reply::IssueOffer { public_key, guid, resume_signature } =
+    let Reply::IssueOffer { public_key, guid, resume_signature, readiness } =
         agent.call(Operation::BeginIssue { reader: reader.clone() }).await?
     else {
         bail!("unexpected answer from the agent to begin_issue");
@@ -41,6 +41,7 @@ pub async fn issue_card(issuer: Issuer<'_>, command: IssueCard<'_>) -> anyhow::R
         agent_key: public_key,
         card_guid: guid,
         resume_signature,
+        readiness,
     };
     let started = issuance::start(issuer, Officer::Operator, &holder, &start).await.map_err(api_error)?;
     let Reply::IssueKeys { piv_auth_key, card_auth_key, offer_key, offer_signature, attestation } = agent

@@ -14,11 +14,13 @@ use envelope::{EnvelopeError, IssueNewSecrets, IssueSecrets, ManagementKeySecret
 use piv::{
     host::{HostError, PivSession, Transport},
     ids::{alg, key, object},
-    mgmt::{decode_hex, ManagementKey},
+    mgmt::{decode_hex, ManagementKey, ALGORITHMS},
     objects::{certificate_object, chuid},
     pin::PaddedPin,
 };
-use protocol::agent::{AgentErrorCode, IssueFailure, IssueReport, IssueStep, KeyAttestation, PukOnCard};
+use protocol::agent::{
+    AgentErrorCode, IssueFailure, IssueReadiness, IssueReport, IssueStep, KeyAttestation, PukOnCard,
+};
 use protocol::card_guid::CardGuid;
 use zeroize::Zeroizing;
 
@@ -36,22 +38,83 @@ pub struct GeneratedKeys {
     pub attestation: Option<KeyAttestation>,
 }
 
-/// Step 1: the card's GUID, if it has a CHUID (a card whose last issuance stopped half-way),
-/// and then its 9E signature for `offer_key`, so that the backend releases the recorded secrets
-/// only to this card's agent (`None` if the card cannot sign: it then cannot be resumed).
-pub fn begin<T: Transport>(
-    session: &mut PivSession<T>,
-    offer_key: &[u8; 32],
-) -> OpResult<(Option<CardGuid>, Option<Vec<u8>>)> {
+/// What step 1 found: the card's GUID if it has a CHUID (a card whose last issuance stopped
+/// half-way, or a maker's), a half-issued card's 9E signature for the agent's key (so that the
+/// backend releases the recorded secrets only to this card's agent), and whether the card can be
+/// issued at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub guid: Option<CardGuid>,
+    pub resume_signature: Option<Vec<u8>>,
+    pub readiness: IssueReadiness,
+}
+
+/// Step 1: read the card and sign for `offer_key` if it can; nothing is written and no PIN or
+/// PUK try is spent (only the public factory management keys are tried, which costs nothing).
+pub fn begin<T: Transport>(session: &mut PivSession<T>, offer_key: &[u8; 32]) -> OpResult<Offer> {
     session.select().map_err(from_host)?;
-    let Some(guid) = ops::read_guid_if_any(session)? else { return Ok((None, None)) };
-    let digest = envelope::resume_offer_digest(offer_key, &guid);
-    let signature = match session.sign_ec(key::CARD_AUTHENTICATION, alg::ECC_P256, &digest) {
-        Ok(signature) => Some(signature),
-        Err(HostError::Status { .. } | HostError::SecurityNotSatisfied) => None,
-        Err(other) => return Err(from_host(other)),
+    let guid = ops::read_guid_if_any(session)?;
+    let resume_signature = match &guid {
+        None => None,
+        Some(guid) => {
+            let digest = envelope::resume_offer_digest(offer_key, guid);
+            match session.sign_ec(key::CARD_AUTHENTICATION, alg::ECC_P256, &digest) {
+                Ok(signature) => Some(signature),
+                // A maker's CHUID, or a card whose keys were never generated: nothing to sign with.
+                Err(HostError::Status { .. } | HostError::SecurityNotSatisfied) => None,
+                Err(other) => return Err(from_host(other)),
+            }
+        }
     };
-    Ok((Some(guid), signature))
+    let readiness = readiness(session).map_err(from_host)?;
+    Ok(Offer { guid, resume_signature, readiness })
+}
+
+fn readiness<T: Transport>(session: &mut PivSession<T>) -> Result<IssueReadiness, HostError> {
+    let factory_keys: Vec<ManagementKey> =
+        ALGORITHMS.iter().filter_map(|&algorithm| ManagementKey::factory(algorithm).ok()).collect();
+    let factory_key = first_accepted(session, &factory_keys)?.map(|index| factory_keys[index].algorithm());
+    let factory_puk = session.metadata(key::PUK)?.and_then(|puk| puk.is_default);
+    Ok(IssueReadiness { factory_key, factory_puk, attests: attests(session)? })
+}
+
+/// Whether the card has an attestation key: its maker's certificate for it is on the card.
+fn attests<T: Transport>(session: &mut PivSession<T>) -> Result<bool, HostError> {
+    Ok(session.get_data(object::ATTESTATION_CERTIFICATE)?.is_some())
+}
+
+/// The index of the first management key the card accepts. Where the card says which algorithm
+/// its key has (GET METADATA), only keys of that algorithm are tried; elsewhere each is tried in
+/// turn: PIV cards have no retry counter on the management key, and an algorithm the card does
+/// not take is answered `6A86` without any effect.
+fn first_accepted<T: Transport>(
+    session: &mut PivSession<T>,
+    candidates: &[ManagementKey],
+) -> Result<Option<usize>, HostError> {
+    let metadata = session.metadata(key::CARD_MANAGEMENT)?;
+    let algorithm = metadata.and_then(|m| m.algorithm);
+    for (index, candidate) in candidates.iter().enumerate() {
+        if algorithm.is_some_and(|a| a != candidate.algorithm()) {
+            continue;
+        }
+        match session.authenticate_management(candidate) {
+            Ok(()) => return Ok(Some(index)),
+            Err(HostError::ManagementKeyRejected | HostError::SecurityNotSatisfied) => {}
+            Err(HostError::Status { .. }) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(None)
+}
+
+/// The words for a card whose management key is neither a factory one nor one the service holds.
+pub fn foreign_management_key() -> protocol::agent::AgentError {
+    error(
+        AgentErrorCode::ManagementKeyRejected,
+        "This card's management key is not a factory default and this service does not hold it, so it \
+         cannot be issued here. Nothing was written to it. Reset it to its factory state with the tools \
+         of the system that issued it, or use a blank card.",
+    )
 }
 
 /// Step 2: authenticate with the first management key the card accepts, GENERATE P-256 keys in
@@ -64,27 +127,16 @@ pub fn generate_keys<T: Transport>(
 ) -> OpResult<GeneratedKeys> {
     let candidates = management_keys(&secrets.current_management_keys)?;
     same_card(session, secrets, now_unix)?;
-    let mut accepted = None;
-    for (index, candidate) in candidates.iter().enumerate() {
-        match session.authenticate_management(candidate) {
-            Ok(()) => {
-                accepted = Some(index);
-                break;
-            }
-            // Management keys have no retry counter on PIV cards: trying the next costs nothing.
-            Err(HostError::ManagementKeyRejected | HostError::SecurityNotSatisfied) => {}
-            // The card uses another algorithm than this candidate's (6A86).
-            Err(HostError::Status { .. }) => {}
-            Err(other) => return Err(from_host(other)),
-        }
+    // Refused before anything is generated: the backend would not certify keys without it.
+    if secrets.attestation_required && !attests(session).map_err(from_host)? {
+        return Err(error(
+            AgentErrorCode::AttestationUnavailable,
+            "This card cannot show that its keys were made on it (it has no attestation), and this \
+             service only issues cards that can. Nothing was written to it. Use a card from a supported maker.",
+        ));
     }
-    let management_key_index = accepted.ok_or_else(|| {
-        error(
-            AgentErrorCode::ManagementKeyRejected,
-            "This card does not have the credentials of a blank card. It may have been issued by \
-             another system: it cannot be issued here.",
-        )
-    })?;
+    let management_key_index =
+        first_accepted(session, &candidates).map_err(from_host)?.ok_or_else(foreign_management_key)?;
     let piv_auth_point = session.generate_ec(key::PIV_AUTHENTICATION, alg::ECC_P256).map_err(from_host)?;
     let card_auth_point = session.generate_ec(key::CARD_AUTHENTICATION, alg::ECC_P256).map_err(from_host)?;
     let digest = envelope::issue_offer_digest(&secrets.issuance_id, offer_key, &secrets.new_guid);
@@ -243,11 +295,13 @@ fn management_key(secret: &ManagementKeySecret) -> OpResult<ManagementKey> {
     ManagementKey::new(secret.algorithm, &bytes).map_err(|_| refused(EnvelopeError::BadContents))
 }
 
-/// The new key with the algorithm of the key the card accepted, when the length allows: a card
-/// whose factory key is AES-192 stays on AES-192, one on 3DES stays on 3DES.
+/// The new key under the algorithm of the key the card accepted (an algorithm it certainly
+/// takes), from the first bytes of the secret: a card whose factory key is AES-192 stays on
+/// AES-192, one on 3DES stays on 3DES.
 fn new_management_key(secret: &ManagementKeySecret, card_algorithm: u8) -> OpResult<ManagementKey> {
-    let key = management_key(secret)?;
-    Ok(ManagementKey::new(card_algorithm, key.key_bytes()).unwrap_or(key))
+    let material =
+        Zeroizing::new(decode_hex(&secret.key_hex).ok_or_else(|| refused(EnvelopeError::BadContents))?);
+    ManagementKey::from_material(card_algorithm, &material).map_err(|_| refused(EnvelopeError::BadContents))
 }
 
 fn management_keys(secrets: &[ManagementKeySecret]) -> OpResult<Vec<ManagementKey>> {
@@ -274,10 +328,11 @@ fn certifies(der: &[u8], point: &[u8]) -> OpResult<String> {
 
 #[cfg(test)]
 mod tests {
+    use base64::{engine::general_purpose::STANDARD, Engine};
     use card_ca::CertificateAuthority;
     use der::Encode;
     use piv::{host::Transport, ids::ins, mgmt::encode_hex};
-    use protocol::agent::PinState;
+    use protocol::agent::{PinState, UnlockReport};
     use virtual_card::{card::Card, state::CardState};
 
     use super::*;
@@ -285,7 +340,9 @@ mod tests {
 
     const NOW: u64 = 1_800_000_000;
     const GUID: &str = "0123456789abcdef0123456789abcdef";
-    const NEW_MGMT: &str = "a1a2a3a4a5a6a7a8b1b2b3b4b5b6b7b8c1c2c3c4c5c6c7c8";
+    /// 32 bytes, as the backend sends; a 3DES or AES-192 card takes the first 24.
+    const NEW_MGMT: &str = "a1a2a3a4a5a6a7a8b1b2b3b4b5b6b7b8c1c2c3c4c5c6c7c8d1d2d3d4d5d6d7d8";
+    const NEW_MGMT_24: &str = "a1a2a3a4a5a6a7a8b1b2b3b4b5b6b7b8c1c2c3c4c5c6c7c8";
 
     fn blank() -> PivSession<Card> {
         PivSession::new(Card::new(
@@ -306,6 +363,7 @@ mod tests {
             expires_at: NOW + 600,
             current_management_keys: mgmt_keys.iter().map(|k| mgmt(k)).collect(),
             current_puks: puks.iter().map(|p| Zeroizing::new((*p).to_owned())).collect(),
+            attestation_required: false,
         }
     }
 
@@ -314,7 +372,10 @@ mod tests {
             issuance_id: "test".into(),
             guid: GUID.into(),
             expires_at: NOW + 600,
-            new_management_key: mgmt(NEW_MGMT),
+            new_management_key: ManagementKeySecret {
+                algorithm: alg::AES_256,
+                key_hex: Zeroizing::new(NEW_MGMT.into()),
+            },
             new_puk: Zeroizing::new("86420975".into()),
         }
     }
@@ -356,7 +417,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
         let mut s = blank();
-        assert_eq!(begin(&mut s, &OFFER_KEY).unwrap(), (None, None));
+        let offer = begin(&mut s, &OFFER_KEY).unwrap();
+        assert_eq!((offer.guid, offer.resume_signature), (None, None));
+        let ready = IssueReadiness { factory_key: Some(alg::TDES), factory_puk: None, attests: false };
+        assert_eq!(offer.readiness, ready);
         let report = issue(&mut s, &secrets(None, &[&default_mgmt()], &["12345678"]), &ca).unwrap();
         assert_eq!(report.failure, None);
         assert_eq!(report.guid, GUID);
@@ -365,7 +429,7 @@ mod tests {
         assert!(report.piv_auth_proof.is_some() && report.card_auth_proof.is_some());
         let state = s.transport_mut().state();
         assert_eq!((state.pin.as_str(), state.puk.as_str()), ("97531864", "86420975"));
-        assert_eq!(state.mgmt_key_hex, NEW_MGMT);
+        assert_eq!(state.mgmt_key_hex, NEW_MGMT_24);
         let identity = ops::card_identity(&mut s).unwrap();
         assert_eq!(identity.guid, GUID);
         assert_eq!(identity.pin, PinState::Ready { tries_left: Some(3) });
@@ -387,7 +451,103 @@ mod tests {
         let report = issue(&mut s, &candidates, &ca).unwrap();
         assert_eq!((report.failure, report.management_key_algorithm), (None, Some(alg::AES_192)));
         let state = s.transport_mut().state();
-        assert_eq!((state.mgmt_algorithm, state.mgmt_key_hex.as_str()), (alg::AES_192, NEW_MGMT));
+        assert_eq!((state.mgmt_algorithm, state.mgmt_key_hex.as_str()), (alg::AES_192, NEW_MGMT_24));
+    }
+
+    /// What the backend offers for a card without a recorded issuance: the factory key under
+    /// each algorithm.
+    fn factory_candidates(offered: Option<&str>) -> IssueSecrets {
+        let mut secrets = secrets(offered, &[], &["12345678"]);
+        secrets.current_management_keys = ALGORITHMS
+            .iter()
+            .map(|&algorithm| ManagementKeySecret {
+                algorithm,
+                key_hex: Zeroizing::new(encode_hex(ManagementKey::factory(algorithm).unwrap().key_bytes())),
+            })
+            .collect();
+        secrets
+    }
+
+    /// An unlock as the backend drives it: the PUK it holds, a new one, the holder's new PIN.
+    fn unlock(s: &mut PivSession<Card>, current_puk: &str, new_puk: &str, pin: &str) -> UnlockReport {
+        let guid = ops::card_identity(s).unwrap().guid;
+        let secrets = envelope::UnlockSecrets {
+            guid: guid.to_string(),
+            expires_at: NOW + 300,
+            current_puks: vec![Zeroizing::new(current_puk.into())],
+            new_puk: Zeroizing::new(new_puk.into()),
+            proof_challenge: STANDARD.encode([7u8; 32]),
+        };
+        ops::unlock(s, &secrets, pin, NOW).unwrap()
+    }
+
+    #[test]
+    fn each_makers_card_is_issued_then_signs_in_and_is_unlocked_twice_with_the_puk_it_was_given() {
+        use virtual_card::quirks::Profile;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        for profile in Profile::ALL {
+            let name = profile.name();
+            let mut s = PivSession::new(Card::new(profile.blank_card(), None));
+            let offer = begin(&mut s, &OFFER_KEY).unwrap();
+            assert_eq!(offer.guid.is_some(), profile.factory_chuid(), "{name}");
+            assert_eq!(offer.resume_signature, None, "{name}: a maker's CHUID has no key to sign with");
+            assert_eq!(offer.readiness.factory_key, Some(profile.factory_algorithm()), "{name}");
+            let metadata = profile.quirks().metadata;
+            assert_eq!(offer.readiness.factory_puk, metadata.then_some(true), "{name}");
+
+            let offered = offer.guid.map(|g| g.to_string());
+            let report = issue(&mut s, &factory_candidates(offered.as_deref()), &ca).unwrap();
+            assert_eq!(report.failure, None, "{name}");
+            assert_eq!(report.management_key_algorithm, Some(profile.factory_algorithm()), "{name}");
+            let state = s.transport_mut().state().clone();
+            assert_eq!(state.mgmt_algorithm, profile.factory_algorithm(), "{name}");
+            assert!(NEW_MGMT.starts_with(&state.mgmt_key_hex), "{name}: the new key, not the factory one");
+            assert_eq!(ops::card_identity(&mut s).unwrap().guid, GUID, "{name}: our CHUID over the maker's");
+            crate::test_support::sign_chosen(&mut s, "97531864", Purpose::SignIn, &[1; 32]).unwrap();
+
+            // Locked, then unlocked twice: each time with the PUK the previous step set.
+            for _ in 0..3 {
+                let _ = crate::test_support::sign_chosen(&mut s, "000000", Purpose::SignIn, &[1; 32]);
+            }
+            let first = unlock(&mut s, "86420975", "11223344", "24681357");
+            assert_eq!((first.failure, first.puk), (None, PukOnCard::Rotated), "{name}");
+            let second = unlock(&mut s, "11223344", "55667788", "13572468");
+            assert_eq!((second.failure, second.puk), (None, PukOnCard::Rotated), "{name}");
+            let state = s.transport_mut().state();
+            assert_eq!((state.puk.as_str(), state.pin.as_str()), ("55667788", "13572468"), "{name}");
+            let tries = profile.quirks().puk_tries_after_change.unwrap_or(3);
+            assert_eq!(state.puk_tries_left, tries, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_card_with_a_management_key_of_someone_elses_is_found_out_at_the_start_and_left_untouched() {
+        let foreign = CardState::blank("123456", "12345678", alg::AES_128, &[0x3C; 16]);
+        let mut s = PivSession::new(Card::new(foreign.clone(), None));
+        let offer = begin(&mut s, &OFFER_KEY).unwrap();
+        assert_eq!(offer.readiness.factory_key, None);
+        let err = generate_keys(&mut s, &factory_candidates(None), &OFFER_KEY, NOW).unwrap_err();
+        assert_eq!(err.code, AgentErrorCode::ManagementKeyRejected);
+        assert!(err.message.contains("not a factory default"), "{}", err.message);
+        assert_eq!(s.transport_mut().state(), &foreign, "nothing was written");
+        // A card that says its PUK was changed is found out too, without a try spent.
+        let mut changed = virtual_card::quirks::Profile::Yubikey57.blank_card();
+        changed.puk = "24682468".into();
+        let mut s = PivSession::new(Card::new(changed, None));
+        assert_eq!(begin(&mut s, &OFFER_KEY).unwrap().readiness.factory_puk, Some(false));
+        assert_eq!(s.transport_mut().state().puk_tries_left, 3);
+    }
+
+    #[test]
+    fn where_attestation_is_required_a_card_without_it_is_refused_before_any_key_is_made() {
+        let mut s = blank();
+        assert!(!begin(&mut s, &OFFER_KEY).unwrap().readiness.attests);
+        let mut required = factory_candidates(None);
+        required.attestation_required = true;
+        let err = generate_keys(&mut s, &required, &OFFER_KEY, NOW).unwrap_err();
+        assert_eq!(err.code, AgentErrorCode::AttestationUnavailable);
+        assert!(s.transport_mut().state().keys.is_empty(), "no key was generated");
     }
 
     #[test]
@@ -462,18 +622,20 @@ mod tests {
 
         // The backend offers both sets of credentials, the new ones reused as the targets.
         let mut s = PivSession::new(s.into_inner().card);
-        let (guid, signature) = begin(&mut s, &OFFER_KEY).unwrap();
-        assert_eq!(guid.as_deref(), Some(GUID));
+        let offer = begin(&mut s, &OFFER_KEY).unwrap();
+        assert_eq!(offer.guid.as_deref(), Some(GUID));
+        assert_eq!(offer.readiness.factory_key, None, "the half-issued card has a new key");
+        let signature = offer.resume_signature;
         // The half-issued card's certified 9E key vouches for the agent's key.
         use p256::ecdsa::{signature::hazmat::PrehashVerifier, Signature, VerifyingKey};
         let card_auth = VerifyingKey::from_sec1_bytes(&keys.card_auth_point).unwrap();
         let signature = Signature::from_der(&signature.unwrap()).unwrap();
         card_auth.verify_prehash(&envelope::resume_offer_digest(&OFFER_KEY, GUID), &signature).unwrap();
-        let again = secrets(Some(GUID), &[&default_mgmt(), NEW_MGMT], &["12345678", "86420975"]);
+        let again = secrets(Some(GUID), &[&default_mgmt(), NEW_MGMT_24], &["12345678", "86420975"]);
         let report = issue(&mut s, &again, &ca).unwrap();
         assert_eq!(report.failure, None);
         let state = s.transport_mut().state();
-        assert_eq!((state.puk.as_str(), state.mgmt_key_hex.as_str()), ("86420975", NEW_MGMT));
+        assert_eq!((state.puk.as_str(), state.mgmt_key_hex.as_str()), ("86420975", NEW_MGMT_24));
         assert_eq!(state.puk_tries_left, 3);
     }
 }

@@ -513,6 +513,25 @@ mod tests {
     }
 
     #[test]
+    fn a_card_that_answers_a_bare_6300_is_never_risked_with_a_second_guess() {
+        let (mut s, _dir) = personalised_with_puk("11112222");
+        s.transport_mut().state_mut().quirks.bare_6300 = true;
+        let guid = card_identity(&mut s).unwrap().guid;
+        let secrets = secrets_for(&guid, &["12345678", "11112222"], "33334444");
+        let report = unlock(&mut s, &secrets, "97531864", NOW).unwrap();
+        let failure = report.failure.unwrap();
+        // Without a count, one more miss might block the PUK for good: the agent stops and says so.
+        assert_eq!(failure.error.code, AgentErrorCode::WrongPuk { tries_left: None });
+        assert!(failure.error.message.contains("Contact your RA"), "{}", failure.error.message);
+        let state = s.transport_mut().state();
+        assert_eq!((state.puk.as_str(), state.puk_tries_left), ("11112222", 2), "one try, not two");
+        // With the PUK the service holds first, it unlocks.
+        let secrets = secrets_for(&guid, &["11112222"], "33334444");
+        let report = unlock(&mut s, &secrets, "97531864", NOW).unwrap();
+        assert_eq!((report.puk, report.failure), (PukOnCard::Rotated, None));
+    }
+
+    #[test]
     fn another_card_expired_secrets_or_bad_input_leave_the_card_untouched() {
         let (mut s, _dir) = personalised();
         block_pin(&mut s);

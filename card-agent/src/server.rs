@@ -393,12 +393,11 @@ async fn handle_issue<R: CardReaders>(
                 .run(
                     reader.clone(),
                     Box::new(move |s| {
-                        into_outcome(issue::begin(s, &public_key).map(|(guid, signature)| {
-                            Reply::IssueOffer {
-                                public_key: STANDARD.encode(public_key),
-                                guid,
-                                resume_signature: signature.map(|der| STANDARD.encode(der)),
-                            }
+                        into_outcome(issue::begin(s, &public_key).map(|offer| Reply::IssueOffer {
+                            public_key: STANDARD.encode(public_key),
+                            guid: offer.guid,
+                            resume_signature: offer.resume_signature.map(|der| STANDARD.encode(der)),
+                            readiness: offer.readiness,
                         }))
                     }),
                 )

@@ -40,9 +40,9 @@ const RESUME_OFFER_CONTEXT: &[u8] = b"smartcard-selfservice issue resume offer v
 /// may have stopped half-way (see [`UnlockSecrets::current_puks`]).
 pub const MAX_CANDIDATES: usize = 2;
 /// Management keys to try when issuing: the factory key and a half-issued card's recorded key,
-/// each as 3DES and as AES-192 (the same 24 bytes; cards differ in which their factory key is,
-/// e.g. YubiKey firmware 5.7 moved to AES-192). A wrong management key costs no try on PIV cards.
-pub const MAX_MANAGEMENT_KEY_CANDIDATES: usize = 4;
+/// each under the four algorithms (cards differ in which their factory key is, e.g. YubiKey
+/// firmware 5.7 moved to AES-192). A wrong management key costs no try on PIV cards.
+pub const MAX_MANAGEMENT_KEY_CANDIDATES: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
@@ -151,6 +151,10 @@ pub struct IssueSecrets {
     pub current_management_keys: Vec<ManagementKeySecret>,
     /// PUKs the card may have, the factory default first.
     pub current_puks: Vec<Zeroizing<String>>,
+    /// The backend certifies only keys the card attests: a card without attestation is refused
+    /// before anything is generated on it.
+    #[serde(default)]
+    pub attestation_required: bool,
 }
 
 /// The card's new secrets, released only once the card's freshly generated 9E key has signed the
@@ -161,8 +165,9 @@ pub struct IssueNewSecrets {
     /// The GUID being written (the same as in [`IssueSecrets::new_guid`]).
     pub guid: String,
     pub expires_at: u64,
-    /// 24 bytes; the card gets it with the algorithm of the current key it accepted, when that
-    /// algorithm takes 24 bytes (3DES, AES-192), so a card keeps the kind of key it was made for.
+    /// 32 random bytes (`algorithm` AES-256): the card gets as many of them as the algorithm of
+    /// the current key it accepted takes, under that algorithm, so a card keeps the kind of key
+    /// it was made for and the one it certainly supports.
     pub new_management_key: ManagementKeySecret,
     pub new_puk: Zeroizing<String>,
 }
@@ -611,6 +616,7 @@ mod tests {
             expires_at: 2_000_000_000,
             current_management_keys: vec![key("010203040506070801020304050607080102030405060708")],
             current_puks: vec![Zeroizing::new("12345678".into())],
+            attestation_required: false,
         }
     }
 

@@ -301,15 +301,23 @@ impl Agent {
 
 #[cfg(feature = "ra-console")]
 impl Agent {
-    /// Issuance, step 1 (RA console): the agent's one-time key, the GUID of the card if it has
-    /// one, and a half-issued card's signature for the key.
+    /// Issuance, step 1 (RA console): the agent's offer — its one-time key, the card's GUID if it
+    /// has one, a half-issued card's signature for the key, what the agent found on the card —
+    /// as the backend's start of an issuance for `reason` takes it.
     pub async fn begin_issue(
         &self,
         reader: String,
-    ) -> Result<(String, Option<CardGuid>, Option<String>), AgentError> {
+        reason: String,
+    ) -> Result<protocol::ra::IssueStart, AgentError> {
         match self.request(Operation::BeginIssue { reader }).await? {
-            Outcome::Ok(Reply::IssueOffer { public_key, guid, resume_signature }) => {
-                Ok((public_key, guid, resume_signature))
+            Outcome::Ok(Reply::IssueOffer { public_key, guid, resume_signature, readiness }) => {
+                Ok(protocol::ra::IssueStart {
+                    reason,
+                    agent_key: public_key,
+                    card_guid: guid,
+                    resume_signature,
+                    readiness,
+                })
             }
             Outcome::Error(e) => Err(e),
             Outcome::Ok(_) => Err(unexpected()),

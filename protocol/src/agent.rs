@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; the SPA refuses an agent with another major version.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
@@ -157,6 +157,7 @@ pub enum Reply {
         public_key: String,
         guid: Option<crate::card_guid::CardGuid>,
         resume_signature: Option<String>,
+        readiness: IssueReadiness,
     },
     /// The public points (`04‖X‖Y`, base64) generated on the card, and the agent's second
     /// one-time key (X25519, base64) with the new 9E key's signature (DER, base64) over
@@ -172,6 +173,21 @@ pub enum Reply {
     },
     #[cfg(feature = "issuance")]
     Issued(IssueReport),
+}
+
+/// What the agent found on a card before anything was written to it, so that a card that cannot
+/// be issued is refused before an issuance is recorded. A page could misreport it: the agent
+/// checks the same again before it writes (it is a courtesy, not the guard).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueReadiness {
+    /// The algorithm under which the card took a factory management key (`None`: it took none,
+    /// so it has a key of someone else's).
+    pub factory_key: Option<u8>,
+    /// Whether the PUK is still the factory one, where the card says (`None`: it does not say,
+    /// and a PUK cannot be tried without spending a try).
+    pub factory_puk: Option<bool>,
+    /// Whether the card has an attestation key (its maker's certificate for it is on the card).
+    pub attests: bool,
 }
 
 /// A card's word that keys were generated on it (Yubico's PIV attestation): for each slot an
@@ -347,6 +363,8 @@ pub enum AgentErrorCode {
     EnvelopeUntrusted,
     /// Issuance: the card refused every management key the backend holds for it.
     ManagementKeyRejected,
+    /// Issuance: the service issues only cards that attest their keys, and this one cannot.
+    AttestationUnavailable,
     /// Issuance: a certificate does not certify the key generated on the card.
     CertificateMismatch,
     InvalidPin,

@@ -57,6 +57,8 @@ pub struct IssueStart {
     /// A half-issued card's 9E signature for `agent_key` (the offer's `resume_signature`).
     #[serde(default)]
     pub resume_signature: Option<String>,
+    /// The offer's `readiness`: what the agent found on the card.
+    pub readiness: crate::agent::IssueReadiness,
 }
 
 /// The issuance begun: the envelope for the agent's `generate_issue_keys`.

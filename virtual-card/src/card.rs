@@ -78,6 +78,11 @@ impl Card {
         &self.state
     }
 
+    /// For tests that make a card odd after it was made.
+    pub fn state_mut(&mut self) -> &mut CardState {
+        &mut self.state
+    }
+
     /// Power off, power on or reset: the selection and every verified state are gone.
     pub fn reset(&mut self) {
         self.session = Session::default();

@@ -82,6 +82,21 @@ impl Profile {
         matches!(self, Profile::FactoryChuid | Profile::Strict)
     }
 
+    /// A blank card as this maker ships it: factory PIN, PUK and management key, its quirks,
+    /// and its CHUID if it comes with one.
+    pub fn blank_card(self) -> crate::state::CardState {
+        use crate::state::{CardState, DEFAULT_PIN, DEFAULT_PUK};
+        let factory = piv::mgmt::ManagementKey::factory(self.factory_algorithm());
+        // The factory key of every algorithm exists; the fallback is never taken.
+        let key = factory.map(|k| k.key_bytes().to_vec()).unwrap_or_default();
+        let mut card = CardState::blank(DEFAULT_PIN, DEFAULT_PUK, self.factory_algorithm(), &key);
+        card.quirks = self.quirks();
+        if self.factory_chuid() {
+            card.write_factory_chuid();
+        }
+        card
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Profile::Plain => "plain",

@@ -25,10 +25,11 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use card_ca::CertificateAuthority;
 use der::Encode;
 use envelope::{EnvelopeSigner, IssueNewSecrets, IssueSecrets, ManagementKeySecret};
+use piv::mgmt::decode_hex;
 use protocol::card_guid::CardGuid;
 use protocol::error_code::ErrorCode;
 use protocol::{
-    agent::{IssueReport, PukOnCard},
+    agent::{IssueReadiness, IssueReport, PukOnCard},
     ra::{CardIssued, IssueCertificates, IssueKeys, IssueStart, IssueStarted},
 };
 use zeroize::Zeroizing;
@@ -52,13 +53,14 @@ use crate::{
 /// From the first offer to the card bound: an RA and a holder at a desk.
 const ISSUANCE_SECONDS: i64 = 15 * 60;
 const PUK_DIGITS: usize = 8;
-/// The factory PUK of blank PIV cards (PIV.md); their management key is `piv::mgmt::DEFAULT_3DES_KEY`.
+/// The factory PUK of blank PIV cards (PIV.md); their management key is a factory one of
+/// `piv::mgmt::ManagementKey::factory`.
 const BLANK_PUK: &str = piv::pin::FACTORY_PUK;
-/// How a card's management key is recorded until the card says otherwise: 3DES.
-const MANAGEMENT_KEY_ALGORITHM: u8 = piv::ids::alg::TDES;
-/// The 24-byte algorithms a factory key comes as (3DES on most cards, AES-192 on YubiKeys from
-/// firmware 5.7); each key is offered as both, and the card keeps the kind it accepted.
-const MANAGEMENT_KEY_ALGORITHMS: [u8; 2] = [piv::ids::alg::TDES, piv::ids::alg::AES_192];
+/// Bytes of a new management key's random material: enough for every algorithm. The card takes
+/// as many as the algorithm of its factory key needs, and the completed issuance records that.
+const MANAGEMENT_KEY_MATERIAL: usize = 32;
+/// How a new key is recorded until the card says which algorithm it took: the whole material.
+const MATERIAL_ALGORITHM: u8 = piv::ids::alg::AES_256;
 
 /// What issuing needs: the database, the vault for the card's secrets, the CA, the key that
 /// signs envelopes for the agent, and the makers' roots that attest a card's keys.
@@ -129,6 +131,10 @@ pub async fn start(
     envelope::parse_public_key(&request.agent_key)
         .map_err(|_| rejected(ErrorCode::InvalidRequest, "The agent key is not valid."))?;
     let offered_guid = request.card_guid.clone();
+    // Refused before anything is recorded: keys without attestation would not be certified.
+    if !issuer.attestation_roots.is_empty() && !request.readiness.attests {
+        return Err(no_attestation());
+    }
 
     if let Some(guid) = &offered_guid {
         if people::card_by_guid(issuer.db, guid).await?.is_some() {
@@ -142,15 +148,18 @@ pub async fn start(
 
     let now = now_unix();
     let mut tx = issuer.db.begin_write().await?;
-    let unfinished = match &offered_guid {
+    let recorded = match &offered_guid {
         None => None,
-        Some(guid) => {
-            let Some(row) = issuances::unfinished_for_card(&mut tx, guid).await? else {
-                return Err(rejected(
-                    ErrorCode::CardNotBlank,
-                    "This card already has an identity this service did not give it. Use a blank card.",
-                ));
-            };
+        Some(guid) => issuances::unfinished_for_card(&mut tx, guid).await?.map(|row| (guid, row)),
+    };
+    let unfinished = match recorded {
+        // No CHUID, or a maker's (a GUID this service never gave): blank if it has a blank card's
+        // credentials, whatever its CHUID says.
+        None => {
+            blank_credentials(&request.readiness)?;
+            None
+        }
+        Some((guid, row)) => {
             // The recorded secrets go only to the officer who started this card, for the same
             // person, while it lasts: the GUID alone (it is in the audit trail) opens nothing.
             let same_officer = row.officer_ref == officer.reference();
@@ -190,7 +199,8 @@ pub async fn start(
         }
     };
 
-    // A half-issued card keeps its GUID and the secrets it may already hold; a blank one gets new.
+    // A half-issued card keeps its GUID and the secrets it may already hold; a blank one gets new
+    // (a maker's GUID is written over).
     let (guid, puk, management_key) = match &unfinished {
         Some(u) => (
             offered_guid.clone().ok_or_else(|| anyhow::anyhow!("a resumed card has a GUID"))?,
@@ -200,20 +210,26 @@ pub async fn start(
         None => (
             CardGuid::from_bytes(random_bytes::<16>()),
             Zeroizing::new(random_digits(PUK_DIGITS)),
-            Zeroizing::new(format!("{MANAGEMENT_KEY_ALGORITHM}:{}", hex(&random_bytes::<24>()))),
+            Zeroizing::new(format!(
+                "{MATERIAL_ALGORITHM}:{}",
+                hex(&random_bytes::<MANAGEMENT_KEY_MATERIAL>())
+            )),
         ),
     };
-    let as_each_algorithm = |hex: &str| {
-        MANAGEMENT_KEY_ALGORITHMS
-            .map(|algorithm| ManagementKeySecret { algorithm, key_hex: Zeroizing::new(hex.to_owned()) })
-    };
-    let mut current_management_keys = as_each_algorithm(&hex(&piv::mgmt::DEFAULT_3DES_KEY)).to_vec();
+    let factory_material: Vec<u8> = (1..=8u8).cycle().take(MANAGEMENT_KEY_MATERIAL).collect();
+    let mut current_management_keys = under_each_algorithm(&factory_material);
     let mut current_puks = vec![Zeroizing::new(BLANK_PUK.to_owned())];
     if let Some(u) = &unfinished {
-        current_management_keys.extend(as_each_algorithm(&management_key_secret(&u.management_key)?.key_hex));
+        let material = decode_hex(&management_key_secret(&u.management_key)?.key_hex)
+            .ok_or_else(|| anyhow::anyhow!("bad recorded key"))?;
+        current_management_keys.extend(under_each_algorithm(&material));
         current_puks.push(u.puk.clone());
         issuances::supersede(&mut tx, &u.id, now).await?;
     }
+    let maker_guid = match (&unfinished, &offered_guid) {
+        (None, Some(maker)) => Some(maker.clone()),
+        _ => None,
+    };
 
     let id = random_token();
     let expires_at = now + ISSUANCE_SECONDS;
@@ -236,6 +252,7 @@ pub async fn start(
                 "reason": reason,
                 "guid": guid,
                 "resumed": unfinished.is_some(),
+                "maker_guid": maker_guid,
             }),
         ),
     )
@@ -250,10 +267,53 @@ pub async fn start(
         expires_at: u64::try_from(expires_at).unwrap_or(0),
         current_management_keys,
         current_puks,
+        attestation_required: !issuer.attestation_roots.is_empty(),
     };
     let envelope = envelope::seal(issuer.signer, &request.agent_key, &secrets)
         .map_err(|_| rejected(ErrorCode::InvalidRequest, "The agent key is not valid."))?;
     Ok(IssueStarted { issuance_id: id, envelope })
+}
+
+/// A card the service has no record of may be issued only with a blank card's credentials, as
+/// the agent found them (it checks them again before it writes anything).
+fn blank_credentials(readiness: &IssueReadiness) -> Result<(), ApiError> {
+    if readiness.factory_key.is_none() {
+        return Err(rejected(
+            ErrorCode::CardNotBlank,
+            "This card's management key is not a factory default and this service does not hold it, so \
+             it cannot be issued here. Nothing was written to it. Reset it to its factory state with the \
+             tools of the system that issued it, or use a blank card.",
+        ));
+    }
+    if readiness.factory_puk == Some(false) {
+        return Err(rejected(
+            ErrorCode::CardNotBlank,
+            "This card's unlock key (PUK) is not the factory one and this service does not hold it, so it \
+             cannot be issued here. Nothing was written to it. Reset it to its factory state, or use a \
+             blank card.",
+        ));
+    }
+    Ok(())
+}
+
+fn no_attestation() -> ApiError {
+    rejected(
+        ErrorCode::AttestationRequired,
+        "This card cannot show that its keys were made on it (it has no attestation), and this \
+         service only issues cards that can. Nothing was written to it. Use a card from a supported maker.",
+    )
+}
+
+/// A key's material as each management-key algorithm would take it (those it is long enough for).
+fn under_each_algorithm(material: &[u8]) -> Vec<ManagementKeySecret> {
+    piv::mgmt::ALGORITHMS
+        .iter()
+        .filter_map(|&algorithm| piv::mgmt::ManagementKey::from_material(algorithm, material).ok())
+        .map(|key| ManagementKeySecret {
+            algorithm: key.algorithm(),
+            key_hex: Zeroizing::new(hex(key.key_bytes())),
+        })
+        .collect()
 }
 
 /// Whether the half-issued card's 9E key — the one last certified for its GUID — signed for
@@ -417,13 +477,7 @@ fn attested(
     if issuer.attestation_roots.is_empty() {
         return Ok(None);
     }
-    let Some(attestation) = &keys.attestation else {
-        return Err(rejected(
-            ErrorCode::AttestationRequired,
-            "This card cannot show that its keys were made on it (it has no attestation), and this \
-             service only issues cards that can. Use a card from a supported maker.",
-        ));
-    };
+    let Some(attestation) = &keys.attestation else { return Err(no_attestation()) };
     let der = |b64: &str| {
         STANDARD
             .decode(b64)
@@ -518,18 +572,24 @@ pub async fn complete(
         ));
     }
 
-    // Recorded as the card took it: the algorithm of the card's own factory key.
-    let mut mgmt_key_sealed = issuance.mgmt_key_sealed.clone();
-    if let Some(algorithm) = report.management_key_algorithm {
-        if !MANAGEMENT_KEY_ALGORITHMS.contains(&algorithm) {
-            return Err(rejected(ErrorCode::InvalidRequest, "Unexpected management key algorithm."));
-        }
-        let recorded =
-            issuer.vault.open_management_key(&issuance.card_guid, &mgmt_key_sealed).map_err(unopenable)?;
-        let hex = management_key_secret(&recorded)?.key_hex;
-        let as_taken = Zeroizing::new(format!("{algorithm}:{}", hex.as_str()));
-        mgmt_key_sealed = issuer.vault.seal_management_key(&issuance.card_guid, &as_taken)?;
-    }
+    // Recorded as the card took it: as much of the material as the algorithm of the card's own
+    // factory key takes, under that algorithm.
+    let Some(algorithm) = report.management_key_algorithm else {
+        return Err(rejected(
+            ErrorCode::InvalidRequest,
+            "The report does not say which management key the card took.",
+        ));
+    };
+    let recorded = issuer
+        .vault
+        .open_management_key(&issuance.card_guid, &issuance.mgmt_key_sealed)
+        .map_err(unopenable)?;
+    let material = decode_hex(&management_key_secret(&recorded)?.key_hex)
+        .ok_or_else(|| anyhow::anyhow!("bad recorded key"))?;
+    let as_taken = piv::mgmt::ManagementKey::from_material(algorithm, &material)
+        .map_err(|_| rejected(ErrorCode::InvalidRequest, "Unexpected management key algorithm."))?;
+    let as_taken = Zeroizing::new(format!("{algorithm}:{}", hex(as_taken.key_bytes())));
+    let mgmt_key_sealed = issuer.vault.seal_management_key(&issuance.card_guid, &as_taken)?;
 
     let now = now_unix();
     let mut tx = issuer.db.begin_write().await?;

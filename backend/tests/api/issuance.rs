@@ -9,7 +9,10 @@ use der::{Decode, Encode};
 use envelope::{IssueNewSecrets, IssueSecrets, OneTimeKey};
 use p256::ecdsa::SigningKey;
 use protocol::{
-    agent::{AgentError, AgentErrorCode, IssueFailure, IssueReport, IssueStep, KeyAttestation, PukOnCard},
+    agent::{
+        AgentError, AgentErrorCode, IssueFailure, IssueReadiness, IssueReport, IssueStep, KeyAttestation,
+        PukOnCard,
+    },
     ra::{
         CardIssued, IssueCertificates, IssueComplete, IssueKeys, IssueStart, IssueStarted, NewPerson,
         UserSummary,
@@ -34,6 +37,8 @@ struct FakeAgent {
     card_auth: SigningKey,
     /// The "card's" attestation key, if it has one (as a YubiKey has).
     attestation_key: Option<AttestationKey>,
+    /// What the agent says it found on the card: by default a blank card's credentials.
+    readiness: IssueReadiness,
 }
 
 impl FakeAgent {
@@ -44,12 +49,15 @@ impl FakeAgent {
             piv_auth: SigningKey::random(&mut rand_core::OsRng),
             card_auth: SigningKey::random(&mut rand_core::OsRng),
             attestation_key: None,
+            readiness: IssueReadiness { factory_key: Some(0x03), factory_puk: None, attests: false },
         }
     }
 
     /// An agent whose card has an attestation key certified by `maker`.
     fn attested_by(maker: &CertificateAuthority) -> Self {
-        Self { attestation_key: Some(maker.provision_attestation_key(4242).unwrap()), ..Self::new() }
+        let blank = Self::new();
+        let readiness = IssueReadiness { attests: true, ..blank.readiness };
+        Self { attestation_key: Some(maker.provision_attestation_key(4242).unwrap()), readiness, ..blank }
     }
 
     fn attestation(&self, piv_auth: &SigningKey, card_auth: &SigningKey) -> Option<KeyAttestation> {
@@ -75,6 +83,7 @@ impl FakeAgent {
             resume_signature: card_guid.map(|guid| {
                 sign_digest(&self.card_auth, &envelope::resume_offer_digest(&key.public_key_bytes(), guid))
             }),
+            readiness: self.readiness,
         }
     }
 
@@ -188,17 +197,18 @@ on_both_databases! {
         assert_eq!(secrets.issuance_id, started.issuance_id);
         assert_eq!((secrets.offered_guid.as_deref(), secrets.new_guid.len()), (None, 32));
         assert_eq!(secrets.current_puks.iter().map(|p| p.as_str()).collect::<Vec<_>>(), ["12345678"]);
-        // The factory key as 3DES and as AES-192.
+        // The factory key under each algorithm, and attestation not required here.
         let factory: Vec<(u8, &str)> =
             secrets.current_management_keys.iter().map(|k| (k.algorithm, k.key_hex.as_str())).collect();
         let key = "010203040506070801020304050607080102030405060708";
-        assert_eq!(factory, [(0x03, key), (0x0A, key)]);
+        assert_eq!(factory, [(0x03, key), (0x0A, key), (0x08, &key[..32]), (0x0C, &format!("{key}0102030405060708")[..])]);
+        assert!(!secrets.attestation_required);
 
         let certified = certify(&app, &ra, &agent, &secrets).await;
         // The new secrets come only now, sealed to the key the card vouched for.
         let new = agent.open_new(&app, &certified);
         assert_eq!((new.issuance_id.as_str(), new.guid.as_str()), (secrets.issuance_id.as_str(), secrets.new_guid.as_str()));
-        assert_eq!((new.new_puk.len(), new.new_management_key.key_hex.len()), (8, 48));
+        assert_eq!((new.new_puk.len(), new.new_management_key.key_hex.len()), (8, 64), "enough for any algorithm");
         assert_ne!(new.new_puk.as_str(), "12345678");
         let der = STANDARD.decode(&certified.piv_auth_certificate).unwrap();
         let certificate = x509_cert::Certificate::from_der(&der).unwrap();
@@ -228,7 +238,7 @@ on_both_databases! {
         let puk = vault.open(&secrets.new_guid, &row.get::<Vec<u8>, _>("puk_sealed")).unwrap();
         assert_eq!(puk.as_str(), new.new_puk.as_str());
         let key = vault.open_management_key(&secrets.new_guid, &row.get::<Vec<u8>, _>("mgmt_key_sealed")).unwrap();
-        assert_eq!(key.as_str(), format!("10:{}", new.new_management_key.key_hex.as_str()), "as the card took it");
+        assert_eq!(key.as_str(), format!("10:{}", &new.new_management_key.key_hex[..48]), "as the card took it");
         assert_eq!(row.get::<Vec<u8>, _>("piv_auth_certificate"), certificate.to_der().unwrap());
 
         // Audited with the officer as the actor; the chain holds.
@@ -291,8 +301,10 @@ on_both_databases! {
         assert_eq!(second.new_guid, first.new_guid);
         let puks: Vec<&str> = second.current_puks.iter().map(|p| p.as_str()).collect();
         assert_eq!(puks, ["12345678", first_new.new_puk.as_str()]);
-        assert_eq!(second.current_management_keys.len(), 4, "factory and recorded keys, each as 3DES and AES-192");
-        assert_eq!(second.current_management_keys[2].key_hex.as_str(), first_new.new_management_key.key_hex.as_str());
+        assert_eq!(second.current_management_keys.len(), 8, "factory and recorded keys, under each algorithm");
+        let recorded = &second.current_management_keys[4..];
+        assert_eq!(recorded[0].key_hex.as_str(), &first_new.new_management_key.key_hex[..48], "as 3DES");
+        assert_eq!(recorded[3].key_hex.as_str(), first_new.new_management_key.key_hex.as_str(), "as AES-256");
 
         // A proof by another key is refused and binds nothing; the issuance stays open for a good one.
         let certified = certify(&app, &ra, &agent, &second).await;
@@ -310,11 +322,55 @@ on_both_databases! {
         let done = complete(&app, &ra, &started.issuance_id, agent.report(&second.new_guid, &certified)).await;
         assert_eq!(done.status(), 200);
         assert_eq!(agent.card(&second.new_guid, &second_new.new_puk).sign_in(&app).await.status(), 200);
+    }
+}
 
-        // A card with a GUID this service never gave is not blank.
-        let stranger = FakeAgent::new();
-        let unknown = start(&app, &ra, &stranger, Some("00112233445566778899aabbccddeeff")).await;
-        assert_eq!(error_code(unknown).await, (409, "card_not_blank".into()));
+/// Rows an issuance start may write: issuances and audit entries.
+async fn issuance_rows(app: &TestApp) -> (i64, i64) {
+    let count =
+        |sql| async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(app.db.pool()).await.unwrap() };
+    (count("SELECT COUNT(*) FROM issuances").await, count("SELECT COUNT(*) FROM audit_log").await)
+}
+
+on_both_databases! {
+    async fn a_card_with_a_makers_chuid_is_blank_and_one_with_someone_elses_credentials_is_refused_with_nothing_written(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        let ra = officer(&app).await;
+        add_holder(&app, &ra).await;
+        // A brand-new card whose applet wrote its own CHUID: blank by its credentials.
+        let maker_guid = "00112233445566778899aabbccddeeff";
+        let mut agent = FakeAgent::new();
+        let started: IssueStarted = start(&app, &ra, &agent, Some(maker_guid)).await.json().await.unwrap();
+        let secrets = agent.open(&app, &started);
+        assert_eq!(secrets.offered_guid.as_deref(), Some(maker_guid), "the agent checks the card still says it");
+        assert_ne!(secrets.new_guid, maker_guid, "our GUID is written over the maker's");
+        assert_eq!(secrets.current_puks.len(), 1, "only the factory PUK: nothing is recorded for a maker's GUID");
+        let audit: String = sqlx::query_scalar("SELECT details FROM audit_log WHERE event = 'card_issue_started'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert!(audit.contains(maker_guid), "the maker's GUID is in the audit trail: {audit}");
+        let certified = certify(&app, &ra, &agent, &secrets).await;
+        let done = complete(&app, &ra, &started.issuance_id, agent.report(&secrets.new_guid, &certified)).await;
+        assert_eq!(done.status(), 200);
+
+        // Cards whose management key or PUK is not a factory one, with or without a CHUID: the
+        // service does not hold their credentials. Refused before anything is recorded.
+        let before = issuance_rows(&app).await;
+        for (guid, factory_key, factory_puk) in
+            [(None, None, None), (Some("ffeeddccbbaa99887766554433221100"), None, None), (None, Some(0x03), Some(false))]
+        {
+            let mut foreign = FakeAgent::new();
+            foreign.readiness = IssueReadiness { factory_key, factory_puk, attests: false };
+            let refused = start(&app, &ra, &foreign, guid).await;
+            let status = refused.status().as_u16();
+            let body: serde_json::Value = refused.json().await.unwrap();
+            assert_eq!((status, body["code"].as_str()), (409, Some("card_not_blank")), "{body}");
+            let message = body["message"].as_str().unwrap();
+            assert!(message.contains("not the factory one") || message.contains("not a factory default"), "{message}");
+            assert!(message.contains("Nothing was written"), "{message}");
+        }
+        assert_eq!(issuance_rows(&app).await, before, "nothing written");
     }
 }
 
@@ -377,10 +433,18 @@ on_both_databases! {
         add_holder(&app, &ra).await;
         let keys_path = |id: &str| format!("/api/ra/issuances/{id}/keys");
 
-        // An RA session (or a script in it) with software keys and no card: nothing certified.
+        // A card that cannot attest is refused at the start, before anything is recorded.
+        let before = issuance_rows(&app).await;
+        let plain = FakeAgent::new();
+        assert_eq!(error_code(start(&app, &ra, &plain, None).await).await, (422, "attestation_required".into()));
+        assert_eq!(issuance_rows(&app).await, before, "nothing written");
+        // An RA session (or a script in it) that claims a card with attestation, with software
+        // keys and no card: nothing certified.
         let mut software = FakeAgent::new();
+        software.readiness.attests = true;
         let started: IssueStarted = start(&app, &ra, &software, None).await.json().await.unwrap();
         let secrets = software.open(&app, &started);
+        assert!(secrets.attestation_required, "the agent is told, so a real card without it is not touched");
         let refused = post(&app, &ra, &keys_path(&started.issuance_id), &software.keys(&secrets)).await;
         assert_eq!(error_code(refused).await, (422, "attestation_required".into()));
         assert_eq!(issuance_state(&app, &started.issuance_id).await, ("started".into(), false));

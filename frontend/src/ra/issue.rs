@@ -7,7 +7,7 @@ use leptos::{ev::SubmitEvent, prelude::*};
 use leptos_router::hooks::use_params_map;
 use protocol::{
     passcode,
-    ra::{CardIssued, IssueComplete, IssueStart},
+    ra::{CardIssued, IssueComplete},
 };
 
 use super::{api, NewPasscodeFields, ReasonField};
@@ -124,11 +124,8 @@ async fn issue(
     reason: String,
     pin: String,
 ) -> Result<CardIssued, String> {
-    let (agent_key, card_guid, resume_signature) =
-        agent.begin_issue(reader.clone()).await.map_err(|e| e.message)?;
-    let started = api::issue_start(user_id, &IssueStart { reason, agent_key, card_guid, resume_signature })
-        .await
-        .map_err(|e| e.to_string())?;
+    let start = agent.begin_issue(reader.clone(), reason).await.map_err(|e| e.message)?;
+    let started = api::issue_start(user_id, &start).await.map_err(|e| e.to_string())?;
     let keys = agent.generate_issue_keys(reader.clone(), started.envelope).await.map_err(|e| e.message)?;
     let certificates = api::issue_keys(&started.issuance_id, &keys).await.map_err(|e| e.to_string())?;
     let report = agent.finish_issue(reader, certificates, pin).await.map_err(|e| e.message)?;

@@ -423,6 +423,7 @@ async fn envelopes_a_page_sealed_itself_are_refused_before_the_card_is_touched()
             key_hex: zeroize::Zeroizing::new("010203040506070801020304050607080102030405060708".into()),
         }],
         current_puks: vec![zeroize::Zeroizing::new("12345678".into())],
+        attestation_required: false,
     };
     let forged = envelope::seal(&page, &public_key, &factory).unwrap();
     let outcome = client
