@@ -73,7 +73,8 @@ pub fn challenge_from(b64: &str) -> OpResult<Zeroizing<Vec<u8>>> {
     }
 }
 
-/// GUID, certificates and PIN state: no PIN asked, no try spent.
+/// GUID, certificates and PIN state: no PIN asked, no try spent. A card without a CHUID and a
+/// PIV Authentication certificate is not issued (`NotPersonalised`).
 pub fn card_identity<T: Transport>(session: &mut PivSession<T>) -> OpResult<CardIdentity> {
     session.select().map_err(from_host)?;
     let guid = read_guid(session)?;
@@ -81,7 +82,11 @@ pub fn card_identity<T: Transport>(session: &mut PivSession<T>) -> OpResult<Card
         let object = session.get_data(tag).map_err(from_host)?;
         Ok(object.and_then(|o| tlv::find(&o, 0x70).ok().flatten().map(|der| STANDARD.encode(der))))
     };
-    let piv_auth_certificate = certificate(session, object::CERT_PIV_AUTH)?;
+    // A CHUID alone is not an issued card: some makers' applets write one when they first run.
+    let Some(piv_auth_certificate) = certificate(session, object::CERT_PIV_AUTH)? else {
+        return Err(not_personalised());
+    };
+    let piv_auth_certificate = Some(piv_auth_certificate);
     let card_auth_certificate = certificate(session, object::CERT_CARD_AUTH)?;
     let holder = piv_auth_certificate.as_deref().and_then(holder_name);
     let pin = match session.pin_status().map_err(from_host)? {
@@ -405,6 +410,13 @@ mod tests {
         assert!(identity.piv_auth_certificate.is_some() && identity.card_auth_certificate.is_some());
         assert_eq!(identity.pin, PinState::Ready { tries_left: Some(3) });
         assert_eq!(s.transport_mut().state().pin_tries_left, 3);
+    }
+
+    #[test]
+    fn a_card_with_only_a_makers_chuid_is_not_personalised() {
+        let mut s =
+            PivSession::new(Card::new(virtual_card::quirks::Profile::FactoryChuid.blank_card(), None));
+        assert_eq!(card_identity(&mut s).unwrap_err().code, AgentErrorCode::NotPersonalised);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod issue_card_cli;
 mod journey_ra;
 mod journey_register;
 mod journey_unlock;
+mod makers_cards;
 mod sign_in_with_card;
 mod smoke;
 mod tray;
