@@ -75,7 +75,11 @@ fn readiness<T: Transport>(session: &mut PivSession<T>) -> Result<IssueReadiness
         ALGORITHMS.iter().filter_map(|&algorithm| ManagementKey::factory(algorithm).ok()).collect();
     let factory_key = first_accepted(session, &factory_keys)?.map(|index| factory_keys[index].algorithm());
     let factory_puk = session.metadata(key::PUK)?.and_then(|puk| puk.is_default);
-    Ok(IssueReadiness { factory_key, factory_puk, attests: attests(session)? })
+    let mut certificates = false;
+    for tag in [object::CERT_PIV_AUTH, object::CERT_CARD_AUTH] {
+        certificates |= session.get_data(tag)?.is_some();
+    }
+    Ok(IssueReadiness { factory_key, factory_puk, attests: attests(session)?, certificates })
 }
 
 /// Whether the card has an attestation key: its maker's certificate for it is on the card.
@@ -107,6 +111,26 @@ fn first_accepted<T: Transport>(
     Ok(None)
 }
 
+/// The words for a card another system issued that kept its factory management key.
+pub fn someone_elses_card() -> protocol::agent::AgentError {
+    error(
+        AgentErrorCode::ManagementKeyRejected,
+        "This card holds certificates this service did not give it: another system issued it, so it \
+         cannot be issued here. Nothing was written to it. Reset it to its factory state with the tools \
+         of the system that issued it, or use a blank card.",
+    )
+}
+
+/// The words for a card that says its PUK is no longer the factory one.
+pub fn foreign_puk() -> protocol::agent::AgentError {
+    error(
+        AgentErrorCode::ManagementKeyRejected,
+        "This card's unlock key (PUK) is not the factory one and this service does not hold it, so it \
+         cannot be issued here. Nothing was written to it. Reset it to its factory state, or use a \
+         blank card.",
+    )
+}
+
 /// The words for a card whose management key is neither a factory one nor one the service holds.
 pub fn foreign_management_key() -> protocol::agent::AgentError {
     error(
@@ -134,6 +158,18 @@ pub fn generate_keys<T: Transport>(
             "This card cannot show that its keys were made on it (it has no attestation), and this \
              service only issues cards that can. Nothing was written to it. Use a card from a supported maker.",
         ));
+    }
+    // A card the service has no record of must hold no one's credentials: no certificates, and
+    // no PUK it says was changed. (A half-issued card of ours keeps its GUID, and may have both.)
+    let resumed = secrets.offered_guid.as_deref().is_some_and(|g| g.eq_ignore_ascii_case(&secrets.new_guid));
+    if !resumed {
+        let found = readiness(session).map_err(from_host)?;
+        if found.certificates {
+            return Err(someone_elses_card());
+        }
+        if found.factory_puk == Some(false) {
+            return Err(foreign_puk());
+        }
     }
     let management_key_index =
         first_accepted(session, &candidates).map_err(from_host)?.ok_or_else(foreign_management_key)?;
@@ -258,10 +294,11 @@ pub fn finish<T: Transport>(
     if let Err(e) = session.verify_pin(&pin_padded) {
         return fail(report, IssueStep::SignProof, from_host(e));
     }
-    let signed = ops::sign_for(session, key::PIV_AUTHENTICATION, Purpose::IssueProofPivAuth, challenge);
+    let challenge = envelope::issue_proof_challenge(challenge, new_management.algorithm());
+    let signed = ops::sign_for(session, key::PIV_AUTHENTICATION, Purpose::IssueProofPivAuth, &challenge);
     let _ = session.logout();
     match signed.and_then(|piv| {
-        let card = ops::sign_for(session, key::CARD_AUTHENTICATION, Purpose::IssueProofCardAuth, challenge)?;
+        let card = ops::sign_for(session, key::CARD_AUTHENTICATION, Purpose::IssueProofCardAuth, &challenge)?;
         Ok((piv, card))
     }) {
         Ok((piv, card)) => {
@@ -419,7 +456,12 @@ mod tests {
         let mut s = blank();
         let offer = begin(&mut s, &OFFER_KEY).unwrap();
         assert_eq!((offer.guid, offer.resume_signature), (None, None));
-        let ready = IssueReadiness { factory_key: Some(alg::TDES), factory_puk: None, attests: false };
+        let ready = IssueReadiness {
+            factory_key: Some(alg::TDES),
+            factory_puk: None,
+            attests: false,
+            certificates: false,
+        };
         assert_eq!(offer.readiness, ready);
         let report = issue(&mut s, &secrets(None, &[&default_mgmt()], &["12345678"]), &ca).unwrap();
         assert_eq!(report.failure, None);
@@ -534,9 +576,32 @@ mod tests {
         // A card that says its PUK was changed is found out too, without a try spent.
         let mut changed = virtual_card::quirks::Profile::Yubikey57.blank_card();
         changed.puk = "24682468".into();
-        let mut s = PivSession::new(Card::new(changed, None));
+        let mut s = PivSession::new(Card::new(changed.clone(), None));
         assert_eq!(begin(&mut s, &OFFER_KEY).unwrap().readiness.factory_puk, Some(false));
-        assert_eq!(s.transport_mut().state().puk_tries_left, 3);
+        // …and refused before anything is written, whatever a page told the backend.
+        let err = generate_keys(&mut s, &factory_candidates(None), &OFFER_KEY, NOW).unwrap_err();
+        assert!(
+            err.message.contains("PUK") && err.message.contains("Nothing was written"),
+            "{}",
+            err.message
+        );
+        assert_eq!(s.transport_mut().state(), &changed);
+    }
+
+    #[test]
+    fn a_card_another_system_issued_on_the_factory_management_key_is_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::load_or_create(dir.path()).unwrap();
+        let mut s = blank();
+        virtual_card::personalise::personalise(&mut s, &ManagementKey::default_3des(), &ca, "Their Holder")
+            .unwrap();
+        let theirs = s.transport_mut().state().clone();
+        let offer = begin(&mut s, &OFFER_KEY).unwrap();
+        assert_eq!((offer.readiness.factory_key, offer.readiness.certificates), (Some(alg::TDES), true));
+        let guid = offer.guid.unwrap().to_string();
+        let err = generate_keys(&mut s, &factory_candidates(Some(&guid)), &OFFER_KEY, NOW).unwrap_err();
+        assert!(err.message.contains("another system issued it"), "{}", err.message);
+        assert_eq!(s.transport_mut().state(), &theirs, "nothing was written");
     }
 
     #[test]

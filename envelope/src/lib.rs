@@ -465,6 +465,15 @@ pub fn signed_digest(purpose: Purpose, challenge: &[u8]) -> [u8; 32] {
     hash.finalize().into()
 }
 
+/// What an issued card's final proofs sign: the backend's challenge and the algorithm the card
+/// took its new management key under, so that the algorithm recorded is the card's word, not the
+/// page's.
+pub fn issue_proof_challenge(challenge: &[u8], management_key_algorithm: u8) -> Vec<u8> {
+    let mut signed = challenge.to_vec();
+    signed.push(management_key_algorithm);
+    signed
+}
+
 /// What a card being issued signs with its new 9E key to vouch for the agent's second one-time
 /// key: SHA-256 over a context label, the issuance id, the public key and the GUID being written.
 pub fn issue_offer_digest(issuance_id: &str, agent_public_key: &[u8; 32], guid: &str) -> [u8; 32] {

@@ -188,6 +188,9 @@ pub struct IssueReadiness {
     pub factory_puk: Option<bool>,
     /// Whether the card has an attestation key (its maker's certificate for it is on the card).
     pub attests: bool,
+    /// Whether the card holds a 9A or 9E certificate: someone issued it (or, for a GUID of this
+    /// service's, its issuance stopped half-way).
+    pub certificates: bool,
 }
 
 /// A card's word that keys were generated on it (Yubico's PIV attestation): for each slot an

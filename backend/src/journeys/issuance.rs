@@ -285,6 +285,14 @@ fn blank_credentials(readiness: &IssueReadiness) -> Result<(), ApiError> {
              tools of the system that issued it, or use a blank card.",
         ));
     }
+    if readiness.certificates {
+        return Err(rejected(
+            ErrorCode::CardNotBlank,
+            "This card holds certificates this service did not give it: another system issued it, so it \
+             cannot be issued here. Nothing was written to it. Reset it to its factory state with the \
+             tools of the system that issued it, or use a blank card.",
+        ));
+    }
     if readiness.factory_puk == Some(false) {
         return Err(rejected(
             ErrorCode::CardNotBlank,
@@ -550,11 +558,19 @@ pub async fn complete(
     let card_auth_certificate = recorded(&issuance.card_auth_certificate)?;
     let piv_auth_key = card_proof::public_key_of_certificate(&piv_auth_certificate)?;
     let card_auth_key = card_proof::public_key_of_certificate(&card_auth_certificate)?;
+    let Some(algorithm) = report.management_key_algorithm else {
+        return Err(rejected(
+            ErrorCode::InvalidRequest,
+            "The report does not say which management key the card took.",
+        ));
+    };
+    // The proofs cover the algorithm too: what is recorded is the card's word, not the page's.
+    let signed = envelope::issue_proof_challenge(&challenge, algorithm);
     let proves = |key: &[u8], purpose, proof: &Option<String>| {
         proof
             .as_deref()
             .and_then(|b64| STANDARD.decode(b64).ok())
-            .is_some_and(|signature| card_proof::verifies_for(key, purpose, &challenge, &signature))
+            .is_some_and(|signature| card_proof::verifies_for(key, purpose, &signed, &signature))
     };
     if !proves(&piv_auth_key, envelope::Purpose::IssueProofPivAuth, &report.piv_auth_proof)
         || !proves(&card_auth_key, envelope::Purpose::IssueProofCardAuth, &report.card_auth_proof)
@@ -574,12 +590,6 @@ pub async fn complete(
 
     // Recorded as the card took it: as much of the material as the algorithm of the card's own
     // factory key takes, under that algorithm.
-    let Some(algorithm) = report.management_key_algorithm else {
-        return Err(rejected(
-            ErrorCode::InvalidRequest,
-            "The report does not say which management key the card took.",
-        ));
-    };
     let recorded = issuer
         .vault
         .open_management_key(&issuance.card_guid, &issuance.mgmt_key_sealed)

@@ -49,7 +49,12 @@ impl FakeAgent {
             piv_auth: SigningKey::random(&mut rand_core::OsRng),
             card_auth: SigningKey::random(&mut rand_core::OsRng),
             attestation_key: None,
-            readiness: IssueReadiness { factory_key: Some(0x03), factory_puk: None, attests: false },
+            readiness: IssueReadiness {
+                factory_key: Some(0x03),
+                factory_puk: None,
+                attests: false,
+                certificates: false,
+            },
         }
     }
 
@@ -122,8 +127,16 @@ impl FakeAgent {
             management_key_rotated: true,
             // The card took the new key as AES-192, like its factory key (a YubiKey 5.7, say).
             management_key_algorithm: Some(0x0A),
-            piv_auth_proof: Some(sign(&self.piv_auth, Purpose::IssueProofPivAuth, &certified.challenge)),
-            card_auth_proof: Some(sign(&self.card_auth, Purpose::IssueProofCardAuth, &certified.challenge)),
+            piv_auth_proof: Some(sign(
+                &self.piv_auth,
+                Purpose::IssueProofPivAuth,
+                &proof_challenge(certified, 0x0A),
+            )),
+            card_auth_proof: Some(sign(
+                &self.card_auth,
+                Purpose::IssueProofCardAuth,
+                &proof_challenge(certified, 0x0A),
+            )),
             failure: None,
         }
     }
@@ -137,6 +150,12 @@ impl FakeAgent {
             puk: puk.into(),
         }
     }
+}
+
+/// What the card's final proofs sign: the challenge and the management key algorithm it took.
+fn proof_challenge(certified: &IssueCertificates, algorithm: u8) -> String {
+    let challenge = STANDARD.decode(&certified.challenge).unwrap();
+    STANDARD.encode(envelope::issue_proof_challenge(&challenge, algorithm))
 }
 
 async fn add_holder(app: &TestApp, ra: &reqwest::Client) {
@@ -318,6 +337,10 @@ on_both_databases! {
         let mut forged = agent.report(&second.new_guid, &certified);
         forged.piv_auth_proof = Some(sign(&agent.piv_auth, Purpose::SignIn, &certified.challenge));
         assert_eq!(error_code(complete(&app, &ra, &started.issuance_id, forged).await).await, (401, "proof_invalid".into()));
+        // A page naming another management key algorithm than the card took: its proofs say otherwise.
+        let mut lying = agent.report(&second.new_guid, &certified);
+        lying.management_key_algorithm = Some(0x08);
+        assert_eq!(error_code(complete(&app, &ra, &started.issuance_id, lying).await).await, (401, "proof_invalid".into()));
         assert_eq!(cards_of_holder(&app).await, 0);
         let done = complete(&app, &ra, &started.issuance_id, agent.report(&second.new_guid, &certified)).await;
         assert_eq!(done.status(), 200);
@@ -357,17 +380,22 @@ on_both_databases! {
         // Cards whose management key or PUK is not a factory one, with or without a CHUID: the
         // service does not hold their credentials. Refused before anything is recorded.
         let before = issuance_rows(&app).await;
-        for (guid, factory_key, factory_puk) in
-            [(None, None, None), (Some("ffeeddccbbaa99887766554433221100"), None, None), (None, Some(0x03), Some(false))]
-        {
+        let other_system = "ffeeddccbbaa99887766554433221100";
+        for (guid, factory_key, factory_puk, certificates) in [
+            (None, None, None, false),
+            (Some(other_system), None, None, false),
+            (None, Some(0x03), Some(false), false),
+            (Some(other_system), Some(0x03), None, true),
+        ] {
             let mut foreign = FakeAgent::new();
-            foreign.readiness = IssueReadiness { factory_key, factory_puk, attests: false };
+            foreign.readiness = IssueReadiness { factory_key, factory_puk, attests: false, certificates };
             let refused = start(&app, &ra, &foreign, guid).await;
             let status = refused.status().as_u16();
             let body: serde_json::Value = refused.json().await.unwrap();
             assert_eq!((status, body["code"].as_str()), (409, Some("card_not_blank")), "{body}");
             let message = body["message"].as_str().unwrap();
-            assert!(message.contains("not the factory one") || message.contains("not a factory default"), "{message}");
+            let why = ["not the factory one", "not a factory default", "another system issued it"];
+            assert!(why.iter().any(|w| message.contains(w)), "{message}");
             assert!(message.contains("Nothing was written"), "{message}");
         }
         assert_eq!(issuance_rows(&app).await, before, "nothing written");
