@@ -114,6 +114,19 @@ pub enum AdminCommand {
     },
     /// Check the audit trail's hash chain; exits non-zero naming the first broken row.
     VerifyAudit,
+    /// Write a consistent copy of the embedded SQLite database to FILE while the service runs
+    /// (PostgreSQL: use `pg_dump`). FILE must not exist.
+    Backup { file: PathBuf },
+    /// Seal every stored secret (PUKs, management keys, queued mail) again under the KEK in FILE
+    /// (32 bytes, base64). Safe to stop and run again. Put FILE's key in `puk_kek_others` on every
+    /// instance first (README, "Rotating the key-encryption key").
+    RotateKek {
+        #[arg(long)]
+        new_kek_file: PathBuf,
+        /// Fault injection for tests: abort after re-sealing this many values.
+        #[arg(long, hide = true)]
+        stop_after: Option<u64>,
+    },
     /// Print the public key this backend signs envelopes with (base64), for every card agent's
     /// settings: `envelope_keys` for this site's origin, or `--envelope-key ORIGIN=KEY`.
     EnvelopeKey,
@@ -224,6 +237,28 @@ pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> a
             };
             crate::admin_unlock::unlock_card(&state, command).await?;
             println!("the card of {user_id} is unlocked with the new passcode");
+        }
+        AdminCommand::Backup { file } => {
+            crate::backup::backup(db, &file).await?;
+            audit::record(db, Entry::new(SYSTEM, "database_backed_up")).await?;
+            println!("backup written to {}", file.display());
+        }
+        AdminCommand::RotateKek { new_kek_file, stop_after } => {
+            let new_kek = crate::kek_rotation::read_kek_file(&new_kek_file)?;
+            let rotated = crate::kek_rotation::rotate(db, settings, &new_kek, stop_after).await?;
+            println!(
+                "{} secrets sealed again under the new key ({} were already)",
+                rotated.resealed, rotated.already
+            );
+            if settings.puk_kek.is_some() {
+                println!(
+                    "Now set puk_kek to the key in {} and move the old one to puk_kek_others on every \
+                     instance, restart them, and run this command once more.",
+                    new_kek_file.display()
+                );
+            } else {
+                println!("The new key is now {}/puk.kek; restart the service.", settings.data_dir.display());
+            }
         }
         AdminCommand::EnvelopeKey => println!("{}", crate::trust::envelope_signer(settings)?.trusted_key()),
         AdminCommand::VerifyAudit => match audit::first_broken_row(db).await? {

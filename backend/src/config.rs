@@ -50,6 +50,9 @@ pub struct Settings {
     /// The key-encryption key for PUKs at rest: 32 bytes, base64, from a secret store, never in
     /// the repository. Unset: generated once into `<data_dir>/puk.kek` (embedded default only).
     pub puk_kek: Option<String>,
+    /// Further KEKs (base64) that open secrets but never seal: the next key, on every instance,
+    /// before `backend admin rotate-kek` runs; the previous one until every instance has moved.
+    pub puk_kek_others: Vec<String>,
     /// The folder of the CA that certifies issued cards' keys (`ca.key.pem`, `ca.cert.pem`).
     /// Unset: `<data_dir>/ca`, created on first use (embedded default only).
     pub ca_dir: Option<PathBuf>,
@@ -101,6 +104,7 @@ impl Default for Settings {
             email_domains: Vec::new(),
             secret_key: None,
             puk_kek: None,
+            puk_kek_others: Vec::new(),
             ca_dir: None,
             envelope_signing_key: None,
             attestation_roots: Vec::new(),
@@ -164,6 +168,7 @@ impl Settings {
         copy.smtp_url = self.smtp_url.as_deref().map(redact_url_password);
         copy.secret_key = self.secret_key.as_ref().map(|_| "***".to_owned());
         copy.puk_kek = self.puk_kek.as_ref().map(|_| "***".to_owned());
+        copy.puk_kek_others = self.puk_kek_others.iter().map(|_| "***".to_owned()).collect();
         copy.envelope_signing_key = self.envelope_signing_key.as_ref().map(|_| "***".to_owned());
         Ok(serde_json::to_string_pretty(&copy)?)
     }

@@ -151,7 +151,7 @@ impl SmtpServer {
 const SENT_KEPT_SECONDS: i64 = 7 * 24 * 3600;
 
 /// How a body sealed by the vault is stored (older rows hold plain text).
-const SEALED_PREFIX: &str = "sealed:v1:";
+pub(crate) const SEALED_PREFIX: &str = "sealed:v1:";
 
 /// The sender: wakes when told a message was queued, and every few seconds for retries.
 #[derive(Debug, Clone)]

@@ -71,6 +71,26 @@ impl TestApp {
         self.client.get(format!("{}{path}", self.address)).send().await.expect("request")
     }
 
+    /// Runs the real `backend admin …` against this app's database and data folder, as an
+    /// operator would on the server; its exit status and output.
+    pub fn admin(&self, args: &[&str]) -> std::process::Output {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_backend"));
+        command
+            .arg("admin")
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env("SELFSERVICE_DATA_DIR", &self.settings.data_dir);
+        for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("SELFSERVICE_")) {
+            if name != "SELFSERVICE_DATA_DIR" {
+                command.env_remove(name);
+            }
+        }
+        if let Some(url) = &self.settings.database_url {
+            command.env("SELFSERVICE_DATABASE_URL", url);
+        }
+        command.env("SELFSERVICE_LOG", "warn").output().expect("backend admin runs")
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.settings.data_dir
     }

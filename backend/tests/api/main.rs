@@ -9,9 +9,11 @@ mod helpers;
 mod smtp;
 
 mod audit_trail;
+mod backup;
 mod bounded_state;
 mod health;
 mod issuance;
+mod kek_rotation;
 mod mail_tls;
 mod migrations;
 mod ra;
