@@ -29,6 +29,12 @@ pub struct Settings {
     pub agent_urls: Vec<String>,
     /// Default `tracing` filter; `RUST_LOG` overrides it.
     pub log: String,
+    /// `text` (for people) or `json` (one object a line, for a log collector).
+    pub log_format: LogFormat,
+    /// Behind a proxy that gives each request an id: the header it sets (e.g. `x-request-id`),
+    /// used as the request's id in logs and the response. Unset: ids are generated, and such a
+    /// header from a client is ignored.
+    pub request_id_header: Option<String>,
     /// The address people use (e.g. `https://selfservice.example.nhs.uk` behind a TLS proxy):
     /// links in emails, and `https` here makes the session cookie `Secure`. Unset: the listen URL.
     pub public_url: Option<String>,
@@ -88,6 +94,14 @@ pub struct Settings {
     pub max_concurrent_requests: usize,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -97,6 +111,8 @@ impl Default for Settings {
             dist_dir: PathBuf::from("dist"),
             agent_urls: vec!["ws://127.0.0.1:47101".into(), "ws://localhost:47101".into()],
             log: "info,sqlx=warn,tower_http=info".into(),
+            log_format: LogFormat::Text,
+            request_id_header: None,
             public_url: None,
             smtp_url: None,
             smtp_ca_file: None,

@@ -22,6 +22,7 @@ pub mod keys;
 pub mod mail;
 pub mod questions;
 pub mod rate_limit;
+pub mod request_id;
 pub mod routes;
 pub mod secrets;
 pub mod security_headers;

@@ -33,7 +33,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::load(cli.config.as_deref()).context("Failed to load the settings")?;
-    telemetry::init(&settings.log);
+    telemetry::init_as(&settings.log, settings.log_format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(settings).await?;

@@ -17,6 +17,7 @@ use crate::{
     keys,
     mail::{self, Outbox},
     rate_limit::RateLimits,
+    request_id::RequestIds,
     routes,
     security_headers::SecurityHeaders,
     static_files::StaticFiles,
@@ -69,7 +70,13 @@ impl AppState {
 }
 
 /// The whole HTTP surface: `/api/*` JSON routes (rate-limited), everything else the SPA.
-pub fn app(state: AppState, files: StaticFiles, headers: SecurityHeaders, limits: RateLimits) -> Router {
+pub fn app(
+    state: AppState,
+    files: StaticFiles,
+    headers: SecurityHeaders,
+    limits: RateLimits,
+    ids: RequestIds,
+) -> Router {
     let spa = Router::new().fallback(crate::static_files::serve).with_state(files);
     let timeout = Duration::from_secs(state.settings.request_timeout_seconds.max(1));
     let concurrency = state.settings.max_concurrent_requests.max(1);
@@ -84,7 +91,9 @@ pub fn app(state: AppState, files: StaticFiles, headers: SecurityHeaders, limits
         // turn is bounded.
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(GlobalConcurrencyLimitLayer::new(concurrency))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(crate::request_id::span_for))
+        // Outermost: the id is given before the trace's span is made.
+        .layer(middleware::from_fn_with_state(ids, crate::request_id::tag))
 }
 
 #[derive(Debug)]
@@ -117,7 +126,8 @@ impl Application {
         tokio::spawn(state.outbox.clone().run());
         let limits = RateLimits::from_settings(&state.settings)?;
         tokio::spawn(limits.sweep_forever());
-        Ok(Self { listener, router: app(state, files, headers, limits), address, db })
+        let ids = RequestIds::new(state.settings.request_id_header.as_deref())?;
+        Ok(Self { listener, router: app(state, files, headers, limits, ids), address, db })
     }
 
     pub fn address(&self) -> SocketAddr {

@@ -18,7 +18,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: Database,
     pub settings: Settings,
-    _data_dir: tempfile::TempDir,
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 impl TestApp {
@@ -48,7 +48,7 @@ impl TestApp {
         let db = Database::connect(&settings).await.expect("second pool");
         tokio::spawn(app.run_until_stopped());
         let client = Self::browser_like_client(&address);
-        Self { address, client, db, settings, _data_dir: data_dir }
+        Self { address, client, db, settings, _data_dir: Some(data_dir) }
     }
 
     /// Keeps cookies and sends this site's `Origin`, as the SPA in a browser does.
@@ -69,6 +69,18 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(format!("{}{path}", self.address)).send().await.expect("request")
+    }
+
+    /// The same database and data folder, served by another backend at `address` (a second
+    /// instance, or the real binary run as a child process); a client of its own.
+    pub fn through(&self, address: &str) -> TestApp {
+        TestApp {
+            address: address.to_owned(),
+            client: Self::browser_like_client(address),
+            db: self.db.clone(),
+            settings: self.settings.clone(),
+            _data_dir: None,
+        }
     }
 
     /// Runs the real `backend admin …` against this app's database and data folder, as an

@@ -14,6 +14,7 @@ mod bounded_state;
 mod health;
 mod issuance;
 mod kek_rotation;
+mod logs;
 mod mail_tls;
 mod migrations;
 mod ra;
