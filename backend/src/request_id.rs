@@ -80,7 +80,7 @@ mod tests {
     fn a_proxys_id_is_taken_only_from_the_trusted_header_and_only_when_plausible() {
         let behind_proxy = RequestIds::new(Some("X-Request-Id")).unwrap();
         assert_eq!(behind_proxy.for_request(&request_with("x-request-id", "edge-42.a")), "edge-42.a");
-        let odd = behind_proxy.for_request(&request_with("x-request-id", "a b\u{7f}"));
+        let odd = behind_proxy.for_request(&request_with("x-request-id", "a b;c"));
         assert_eq!(odd.len(), 24, "replaced by a generated id");
         let direct = RequestIds::default().for_request(&request_with("x-request-id", "chosen-by-client"));
         assert_ne!(direct, "chosen-by-client", "a client cannot pick the id in the logs");
