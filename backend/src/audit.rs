@@ -114,6 +114,7 @@ pub async fn append(tx: &mut WriteTx, entry: Entry<'_>) -> anyhow::Result<()> {
         .bind(key.seal(&hash))
         .execute(&mut ***tx)
         .await?;
+    tx.audited.push(entry.event.to_owned());
     Ok(())
 }
 

@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 pub struct Settings {
     /// Address the HTTP server binds; port 0 picks a free port (tests).
     pub listen: SocketAddr,
+    /// Address of the Prometheus metrics listener (`GET /metrics`), e.g. `127.0.0.1:9464`; never
+    /// served on the public port. Unset: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// Folder for the embedded SQLite database and other local state; created on first run.
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; unset means the SQLite file `<data_dir>/selfservice.db`.
@@ -106,6 +109,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_listen: None,
             data_dir: PathBuf::from("data"),
             database_url: None,
             dist_dir: PathBuf::from("dist"),

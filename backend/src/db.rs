@@ -62,11 +62,15 @@ pub struct Database {
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
     pub(crate) audit_key: crate::audit::AuditKey,
+    /// The events audited in this transaction, counted in the metrics once it commits.
+    pub(crate) audited: Vec<String>,
 }
 
 impl WriteTx {
     pub async fn commit(self) -> sqlx::Result<()> {
-        self.tx.commit().await
+        self.tx.commit().await?;
+        crate::metrics::global().audited(self.audited.iter().map(String::as_str));
+        Ok(())
     }
 }
 
@@ -145,7 +149,7 @@ impl Database {
             DatabaseKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             DatabaseKind::Postgres => self.pool.begin().await?,
         };
-        Ok(WriteTx { tx, audit_key: self.audit_key.clone() })
+        Ok(WriteTx { tx, audit_key: self.audit_key.clone(), audited: Vec::new() })
     }
 
     pub(crate) fn audit_key(&self) -> &crate::audit::AuditKey {

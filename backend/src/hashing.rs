@@ -47,7 +47,9 @@ impl AnswerHasher {
     pub async fn hash(&self, answer: String) -> anyhow::Result<String> {
         // The permit goes with the hash, not the request: a client that hangs up stops waiting,
         // but its hash runs on to the end and holds its place in the bound until then.
+        let queued = crate::metrics::global().argon2_queued();
         let permit = self.permits.clone().acquire_owned().await?;
+        drop(queued);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let salt = SaltString::generate(&mut OsRng);
@@ -61,7 +63,9 @@ impl AnswerHasher {
 
     /// Whether a normalised answer matches a stored PHC string (constant-time inside argon2).
     pub async fn verify(&self, answer: String, stored: String) -> anyhow::Result<bool> {
+        let queued = crate::metrics::global().argon2_queued();
         let permit = self.permits.clone().acquire_owned().await?;
+        drop(queued);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;

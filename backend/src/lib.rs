@@ -20,6 +20,7 @@ pub mod journeys;
 pub mod kek_rotation;
 pub mod keys;
 pub mod mail;
+pub mod metrics;
 pub mod questions;
 pub mod rate_limit;
 pub mod request_id;

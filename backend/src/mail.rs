@@ -272,9 +272,11 @@ impl Outbox {
                     .bind(id)
                     .execute(self.db.pool())
                     .await?;
+                crate::metrics::global().mail_sent();
                 tracing::info!(id, "mail sent");
             }
             Err(e) => {
+                crate::metrics::global().mail_failed();
                 let retry_at = now_unix() + backoff_seconds(attempts);
                 tracing::warn!(id, attempts, error = %e, retry_at, "mail not sent; will retry");
                 sqlx::query(

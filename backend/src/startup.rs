@@ -101,6 +101,8 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     address: SocketAddr,
+    /// The metrics listener, when `metrics_listen` is set.
+    metrics: Option<TcpListener>,
     db: Database,
 }
 
@@ -122,12 +124,20 @@ impl Application {
             .await
             .with_context(|| format!("Failed to listen on {}", settings.listen))?;
         let address = listener.local_addr()?;
+        let metrics = match settings.metrics_listen {
+            Some(at) => Some(
+                TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("Failed to listen for metrics on {at}"))?,
+            ),
+            None => None,
+        };
         let state = AppState::new(db.clone(), settings)?;
         tokio::spawn(state.outbox.clone().run());
         let limits = RateLimits::from_settings(&state.settings)?;
         tokio::spawn(limits.sweep_forever());
         let ids = RequestIds::new(state.settings.request_id_header.as_deref())?;
-        Ok(Self { listener, router: app(state, files, headers, limits, ids), address, db })
+        Ok(Self { listener, router: app(state, files, headers, limits, ids), address, metrics, db })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -138,8 +148,22 @@ impl Application {
         format!("http://{}", self.address)
     }
 
+    /// The metrics listener's URL (`…/metrics`), if there is one.
+    pub fn metrics_url(&self) -> Option<String> {
+        let address = self.metrics.as_ref()?.local_addr().ok()?;
+        Some(format!("http://{address}/metrics"))
+    }
+
     /// Serves until Ctrl-C or SIGTERM, then finishes in-flight requests and closes the pool.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        if let Some(listener) = self.metrics {
+            let metrics = crate::metrics::router(self.db.clone());
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, metrics).await {
+                    tracing::error!(%error, "the metrics listener stopped");
+                }
+            });
+        }
         // The peer's address is what the rate limits count by (unless a proxy header is trusted).
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, service).with_graceful_shutdown(shutdown_signal()).await?;

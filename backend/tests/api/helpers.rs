@@ -18,6 +18,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: Database,
     pub settings: Settings,
+    /// The app's Prometheus listener (`…/metrics`); every test app has one.
+    pub metrics_url: Option<String>,
     _data_dir: Option<tempfile::TempDir>,
 }
 
@@ -37,6 +39,7 @@ impl TestApp {
             // The tests fire dozens of requests at once from one address; the limits have their own.
             rate_limit_per_second: 10_000,
             rate_limit_burst: 10_000,
+            metrics_listen: Some("127.0.0.1:0".parse().expect("address")),
             ..Settings::default()
         };
         if let Engine::Postgres = engine {
@@ -45,10 +48,11 @@ impl TestApp {
         configure(&mut settings);
         let app = Application::build(settings.clone()).await.expect("application builds");
         let address = app.url();
+        let metrics_url = app.metrics_url();
         let db = Database::connect(&settings).await.expect("second pool");
         tokio::spawn(app.run_until_stopped());
         let client = Self::browser_like_client(&address);
-        Self { address, client, db, settings, _data_dir: Some(data_dir) }
+        Self { address, client, db, settings, metrics_url, _data_dir: Some(data_dir) }
     }
 
     /// Keeps cookies and sends this site's `Origin`, as the SPA in a browser does.
@@ -79,6 +83,7 @@ impl TestApp {
             client: Self::browser_like_client(address),
             db: self.db.clone(),
             settings: self.settings.clone(),
+            metrics_url: None,
             _data_dir: None,
         }
     }

@@ -299,3 +299,48 @@ on_both_databases! {
         assert!(route.contains("contact_email"), "{route}");
     }
 }
+
+/// The value of one series in a scrape (0 if absent).
+fn series(scrape: &str, name: &str) -> f64 {
+    scrape.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok()).unwrap_or(0.0)
+}
+
+async fn scrape(app: &TestApp) -> String {
+    reqwest::get(app.metrics_url.as_deref().unwrap()).await.unwrap().text().await.unwrap()
+}
+
+on_both_databases! {
+    async fn the_metrics_follow_an_unlock_journey_on_their_own_listener(engine: Engine) {
+        let (app, smtp, card) = holder(engine, true).await;
+        let before = scrape(&app).await;
+        let attempt_id = past_the_code(&app, &smtp, &card, 0).await;
+        let (released, _) = release_opened(&app, &card, &attempt_id).await;
+        let reported = proved(&card, &attempt_id, &released, PukOnCard::Rotated);
+        assert_eq!(app.post("/api/unlock/report", &reported).await.status(), 204);
+        let after = scrape(&app).await;
+        let moved = [
+            r#"selfservice_audit_events_total{event="unlock_started"}"#,
+            r#"selfservice_audit_events_total{event="unlock_questions_passed"}"#,
+            r#"selfservice_audit_events_total{event="unlock_code_accepted"}"#,
+            r#"selfservice_audit_events_total{event="unlock_puk_released"}"#,
+            r#"selfservice_audit_events_total{event="card_unlocked"}"#,
+            r#"selfservice_http_requests_seconds_count{method="POST",route="/api/unlock/answers",status="200"}"#,
+            r#"selfservice_http_requests_seconds_count{method="POST",route="/api/unlock/report",status="204"}"#,
+            "selfservice_argon2_wait_seconds_count",
+            "selfservice_mail_sent_total",
+        ];
+        for name in moved {
+            assert!(series(&after, name) > series(&before, name), "{name} did not move:\n{after}");
+        }
+        for gauge in ["selfservice_mail_backlog", "selfservice_mail_oldest_unsent_seconds", "selfservice_db_pool_connections", "selfservice_argon2_waiting"] {
+            assert!(after.lines().any(|l| l.starts_with(&format!("{gauge} "))), "{gauge} missing");
+        }
+        assert!(after.contains(r#"route="/api/unlock/start""#) && !after.contains(card.guid.as_str()), "routes by template, no ids");
+        // The public port does not serve them.
+        let public = app.get("/metrics").await.text().await.unwrap();
+        assert!(!public.contains("selfservice_"), "metrics on the public port");
+        if std::env::var_os("METRICS_SAMPLE").is_some() {
+            std::fs::write(std::env::var_os("METRICS_SAMPLE").unwrap(), &after).unwrap();
+        }
+    }
+}
