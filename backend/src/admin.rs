@@ -114,6 +114,9 @@ pub enum AdminCommand {
     },
     /// Check the audit trail's hash chain; exits non-zero naming the first broken row.
     VerifyAudit,
+    /// Import cards already issued, with their holders, from a CSV file (README, "Importing
+    /// cards"): every row is checked before any is written; a rerun changes nothing.
+    ImportCards { file: PathBuf },
     /// Write a consistent copy of the embedded SQLite database to FILE while the service runs
     /// (PostgreSQL: use `pg_dump`). FILE must not exist.
     Backup { file: PathBuf },
@@ -237,6 +240,20 @@ pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> a
             };
             crate::admin_unlock::unlock_card(&state, command).await?;
             println!("the card of {user_id} is unlocked with the new passcode");
+        }
+        AdminCommand::ImportCards { file } => {
+            let csv = std::fs::read(&file).with_context(|| format!("Failed to read {}", file.display()))?;
+            let vault = Vault::from_settings(settings)?;
+            let started = std::time::Instant::now();
+            let done = crate::card_import::import(db, &vault, &settings.email_domains, &csv).await?;
+            println!(
+                "{} rows: {} people and {} cards added, {} PUKs recorded ({:.1} s)",
+                done.rows,
+                done.people_added,
+                done.cards_added,
+                done.puks_recorded,
+                started.elapsed().as_secs_f64()
+            );
         }
         AdminCommand::Backup { file } => {
             crate::backup::backup(db, &file).await?;

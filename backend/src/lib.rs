@@ -8,6 +8,7 @@ pub mod admin_issue;
 pub mod admin_unlock;
 pub mod audit;
 pub mod backup;
+pub mod card_import;
 pub mod card_proof;
 pub mod challenges;
 pub mod codes;

@@ -86,23 +86,31 @@ pub fn checked_reason(reason: &Reason) -> Result<String, ApiError> {
     Ok(reason.to_owned())
 }
 
+/// A user id as the service keeps it (trimmed), or why it is not one.
+pub fn checked_user_id(user_id: &str) -> Result<&str, &'static str> {
+    let user_id = user_id.trim();
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"._-".contains(&b);
+    if user_id.is_empty() || user_id.len() > 64 || !user_id.bytes().all(allowed) {
+        return Err("A user id is 1 to 64 letters, digits, dots, hyphens or underscores.");
+    }
+    Ok(user_id)
+}
+
+/// A person's name (trimmed), or why it is not one.
+pub fn checked_name(name: &str) -> Result<&str, &'static str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err("Enter the person's full name.");
+    }
+    Ok(name)
+}
+
 /// An RA adds a person whose identity they checked at the desk (before issuing their first card).
 pub async fn add_person(state: &AppState, officer: User, new: NewPerson) -> Result<UserSummary, ApiError> {
     let reason = checked_reason(&Reason { reason: new.reason.clone() })?;
-    let user_id = new.user_id.trim();
-    if user_id.is_empty()
-        || user_id.len() > 64
-        || !user_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-    {
-        return Err(ApiError::rejected(
-            ErrorCode::InvalidUserId,
-            "A user id is 1 to 64 letters, digits, dots, hyphens or underscores.",
-        ));
-    }
-    let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(ApiError::rejected(ErrorCode::InvalidName, "Enter the person's full name."));
-    }
+    let user_id =
+        checked_user_id(&new.user_id).map_err(|m| ApiError::rejected(ErrorCode::InvalidUserId, m))?;
+    let name = checked_name(&new.name).map_err(|m| ApiError::rejected(ErrorCode::InvalidName, m))?;
     let email = match new.contact_email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
         Some(email) => Some(super::registration::check_email(email, &state.settings.email_domains)?),
         None => None,

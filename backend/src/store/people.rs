@@ -130,6 +130,40 @@ pub async fn user_by_user_id(db: &Database, user_id: &str) -> Result<Option<User
     row.as_ref().map(User::from_row).transpose()
 }
 
+/// The users with these user ids (those that exist), in chunks of a few hundred per query.
+pub async fn users_by_user_ids(db: &Database, user_ids: &[&str]) -> Result<Vec<User>, sqlx::Error> {
+    let mut users = Vec::new();
+    for chunk in user_ids.chunks(IN_CHUNK) {
+        let sql =
+            format!("SELECT {USER_COLUMNS} FROM users WHERE user_id IN ({})", placeholders(chunk.len()));
+        let rows = chunk.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id)).fetch_all(db.pool()).await?;
+        for row in &rows {
+            users.push(User::from_row(row)?);
+        }
+    }
+    Ok(users)
+}
+
+/// The cards with these GUIDs (those on record), in chunks of a few hundred per query.
+pub async fn cards_by_guids(db: &Database, guids: &[&str]) -> Result<Vec<Card>, sqlx::Error> {
+    let mut cards = Vec::new();
+    for chunk in guids.chunks(IN_CHUNK) {
+        let sql = format!("SELECT {CARD_COLUMNS} FROM cards WHERE guid IN ({})", placeholders(chunk.len()));
+        let rows = chunk.iter().fold(sqlx::query(&sql), |q, guid| q.bind(*guid)).fetch_all(db.pool()).await?;
+        for row in &rows {
+            cards.push(Card::from_row(row)?);
+        }
+    }
+    Ok(cards)
+}
+
+/// Values in one `IN (…)`: well under every engine's limit on bound parameters.
+const IN_CHUNK: usize = 500;
+
+fn placeholders(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 pub async fn user_by_ref(db: &Database, id: i64) -> Result<Option<User>, sqlx::Error> {
     let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
         .bind(id)

@@ -2,6 +2,7 @@
 //! PostgreSQL (`TEST_POSTGRES_URL`, started by `scripts/test.sh`).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
 
+mod card_import;
 mod cards;
 mod desk_unlock;
 mod helpers;
