@@ -11,6 +11,7 @@ use leptos_router::{
 mod add_person;
 mod api;
 mod audit;
+mod chart;
 mod desk_unlock;
 mod issue;
 mod report;

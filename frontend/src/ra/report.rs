@@ -4,7 +4,7 @@
 use leptos::{ev::SubmitEvent, prelude::*};
 use protocol::{calendar::civil_from_days, ra::Report};
 
-use super::api;
+use super::{api, chart::ReportChart};
 use crate::components::ErrorSummary;
 
 #[component]
@@ -50,10 +50,12 @@ pub fn ReportPage() -> impl IntoView {
         <p><a href=csv_href rel="external" download="" data-testid="ra-report-csv">"Download as CSV"</a></p>
         {move || report.get().map(|r| {
             let totals = r.totals;
+            let chart = view! { <ReportChart days=r.days.clone() totals /> };
             let days = r.days.into_iter().rev().map(|d| view! {
                 <tr><td>{d.day}</td><td>{d.counts.registrations}</td><td>{d.counts.unlocks}</td><td>{d.counts.lockouts}</td><td>{d.counts.lockouts_cleared}</td><td>{d.counts.desk_unlocks}</td></tr>
             }).collect_view();
             view! {
+                {chart}
                 <table class="ra-table" data-testid="ra-report">
                     <caption class="nhsuk-u-visually-hidden">"Counts per day, newest first"</caption>
                     <thead><tr><th scope="col">"Day"</th><th scope="col">"Registrations"</th><th scope="col">"Self-service unlocks"</th><th scope="col">"Lockouts"</th><th scope="col">"Lockouts cleared"</th><th scope="col">"Unlocked at the desk"</th></tr></thead>

@@ -37,7 +37,8 @@ async fn an_ra_unlocks_a_locked_card_at_a_two_reader_desk_and_the_holder_signs_i
         client.block_pin().await.unwrap();
     }
     let _ra_inserted = InsertedCard::insert_second(&ra_card).unwrap();
-    let browser = Browser::start(Engine::Chromium).await.unwrap();
+    // Firefox: the RA console (its card picker, its chart) in the other browser people use.
+    let browser = Browser::start(Engine::Firefox).await.unwrap();
 
     // The RA signs in with their own card, the other of the two.
     browser.goto(&format!("{}/sign-in", backend.url)).await.unwrap();
@@ -87,6 +88,9 @@ async fn an_ra_unlocks_a_locked_card_at_a_two_reader_desk_and_the_holder_signs_i
         .unwrap();
     browser.goto(&format!("{}/ra/report", backend.url)).await.unwrap();
     browser.wait_for_text("[data-testid=ra-report-desk-unlocks]", "1").await.unwrap();
+    browser.wait_for_text("[data-testid=ra-report-chart-text]", "1 registrations, 1 unlocks").await.unwrap();
+    browser.assert_accessible("RA: report (Firefox)").await.unwrap();
+    browser.screenshot("ra-report-firefox").await.unwrap();
     browser.click_on("[data-testid=ra-sign-out]").await.unwrap();
     browser.wait_for_text("[data-testid=signed-out-title]", "You have signed out").await.unwrap();
 

@@ -167,7 +167,11 @@ async fn an_ra_issues_a_card_clears_its_holders_lockout_and_the_holder_then_unlo
     browser.goto(&format!("{}/ra/report", backend.url)).await.unwrap();
     // Registrations, unlocks, lockouts, lockouts cleared over the last 30 days.
     browser.wait_for_text("[data-testid=ra-report-total]", "Total 1 0 1 1").await.unwrap();
+    // …and as a bar chart, whose text alternative says the same in words.
+    let chart = "Totals: 1 registrations, 0 unlocks, 1 lockouts and 1 lockouts cleared.";
+    browser.wait_for_text("[data-testid=ra-report-chart-text]", chart).await.unwrap();
     browser.assert_accessible("RA: report").await.unwrap();
+    browser.screenshot("ra-report").await.unwrap();
     // The console signs out too, and says so.
     browser.click_on("[data-testid=ra-sign-out]").await.unwrap();
     browser.wait_for_text("[data-testid=signed-out-title]", "You have signed out").await.unwrap();
