@@ -235,3 +235,48 @@ pub fn router(db: Database) -> Router {
 async fn scrape(State(db): State<Database>) -> impl IntoResponse {
     ([("content-type", "text/plain; version=0.0.4")], global().render(&db).await)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every series the Grafana dashboard in `packaging/grafana` queries is one this module writes.
+    #[test]
+    fn the_dashboard_queries_only_series_that_exist() {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../packaging/grafana/selfservice-dashboard.json")).unwrap();
+        let exposed = [
+            "selfservice_http_requests_seconds_count",
+            "selfservice_http_requests_seconds_bucket",
+            "selfservice_audit_events_total",
+            "selfservice_argon2_waiting",
+            "selfservice_argon2_wait_seconds_bucket",
+            "selfservice_mail_sent_total",
+            "selfservice_mail_send_failures_total",
+            "selfservice_mail_backlog",
+            "selfservice_mail_oldest_unsent_seconds",
+            "selfservice_db_pool_connections",
+            "selfservice_db_pool_idle",
+        ];
+        let mut histogram = Histogram::default();
+        histogram.observe(0.02);
+        let mut text = String::new();
+        histogram.render(&mut text, "selfservice_argon2_wait_seconds", "");
+        assert!(text.contains("selfservice_argon2_wait_seconds_bucket{le=\"0.025\"} 1"), "{text}");
+        let panels = dashboard["panels"].as_array().unwrap();
+        assert!(panels.len() >= 6);
+        for target in panels.iter().flat_map(|p| p["targets"].as_array().unwrap()) {
+            let expr = target["expr"].as_str().unwrap();
+            // Series names, not label values (an event may be called `selfservice_locked_out`).
+            let unquoted: String = expr.split('"').step_by(2).collect();
+            let names: Vec<&str> = unquoted
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("selfservice_"))
+                .collect();
+            assert!(!names.is_empty(), "{expr}");
+            for name in names {
+                assert!(exposed.contains(&name), "{name} in {expr} is not exposed");
+            }
+        }
+    }
+}
