@@ -22,6 +22,7 @@ pub mod kek_rotation;
 pub mod keys;
 pub mod mail;
 pub mod metrics;
+pub mod openapi;
 pub mod questions;
 pub mod rate_limit;
 pub mod request_id;

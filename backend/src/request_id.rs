@@ -63,7 +63,7 @@ pub async fn tag(State(ids): State<RequestIds>, mut request: Request, next: Next
 }
 
 /// The HTTP trace's span for a request: at INFO, so every line a handler logs carries the id.
-pub fn span_for<B>(request: &axum::http::Request<B>) -> tracing::Span {
+pub fn span_for<B>(request: &Request<B>) -> tracing::Span {
     let id = request.extensions().get::<RequestId>().map_or("-", |id| id.0.as_str());
     tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
 }
@@ -73,7 +73,7 @@ mod tests {
     use super::*;
 
     fn request_with(header: &str, value: &str) -> Request {
-        axum::http::Request::builder().header(header, value).body(axum::body::Body::empty()).unwrap()
+        Request::builder().header(header, value).body(axum::body::Body::empty()).unwrap()
     }
 
     #[test]

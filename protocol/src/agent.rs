@@ -179,6 +179,7 @@ pub enum Reply {
 /// be issued is refused before an issuance is recorded. A page could misreport it: the agent
 /// checks the same again before it writes (it is a courtesy, not the guard).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssueReadiness {
     /// The algorithm under which the card took a factory management key (`None`: it took none,
     /// so it has a key of someone else's).
@@ -197,6 +198,7 @@ pub struct IssueReadiness {
 /// X.509 certificate of the slot's public key signed by the card's attestation key (slot F9),
 /// and the F9 key's own certificate from the card's maker. DER, base64.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyAttestation {
     pub piv_auth: String,
     pub card_auth: String,
@@ -206,6 +208,7 @@ pub struct KeyAttestation {
 /// What each issuance step did; the backend binds the card only when every step succeeded and
 /// both proofs verify.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssueReport {
     /// The GUID written in the CHUID.
     pub guid: crate::card_guid::CardGuid,
@@ -224,6 +227,7 @@ pub struct IssueReport {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IssueStep {
     WriteCertificates,
@@ -235,6 +239,7 @@ pub enum IssueStep {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssueFailure {
     pub step: IssueStep,
     pub error: AgentError,
@@ -242,6 +247,7 @@ pub struct IssueFailure {
 
 /// What each unlock step did. Read `puk` first: it is what the backend must remember.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnlockReport {
     pub guid: crate::card_guid::CardGuid,
     /// RESET RETRY COUNTER succeeded: the PIN is now the new one, with all its tries.
@@ -255,6 +261,7 @@ pub struct UnlockReport {
 
 /// Which PUK the card holds after the unlock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 // Externally tagged (`"rotated"`, `{"candidate":{"index":0}}`): the cheapest form for the
 // SPA to decode, whose size is budgeted.
 #[serde(rename_all = "snake_case")]
@@ -270,6 +277,7 @@ pub enum PukOnCard {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UnlockStep {
     ResetRetryCounter,
@@ -279,6 +287,7 @@ pub enum UnlockStep {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepFailure {
     pub step: UnlockStep,
     pub error: AgentError,
@@ -337,12 +346,14 @@ pub enum Event {
 
 /// Errors a person can act on; `message` is the sentence to show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentError {
     pub code: AgentErrorCode,
     pub message: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AgentErrorCode {
     NoReader,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// `GET /api/health`: what an operator or load balancer needs to know.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// `ok` when every dependency answers, `degraded` otherwise (then HTTP 503).
     pub status: HealthStatus,
@@ -13,6 +14,7 @@ pub struct Health {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
     Ok,
@@ -20,6 +22,7 @@ pub enum HealthStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatabaseHealth {
     /// `sqlite` or `postgres`.
     pub kind: String,
@@ -31,6 +34,7 @@ pub struct DatabaseHealth {
 
 /// The one error envelope of the API: every 4xx and 5xx body has this shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiErrorBody {
     /// A stable, machine-readable code, e.g. `not_found`, `invalid_json`.
     pub code: crate::error_code::ErrorCode,
@@ -62,6 +66,7 @@ mod tests {
 
 /// A challenge for the card to sign (`POST /api/sign-in/challenge` and the re-proofs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChallengeIssued {
     pub challenge_id: String,
     /// 32 random bytes, base64: what the agent asks the card to sign.
@@ -70,6 +75,7 @@ pub struct ChallengeIssued {
 
 /// `POST /api/sign-in`: the card's 9A signature over the challenge, made after VERIFY.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignInRequest {
     pub challenge_id: String,
     /// The card's CHUID GUID, as the agent read it.
@@ -80,6 +86,7 @@ pub struct SignInRequest {
 
 /// `GET /api/me`: the signed-in person, their cards and their self-service state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Profile {
     pub user_id: String,
     pub name: String,
@@ -94,6 +101,7 @@ pub struct Profile {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CardSummary {
     pub guid: crate::card_guid::CardGuid,
     /// `active`, `suspended` or `revoked`.
@@ -103,6 +111,7 @@ pub struct CardSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 // Externally tagged: the cheapest form for the SPA to decode.
 #[serde(rename_all = "snake_case")]
 pub enum SelfService {
@@ -116,6 +125,7 @@ pub enum SelfService {
 
 /// `GET /api/questions`: the catalogue the holder chooses 4 from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Question {
     pub id: u32,
     pub text: String,
@@ -123,6 +133,7 @@ pub struct Question {
 
 /// A re-proof of the passcode: the card's 9A signature over a challenge bound to the session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProofRequest {
     pub challenge_id: String,
     /// DER ECDSA signature, base64.
@@ -130,6 +141,7 @@ pub struct ProofRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QuestionAnswer {
     pub question_id: u32,
     pub answer: String,
@@ -137,6 +149,7 @@ pub struct QuestionAnswer {
 
 /// `POST /api/registration`: 4 different questions with their answers, and the email to use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegistrationRequest {
     pub answers: Vec<QuestionAnswer>,
     pub email: String,
@@ -144,6 +157,7 @@ pub struct RegistrationRequest {
 
 /// A registration waiting for its emailed code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegistrationPending {
     pub email: String,
     /// When the code in force was sent, and until when it works (Unix seconds).
@@ -158,12 +172,14 @@ pub struct RegistrationPending {
 
 /// `POST /api/registration/confirm`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CodeRequest {
     pub code: String,
 }
 
 /// `GET /api/client-config`: what the SPA needs to know about this deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClientConfig {
     /// The card agent's WebSocket URL.
     pub agent_url: String,
@@ -171,6 +187,7 @@ pub struct ClientConfig {
 
 /// `POST /api/unlock/start`: the card's 9E signature over an unlock challenge (no PIN needed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnlockStart {
     pub challenge_id: String,
     pub guid: crate::card_guid::CardGuid,
@@ -180,6 +197,7 @@ pub struct UnlockStart {
 
 /// The questions for this unlock attempt (the same ones until it ends).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnlockQuestions {
     pub attempt_id: String,
     pub questions: Vec<Question>,
@@ -193,6 +211,7 @@ pub struct UnlockQuestions {
 
 /// `POST /api/unlock/answers`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnlockAnswers {
     pub attempt_id: String,
     pub answers: Vec<QuestionAnswer>,
@@ -200,6 +219,7 @@ pub struct UnlockAnswers {
 
 /// The answers were right: a code went to the registered address (shown partly hidden).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnlockCodeSent {
     pub email_hint: String,
     /// When the code in force was sent, and until when it works (Unix seconds).
@@ -212,6 +232,7 @@ pub struct UnlockCodeSent {
 
 /// `POST /api/unlock/code`: the code emailed after the questions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnlockCode {
     pub attempt_id: String,
     pub code: String,
@@ -220,6 +241,7 @@ pub struct UnlockCode {
 /// `POST /api/unlock/offer-challenge`: a challenge for the agent's unlock offer, bound to this
 /// attempt (which must have passed its code).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnlockAttempt {
     pub attempt_id: String,
 }
@@ -227,6 +249,7 @@ pub struct UnlockAttempt {
 /// `POST /api/unlock/release`: the agent's unlock offer, relayed by the page. The backend checks
 /// the card's 9E signature over `envelope::offer_digest(challenge, public_key, guid)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnlockRelease {
     pub attempt_id: String,
     pub challenge_id: String,
@@ -239,6 +262,7 @@ pub struct UnlockRelease {
 /// The PUKs sealed to the agent's one-time key (the page cannot open it), and the challenge the
 /// card signs with 9A once the new passcode is set, as proof.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnlockReleased {
     pub envelope: String,
     pub proof_challenge: ChallengeIssued,
@@ -247,6 +271,7 @@ pub struct UnlockReleased {
 /// `POST /api/unlock/report`: what the agent says the card did, with its 9A proof if it got that
 /// far. The backend changes what it believes about the card's PUK only on a verified proof.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnlockReported {
     pub attempt_id: String,
     pub proof_challenge_id: String,

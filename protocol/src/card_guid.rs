@@ -21,6 +21,21 @@ impl fmt::Display for NotAGuid {
 
 impl std::error::Error for NotAGuid {}
 
+/// In the OpenAPI document: a string of 32 lowercase hex digits.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for CardGuid {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[0-9a-fA-F]{32}$"))
+            .description(Some("A card's GUID (its CHUID): 32 hex digits, answered in lowercase"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for CardGuid {}
+
 impl CardGuid {
     pub fn parse(text: &str) -> Result<Self, NotAGuid> {
         if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) {

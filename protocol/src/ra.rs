@@ -6,6 +6,7 @@ use crate::api::{CardSummary, SelfService};
 
 /// One row of `GET /api/ra/users?q=…`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserSummary {
     pub user_id: String,
     pub name: String,
@@ -17,6 +18,7 @@ pub struct UserSummary {
 
 /// `GET /api/ra/users/{user_id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserDetail {
     pub user_id: String,
     pub name: String,
@@ -32,12 +34,14 @@ pub struct UserDetail {
 
 /// Every RA action says why, for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reason {
     pub reason: String,
 }
 
 /// `POST /api/ra/users`: a person the RA adds (their identity was checked at the desk).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewPerson {
     pub user_id: String,
     pub name: String,
@@ -50,6 +54,7 @@ pub struct NewPerson {
 /// `POST /api/ra/users/{user_id}/issue`: start issuing the blank card in the RA's reader.
 /// `agent_key` and `card_guid` are the agent's `issue_offer`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssueStart {
     pub reason: String,
     pub agent_key: String,
@@ -63,6 +68,7 @@ pub struct IssueStart {
 
 /// The issuance begun: the envelope for the agent's `generate_issue_keys`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssueStarted {
     pub issuance_id: String,
     pub envelope: String,
@@ -72,6 +78,7 @@ pub struct IssueStarted {
 /// generated (base64 `04‖X‖Y`), the second one-time key the new 9E key signed for, and the
 /// card's attestation of the two keys (required when the backend has `attestation_roots`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssueKeys {
     pub piv_auth_key: String,
     pub card_auth_key: String,
@@ -84,6 +91,7 @@ pub struct IssueKeys {
 /// For the agent's `finish_issue`: the certificates (DER, base64), the card's new secrets sealed
 /// to the vouched-for key, and the challenge its proofs sign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssueCertificates {
     pub piv_auth_certificate: String,
     pub card_auth_certificate: String,
@@ -94,12 +102,14 @@ pub struct IssueCertificates {
 /// `POST /api/ra/issuances/{id}/complete`: the agent's report, relayed as it is.
 #[cfg(feature = "issuance")]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IssueComplete {
     pub report: crate::agent::IssueReport,
 }
 
 /// The card is issued and bound to the person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CardIssued {
     pub guid: crate::card_guid::CardGuid,
     pub user_id: String,
@@ -107,6 +117,7 @@ pub struct CardIssued {
 
 /// `POST /api/ra/cards/{guid}/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CardStatusChange {
     /// `active`, `suspended` or `revoked` (revoking is final).
     pub status: String,
@@ -115,6 +126,7 @@ pub struct CardStatusChange {
 
 /// One audit row, as `GET /api/ra/audit` lists them (newest first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRow {
     pub id: i64,
     /// Unix seconds.
@@ -128,6 +140,7 @@ pub struct AuditRow {
 
 /// `POST /api/ra/audit/verify`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditVerification {
     pub rows: i64,
     /// The first row whose hash does not match, if any: everything from it on is suspect.
@@ -136,6 +149,7 @@ pub struct AuditVerification {
 
 /// `GET /api/ra/report?from=YYYY-MM-DD&to=YYYY-MM-DD`: counts per day (UTC), both ends included.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Report {
     pub from: String,
     pub to: String,
@@ -144,6 +158,7 @@ pub struct Report {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportDay {
     /// `YYYY-MM-DD`.
     pub day: String,
@@ -151,6 +166,7 @@ pub struct ReportDay {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportCounts {
     pub registrations: u64,
     /// Self-service unlocks.
@@ -165,6 +181,7 @@ pub struct ReportCounts {
 /// card in the reader proves it is present (9E, over the desk challenge), so the backend knows it
 /// is one of this person's cards; the officer says how they checked who the holder is, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeskUnlockStart {
     pub challenge_id: String,
     pub guid: crate::card_guid::CardGuid,
@@ -178,6 +195,7 @@ pub struct DeskUnlockStart {
 /// The desk unlock is open at its release: the same offer, release and report as self-service,
 /// through `/api/ra/desk-unlock/…`, by this officer only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeskUnlockStarted {
     pub attempt_id: String,
 }

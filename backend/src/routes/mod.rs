@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .merge(issuance::router())
         .merge(desk_unlock::router())
         .merge(unlock::router())
+        .merge(crate::openapi::router())
         // Each route is timed under its template (`/api/ra/users/{user_id}`), never its ids.
         .route_layer(axum::middleware::from_fn(crate::metrics::observe))
         .fallback(|| async { ApiError::NotFound })

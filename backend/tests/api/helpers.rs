@@ -5,6 +5,25 @@ use std::path::Path;
 use backend::{config::Settings, db::Database, startup::Application};
 use sqlx::{Connection, PgConnection};
 
+/// Fails the test if an API answer is not what the OpenAPI document says it is (its status
+/// documented for the route, its body of the status's schema); the answer, unread, otherwise.
+pub async fn documented(method: &str, path: &str, response: reqwest::Response) -> reqwest::Response {
+    if !path.starts_with("/api/") {
+        return response;
+    }
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.expect("a body");
+    if let Err(problem) = backend::openapi::check_response(method, path, status.as_u16(), &body) {
+        panic!("the answer breaks the OpenAPI document: {problem}\n{}", String::from_utf8_lossy(&body));
+    }
+    let mut rebuilt = http::Response::builder().status(status);
+    for (name, value) in &headers {
+        rebuilt = rebuilt.header(name, value);
+    }
+    reqwest::Response::from(rebuilt.body(body).expect("the same answer"))
+}
+
 /// Which engine a test runs on.
 #[derive(Debug, Clone, Copy)]
 pub enum Engine {
@@ -68,11 +87,17 @@ impl TestApp {
     }
 
     pub async fn post<T: serde::Serialize>(&self, path: &str, body: &T) -> reqwest::Response {
-        self.client.post(format!("{}{path}", self.address)).json(body).send().await.expect("request")
+        let response = self.client.post(format!("{}{path}", self.address)).json(body).send().await;
+        documented("POST", path, response.expect("request")).await
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.address)).send().await.expect("request")
+        documented(
+            "GET",
+            path,
+            self.client.get(format!("{}{path}", self.address)).send().await.expect("request"),
+        )
+        .await
     }
 
     /// The same database and data folder, served by another backend at `address` (a second

@@ -8,7 +8,7 @@ use protocol::{
 
 use crate::{
     cards::TestCard,
-    helpers::{error_code, Engine, TestApp},
+    helpers::{documented, error_code, Engine, TestApp},
     on_both_databases,
     smtp::SmtpServer,
     unlock::{answers_for, holder, start},
@@ -24,7 +24,7 @@ pub async fn officer(app: &TestApp) -> reqwest::Client {
 }
 
 pub async fn get(app: &TestApp, client: &reqwest::Client, path: &str) -> reqwest::Response {
-    client.get(format!("{}{path}", app.address)).send().await.unwrap()
+    documented("GET", path, client.get(format!("{}{path}", app.address)).send().await.unwrap()).await
 }
 
 pub async fn post<T: serde::Serialize>(
@@ -33,7 +33,8 @@ pub async fn post<T: serde::Serialize>(
     path: &str,
     body: &T,
 ) -> reqwest::Response {
-    client.post(format!("{}{path}", app.address)).json(body).send().await.unwrap()
+    documented("POST", path, client.post(format!("{}{path}", app.address)).json(body).send().await.unwrap())
+        .await
 }
 
 pub fn reason(text: &str) -> Reason {
