@@ -18,7 +18,7 @@ use crate::{
     config::Settings,
     db::Database,
     mail::SEALED_PREFIX,
-    vault::{Vault, PREVIOUS_KEK_FILE},
+    vault::{decode_kek, keks, Vault, PREVIOUS_KEK_FILE},
 };
 
 /// Rows read at a time.
@@ -45,55 +45,14 @@ struct Column {
     kind: Kind,
 }
 
+#[rustfmt::skip] // One line a column: the table reads as the list of what is sealed.
 const COLUMNS: [Column; 6] = [
-    Column {
-        table: "cards",
-        key: "id",
-        integer_key: true,
-        bound_to: "guid",
-        column: "puk_sealed",
-        kind: Kind::Puk,
-    },
-    Column {
-        table: "cards",
-        key: "id",
-        integer_key: true,
-        bound_to: "guid",
-        column: "puk_pending_sealed",
-        kind: Kind::Puk,
-    },
-    Column {
-        table: "cards",
-        key: "id",
-        integer_key: true,
-        bound_to: "guid",
-        column: "mgmt_key_sealed",
-        kind: Kind::ManagementKey,
-    },
-    Column {
-        table: "issuances",
-        key: "id",
-        integer_key: false,
-        bound_to: "card_guid",
-        column: "puk_sealed",
-        kind: Kind::Puk,
-    },
-    Column {
-        table: "issuances",
-        key: "id",
-        integer_key: false,
-        bound_to: "card_guid",
-        column: "mgmt_key_sealed",
-        kind: Kind::ManagementKey,
-    },
-    Column {
-        table: "mail_outbox",
-        key: "id",
-        integer_key: true,
-        bound_to: "to_addr",
-        column: "body",
-        kind: Kind::Mail,
-    },
+    Column { table: "cards", key: "id", integer_key: true, bound_to: "guid", column: "puk_sealed", kind: Kind::Puk },
+    Column { table: "cards", key: "id", integer_key: true, bound_to: "guid", column: "puk_pending_sealed", kind: Kind::Puk },
+    Column { table: "cards", key: "id", integer_key: true, bound_to: "guid", column: "mgmt_key_sealed", kind: Kind::ManagementKey },
+    Column { table: "issuances", key: "id", integer_key: false, bound_to: "card_guid", column: "puk_sealed", kind: Kind::Puk },
+    Column { table: "issuances", key: "id", integer_key: false, bound_to: "card_guid", column: "mgmt_key_sealed", kind: Kind::ManagementKey },
+    Column { table: "mail_outbox", key: "id", integer_key: true, bound_to: "to_addr", column: "body", kind: Kind::Mail },
 ];
 
 /// What a rotation did.
@@ -124,9 +83,9 @@ pub async fn rotate(
     new_kek: &[u8; 32],
     stop_after: Option<u64>,
 ) -> anyhow::Result<Rotated> {
-    let current = Vault::from_settings(settings)?;
-    let mut opening = vec![current_key(settings)?];
-    opening.extend(other_keys(settings)?);
+    let (current_key, others) = keks(settings)?;
+    let current = Vault::with_others(&current_key, &others);
+    let opening: Vec<[u8; 32]> = std::iter::once(current_key).chain(others).collect();
     let vault = Vault::with_others(new_kek, &opening);
     let mut rotated = Rotated::default();
     for column in COLUMNS {
@@ -142,7 +101,7 @@ pub async fn rotate(
     )
     .await?;
     if settings.puk_kek.is_none() && current.kek_id() != vault.kek_id() {
-        swap_local_key(&settings.data_dir, &current_key(settings)?, new_kek)?;
+        swap_local_key(&settings.data_dir, &current_key, new_kek)?;
     }
     Ok(rotated)
 }
@@ -252,34 +211,10 @@ impl Stored {
     }
 }
 
-/// The KEK the settings seal with.
-fn current_key(settings: &Settings) -> anyhow::Result<[u8; 32]> {
-    match &settings.puk_kek {
-        Some(b64) => decode(b64).context("puk_kek must be 32 bytes in base64"),
-        None => crate::keys::local_key(&settings.data_dir.join("puk.kek")),
-    }
-}
-
-fn other_keys(settings: &Settings) -> anyhow::Result<Vec<[u8; 32]>> {
-    let mut keys = settings
-        .puk_kek_others
-        .iter()
-        .map(|b64| decode(b64).context("each of puk_kek_others must be 32 bytes in base64"))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if let Ok(text) = std::fs::read_to_string(settings.data_dir.join(PREVIOUS_KEK_FILE)) {
-        keys.push(decode(&text).context("puk.kek.previous is not a valid key")?);
-    }
-    Ok(keys)
-}
-
 /// Reads a KEK file: 32 bytes in base64 (what `head -c 32 /dev/urandom | base64` writes).
 pub fn read_kek_file(path: &Path) -> anyhow::Result<[u8; 32]> {
     let text = std::fs::read_to_string(path).with_context(|| format!("Failed to read {}", path.display()))?;
-    decode(&text).with_context(|| format!("{} must hold 32 bytes in base64", path.display()))
-}
-
-fn decode(b64: &str) -> anyhow::Result<[u8; 32]> {
-    STANDARD.decode(b64.trim())?.try_into().map_err(|_| anyhow::anyhow!("not 32 bytes"))
+    decode_kek(&text).with_context(|| format!("{} must hold 32 bytes in base64", path.display()))
 }
 
 /// The embedded default: the old key becomes `puk.kek.previous`, the new one `puk.kek`, each

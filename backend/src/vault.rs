@@ -75,20 +75,7 @@ impl Vault {
     /// `puk_kek` from the settings, or (embedded default only) a key kept in `<data_dir>/puk.kek`;
     /// plus the keys that only open: `puk_kek_others`, and the embedded default's previous key.
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        let kek = match &settings.puk_kek {
-            Some(b64) => decode_kek(b64).context("puk_kek must be 32 bytes in base64")?,
-            None => keys::local_key(&settings.data_dir.join("puk.kek"))?,
-        };
-        let mut others = settings
-            .puk_kek_others
-            .iter()
-            .map(|b64| decode_kek(b64).context("each of puk_kek_others must be 32 bytes in base64"))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        if settings.puk_kek.is_none() {
-            if let Ok(text) = std::fs::read_to_string(settings.data_dir.join(PREVIOUS_KEK_FILE)) {
-                others.push(decode_kek(text.trim()).context("puk.kek.previous is not a valid key")?);
-            }
-        }
+        let (kek, others) = keks(settings)?;
         Ok(Self::with_others(&kek, &others))
     }
 
@@ -194,7 +181,27 @@ impl Vault {
     }
 }
 
-fn decode_kek(b64: &str) -> Option<[u8; 32]> {
+/// The KEK the settings seal with, and the others they open with (see [`Vault::from_settings`]).
+pub fn keks(settings: &Settings) -> anyhow::Result<([u8; 32], Vec<[u8; 32]>)> {
+    let kek = match &settings.puk_kek {
+        Some(b64) => decode_kek(b64).context("puk_kek must be 32 bytes in base64")?,
+        None => keys::local_key(&settings.data_dir.join("puk.kek"))?,
+    };
+    let mut others = settings
+        .puk_kek_others
+        .iter()
+        .map(|b64| decode_kek(b64).context("each of puk_kek_others must be 32 bytes in base64"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if settings.puk_kek.is_none() {
+        if let Ok(text) = std::fs::read_to_string(settings.data_dir.join(PREVIOUS_KEK_FILE)) {
+            others.push(decode_kek(&text).context("puk.kek.previous is not a valid key")?);
+        }
+    }
+    Ok((kek, others))
+}
+
+/// A KEK as configured or kept in a file: 32 bytes in base64.
+pub fn decode_kek(b64: &str) -> Option<[u8; 32]> {
     STANDARD.decode(b64.trim()).ok().and_then(|b| b.try_into().ok())
 }
 

@@ -1,12 +1,15 @@
 //! The virtual card in-process: every command and the status word a real card gives.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
 
+mod common;
+
+use common::{pin, raw};
+
 use piv::{
     apdu::Command,
     host::{HostError, PinStatus, PivSession},
     ids::{alg, ins, key, object},
     mgmt::ManagementKey,
-    pin::PaddedPin,
     status::StatusWord,
     tlv,
 };
@@ -24,16 +27,6 @@ fn selected() -> PivSession<Card> {
     let mut session = PivSession::new(blank());
     session.select().unwrap();
     session
-}
-
-fn raw(card: &mut Card, bytes: &[u8]) -> (Vec<u8>, u16) {
-    let response = card.process(bytes);
-    let (data, sw) = response.split_at(response.len() - 2);
-    (data.to_vec(), u16::from_be_bytes([sw[0], sw[1]]))
-}
-
-fn pin(digits: &str) -> PaddedPin {
-    PaddedPin::new(digits).unwrap()
 }
 
 #[test]

@@ -2,11 +2,14 @@
 //! host (`piv::host`) working through it.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is the failure report")]
 
+mod common;
+
+use common::{pin, raw};
+
 use piv::{
     host::{HostError, Metadata, PivSession},
     ids::{alg, key, object, PIV_AID},
     mgmt::ManagementKey,
-    pin::PaddedPin,
 };
 use virtual_card::{
     card::Card,
@@ -19,16 +22,6 @@ fn card_with(quirks: Quirks, algorithm: u8) -> Card {
     let mut state = CardState::blank("123456", "12345678", algorithm, factory.key_bytes());
     state.quirks = quirks;
     Card::new(state, None)
-}
-
-fn raw(card: &mut Card, bytes: &[u8]) -> (Vec<u8>, u16) {
-    let response = card.process(bytes);
-    let (data, sw) = response.split_at(response.len() - 2);
-    (data.to_vec(), u16::from_be_bytes([sw[0], sw[1]]))
-}
-
-fn pin(digits: &str) -> PaddedPin {
-    PaddedPin::new(digits).unwrap()
 }
 
 fn select_apdu(aid: &[u8]) -> Vec<u8> {

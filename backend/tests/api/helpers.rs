@@ -113,24 +113,29 @@ impl TestApp {
         }
     }
 
-    /// Runs the real `backend admin …` against this app's database and data folder, as an
-    /// operator would on the server; its exit status and output.
-    pub fn admin(&self, args: &[&str]) -> std::process::Output {
+    /// The real `backend` binary, set to this app's database and data folder (and nothing of the
+    /// environment's own `SELFSERVICE_*` settings).
+    pub fn backend_command(&self) -> std::process::Command {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_backend"));
-        command
-            .arg("admin")
-            .args(args)
-            .env_remove("DATABASE_URL")
-            .env("SELFSERVICE_DATA_DIR", &self.settings.data_dir);
+        command.env_remove("DATABASE_URL");
         for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("SELFSERVICE_")) {
-            if name != "SELFSERVICE_DATA_DIR" {
-                command.env_remove(name);
-            }
+            command.env_remove(name);
         }
+        command.env("SELFSERVICE_DATA_DIR", &self.settings.data_dir);
         if let Some(url) = &self.settings.database_url {
             command.env("SELFSERVICE_DATABASE_URL", url);
         }
-        command.env("SELFSERVICE_LOG", "warn").output().expect("backend admin runs")
+        command
+    }
+
+    /// Runs `backend admin …` as an operator would on the server; its exit status and output.
+    pub fn admin(&self, args: &[&str]) -> std::process::Output {
+        self.backend_command()
+            .arg("admin")
+            .args(args)
+            .env("SELFSERVICE_LOG", "warn")
+            .output()
+            .expect("backend admin runs")
     }
 
     pub fn data_dir(&self) -> &Path {

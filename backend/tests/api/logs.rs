@@ -5,7 +5,7 @@
 
 use std::{
     io::{BufRead, BufReader, Read},
-    process::{Command, Stdio},
+    process::Stdio,
 };
 
 use protocol::api::{
@@ -26,16 +26,9 @@ fn serve_as_child(
     app: &TestApp,
     smtp_url: &str,
 ) -> (String, std::process::Child, std::thread::JoinHandle<String>) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_backend"));
-    command.arg("serve").env_remove("DATABASE_URL");
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("SELFSERVICE_")) {
-        command.env_remove(name);
-    }
-    if let Some(url) = &app.settings.database_url {
-        command.env("SELFSERVICE_DATABASE_URL", url);
-    }
+    let mut command = app.backend_command();
+    command.arg("serve");
     let mut child = command
-        .env("SELFSERVICE_DATA_DIR", &app.settings.data_dir)
         .env("SELFSERVICE_DIST_DIR", app.settings.data_dir.join("no-dist"))
         .env("SELFSERVICE_LISTEN", "127.0.0.1:0")
         .env("SELFSERVICE_SMTP_URL", smtp_url)
