@@ -60,6 +60,9 @@ pub struct Imported {
     pub puks_recorded: usize,
 }
 
+/// One problem: the file's line, and what is wrong there.
+type Problem = (u64, String);
+
 /// The file's problems, one a line; nothing was written.
 #[derive(Debug, thiserror::Error)]
 #[error("{} problem(s); nothing was imported:\n{}", .0.len(), .0.join("\n"))]
@@ -76,10 +79,9 @@ pub async fn import(
     let (plan, conflicts) = check_against_database(db, &rows).await?;
     problems.extend(conflicts);
     if !problems.is_empty() {
-        problems.sort_by_key(|p| {
-            p.split_whitespace().nth(1).and_then(|n| n.trim_end_matches(':').parse::<u64>().ok())
-        });
-        return Err(Problems(problems).into());
+        problems.sort_by_key(|(line, _)| *line);
+        let lines = problems.into_iter().map(|(line, problem)| format!("line {line}: {problem}")).collect();
+        return Err(Problems(lines).into());
     }
     let digest: String = Sha256::digest(csv).iter().map(|b| format!("{b:02x}")).collect();
     let mut imported = Imported { rows: rows.len(), ..Imported::default() };
@@ -173,7 +175,7 @@ pub async fn import(
 }
 
 /// Checks each row on its own and against the others: the good rows, and the problems.
-fn parse(csv: &[u8], email_domains: &[String]) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
+fn parse(csv: &[u8], email_domains: &[String]) -> anyhow::Result<(Vec<Row>, Vec<Problem>)> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::All).from_reader(csv);
     let header = reader.headers().context("the file has no header row")?.clone();
     if header.iter().collect::<Vec<_>>() != HEADER {
@@ -188,7 +190,7 @@ fn parse(csv: &[u8], email_domains: &[String]) -> anyhow::Result<(Vec<Row>, Vec<
             Ok(record) => record,
             Err(error) => {
                 let line = error.position().map_or(0, csv::Position::line);
-                problems.push(format!("line {line}: {error}"));
+                problems.push((line, error.to_string()));
                 continue;
             }
         };
@@ -196,26 +198,25 @@ fn parse(csv: &[u8], email_domains: &[String]) -> anyhow::Result<(Vec<Row>, Vec<
         match check_row(line, &record, email_domains) {
             Ok(row) => {
                 if let Some(first) = guids.insert(row.guid.to_string(), line) {
-                    problems.push(format!("line {line}: card {} is also on line {first}", row.guid));
+                    problems.push((line, format!("card {} is also on line {first}", row.guid)));
                 }
                 let person = (line, row.name.clone(), row.email.clone(), row.roles.clone());
                 if let Some((first, name, email, roles)) = people.get(&row.user_id) {
                     if (name, email, roles) != (&row.name, &row.email, &row.roles) {
-                        problems.push(format!(
-                            "line {line}: {} is on line {first} with another name, email or roles",
-                            row.user_id
-                        ));
+                        let problem =
+                            format!("{} is on line {first} with another name, email or roles", row.user_id);
+                        problems.push((line, problem));
                     }
                 } else {
                     people.insert(row.user_id.clone(), person);
                 }
                 rows.push(row);
             }
-            Err(problem) => problems.push(format!("line {line}: {problem}")),
+            Err(problem) => problems.push((line, problem)),
         }
     }
     if rows.is_empty() && problems.is_empty() {
-        problems.push("line 2: the file has no rows".into());
+        problems.push((2, "the file has no rows".into()));
     }
     Ok((rows, problems))
 }
@@ -288,7 +289,7 @@ struct Plan {
     cards_present: std::collections::HashSet<String>,
 }
 
-async fn check_against_database(db: &Database, rows: &[Row]) -> anyhow::Result<(Plan, Vec<String>)> {
+async fn check_against_database(db: &Database, rows: &[Row]) -> anyhow::Result<(Plan, Vec<Problem>)> {
     let user_ids: Vec<&str> = rows.iter().map(|r| r.user_id.as_str()).collect();
     let guids: Vec<&str> = rows.iter().map(|r| r.guid.as_str()).collect();
     let existing: HashMap<String, User> =
@@ -302,10 +303,9 @@ async fn check_against_database(db: &Database, rows: &[Row]) -> anyhow::Result<(
             let user = existing.get(&row.user_id).cloned();
             if let Some(user) = &user {
                 if user.name != row.name || user.contact_email != row.email || user.roles != row.roles {
-                    problems.push(format!(
-                        "line {}: {} is already on record with another name, email or roles",
-                        row.line, row.user_id
-                    ));
+                    let problem =
+                        format!("{} is already on record with another name, email or roles", row.user_id);
+                    problems.push((row.line, problem));
                 }
             }
             plan.people.insert(row.user_id.clone(), user);
@@ -313,9 +313,9 @@ async fn check_against_database(db: &Database, rows: &[Row]) -> anyhow::Result<(
         if let Some(card) = cards.get(row.guid.as_str()) {
             let holder = plan.people.get(&row.user_id).and_then(|u| u.as_ref()).map(|u| u.id);
             if Some(card.user_ref) != holder {
-                problems.push(format!("line {}: card {} is already someone else's", row.line, row.guid));
+                problems.push((row.line, format!("card {} is already someone else's", row.guid)));
             } else if card.piv_auth_key != row.piv_auth_key || card.card_auth_key != row.card_auth_key {
-                problems.push(format!("line {}: card {} is on record with other keys", row.line, row.guid));
+                problems.push((row.line, format!("card {} is on record with other keys", row.guid)));
             } else {
                 plan.cards_present.insert(row.guid.to_string());
             }

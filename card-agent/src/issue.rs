@@ -74,12 +74,19 @@ fn readiness<T: Transport>(session: &mut PivSession<T>) -> Result<IssueReadiness
     let factory_keys: Vec<ManagementKey> =
         ALGORITHMS.iter().filter_map(|&algorithm| ManagementKey::factory(algorithm).ok()).collect();
     let factory_key = first_accepted(session, &factory_keys)?.map(|index| factory_keys[index].algorithm());
-    let factory_puk = session.metadata(key::PUK)?.and_then(|puk| puk.is_default);
+    let (certificates, factory_puk) = others_credentials(session)?;
+    Ok(IssueReadiness { factory_key, factory_puk, attests: attests(session)?, certificates })
+}
+
+/// Signs of someone else's credentials, read without using them: whether the card holds a 9A or
+/// 9E certificate, and whether its PUK is still the factory one (where the card says).
+fn others_credentials<T: Transport>(session: &mut PivSession<T>) -> Result<(bool, Option<bool>), HostError> {
     let mut certificates = false;
     for tag in [object::CERT_PIV_AUTH, object::CERT_CARD_AUTH] {
         certificates |= session.get_data(tag)?.is_some();
     }
-    Ok(IssueReadiness { factory_key, factory_puk, attests: attests(session)?, certificates })
+    let factory_puk = session.metadata(key::PUK)?.and_then(|puk| puk.is_default);
+    Ok((certificates, factory_puk))
 }
 
 /// Whether the card has an attestation key: its maker's certificate for it is on the card.
@@ -163,11 +170,12 @@ pub fn generate_keys<T: Transport>(
     // no PUK it says was changed. (A half-issued card of ours keeps its GUID, and may have both.)
     let resumed = secrets.offered_guid.as_deref().is_some_and(|g| g.eq_ignore_ascii_case(&secrets.new_guid));
     if !resumed {
-        let found = readiness(session).map_err(from_host)?;
-        if found.certificates {
+        // Only what step 1 read that is not tried again below (the factory keys are).
+        let (certificates, factory_puk) = others_credentials(session).map_err(from_host)?;
+        if certificates {
             return Err(someone_elses_card());
         }
-        if found.factory_puk == Some(false) {
+        if factory_puk == Some(false) {
             return Err(foreign_puk());
         }
     }
