@@ -28,6 +28,8 @@ if [[ $MODE == test ]]; then
     postgresql python3-aiosmtpd
     # the tray test: a session D-Bus, a StatusNotifierWatcher in Python, gdbus to inspect the icon
     dbus-daemon python3-dbus python3-gi libglib2.0-bin
+    # the Windows agent (TOOLCHAIN.md): its linker, the MSI builder, and Wine to test both
+    gcc-mingw-w64-x86-64 wixl wine64
   )
 fi
 

@@ -29,7 +29,11 @@ step "Building the card agent's Debian package (a test installs it)"
 # of a cold CI run). A release package: cargo deb -p card-agent.
 cargo deb -p card-agent --profile dev --no-build
 
-step "Native tests (unit, API on SQLite and PostgreSQL, PC/SC with PIV tools, browsers)"
+step "Cross-building the Windows card agent and its MSI (a test installs it under Wine)"
+# The dev profile, as for the Debian package: the test checks the packaging, not the optimiser.
+scripts/package-agent-windows.sh --profile dev
+
+step "Native tests (unit, API on SQLite and PostgreSQL, PC/SC with PIV tools, Wine, browsers)"
 cargo test --workspace
 
 step "SPA wasm tests in headless Chromium"

@@ -4,11 +4,11 @@ use std::{collections::BTreeMap, path::Path};
 
 use anyhow::{bail, Context};
 use envelope::TrustedKey;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_PORT: u16 = 47101;
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentConfig {
     /// TCP port on 127.0.0.1 (the agent never listens on another address).
@@ -26,6 +26,7 @@ pub struct AgentConfig {
     pub max_requests_per_second: u32,
     /// The self-service site (e.g. `https://selfservice.example.nhs.uk`): where "Unlock my card"
     /// leads from the locked-card notification and the tray menu.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub self_service_url: Option<String>,
 }
 
@@ -102,6 +103,85 @@ impl AgentConfig {
     }
 }
 
+/// What an installer sets (`--write-settings`): each setting given replaces the file's, each left
+/// out or empty keeps it, so an upgrade that passes nothing changes nothing.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsChange {
+    pub port: Option<u16>,
+    /// Origins; one value may hold several, separated by spaces or commas (an MSI property).
+    pub allowed_origins: Vec<String>,
+    /// `ORIGIN=KEY`s, likewise; they replace the keys of the origins they name.
+    pub envelope_keys: Vec<String>,
+    pub self_service_url: Option<String>,
+}
+
+/// The values in `values`, split at spaces and commas, empty ones dropped.
+fn words(values: &[String]) -> impl Iterator<Item = &str> {
+    values.iter().flat_map(|v| v.split(|c: char| c.is_whitespace() || c == ',')).filter(|w| !w.is_empty())
+}
+
+impl SettingsChange {
+    fn apply_to(&self, config: &mut AgentConfig) -> anyhow::Result<()> {
+        if let Some(port) = self.port {
+            config.port = port;
+        }
+        let origins: Vec<String> = words(&self.allowed_origins).map(str::to_owned).collect();
+        if !origins.is_empty() {
+            config.allowed_origins = origins;
+        }
+        let mut keys = AgentConfig { envelope_keys: BTreeMap::new(), ..AgentConfig::default() };
+        for flag in words(&self.envelope_keys) {
+            keys.add_envelope_key(flag)?;
+        }
+        config
+            .envelope_keys
+            .retain(|origin, _| !keys.envelope_keys.keys().any(|given| same_origin(given, origin)));
+        config.envelope_keys.extend(keys.envelope_keys);
+        if let Some(url) = self.self_service_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+            config.self_service_url = Some(url.to_owned());
+        }
+        Ok(())
+    }
+}
+
+const WRITTEN_HEADER: &str = "\
+# Smartcard self-service card agent: this computer's settings, written by `card-agent
+# --write-settings` (the Windows installer runs it with its properties). A person's own settings
+# file, if there is one, is read instead of this one.
+";
+
+/// Changes the settings file at `path` (made if missing) and returns what it now says. Nothing
+/// is written unless the result is valid, and the file is replaced whole, never half-written.
+pub fn write_settings(path: &Path, change: &SettingsChange) -> anyhow::Result<AgentConfig> {
+    let mut config = if path.exists() { AgentConfig::from_file(path)? } else { AgentConfig::default() };
+    change.apply_to(&mut config)?;
+    config.validate()?;
+    let text = toml::to_string(&config).context("Failed to write the settings as TOML")?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
+    }
+    let partial = path.with_extension("toml.partial");
+    std::fs::write(&partial, format!("{WRITTEN_HEADER}\n{text}"))
+        .with_context(|| format!("Failed to write {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("Failed to replace {}", path.display()))?;
+    Ok(config)
+}
+
+/// Removes the settings file at `path` and its folder if that is left empty (an uninstaller's
+/// last step). A file already gone is not an error.
+pub fn remove_settings(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("Failed to remove {}", path.display())),
+    }
+    if let Some(dir) = path.parent() {
+        // Fails, as it should, while something else is in the folder.
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +231,57 @@ mod tests {
         let mut junk = AgentConfig::from_file(&path).unwrap();
         junk.envelope_keys.values_mut().for_each(|keys| keys[0] = "junk".into());
         assert!(junk.validate().is_err());
+    }
+
+    #[test]
+    fn written_settings_merge_what_is_given_and_refuse_what_is_wrong() {
+        let key = envelope::EnvelopeSigner::from_seed(&[1; 32]).trusted_key().to_string();
+        let next = envelope::EnvelopeSigner::from_seed(&[2; 32]).trusted_key().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("SmartcardSelfService/agent.toml");
+        let site = "https://ss.example.nhs.uk";
+        // As the MSI passes its properties: several origins in one value, empty ones left out.
+        let install = SettingsChange {
+            allowed_origins: vec![format!("{site} http://127.0.0.1:8080")],
+            envelope_keys: vec![format!("{site}={key}")],
+            self_service_url: Some(site.to_owned()),
+            ..SettingsChange::default()
+        };
+        let written = write_settings(&path, &install).unwrap();
+        assert_eq!(AgentConfig::from_file(&path).unwrap(), written, "the file reads back as written");
+        assert_eq!(written.allowed_origins, [site, "http://127.0.0.1:8080"]);
+        assert_eq!(written.trusted_keys(site).len(), 1);
+        assert!(std::fs::read_to_string(&path).unwrap().starts_with("# Smartcard self-service"));
+
+        // An upgrade passing nothing (empty properties) keeps everything.
+        let nothing = SettingsChange {
+            allowed_origins: vec![String::new()],
+            envelope_keys: vec![" ".into()],
+            self_service_url: Some(String::new()),
+            ..SettingsChange::default()
+        };
+        assert_eq!(write_settings(&path, &nothing).unwrap(), written);
+        // A rotation replaces the origin's keys with the ones given.
+        let rotation = SettingsChange {
+            envelope_keys: vec![format!("{site}={key} {site}={next}")],
+            ..SettingsChange::default()
+        };
+        assert_eq!(write_settings(&path, &rotation).unwrap().trusted_keys(site).len(), 2);
+
+        // A wrong key, or a key for an origin not allowed, fails and leaves the file as it was.
+        let before = std::fs::read(&path).unwrap();
+        let junk =
+            SettingsChange { envelope_keys: vec![format!("{site}=junk")], ..SettingsChange::default() };
+        assert!(write_settings(&path, &junk).unwrap_err().to_string().contains("not an Ed25519 public key"));
+        let stranger = SettingsChange {
+            envelope_keys: vec![format!("https://evil.example={key}")],
+            ..SettingsChange::default()
+        };
+        assert!(write_settings(&path, &stranger).unwrap_err().to_string().contains("not in allowed_origins"));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+
+        remove_settings(&path).unwrap();
+        assert!(!path.exists() && !path.parent().unwrap().exists(), "the file and its folder are gone");
+        remove_settings(&path).unwrap();
     }
 }

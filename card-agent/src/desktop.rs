@@ -58,15 +58,19 @@ pub async fn run(pcsc: Pcsc, config: AgentConfig) {
     let mut events = pcsc.subscribe();
     let mut trigger = LockedCardTrigger::default();
     let mut pins: BTreeMap<String, Option<PinState>> = BTreeMap::new();
-    let mut service_up = true;
-    // Cards already in a reader when the agent starts count as just inserted.
+    // Cards already in a reader when the agent starts count as just inserted, and a service
+    // found missing before this listened is missing still.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut service_up = pcsc.service_available();
     let mut pending: Vec<Event> = pcsc
         .readers()
         .into_iter()
         .filter(|r| r.card_present)
         .map(|r| Event::CardInserted { reader: r.name })
         .collect();
+    if pending.is_empty() {
+        show_state(tray.as_ref(), &pcsc, service_up, &pins).await;
+    }
     loop {
         let event = match pending.pop() {
             Some(event) => event,
@@ -100,16 +104,23 @@ pub async fn run(pcsc: Pcsc, config: AgentConfig) {
             }
             _ => service_up = true,
         }
-        let readers: Vec<(String, bool)> =
-            pcsc.readers().into_iter().map(|r| (r.name, r.card_present)).collect();
-        let pin = readers
-            .iter()
-            .find(|(_, present)| *present)
-            .and_then(|(name, _)| pins.get(name).cloned().flatten());
-        let state = TrayState::from_parts(service_up, &readers, pin.as_ref());
-        tracing::info!(?state, "tray state");
-        if let Some(tray) = &tray {
-            tray.show_state(state).await;
-        }
+        show_state(tray.as_ref(), &pcsc, service_up, &pins).await;
+    }
+}
+
+/// Puts what is known now on the tray (and in the log).
+async fn show_state(
+    tray: Option<&platform::Tray>,
+    pcsc: &Pcsc,
+    service_up: bool,
+    pins: &BTreeMap<String, Option<PinState>>,
+) {
+    let readers: Vec<(String, bool)> = pcsc.readers().into_iter().map(|r| (r.name, r.card_present)).collect();
+    let pin =
+        readers.iter().find(|(_, present)| *present).and_then(|(name, _)| pins.get(name).cloned().flatten());
+    let state = TrayState::from_parts(service_up, &readers, pin.as_ref());
+    tracing::info!(?state, "tray state");
+    if let Some(tray) = tray {
+        tray.show_state(state).await;
     }
 }

@@ -13,6 +13,7 @@ use crate::{
     config::AgentConfig,
     ops,
     pcsc_worker::{Pcsc, Work},
+    platform::{SMART_CARD_SERVICE, SMART_CARD_SERVICE_FIX},
 };
 
 /// Everything the report says, gathered first so the wording can be tested without a reader.
@@ -87,12 +88,12 @@ pub fn report(findings: &Findings) -> String {
         findings.config.self_service_url.as_deref().unwrap_or("not set")
     ));
     if !findings.service_up {
-        out.push_str(
-            "Smart card service (pcscd): NOT RUNNING — install it (apt install pcscd) and start it\n",
-        );
+        out.push_str(&format!(
+            "Smart card service ({SMART_CARD_SERVICE}): NOT RUNNING — {SMART_CARD_SERVICE_FIX}\n"
+        ));
         return out;
     }
-    out.push_str("Smart card service (pcscd): running\n");
+    out.push_str(&format!("Smart card service ({SMART_CARD_SERVICE}): running\n"));
     if findings.readers.is_empty() {
         out.push_str("Card readers: none found — plug in your card reader\n");
     }
@@ -138,7 +139,10 @@ mod tests {
     #[test]
     fn a_missing_pcscd_is_said_plainly() {
         let text = report(&findings(false, Vec::new()));
-        assert!(text.contains("pcscd): NOT RUNNING"), "{text}");
+        assert!(
+            text.contains(&format!("({SMART_CARD_SERVICE}): NOT RUNNING — {SMART_CARD_SERVICE_FIX}")),
+            "{text}"
+        );
         assert!(text.contains("Allowed origins: none"), "{text}");
     }
 

@@ -1,10 +1,18 @@
 //! `card-agent`: the workstation service on ws://127.0.0.1:47101 — a tray icon in a desktop
 //! session, a plain service otherwise.
+// On Windows a program started at sign-in must not open a console window; `--version` and
+// `--diagnostics` typed in one still print there (platform::attach_console).
+#![cfg_attr(windows, windows_subsystem = "windows")]
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use card_agent::{config::AgentConfig, pcsc_worker::Pcsc, platform, server::Server};
+use card_agent::{
+    config::{self, AgentConfig, SettingsChange},
+    pcsc_worker::Pcsc,
+    platform,
+    server::Server,
+};
 use clap::Parser;
 
 #[derive(Debug, Parser)]
@@ -33,11 +41,33 @@ struct Cli {
     /// desktop session (no DISPLAY or WAYLAND_DISPLAY) the agent runs headless anyway.
     #[arg(long)]
     headless: bool,
+    /// Change the settings file FILE with the flags given (empty values keep what it says),
+    /// check the result and exit: what the Windows installer runs.
+    #[arg(long, value_name = "FILE")]
+    write_settings: Option<PathBuf>,
+    /// Remove the settings file FILE (and its folder if left empty) and exit: the uninstaller's.
+    #[arg(long, value_name = "FILE")]
+    remove_settings: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    platform::attach_console();
     let cli = Cli::parse();
+    if let Some(path) = &cli.write_settings {
+        let change = SettingsChange {
+            port: cli.port,
+            allowed_origins: cli.allow_origins,
+            envelope_keys: cli.envelope_keys,
+            self_service_url: cli.self_service_url,
+        };
+        let written = config::write_settings(path, &change)?;
+        println!("settings written to {}: origins {:?}", path.display(), written.allowed_origins);
+        return Ok(());
+    }
+    if let Some(path) = &cli.remove_settings {
+        return config::remove_settings(path);
+    }
     let desktop = !cli.headless && !cli.diagnostics && platform::has_desktop_session();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

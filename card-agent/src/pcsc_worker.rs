@@ -9,7 +9,10 @@
 use std::{
     collections::BTreeMap,
     ffi::CString,
-    sync::{mpsc, Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc, Arc, Mutex,
+    },
     time::Duration,
 };
 
@@ -17,7 +20,10 @@ use piv::host::{PivSession, Transport, TransportError};
 use protocol::agent::{AgentErrorCode, Event, Outcome, ReaderInfo};
 use tokio::sync::{broadcast, oneshot};
 
-use crate::ops::error;
+use crate::{
+    ops::error,
+    platform::{SMART_CARD_SERVICE, SMART_CARD_SERVICE_FIX},
+};
 
 /// `SCardTransmit` on a card inside a transaction.
 pub struct PcscTransport<'a> {
@@ -109,6 +115,9 @@ pub struct Pcsc {
     jobs: mpsc::Sender<Job>,
     events: broadcast::Sender<Event>,
     readers: Arc<Mutex<BTreeMap<String, bool>>>,
+    /// Whether the monitor's last attempt reached the PC/SC service (its events say when it
+    /// changes; this is for those who start listening after).
+    available: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Job {
@@ -125,9 +134,11 @@ impl Pcsc {
         let readers = Arc::new(Mutex::new(BTreeMap::new()));
         let monitor_events = events.clone();
         let monitor_readers = readers.clone();
+        let available = Arc::new(AtomicBool::new(true));
+        let monitor_available = available.clone();
         std::thread::Builder::new()
             .name("pcsc-monitor".into())
-            .spawn(move || monitor(monitor_events, monitor_readers))
+            .spawn(move || monitor(monitor_events, monitor_readers, monitor_available))
             .map(drop)
             .unwrap_or_else(|e| tracing::error!(%e, "cannot start the PC/SC monitor"));
         std::thread::Builder::new()
@@ -135,7 +146,12 @@ impl Pcsc {
             .spawn(move || worker(job_rx))
             .map(drop)
             .unwrap_or_else(|e| tracing::error!(%e, "cannot start the PC/SC worker"));
-        Self { jobs, events, readers }
+        Self { jobs, events, readers, available }
+    }
+
+    /// Whether the PC/SC service answered the monitor, as of its last try.
+    pub fn service_available(&self) -> bool {
+        self.available.load(Ordering::Relaxed)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -175,7 +191,7 @@ fn run_job(context: &mut Option<pcsc::Context>, reader: &str, work: Work) -> Out
     let unavailable = || {
         Outcome::Error(error(
             AgentErrorCode::ServiceUnavailable,
-            "The smart card service (pcscd) is not running on this computer.",
+            format!("The smart card service ({SMART_CARD_SERVICE}) is not running on this computer."),
         ))
     };
     for attempt in 0..2 {
@@ -232,19 +248,27 @@ fn send(events: &broadcast::Sender<Event>, event: Event) {
     let _ = events.send(event);
 }
 
-fn monitor(events: broadcast::Sender<Event>, readers: Arc<Mutex<BTreeMap<String, bool>>>) {
+fn monitor(
+    events: broadcast::Sender<Event>,
+    readers: Arc<Mutex<BTreeMap<String, bool>>>,
+    available: Arc<AtomicBool>,
+) {
     let mut reported_unavailable = false;
     loop {
         let ctx = match pcsc::Context::establish(pcsc::Scope::User) {
-            Ok(ctx) => ctx,
+            Ok(ctx) => {
+                available.store(true, Ordering::Relaxed);
+                ctx
+            }
             Err(e) => {
+                available.store(false, Ordering::Relaxed);
                 if !reported_unavailable {
                     // Said once, in words a person (or IT support) can act on; retried quietly.
                     tracing::error!(
                         error = %e,
-                        "the smart card service (pcscd) is not running or not installed: install it \
-                         (apt install pcscd) and start it (systemctl start pcscd.socket); the agent \
-                         keeps trying and carries on by itself once it answers"
+                        "the smart card service ({SMART_CARD_SERVICE}) is not running or not installed: \
+                         {SMART_CARD_SERVICE_FIX}; the agent keeps trying and carries on by itself once \
+                         it answers"
                     );
                     forget_all(&events, &readers);
                     send(&events, Event::ServiceUnavailable);
@@ -257,6 +281,7 @@ fn monitor(events: broadcast::Sender<Event>, readers: Arc<Mutex<BTreeMap<String,
         match watch(&ctx, &events, &readers) {
             Ok(()) => return,
             Err(e) => {
+                available.store(false, Ordering::Relaxed);
                 tracing::warn!(error = %e, "PC/SC monitor lost pcscd; reconnecting");
                 forget_all(&events, &readers);
                 send(&events, Event::ServiceUnavailable);

@@ -4,6 +4,8 @@
 
 use protocol::agent::PinState;
 
+use crate::platform::SMART_CARD_SERVICE;
+
 /// The one thing the tray icon says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrayState {
@@ -49,9 +51,10 @@ pub struct Indicator {
 
 pub fn indicator(state: &TrayState) -> Indicator {
     let (icon, tooltip) = match state {
-        TrayState::ServiceMissing => {
-            ("dialog-error", "The smart card service (pcscd) is not running. Ask IT support.".to_owned())
-        }
+        TrayState::ServiceMissing => (
+            "dialog-error",
+            format!("The smart card service ({SMART_CARD_SERVICE}) is not running. Ask IT support."),
+        ),
         TrayState::NoReader => ("media-removable", "No card reader. Plug in your card reader.".to_owned()),
         TrayState::NoCard => ("media-removable", "No smartcard in the reader.".to_owned()),
         TrayState::CardReady { tries_left: Some(n) } if *n < 3 => (
@@ -68,6 +71,11 @@ pub fn indicator(state: &TrayState) -> Indicator {
     };
     Indicator { icon, tooltip }
 }
+
+/// The locked-card notification, as every platform shows it.
+pub const LOCKED_TITLE: &str = "Your smartcard is locked";
+pub const LOCKED_TEXT: &str =
+    "Too many wrong passcodes were entered. You can unlock it yourself in a few minutes.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MenuAction {
@@ -136,7 +144,7 @@ mod tests {
         assert!(indicator(&TrayState::CardReady { tries_left: Some(1) })
             .tooltip
             .contains("1 passcode try left"));
-        assert!(indicator(&TrayState::ServiceMissing).tooltip.contains("pcscd"));
+        assert!(indicator(&TrayState::ServiceMissing).tooltip.contains(SMART_CARD_SERVICE));
         assert!(indicator(&TrayState::NoReader).tooltip.contains("reader"));
     }
 

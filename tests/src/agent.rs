@@ -74,8 +74,14 @@ impl RunningAgent {
             .args(["--envelope-key", &envelope_key_flag(ALLOWED_ORIGIN)])
             .args(extra)
             // A person's own agent.toml must not leak into the tests.
-            .env("XDG_CONFIG_HOME", std::env::temp_dir().join("card-agent-tests-no-config"))
-            .stdout(Stdio::piped());
+            .env("XDG_CONFIG_HOME", std::env::temp_dir().join("card-agent-tests-no-config"));
+        Self::start_command(command).await
+    }
+
+    /// Runs `command` (an agent told `--port 0`, e.g. the Windows one under Wine) and waits for
+    /// it to say where it listens.
+    pub async fn start_command(mut command: Command) -> anyhow::Result<Self> {
+        command.stdout(Stdio::piped());
         let mut process = ChildGuard::spawn("card-agent", &mut command)?;
         let stdout = process.take_stdout().context("no stdout")?;
         let line = tokio::task::spawn_blocking(move || {

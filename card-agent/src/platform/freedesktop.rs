@@ -6,7 +6,15 @@ use std::{path::PathBuf, sync::Arc};
 
 use ksni::TrayMethods;
 
-use crate::tray_model::{indicator, menu, MenuAction, TrayState};
+use crate::tray_model::{indicator, menu, MenuAction, TrayState, LOCKED_TEXT, LOCKED_TITLE};
+
+/// The PC/SC service as people and IT support here know it, and how to get it running.
+pub const SMART_CARD_SERVICE: &str = "pcscd";
+pub const SMART_CARD_SERVICE_FIX: &str =
+    "install it (apt install pcscd) and start it (systemctl start pcscd.socket)";
+
+/// Nothing to do here: a program started from a terminal prints to it.
+pub fn attach_console() {}
 
 /// The settings file when `--config` is not given: the person's own, else the system-wide one
 /// the package installs; the first that exists.
@@ -68,8 +76,8 @@ pub fn offer_unlock(unlock_url: String) {
                 "--urgency=critical",
                 "--action=unlock=Unlock my card",
                 "--wait",
-                "Your smartcard is locked",
-                "Too many wrong passcodes were entered. You can unlock it yourself in a few minutes.",
+                LOCKED_TITLE,
+                LOCKED_TEXT,
             ])
             .output();
         match chosen {

@@ -17,3 +17,4 @@ mod two_cards_at_a_desk;
 mod unlock_card_cli;
 mod unlock_recovery;
 mod virtual_card_tools;
+mod windows_agent;
