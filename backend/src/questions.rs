@@ -133,4 +133,21 @@ mod tests {
         let long = "x".repeat(MAX_ANSWER_CHARS + 1);
         assert_eq!(check(&[(1, &long), (2, "bbb"), (3, "ccc"), (4, "ddd")]), Err(AnswerError::TooLong));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn normalising_is_stable_trimmed_and_single_spaced(answer in "\\PC{0,40}") {
+            let once = normalise(&answer);
+            proptest::prop_assert_eq!(normalise(&once), once.clone());
+            proptest::prop_assert_eq!(once.trim(), once.as_str());
+            proptest::prop_assert!(!once.contains("  "));
+        }
+
+        #[test]
+        fn case_and_spacing_do_not_change_an_answer(words in proptest::collection::vec("[a-zA-Z0-9]{1,8}", 1..5), gap in "[ \t]{1,3}") {
+            let plain = words.join(" ");
+            let shouted = format!("  {}  ", words.join(&gap).to_uppercase());
+            proptest::prop_assert_eq!(normalise(&shouted), plain.to_lowercase());
+        }
+    }
 }

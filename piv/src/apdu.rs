@@ -107,10 +107,12 @@ impl Command {
         }
     }
 
-    /// Encodes the command (short form; data over 255 bytes must be chained by the caller).
+    /// Encodes the command: short form unless it was parsed extended or cannot fit the short
+    /// form (hosts chain long data into short commands first; a property test found that longer
+    /// data used to be cut to its length's low byte instead).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = vec![self.cla, self.ins, self.p1, self.p2];
-        if self.extended {
+        if self.extended || self.data.len() > 255 || self.le.is_some_and(|le| le > 256) {
             if !self.data.is_empty() {
                 out.push(0);
                 out.extend_from_slice(&(self.data.len() as u16).to_be_bytes());
@@ -219,5 +221,33 @@ mod tests {
         assert_eq!(r.sw, StatusWord::WrongSecret { tries_left: Some(1) });
         assert_eq!(r.to_bytes(), vec![1, 2, 0x63, 0xC1]);
         assert_eq!(Response::parse(&[0x90]), Err(ApduError::NoStatusWord));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn commands_survive_encoding_short_and_extended(
+            header in proptest::array::uniform4(proptest::num::u8::ANY),
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..700),
+            expect_answer in proptest::bool::ANY,
+        ) {
+            let [cla, ins, p1, p2] = header;
+            let command = if expect_answer {
+                Command::new(cla, ins, p1, p2, data.clone())
+            } else {
+                Command::without_le(cla, ins, p1, p2, data.clone())
+            };
+            let bytes = command.to_bytes();
+            let parsed = Command::parse(&bytes).unwrap();
+            proptest::prop_assert_eq!(parsed.to_bytes(), bytes);
+            proptest::prop_assert_eq!(parsed.data.as_slice(), data.as_slice());
+        }
+
+        #[test]
+        fn responses_survive_encoding(data in proptest::collection::vec(proptest::num::u8::ANY, 0..600), sw in proptest::num::u16::ANY) {
+            let response = Response::new(data.clone(), StatusWord::from(sw));
+            let parsed = Response::parse(&response.to_bytes()).unwrap();
+            proptest::prop_assert_eq!(parsed.data, data);
+            proptest::prop_assert_eq!(u16::from(parsed.sw), sw);
+        }
     }
 }

@@ -153,4 +153,27 @@ mod tests {
         assert_eq!(find(&seq, 0x82).unwrap(), Some(&[][..]));
         assert_eq!(find(&seq, 0x80).unwrap(), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_element_we_encode_parses_back(
+            tag in proptest::sample::select(vec![0x53u32, 0x7C, 0x80, 0x81, 0x82, 0x5C, 0x70, 0x71, 0x7F49, 0x5FC102, 0x5FC105, 0x5FFF01]),
+            value in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..4),
+        ) {
+            let mut encoded = encode(tag, &value);
+            encoded.extend_from_slice(&tail);
+            let (tlv, rest) = parse_one(&encoded).unwrap();
+            proptest::prop_assert_eq!((tlv.tag, tlv.value, rest), (tag, value.as_slice(), tail.as_slice()));
+        }
+
+        #[test]
+        fn whatever_parses_re_encodes_to_the_same_element(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            if let Ok((tlv, _)) = parse_one(&bytes) {
+                let encoded = encode(tlv.tag, tlv.value);
+                let (again, rest) = parse_one(&encoded).unwrap();
+                proptest::prop_assert_eq!((again.tag, again.value, rest.len()), (tlv.tag, tlv.value, 0));
+            }
+        }
+    }
 }

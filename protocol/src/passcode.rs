@@ -60,7 +60,12 @@ pub fn check(new: &str, confirm: &str) -> Result<(), PasscodeProblem> {
 
 /// The "easy to guess" rules alone (for a PIN already known to be 6–8 digits).
 pub fn check_strength(pin: &str) -> Result<(), PasscodeProblem> {
-    let digits: Vec<i8> = pin.bytes().map(|b| (b as i8) - b'0' as i8).collect();
+    // Callers promise digits; anything else is refused as such, never misread (the fuzzer found
+    // that a non-digit overflowed the step arithmetic below).
+    if !pin.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PasscodeProblem::NotDigits);
+    }
+    let digits: Vec<i8> = pin.bytes().map(|b| (b - b'0') as i8).collect();
     // One digit, or a block of 2–4 digits, repeated to the full length.
     let repeated = (1..=4).any(|block| {
         digits.len().is_multiple_of(block)
@@ -106,9 +111,41 @@ mod tests {
     }
 
     #[test]
+    fn the_strength_rules_refuse_what_is_not_digits_without_a_panic() {
+        // From the fuzz corpus (passcodes_and_answers/seed-unicode): the steps overflowed.
+        assert_eq!(check_strength("\u{fb01} \u{130}stanbul"), Err(PasscodeProblem::NotDigits));
+        assert_eq!(check_strength("\u{ff}\u{80}"), Err(PasscodeProblem::NotDigits));
+    }
+
+    #[test]
     fn ordinary_passcodes_pass() {
         for fine in ["280419", "97531864", "4071993", "830562"] {
             assert_eq!(check(fine, fine), Ok(()), "{fine}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn only_six_to_eight_digits_are_ever_accepted(new in "\\PC{0,12}") {
+            if check(&new, &new).is_ok() {
+                proptest::prop_assert!((6..=8).contains(&new.len()) && new.bytes().all(|b| b.is_ascii_digit()));
+            }
+            let _ = check_strength(&new);
+        }
+
+        #[test]
+        fn a_good_passcode_must_be_confirmed_exactly(new in "[0-9]{6,8}", other in "[0-9]{6,8}") {
+            if new != other {
+                proptest::prop_assert_eq!(check(&new, &other), Err(PasscodeProblem::Mismatch));
+            }
+        }
+
+        #[test]
+        fn one_digit_repeated_or_a_run_is_refused(digit in 0u8..10, length in 6usize..=8, step in proptest::sample::select(vec![1u8, 9])) {
+            let repeated: String = std::iter::repeat_n(char::from(b'0' + digit), length).collect();
+            proptest::prop_assert!(check(&repeated, &repeated).is_err());
+            let run: String = (0..length).map(|i| char::from(b'0' + (digit + step * i as u8) % 10)).collect();
+            proptest::prop_assert!(check(&run, &run).is_err(), "{}", run);
         }
     }
 }
