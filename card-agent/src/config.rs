@@ -170,6 +170,10 @@ pub fn write_settings(path: &Path, change: &SettingsChange) -> anyhow::Result<Ag
 /// Removes the settings file at `path` and its folder if that is left empty (an uninstaller's
 /// last step). A file already gone is not an error.
 pub fn remove_settings(path: &Path) -> anyhow::Result<()> {
+    // Only ever a settings file: the uninstaller runs this as the system.
+    if path.file_name().and_then(|n| n.to_str()) != Some("agent.toml") {
+        bail!("{} is not an agent.toml", path.display());
+    }
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -283,5 +287,8 @@ mod tests {
         remove_settings(&path).unwrap();
         assert!(!path.exists() && !path.parent().unwrap().exists(), "the file and its folder are gone");
         remove_settings(&path).unwrap();
+        let other = dir.path().join("precious.txt");
+        std::fs::write(&other, "keep").unwrap();
+        assert!(remove_settings(&other).is_err() && other.exists(), "only a settings file is removed");
     }
 }

@@ -4,6 +4,7 @@
 //! property that does not hold (a round trip that changes the value, an envelope a fuzzer forged).
 //!
 //! The targets, by the name their corpus folder and fuzz binary carry: [`TARGETS`].
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "a panic is how a fuzz target reports a finding")]
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -14,8 +15,11 @@ use piv::{
     tlv,
 };
 
+/// What a target checks, given the fuzzer's bytes.
+pub type Check = fn(&[u8]);
+
 /// Each target's name and function.
-pub const TARGETS: [(&str, fn(&[u8])); 10] = [
+pub const TARGETS: [(&str, Check); 10] = [
     ("apdu", apdu),
     ("tlv", tlv),
     ("status_words", status_words),

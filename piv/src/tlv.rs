@@ -7,6 +7,8 @@
 pub enum TlvError {
     #[error("TLV ends inside a tag")]
     TruncatedTag,
+    #[error("TLV tag longer than 3 bytes")]
+    TagTooLong,
     #[error("TLV ends inside a length")]
     TruncatedLength,
     #[error("TLV length form {0:#04x} is not supported")]
@@ -27,13 +29,17 @@ pub fn parse_one(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), TlvError> {
     let (&first, mut rest) = input.split_first().ok_or(TlvError::TruncatedTag)?;
     let mut tag = u32::from(first);
     if first & 0x1F == 0x1F {
-        // Multi-byte tag: subsequent bytes while bit 8 is set (at most 3 bytes in PIV).
+        // Multi-byte tag: subsequent bytes while bit 8 is set, at most 3 bytes in all (a 4th
+        // used to be taken into the tag, which then encoded as another one).
         loop {
             let (&b, r) = rest.split_first().ok_or(TlvError::TruncatedTag)?;
             rest = r;
             tag = (tag << 8) | u32::from(b);
-            if b & 0x80 == 0 || tag > 0x00FF_FFFF {
+            if b & 0x80 == 0 {
                 break;
+            }
+            if tag > 0xFFFF {
+                return Err(TlvError::TagTooLong);
             }
         }
     }
@@ -175,5 +181,12 @@ mod tests {
                 proptest::prop_assert_eq!((again.tag, again.value, rest.len()), (tlv.tag, tlv.value, 0));
             }
         }
+    }
+
+    #[test]
+    fn a_tag_of_four_bytes_is_refused() {
+        // From the fuzz corpus (tlv/regression-four-byte-tag).
+        assert_eq!(parse_one(&[0x5F, 0x81, 0x81, 0x81, 0x00]), Err(TlvError::TagTooLong));
+        assert_eq!(parse_one(&[0x5F, 0xC1, 0x02, 0x00]).map(|(t, _)| t.tag), Ok(0x5FC102));
     }
 }

@@ -112,6 +112,22 @@ pub struct AgentClient(agent_client::AgentClient);
 
 pub use agent_client::handshake;
 
+/// The handshake guard of the agent at `agent`: a foreign origin and a DNS-rebinding Host are
+/// refused with 403, the allowed origin gets in.
+pub async fn assert_guarded(agent: &RunningAgent) {
+    let forbidden = |result: Result<_, tokio_tungstenite::tungstenite::Error>| match result {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status() == 403,
+        _ => false,
+    };
+    assert!(forbidden(handshake(&agent.url(), "https://evil.example", None).await), "foreign origin");
+    let rebinding_host = format!("evil.example:{}", agent.port);
+    assert!(
+        forbidden(handshake(&agent.url(), ALLOWED_ORIGIN, Some(&rebinding_host)).await),
+        "rebinding host"
+    );
+    assert!(handshake(&agent.url(), ALLOWED_ORIGIN, None).await.is_ok(), "the allowed origin still gets in");
+}
+
 impl std::ops::Deref for AgentClient {
     type Target = agent_client::AgentClient;
 

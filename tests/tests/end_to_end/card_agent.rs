@@ -14,7 +14,7 @@ use protocol::agent::{
     UnlockReport, UnlockStep, PROTOCOL_VERSION,
 };
 use tests::{
-    agent::{handshake, seal_for, verifying_key, AgentClient, RunningAgent, ALLOWED_ORIGIN},
+    agent::{seal_for, verifying_key, AgentClient, RunningAgent, ALLOWED_ORIGIN},
     smartcard::{exclusive, yubico, CardFile, InsertedCard, READER},
 };
 
@@ -127,17 +127,7 @@ async fn card_removal_and_insertion_are_pushed_as_events() {
 #[tokio::test]
 async fn foreign_origins_and_rebinding_hosts_are_refused_with_403() {
     let agent = RunningAgent::start().await.unwrap();
-    let forbidden = |result: Result<_, tokio_tungstenite::tungstenite::Error>| match result {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status() == 403,
-        _ => false,
-    };
-    assert!(forbidden(handshake(&agent.url(), "https://evil.example", None).await), "foreign origin");
-    let rebinding_host = format!("evil.example:{}", agent.port);
-    assert!(
-        forbidden(handshake(&agent.url(), ALLOWED_ORIGIN, Some(&rebinding_host)).await),
-        "rebinding host"
-    );
-    assert!(handshake(&agent.url(), ALLOWED_ORIGIN, None).await.is_ok(), "the allowed origin still gets in");
+    tests::agent::assert_guarded(&agent).await;
 }
 
 fn report_of(outcome: Outcome) -> UnlockReport {

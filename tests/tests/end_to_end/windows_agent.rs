@@ -18,7 +18,7 @@ use std::{
 
 use protocol::agent::{AgentErrorCode, AgentMessage, Operation, Outcome, PROTOCOL_VERSION};
 use tests::{
-    agent::{backend_signer, envelope_key_flag, handshake, RunningAgent, ALLOWED_ORIGIN},
+    agent::{backend_signer, envelope_key_flag, RunningAgent, ALLOWED_ORIGIN},
     workspace_root,
 };
 
@@ -187,16 +187,7 @@ async fn the_msi_installs_a_working_agent_upgrades_it_in_place_and_removes_it() 
     let agent = RunningAgent::start_command(command).await.unwrap();
     let (mut client, hello) = agent_client::AgentClient::connect(&agent.url(), ALLOWED_ORIGIN).await.unwrap();
     assert!(matches!(hello, AgentMessage::Hello { protocol_version: PROTOCOL_VERSION, .. }), "{hello:?}");
-    let forbidden = |result: Result<_, tokio_tungstenite::tungstenite::Error>| match result {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status() == 403,
-        _ => false,
-    };
-    assert!(forbidden(handshake(&agent.url(), "https://evil.example", None).await), "foreign origin");
-    let rebinding_host = format!("evil.example:{}", agent.port);
-    assert!(
-        forbidden(handshake(&agent.url(), ALLOWED_ORIGIN, Some(&rebinding_host)).await),
-        "rebinding host"
-    );
+    tests::agent::assert_guarded(&agent).await;
     let outcome = client.request(Operation::CardIdentity { reader: "Any reader".into() }).await.unwrap();
     match outcome {
         Outcome::Error(error) => {
