@@ -40,7 +40,10 @@ pub fn question(id: u32) -> Option<&'static str> {
 /// Unicode NFKC, case-folded, inner whitespace collapsed to one space, trimmed: so "  Oak
 /// ROAD " and "oak road" are the same answer, on any keyboard.
 pub fn normalise(answer: &str) -> String {
-    let folded: String = answer.nfkc().flat_map(char::to_lowercase).collect();
+    // NFKC again after lowering the case: a lowercase letter can bring a combining mark that is
+    // out of canonical order ("İ" + U+0320 → "i" U+0307 U+0320), which the fuzzer found made
+    // "İ̠" and "i̠̇" different answers.
+    let folded: String = answer.nfkc().flat_map(char::to_lowercase).nfkc().collect();
     folded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -132,6 +135,13 @@ mod tests {
         );
         let long = "x".repeat(MAX_ANSWER_CHARS + 1);
         assert_eq!(check(&[(1, &long), (2, "bbb"), (3, "ccc"), (4, "ddd")]), Err(AnswerError::TooLong));
+    }
+
+    #[test]
+    fn a_capital_that_lowers_to_a_combining_mark_is_the_same_answer() {
+        // From the fuzz corpus (passcodes_and_answers/regression-combining-order).
+        assert_eq!(normalise("\u{130}\u{320}"), normalise("i\u{307}\u{320}"));
+        assert_eq!(normalise("\u{130}\u{320}"), normalise(&normalise("\u{130}\u{320}")));
     }
 
     proptest::proptest! {
