@@ -68,9 +68,12 @@ for source in fuzz/fuzz_targets/*.rs; do
   echo "| $target | $SECONDS_PER_TARGET | ${executions:-?} | ${per_second:-?} | $crashes | $inputs |" >>"$report"
   if ((KEEP > 0)) && ((crashes == 0)); then
     fuzz cmin "$target" "$work" >/dev/null 2>&1
-    find "$work" -type f -printf '%s %p\n' | sort -n | head -n "$KEEP" | while read -r _ path; do
+    # The N smallest (a list first: head closing the pipe early would fail it under pipefail).
+    find "$work" -type f -printf '%s %p\n' | sort -n >"$work.sizes"
+    head -n "$KEEP" "$work.sizes" | while read -r _ path; do
       cp "$path" "fuzz/corpus/$target/min-$(basename "$path" | cut -c1-16)"
     done
+    rm -f "$work.sizes"
   fi
 done
 cat "$report"
