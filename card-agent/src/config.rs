@@ -129,7 +129,7 @@ impl SettingsChange {
         if !origins.is_empty() {
             config.allowed_origins = origins;
         }
-        let mut keys = AgentConfig { envelope_keys: BTreeMap::new(), ..AgentConfig::default() };
+        let mut keys = AgentConfig::default();
         for flag in words(&self.envelope_keys) {
             keys.add_envelope_key(flag)?;
         }
