@@ -404,10 +404,7 @@ impl Icon {
         data.uFlags |= NIF_INFO;
         data.dwInfoFlags = NIIF_WARNING;
         fill(&mut data.szInfoTitle, LOCKED_TITLE);
-        fill(
-            &mut data.szInfo,
-            "Too many wrong passcodes were entered. Select this to unlock it yourself in a few minutes.",
-        );
+        fill(&mut data.szInfo, &format!("{LOCKED_TEXT} Select this to start."));
         self.unlock_url = Some(unlock_url);
         // SAFETY: `data` outlives the call, which reads it.
         if unsafe { Shell_NotifyIconW(NIM_MODIFY, &data) } == 0 {
