@@ -108,6 +108,14 @@ impl Database {
                 DatabaseKind::Sqlite => 4,
                 DatabaseKind::Postgres => 16,
             })
+            // A request waits this long for a connection before it is told 503 (try again): a
+            // database restarting or failing over must not hold every request for sqlx's 30 s.
+            .acquire_timeout(std::time::Duration::from_secs(3))
+            // When the disk fills, SQLite rolls the transaction back itself; sqlx's own ROLLBACK
+            // then fails and the connection keeps believing it is in one, refusing every later
+            // BEGIN. (The ping before this check has run any rollback still queued.) Such a
+            // connection is closed and replaced, so the service recovers when space returns.
+            .before_acquire(|conn, _| Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) }))
             .connect(url)
             .await
             .with_context(|| format!("Failed to connect to the {kind} database"))?;

@@ -6,11 +6,14 @@
 
 use axum::{
     extract::{rejection::JsonRejection, FromRequest},
-    http::StatusCode,
+    http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
 use protocol::{api::ApiErrorBody, error_code::ErrorCode};
+
+/// What a 503 tells clients to wait: a database restart or a failover takes seconds.
+const RETRY_AFTER_SECONDS: &str = "5";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -35,7 +38,7 @@ pub enum ApiError {
     Unavailable(#[source] anyhow::Error),
     /// 500: anything unexpected. The message stays generic; the cause goes to the log.
     #[error("Something went wrong on our side; please try again")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
 
 impl ApiError {
@@ -84,8 +87,55 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        ApiError::Internal(error.into())
+        ApiError::from(anyhow::Error::from(error))
     }
+}
+
+/// A database that is down, restarting or out of space is the service being unavailable (503,
+/// try again), not a bug (500): the load balancer and the page both act on the difference.
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        let unavailable = error.chain().any(|cause| cause.downcast_ref().is_some_and(database_unavailable));
+        if unavailable {
+            ApiError::Unavailable(error)
+        } else {
+            ApiError::Internal(error)
+        }
+    }
+}
+
+/// Whether `error` says the database cannot serve right now, rather than that the query is wrong.
+pub fn database_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| unavailable_code(&code)),
+        _ => false,
+    }
+}
+
+/// PostgreSQL SQLSTATEs and SQLite result codes for "not now" (the server shutting down or
+/// starting, the connection lost, the disk full) rather than "never".
+fn unavailable_code(code: &str) -> bool {
+    // PostgreSQL: class 08 (connection), 53 (insufficient resources: disk full, too many
+    // connections), 57P01-03 (shutting down, crashed, starting up), 58030 (I/O error).
+    if code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") || code == "58030" {
+        return true;
+    }
+    // SQLite gives its (extended) result code as a number; the primary code is the low byte.
+    code.parse::<u32>().is_ok_and(|extended| {
+        const BUSY: u32 = 5;
+        const LOCKED: u32 = 6;
+        const NOMEM: u32 = 7;
+        const READONLY: u32 = 8;
+        const IOERR: u32 = 10;
+        const FULL: u32 = 13;
+        const CANTOPEN: u32 = 14;
+        matches!(extended & 0xff, BUSY | LOCKED | NOMEM | READONLY | IOERR | FULL | CANTOPEN)
+    })
 }
 
 impl From<JsonRejection> for ApiError {
@@ -107,7 +157,11 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let body = ApiErrorBody { code: self.code(), message: self.to_string(), attempts_left };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if matches!(self, ApiError::Unavailable(_)) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        response
     }
 }
 
@@ -119,5 +173,26 @@ pub struct AppJson<T>(pub T);
 impl<T: serde::Serialize> IntoResponse for AppJson<T> {
     fn into_response(self) -> Response {
         Json(self.0).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_that_cannot_serve_now_is_a_503_and_a_wrong_query_a_500() {
+        for code in ["08006", "08001", "57P01", "57P03", "53100", "53300", "13", "10", "266", "3338", "5"] {
+            assert!(unavailable_code(code), "{code}");
+        }
+        for code in ["23505", "42P01", "22P02", "19", "2067", "1", "1555"] {
+            assert!(!unavailable_code(code), "{code}");
+        }
+        let lost = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(ApiError::from(lost).status(), StatusCode::SERVICE_UNAVAILABLE);
+        let wrapped = anyhow::Error::from(sqlx::Error::PoolTimedOut).context("Failed to load the attempt");
+        assert_eq!(ApiError::from(wrapped).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(ApiError::from(sqlx::Error::RowNotFound).status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(ApiError::from(anyhow::anyhow!("a bug")).status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

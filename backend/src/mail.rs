@@ -153,6 +153,23 @@ const SENT_KEPT_SECONDS: i64 = 7 * 24 * 3600;
 /// How a body sealed by the vault is stored (older rows hold plain text).
 pub(crate) const SEALED_PREFIX: &str = "sealed:v1:";
 
+/// Mail waiting longer than this, with no failure yet, also counts as delayed.
+const DELAYED_AFTER_SECONDS: i64 = 60;
+
+/// Whether mail is late right now: a message is waiting after a failed try, or for over a
+/// minute. Pages then say the email may take a little longer, instead of leaving a person to
+/// ask for code after code.
+pub async fn delayed(conn: &mut sqlx::AnyConnection) -> sqlx::Result<bool> {
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM mail_outbox WHERE sent_at IS NULL \
+         AND (last_error IS NOT NULL OR created_at < $1) LIMIT 1) AS late",
+    )
+    .bind(now_unix() - DELAYED_AFTER_SECONDS)
+    .fetch_one(conn)
+    .await?;
+    Ok(waiting > 0)
+}
+
 /// The sender: wakes when told a message was queued, and every few seconds for retries.
 #[derive(Debug, Clone)]
 pub struct Outbox {
@@ -232,13 +249,18 @@ impl Outbox {
         }
     }
 
-    /// Claims and sends the oldest due message; `Ok(false)` when none is due.
+    /// Claims and sends the oldest due message; `Ok(false)` when none is due. A message waits
+    /// while an older one to the same address is unsent (by any instance), so that after an
+    /// outage each person's mail arrives in the order it was written: the newest code last.
     pub async fn send_one(&self) -> anyhow::Result<bool> {
         let now = now_unix();
         let claimed = sqlx::query(
             "UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1 \
-             WHERE id = (SELECT id FROM mail_outbox WHERE sent_at IS NULL AND next_attempt_at <= $2 \
-                         AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY id LIMIT 1) \
+             WHERE id = (SELECT id FROM mail_outbox m WHERE sent_at IS NULL AND next_attempt_at <= $2 \
+                         AND (claimed_until IS NULL OR claimed_until < $2) \
+                         AND NOT EXISTS (SELECT 1 FROM mail_outbox earlier WHERE earlier.to_addr = m.to_addr \
+                                         AND earlier.sent_at IS NULL AND earlier.id < m.id) \
+                         ORDER BY id LIMIT 1) \
              AND sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < $2) \
              RETURNING id, to_addr, subject, body, attempts",
         )

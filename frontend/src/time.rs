@@ -36,13 +36,35 @@ pub fn date_time(unix_seconds: i64) -> String {
 }
 
 /// "We have sent an unlock code to f***@nhs.net. It works until 8:17am." — or, when the code sent
-/// earlier stands (the sending limits), when it was sent and that no new one was.
-pub fn code_sent(kind: &str, to: &str, sent_at: i64, expires_at: i64, earlier: bool) -> String {
+/// earlier stands (the sending limits), when it was sent and that no new one was. When the email
+/// relay is not taking mail (`delayed`), that the code is on its way but late.
+pub fn code_sent(
+    kind: &str,
+    to: &str,
+    sent_at: i64,
+    expires_at: i64,
+    earlier: bool,
+    delayed: bool,
+) -> String {
     let until = clock(expires_at);
     let sent = if earlier {
         format!("We emailed you a code at {} to {to}; it works until {until}. No new code was sent, so use that one.", clock(sent_at))
     } else {
         format!("We have sent {kind} to {to}. It works once, until {until}.")
     };
-    format!("{sent} If you cannot see it, check your Junk or Spam folder.")
+    let late = if delayed { format!(" {MAIL_DELAYED}") } else { String::new() };
+    format!("{sent}{late} If you cannot see it, check your Junk or Spam folder.")
 }
+
+/// "We have sent a new code to …", and that it is late when the relay is not taking mail.
+pub fn resent(to: &str, delayed: bool) -> String {
+    if delayed {
+        format!("We have queued a new code for {to}. {MAIL_DELAYED}")
+    } else {
+        format!("We have sent a new code to {to}.")
+    }
+}
+
+/// What a page says while the email relay is down: the code is kept and sent when it is back.
+pub const MAIL_DELAYED: &str = "Our email service is slow right now, so the email may take a little longer \
+    to arrive. It will come: please wait a few minutes before asking for a new code.";

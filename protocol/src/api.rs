@@ -168,6 +168,9 @@ pub struct RegistrationPending {
     /// No new code was sent (the sending limits), because one sent earlier to this address
     /// still works.
     pub earlier: bool,
+    /// The email relay is not taking mail right now: the code is queued and will arrive late.
+    #[serde(default)]
+    pub mail_delayed: bool,
 }
 
 /// `POST /api/registration/confirm`.
@@ -228,6 +231,9 @@ pub struct UnlockCodeSent {
     pub resend_after: i64,
     /// No new code was sent (the sending limits), because one sent earlier still works.
     pub earlier: bool,
+    /// The email relay is not taking mail right now: the code is queued and will arrive late.
+    #[serde(default)]
+    pub mail_delayed: bool,
 }
 
 /// `POST /api/unlock/code`: the code emailed after the questions.

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod browser;
+pub mod postgres;
 pub mod process;
 pub mod self_service;
 pub mod smartcard;

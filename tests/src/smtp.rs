@@ -131,6 +131,11 @@ impl SmtpServer {
         Ok(())
     }
 
+    /// The messages delivered to `to`, oldest first.
+    pub fn messages_to(&self, to: &str) -> Vec<String> {
+        self.messages().into_iter().filter(|m| m.contains(&format!("To: {to}"))).collect()
+    }
+
     /// Every delivered message, raw, with quoted-printable soft line breaks joined.
     pub fn messages(&self) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else { return Vec::new() };
@@ -148,7 +153,18 @@ impl SmtpServer {
 
     /// Waits for the `n`-th message (1-based) to `to` whose text contains `needle`.
     pub async fn wait_for(&self, to: &str, needle: &str, n: usize) -> anyhow::Result<String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_for_within(to, needle, n, Duration::from_secs(30)).await
+    }
+
+    /// As [`SmtpServer::wait_for`], waiting up to `timeout` (a sender backing off after an outage).
+    pub async fn wait_for_within(
+        &self,
+        to: &str,
+        needle: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
         loop {
             let found: Vec<String> =
                 self.messages().into_iter().filter(|m| m.contains(to) && m.contains(needle)).collect();

@@ -48,6 +48,7 @@ pub async fn load(state: &AppState, user: &User, signed_in_with: &CardGuid) -> R
             code_expires_at: pending.code_expires_at.unwrap_or_default(),
             resend_after: pending.code_created_at.unwrap_or_default() + crate::codes::RESEND_COOLDOWN_SECONDS,
             earlier: true,
+            mail_delayed: false,
         });
     Ok(Profile {
         user_id: user.user_id.clone(),

@@ -317,6 +317,7 @@ async fn send_code(
         code_expires_at: sent.expires_at,
         resend_after: sent.resend_after,
         earlier: sent.code.is_none(),
+        mail_delayed: crate::mail::delayed(tx).await?,
     })
 }
 

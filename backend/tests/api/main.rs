@@ -6,12 +6,15 @@ mod card_import;
 mod cards;
 mod desk_unlock;
 mod helpers;
+#[path = "../../../tests/src/postgres.rs"]
+mod postgres;
 #[path = "../../../tests/src/smtp.rs"]
 mod smtp;
 
 mod audit_trail;
 mod backup;
 mod bounded_state;
+mod faults;
 mod health;
 mod issuance;
 mod kek_rotation;

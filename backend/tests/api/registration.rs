@@ -1,5 +1,5 @@
 //! Registration for self-service: passcode re-proof, questions, email, emailed code, completion,
-//! re-registration, withdrawal; the code rules; mail surviving an SMTP outage.
+//! re-registration, withdrawal; the code rules (an SMTP outage: `faults::mail_outage`).
 
 use protocol::api::{
     ChallengeIssued, CodeRequest, Profile, ProofRequest, Question, QuestionAnswer, RegistrationPending,
@@ -161,29 +161,6 @@ on_both_databases! {
         let proof = ProofRequest { challenge_id: theirs.challenge_id, signature: card.sign_9a(Purpose::RegistrationProof, &theirs.challenge) };
         let response = other.post(format!("{}/api/registration/proof", app.address)).json(&proof).send().await.unwrap();
         assert_eq!(response.status(), 401, "no session at all");
-    }
-}
-
-on_both_databases! {
-    async fn mail_queued_during_an_smtp_outage_is_delivered_when_it_returns(engine: Engine) {
-        let (app, mut smtp, card) = signed_in(engine).await;
-        smtp.stop();
-        assert_eq!(prove_passcode(&app, &card).await.status(), 204);
-        let request = RegistrationRequest { answers: answers(["Jaws", "Leeds", "Sam", "Blue moon"]), email: "fay@nhs.net".into() };
-        assert_eq!(app.post("/api/registration", &request).await.status(), 201, "the outage does not fail the request");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let failed: Option<String> = sqlx::query_scalar("SELECT last_error FROM mail_outbox WHERE sent_at IS NULL")
-                .fetch_optional(app.db.pool()).await.unwrap().flatten();
-            if failed.is_some() { break; }
-            assert!(std::time::Instant::now() < deadline, "the sender never tried");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        smtp.restart().unwrap();
-        // Skip the backoff wait; the sender looks again within seconds.
-        sqlx::query("UPDATE mail_outbox SET next_attempt_at = 0 WHERE sent_at IS NULL").execute(app.db.pool()).await.unwrap();
-        let code = code_in(&smtp.wait_for("fay@nhs.net", "registration code", 1).await.unwrap()).unwrap();
-        assert_eq!(app.post("/api/registration/confirm", &CodeRequest { code }).await.status(), 200);
     }
 }
 

@@ -17,9 +17,22 @@ pub const ANSWERS: [(u32, &str); 4] = [(3, "Jaws"), (7, "Leeds"), (11, "Sam"), (
 
 /// A holder with a card, registered (through the API) when `register` is set.
 pub async fn holder(engine: Engine, register: bool) -> (TestApp, SmtpServer, TestCard) {
+    holder_with(engine, register, |_| {}).await
+}
+
+/// As [`holder`], with the backend's settings adjusted by `configure`.
+pub async fn holder_with(
+    engine: Engine,
+    register: bool,
+    configure: impl FnOnce(&mut backend::config::Settings),
+) -> (TestApp, SmtpServer, TestCard) {
     let smtp = SmtpServer::start().unwrap();
     let url = smtp.url();
-    let app = TestApp::spawn_with(engine, |s| s.smtp_url = Some(url)).await;
+    let app = TestApp::spawn_with(engine, |s| {
+        s.smtp_url = Some(url);
+        configure(s);
+    })
+    .await;
     let card = TestCard::new();
     card.issue_to(&app, "500000000001", "Hal Holder", "hal@nhs.net").await;
     if register {

@@ -22,7 +22,12 @@ use crate::{
 };
 
 /// Questions answered and the emailed code entered: the attempt is ready for the release.
-async fn past_the_code(app: &TestApp, smtp: &SmtpServer, card: &TestCard, codes_so_far: usize) -> String {
+pub(crate) async fn past_the_code(
+    app: &TestApp,
+    smtp: &SmtpServer,
+    card: &TestCard,
+    codes_so_far: usize,
+) -> String {
     // As if the last code were sent a few minutes ago, past the resend cooldown.
     sqlx::query("UPDATE one_time_codes SET created_at = created_at - 300")
         .execute(app.db.pool())
@@ -38,7 +43,11 @@ async fn past_the_code(app: &TestApp, smtp: &SmtpServer, card: &TestCard, codes_
 }
 
 /// The agent's half: a one-time key offered with the card's 9E signature; the backend's envelope.
-async fn release(app: &TestApp, card: &TestCard, attempt_id: &str) -> (reqwest::Response, OneTimeKey) {
+pub(crate) async fn release(
+    app: &TestApp,
+    card: &TestCard,
+    attempt_id: &str,
+) -> (reqwest::Response, OneTimeKey) {
     let attempt = UnlockAttempt { attempt_id: attempt_id.into() };
     let issued: ChallengeIssued =
         app.post("/api/unlock/offer-challenge", &attempt).await.json().await.unwrap();
@@ -52,7 +61,11 @@ async fn release(app: &TestApp, card: &TestCard, attempt_id: &str) -> (reqwest::
     (app.post("/api/unlock/release", &request).await, key)
 }
 
-async fn release_opened(app: &TestApp, card: &TestCard, attempt_id: &str) -> (UnlockReleased, UnlockSecrets) {
+pub(crate) async fn release_opened(
+    app: &TestApp,
+    card: &TestCard,
+    attempt_id: &str,
+) -> (UnlockReleased, UnlockSecrets) {
     let (response, key) = release(app, card, attempt_id).await;
     assert_eq!(response.status(), 200);
     let released: UnlockReleased = response.json().await.unwrap();
@@ -79,7 +92,12 @@ fn report(
     }
 }
 
-fn proved(card: &TestCard, attempt_id: &str, released: &UnlockReleased, puk: PukOnCard) -> UnlockReported {
+pub(crate) fn proved(
+    card: &TestCard,
+    attempt_id: &str,
+    released: &UnlockReleased,
+    puk: PukOnCard,
+) -> UnlockReported {
     let mut reported = report(
         attempt_id,
         released,
@@ -91,7 +109,7 @@ fn proved(card: &TestCard, attempt_id: &str, released: &UnlockReleased, puk: Puk
 }
 
 /// What the backend believes the card holds: (current, pending, version).
-async fn puks(app: &TestApp, card: &TestCard) -> (String, Option<String>, i64) {
+pub(crate) async fn puks(app: &TestApp, card: &TestCard) -> (String, Option<String>, i64) {
     let vault = Vault::from_settings(&app.settings).unwrap();
     let row = sqlx::query("SELECT puk_sealed, puk_pending_sealed, puk_version FROM cards WHERE guid = $1")
         .bind(card.guid.as_str())

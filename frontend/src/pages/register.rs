@@ -273,6 +273,7 @@ fn CodeStep(
         pending.sent_at,
         pending.code_expires_at,
         pending.earlier,
+        pending.mail_delayed,
     );
     let on_submit = move |event: SubmitEvent| {
         event.prevent_default();
@@ -291,7 +292,7 @@ fn CodeStep(
     let resend = move |_| {
         leptos::task::spawn_local(async move {
             match api::resend_registration_code().await {
-                Ok(pending) => notice.set(Some(format!("We have sent a new code to {}.", pending.email))),
+                Ok(pending) => notice.set(Some(time::resent(&pending.email, pending.mail_delayed))),
                 Err(e) => error.set(Some(e.to_string())),
             }
         });

@@ -267,8 +267,14 @@ fn CodeStep(
 ) -> impl IntoView {
     let code = RwSignal::new(String::new());
     let notice = RwSignal::new(None::<String>);
-    let sent_line =
-        time::code_sent("an unlock code", &sent.email_hint, sent.sent_at, sent.code_expires_at, sent.earlier);
+    let sent_line = time::code_sent(
+        "an unlock code",
+        &sent.email_hint,
+        sent.sent_at,
+        sent.code_expires_at,
+        sent.earlier,
+        sent.mail_delayed,
+    );
     let on_submit = {
         let attempt_id = attempt_id.clone();
         move |event: SubmitEvent| {
@@ -291,8 +297,8 @@ fn CodeStep(
         leptos::task::spawn_local(async move {
             match api::unlock_resend(&attempt_id).await {
                 Ok(sent) => notice.set(Some(format!(
-                    "We have sent a new code to {}. Use the newest one.",
-                    sent.email_hint
+                    "{} Use the newest one.",
+                    time::resent(&sent.email_hint, sent.mail_delayed)
                 ))),
                 Err(e) => error.set(Some(e.to_string())),
             }
