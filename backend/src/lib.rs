@@ -13,6 +13,7 @@ pub mod card_proof;
 pub mod challenges;
 pub mod codes;
 pub mod config;
+pub mod crash;
 pub mod csrf;
 pub mod db;
 pub mod error;

@@ -1,7 +1,10 @@
-//! The built SPA, held in memory and compressed once at start-up.
+//! The built SPA, held in memory and compressed once.
 //!
 //! `dist/` is small (a few hundred KB), so every file is read, gzip- and brotli-compressed up
 //! front, and served from memory with an ETag: no disk I/O or compression on the request path.
+//! Brotli at its best quality takes seconds of CPU for the wasm bundles, so each compressed form
+//! is kept beside its file (`app.wasm.br`, `app.wasm.gz`) and reused by the next start when it
+//! decodes to exactly the file's bytes.
 //! Paths that are not files fall back to `index.html` so client-side routes survive a reload.
 
 use std::{
@@ -52,7 +55,7 @@ impl StaticFiles {
                 let bytes =
                     std::fs::read(&path).with_context(|| format!("Failed to read {}", path.display()))?;
                 let relative = path.strip_prefix(dist)?.to_string_lossy().replace('\\', "/");
-                let asset = Asset::new(&relative, bytes)?;
+                let asset = Asset::new(&relative, &path, bytes)?;
                 files.insert(format!("/{relative}"), asset);
             }
         }
@@ -104,11 +107,14 @@ impl StaticFiles {
 }
 
 impl Asset {
-    fn new(relative: &str, bytes: Vec<u8>) -> anyhow::Result<Self> {
+    fn new(relative: &str, path: &Path, bytes: Vec<u8>) -> anyhow::Result<Self> {
         let content_type = content_type(relative);
         let compressible = is_compressible(content_type) && bytes.len() >= MIN_COMPRESS_SIZE;
         let (gzip, brotli) = if compressible {
-            (smaller(gzip(&bytes)?, bytes.len()), smaller(brotli(&bytes)?, bytes.len()))
+            (
+                smaller(compressed(path, &bytes, Coding::Gzip)?, bytes.len()),
+                smaller(compressed(path, &bytes, Coding::Brotli)?, bytes.len()),
+            )
         } else {
             (None, None)
         };
@@ -155,17 +161,86 @@ impl Asset {
     }
 }
 
+/// The files of `dir` and its folders, without the compressed forms kept beside them.
 fn walk(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("Failed to list {}", dir.display()))? {
         let path = entry?.path();
         if path.is_dir() {
             out.extend(walk(&path)?);
-        } else {
+        } else if !is_kept_form(&path) {
             out.push(path);
         }
     }
     Ok(out)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Coding {
+    Gzip,
+    Brotli,
+}
+
+impl Coding {
+    const ALL: [Coding; 2] = [Coding::Gzip, Coding::Brotli];
+
+    fn extension(self) -> &'static str {
+        match self {
+            Coding::Gzip => "gz",
+            Coding::Brotli => "br",
+        }
+    }
+
+    fn encode(self, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+        match self {
+            Coding::Gzip => gzip(bytes),
+            Coding::Brotli => brotli(bytes),
+        }
+    }
+
+    /// `encoded` decoded, reading at most one byte more than `limit` (so a wrong file is found
+    /// out without inflating it whole).
+    fn decode(self, encoded: &[u8], limit: usize) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let cap = u64::try_from(limit).ok()?.saturating_add(1);
+        let mut out = Vec::with_capacity(limit);
+        let read = match self {
+            Coding::Gzip => flate2::read::GzDecoder::new(encoded).take(cap).read_to_end(&mut out),
+            Coding::Brotli => brotli::Decompressor::new(encoded, 64 * 1024).take(cap).read_to_end(&mut out),
+        };
+        read.ok().map(|_| out)
+    }
+}
+
+/// `<file>.gz` or `<file>.br`: a compressed form kept beside its file (or a half-written one).
+fn is_kept_form(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let original = |ext: &str| name.strip_suffix(ext).is_some_and(|stem| path.with_file_name(stem).is_file());
+    Coding::ALL.iter().any(|c| original(&format!(".{}", c.extension()))) || name.ends_with(".compressing")
+}
+
+/// `bytes` (the file at `path`) in `coding`: the form kept beside the file when it decodes to
+/// exactly these bytes, else compressed now and kept there for the next start. Keeping it is
+/// best effort: a read-only `dist/` only means compressing again next time.
+fn compressed(path: &Path, bytes: &[u8], coding: Coding) -> anyhow::Result<Vec<u8>> {
+    let mut kept = path.as_os_str().to_owned();
+    kept.push(format!(".{}", coding.extension()));
+    let kept = PathBuf::from(kept);
+    if let Ok(stored) = std::fs::read(&kept) {
+        if coding.decode(&stored, bytes.len()).as_deref() == Some(bytes) {
+            return Ok(stored);
+        }
+    }
+    let fresh = coding.encode(bytes)?;
+    // Written aside and renamed, so that another process starting now never reads half a file.
+    let mut partial = kept.as_os_str().to_owned();
+    partial.push(format!(".{}.compressing", std::process::id()));
+    let partial = PathBuf::from(partial);
+    if let Err(e) = std::fs::write(&partial, &fresh).and_then(|()| std::fs::rename(&partial, &kept)) {
+        let _ = std::fs::remove_file(&partial);
+        tracing::debug!(path = %kept.display(), error = %e, "compressed file not kept");
+    }
+    Ok(fresh)
 }
 
 fn content_type(path: &str) -> &'static str {
@@ -281,6 +356,28 @@ mod tests {
         }
         let files = StaticFiles::load(dir.path()).unwrap();
         (dir, files)
+    }
+
+    #[test]
+    fn compressed_forms_are_kept_beside_their_files_and_reused_only_when_they_match() {
+        let wasm: Vec<u8> = (0..20_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let (dir, _) = dist_with(&[("app-0123456789abcdef_bg.wasm", &wasm)]);
+        let kept = |ext: &str| dir.path().join(format!("app-0123456789abcdef_bg.wasm.{ext}"));
+        let first_br = std::fs::read(kept("br")).expect("the brotli form is kept");
+        assert_eq!(Coding::Brotli.decode(&first_br, wasm.len()).unwrap(), wasm);
+        assert!(kept("gz").is_file());
+
+        // A kept form that does not decode to the file (another build's, or damaged) is replaced.
+        std::fs::write(kept("br"), b"not brotli").unwrap();
+        std::fs::write(kept("gz"), gzip(b"another build").unwrap()).unwrap();
+        let files = StaticFiles::load(dir.path()).unwrap();
+        let br = get(&files, "/app-0123456789abcdef_bg.wasm", "br");
+        assert_eq!(br.headers()[header::CONTENT_ENCODING], "br");
+        assert_eq!(std::fs::read(kept("br")).unwrap(), first_br);
+        assert_eq!(Coding::Gzip.decode(&std::fs::read(kept("gz")).unwrap(), wasm.len()).unwrap(), wasm);
+        // The kept forms are encodings of the file, not files of the site.
+        assert_eq!(files.files.len(), 1);
+        assert_eq!(get(&files, "/app-0123456789abcdef_bg.wasm.br", "br").status(), StatusCode::NOT_FOUND);
     }
 
     fn get(files: &StaticFiles, path: &str, accept: &str) -> Response {

@@ -292,6 +292,7 @@ pub fn finish<T: Transport>(
         return fail(report, IssueStep::SetPin, from_host(e));
     }
     report.pin_set = true;
+    crate::crash::point("issue.after_pin_set");
 
     if let Err(e) = session.set_management_key(&new_management) {
         return fail(report, IssueStep::ChangeManagementKey, from_host(e));

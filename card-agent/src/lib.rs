@@ -12,6 +12,7 @@
 //! - [`locked_card`]: when to offer "your card is locked — unlock it?".
 
 pub mod config;
+pub mod crash;
 pub mod desktop;
 pub mod diagnostics;
 pub mod guard;

@@ -295,6 +295,7 @@ pub fn unlock<T: Transport>(
         };
     let index = u8::try_from(index).unwrap_or(u8::MAX);
     report.pin_reset = true;
+    crate::crash::point("unlock.after_reset");
 
     match session.change_reference(key::PUK, old_puk, &new_puk) {
         Ok(()) => report.puk = PukOnCard::Rotated,
@@ -309,6 +310,7 @@ pub fn unlock<T: Transport>(
         }
     }
 
+    crate::crash::point("unlock.after_puk_change");
     if let Err(e) = session.verify_pin(&new_pin) {
         return fail(report, UnlockStep::VerifyNewPin, from_host(e));
     }

@@ -22,6 +22,9 @@ use crate::{
     smartcard::{workspace_binary, READER},
 };
 
+/// The variable the agent's crash points read (its `crash-points` feature).
+pub const AGENT_CRASH_AT: &str = "CARD_AGENT_CRASH_AT";
+
 /// The origin the test agent allows.
 pub const ALLOWED_ORIGIN: &str = "http://app.selfservice.test";
 
@@ -68,14 +71,34 @@ impl RunningAgent {
         program: &std::path::Path,
         extra: &[&std::ffi::OsStr],
     ) -> anyhow::Result<Self> {
+        Self::start_command(Self::command(program, extra)).await
+    }
+
+    /// The test agent, killing itself (`SIGKILL`) when it reaches the crash point `point`.
+    pub async fn start_crashing_at(point: &str) -> anyhow::Result<Self> {
+        let mut command = Self::command(&workspace_binary("card-agent")?, &[]);
+        command.env(AGENT_CRASH_AT, point);
+        Self::start_command(command).await
+    }
+
+    fn command(program: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Command {
         let mut command = Command::new(program);
         command
             .args(["--headless", "--port", "0", "--allow-origin", ALLOWED_ORIGIN])
             .args(["--envelope-key", &envelope_key_flag(ALLOWED_ORIGIN)])
             .args(extra)
             // A person's own agent.toml must not leak into the tests.
-            .env("XDG_CONFIG_HOME", std::env::temp_dir().join("card-agent-tests-no-config"));
-        Self::start_command(command).await
+            .env("XDG_CONFIG_HOME", std::env::temp_dir().join("card-agent-tests-no-config"))
+            .env_remove(AGENT_CRASH_AT);
+        command
+    }
+
+    /// Waits for the agent to die at its crash point (`SIGKILL`).
+    pub async fn crashed(&mut self) -> anyhow::Result<()> {
+        use std::os::unix::process::ExitStatusExt;
+        let status = self._process.wait_exit(Duration::from_secs(30)).await?;
+        anyhow::ensure!(status.signal() == Some(9), "the agent ended with {status}, not at its crash point");
+        Ok(())
     }
 
     /// Runs `command` (an agent told `--port 0`, e.g. the Windows one under Wine) and waits for

@@ -38,6 +38,23 @@ impl ChildGuard {
         self.child.stdout.take()
     }
 
+    /// Waits up to `timeout` for the process to end; its exit status.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            anyhow::ensure!(Instant::now() < deadline, "{} did not exit within {timeout:?}", self.name);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `SIGKILL` to the process itself (not its group): `kill -9`.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+    }
+
     /// Fails if the process has already exited (e.g. it could not bind its port).
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {

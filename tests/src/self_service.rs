@@ -214,3 +214,47 @@ pub async fn release_unreported(
         report,
     })
 }
+
+/// The PUKs the backend holds for the card `guid`: the current one, and the pending one if a
+/// release staged it.
+pub async fn held_puks(backend: &RunningBackend, guid: &str) -> anyhow::Result<(String, Option<String>)> {
+    let settings = backend.settings();
+    let db = backend::db::Database::connect(&settings).await?;
+    let (current, pending): (Vec<u8>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT puk_sealed, puk_pending_sealed FROM cards WHERE guid = $1")
+            .bind(guid)
+            .fetch_one(db.pool())
+            .await?;
+    let vault = backend::vault::Vault::from_settings(&settings)?;
+    let open = |sealed: &[u8]| vault.open(guid, sealed).map(|p| p.to_string());
+    let held = (open(&current)?, pending.as_deref().map(open).transpose()?);
+    db.close().await;
+    Ok(held)
+}
+
+/// As if every code so far had been sent over an hour ago: past the resend cooldown and the
+/// hourly cap, for a test that runs many unlocks in a row.
+pub async fn codes_sent_long_ago(backend: &RunningBackend) -> anyhow::Result<()> {
+    let db = backend::db::Database::connect(&backend.settings()).await?;
+    sqlx::query("UPDATE one_time_codes SET created_at = created_at - 3700").execute(db.pool()).await?;
+    db.close().await;
+    Ok(())
+}
+
+/// Waits until the backend's outbox has sent everything written so far.
+pub async fn all_mail_sent(backend: &RunningBackend) -> anyhow::Result<()> {
+    let db = backend::db::Database::connect(&backend.settings()).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let unsent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL")
+            .fetch_one(db.pool())
+            .await?;
+        if unsent == 0 {
+            break;
+        }
+        ensure!(std::time::Instant::now() < deadline, "{unsent} messages still unsent");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    db.close().await;
+    Ok(())
+}

@@ -259,6 +259,7 @@ pub async fn start(
     .await?;
     // Recorded before the envelope exists: whatever happens next, the secrets are not lost.
     tx.commit().await?;
+    crate::crash::point("issuance.start.after_commit");
 
     let secrets = IssueSecrets {
         issuance_id: id.clone(),
@@ -466,6 +467,7 @@ pub async fn certify(
     )
     .await?;
     tx.commit().await?;
+    crate::crash::point("issuance.certify.after_commit");
     Ok(IssueCertificates {
         piv_auth_certificate: STANDARD.encode(piv_auth_certificate),
         card_auth_certificate: STANDARD.encode(card_auth_certificate),
@@ -625,6 +627,8 @@ pub async fn complete(
             .details(serde_json::json!({ "guid": issuance.card_guid, "reason": issuance.reason })),
     )
     .await?;
+    crate::crash::point("issuance.complete.before_commit");
     tx.commit().await?;
+    crate::crash::point("issuance.complete.after_commit");
     Ok(CardIssued { guid: issuance.card_guid, user_id: holder_id })
 }

@@ -164,7 +164,9 @@ pub async fn release(
         })),
     )
     .await?;
+    crate::crash::point("unlock.release.before_commit");
     tx.commit().await?;
+    crate::crash::point("unlock.release.after_commit");
     Ok(UnlockReleased { envelope: sealed, proof_challenge: proof_challenge.into() })
 }
 
@@ -295,7 +297,9 @@ pub async fn report(state: &AppState, driver: Driver, request: UnlockReported) -
     if let Some(email) = email {
         state.outbox.enqueue(&mut tx, &email, "Your smartcard was unlocked", &notice).await?;
     }
+    crate::crash::point("unlock.report.before_commit");
     tx.commit().await?;
+    crate::crash::point("unlock.report.after_commit");
     state.outbox.wake();
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 mod agent_package;
 mod card_agent;
+mod crash_unlock;
 mod desk_unlock;
 mod issue_card_cli;
 mod journey_ra;
