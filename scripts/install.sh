@@ -26,6 +26,8 @@ if [[ $MODE == test ]]; then
     chromium chromium-driver firefox-esr
     # real servers the tests start: PostgreSQL and an SMTP sink
     postgresql python3-aiosmtpd
+    # a card agent whose clock is hours off (the clock-skew test)
+    faketime
     # the tray test: a session D-Bus, a StatusNotifierWatcher in Python, gdbus to inspect the icon
     dbus-daemon python3-dbus python3-gi libglib2.0-bin
     # the Windows agent (TOOLCHAIN.md): its linker, the MSI builder, and Wine to test both

@@ -407,6 +407,7 @@ mod tests {
             offered_guid: offered.map(Into::into),
             new_guid: GUID.into(),
             expires_at: NOW + 600,
+            issued_at: 0,
             current_management_keys: mgmt_keys.iter().map(|k| mgmt(k)).collect(),
             current_puks: puks.iter().map(|p| Zeroizing::new((*p).to_owned())).collect(),
             attestation_required: false,
@@ -418,6 +419,7 @@ mod tests {
             issuance_id: "test".into(),
             guid: GUID.into(),
             expires_at: NOW + 600,
+            issued_at: 0,
             new_management_key: ManagementKeySecret {
                 algorithm: alg::AES_256,
                 key_hex: Zeroizing::new(NEW_MGMT.into()),
@@ -525,6 +527,7 @@ mod tests {
         let secrets = envelope::UnlockSecrets {
             guid: guid.to_string(),
             expires_at: NOW + 300,
+            issued_at: 0,
             current_puks: vec![Zeroizing::new(current_puk.into())],
             new_puk: Zeroizing::new(new_puk.into()),
             proof_challenge: STANDARD.encode([7u8; 32]),

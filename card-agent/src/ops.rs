@@ -389,6 +389,7 @@ mod tests {
         UnlockSecrets {
             guid: guid.into(),
             expires_at: NOW + 300,
+            issued_at: 0,
             current_puks: current.iter().map(|p| Zeroizing::new((*p).to_owned())).collect(),
             new_puk: Zeroizing::new(new.into()),
             proof_challenge: STANDARD.encode([7u8; 32]),

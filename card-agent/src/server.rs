@@ -338,14 +338,14 @@ async fn handle<R: CardReaders>(pcsc: &R, operation: Operation, pending: &mut Pe
             if pending.reader != reader {
                 return Outcome::Error(ops::from_envelope(EnvelopeError::WrongCard, Procedure::Unlock));
             }
-            let now = unix_now();
-            let secrets = match pending.key.open::<UnlockSecrets>(&envelope, trusted).and_then(|secrets| {
-                secrets.check(&pending.guid, now)?;
-                Ok(secrets)
-            }) {
+            let secrets = match pending.key.open::<UnlockSecrets>(&envelope, trusted) {
                 Ok(secrets) => secrets,
                 Err(problem) => return Outcome::Error(ops::from_envelope(problem, Procedure::Unlock)),
             };
+            let now = service_now(secrets.issued_at, pending.begun);
+            if let Err(problem) = secrets.check(&pending.guid, now) {
+                return Outcome::Error(ops::from_envelope(problem, Procedure::Unlock));
+            }
             let outcome = pcsc
                 .run(
                     reader,
@@ -419,14 +419,14 @@ async fn handle_issue<R: CardReaders>(
             if offered_reader != reader {
                 return Outcome::Error(issue::refused(EnvelopeError::WrongCard));
             }
-            let now = unix_now();
-            let secrets = match key.open::<IssueSecrets>(&envelope, trusted).and_then(|secrets| {
-                secrets.check(guid.as_deref(), now)?;
-                Ok(secrets)
-            }) {
+            let secrets = match key.open::<IssueSecrets>(&envelope, trusted) {
                 Ok(secrets) => Box::new(secrets),
                 Err(problem) => return Outcome::Error(issue::refused(problem)),
             };
+            let now = service_now(secrets.issued_at, begun);
+            if let Err(problem) = secrets.check(guid.as_deref(), now) {
+                return Outcome::Error(issue::refused(problem));
+            }
             let offer_key = OneTimeKey::generate();
             let offer_public = offer_key.public_key_bytes();
             let generated = Arc::new(Mutex::new(None));
@@ -493,7 +493,7 @@ async fn handle_issue<R: CardReaders>(
                 Ok(new) => new,
                 Err(problem) => return Outcome::Error(issue::refused(problem)),
             };
-            let now = unix_now();
+            let now = service_now(new.issued_at, begun);
             let outcome = pcsc
                 .run(
                     reader,
@@ -532,6 +532,23 @@ async fn handle_issue<R: CardReaders>(
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The backend's time for an envelope made at `issued_at` and sealed to a key made at `begun`
+/// ([`envelope::service_now`]): a workstation clock set wrong neither expires a fresh envelope
+/// nor keeps an old one alive. Such a clock is worth fixing (certificates, sign-in elsewhere),
+/// so it is logged.
+fn service_now(issued_at: u64, begun: Instant) -> u64 {
+    let (since_offer, local_now) = (begun.elapsed(), unix_now());
+    if let Some(offset) = envelope::clock_offset(issued_at, since_offer, local_now) {
+        let (minutes, side) = (offset.unsigned_abs() / 60, if offset > 0 { "ahead of" } else { "behind" });
+        tracing::warn!(
+            offset_seconds = offset,
+            "this computer's clock is about {minutes} minutes {side} the self-service site's: the card \
+             operation goes ahead, but set the clock right (Windows: Settings, Time, Sync now; Linux: timedatectl)"
+        );
+    }
+    envelope::service_now(issued_at, since_offer, local_now)
 }
 
 fn signature(der: Vec<u8>) -> Reply {
@@ -694,6 +711,7 @@ mod tests {
         let secrets = UnlockSecrets {
             guid: guid.to_string(),
             expires_at,
+            issued_at: 0,
             current_puks: vec![Zeroizing::new("12345678".into())],
             new_puk: Zeroizing::new("24681357".into()),
             proof_challenge: STANDARD.encode([3; 32]),

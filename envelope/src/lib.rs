@@ -89,6 +89,11 @@ pub struct UnlockSecrets {
     pub guid: String,
     /// Unix seconds after which the agent refuses the envelope.
     pub expires_at: u64,
+    /// Unix seconds (the backend's clock) when the envelope was made: with the agent's own
+    /// monotonic clock, it tells the envelope's age without trusting the workstation's clock
+    /// (see [`service_now`]). 0 from a backend that predates it.
+    #[serde(default)]
+    pub issued_at: u64,
     /// The PUKs the card may hold, most likely first. The second exists for a card whose last
     /// unlock rotated the PUK but whose report never reached the backend.
     pub current_puks: Vec<Zeroizing<String>>,
@@ -127,6 +132,31 @@ impl UnlockSecrets {
     }
 }
 
+/// The backend's clock now, as far as the agent can tell without trusting its own: the
+/// envelope's `issued_at` plus the time the agent measured, on its monotonic clock, since it made
+/// the one-time key the envelope is sealed to (`since_offer`; the envelope cannot be older). It is
+/// never behind the backend's real time, so no envelope outlives its lifetime, and a workstation
+/// whose clock is wrong by hours unlocks like any other. An envelope without `issued_at` (from an
+/// older backend) is judged by the workstation's clock, `local_now`.
+pub fn service_now(issued_at: u64, since_offer: std::time::Duration, local_now: u64) -> u64 {
+    if issued_at == 0 {
+        return local_now;
+    }
+    // Rounded up: a second begun counts.
+    issued_at.saturating_add(since_offer.as_secs()).saturating_add(1)
+}
+
+/// How far the workstation's clock is off the backend's, in seconds (positive: ahead), when it
+/// is off by more than `since_offer` can explain plus a minute; `None` when the clocks agree.
+pub fn clock_offset(issued_at: u64, since_offer: std::time::Duration, local_now: u64) -> Option<i64> {
+    if issued_at == 0 {
+        return None;
+    }
+    let offset = i64::try_from(local_now).ok()? - i64::try_from(issued_at).ok()?;
+    let slack = i64::try_from(since_offer.as_secs()).ok()?.saturating_add(60);
+    (offset > slack || offset < -60).then_some(offset)
+}
+
 /// A management key in an envelope: its algorithm (`03` 3DES, `08`/`0A`/`0C` AES) and hex.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManagementKeySecret {
@@ -146,6 +176,9 @@ pub struct IssueSecrets {
     pub new_guid: String,
     /// Unix seconds after which the agent refuses the envelope.
     pub expires_at: u64,
+    /// When the envelope was made, by the backend's clock (see [`UnlockSecrets::issued_at`]).
+    #[serde(default)]
+    pub issued_at: u64,
     /// Management keys the card may have, the factory default first (1–4, see
     /// [`MAX_MANAGEMENT_KEY_CANDIDATES`]).
     pub current_management_keys: Vec<ManagementKeySecret>,
@@ -165,6 +198,9 @@ pub struct IssueNewSecrets {
     /// The GUID being written (the same as in [`IssueSecrets::new_guid`]).
     pub guid: String,
     pub expires_at: u64,
+    /// When the envelope was made, by the backend's clock (see [`UnlockSecrets::issued_at`]).
+    #[serde(default)]
+    pub issued_at: u64,
     /// 32 random bytes (`algorithm` AES-256): the card gets as many of them as the algorithm of
     /// the current key it accepted takes, under that algorithm, so a card keeps the kind of key
     /// it was made for and the one it certainly supports.
@@ -525,6 +561,7 @@ mod tests {
         UnlockSecrets {
             guid: "00112233445566778899aabbccddeeff".into(),
             expires_at: 2_000_000_000,
+            issued_at: 0,
             current_puks: vec![Zeroizing::new("12345678".into())],
             new_puk: Zeroizing::new("87654321".into()),
             proof_challenge: STANDARD.encode([5u8; 32]),
@@ -623,6 +660,7 @@ mod tests {
             offered_guid: None,
             new_guid: "00112233445566778899aabbccddeeff".into(),
             expires_at: 2_000_000_000,
+            issued_at: 0,
             current_management_keys: vec![key("010203040506070801020304050607080102030405060708")],
             current_puks: vec![Zeroizing::new("12345678".into())],
             attestation_required: false,
@@ -634,6 +672,7 @@ mod tests {
             issuance_id: "i1".into(),
             guid: "00112233445566778899aabbccddeeff".into(),
             expires_at: 2_000_000_000,
+            issued_at: 0,
             new_management_key: ManagementKeySecret {
                 algorithm: 0x03,
                 key_hex: Zeroizing::new("a1a2a3a4a5a6a7a8a1a2a3a4a5a6a7a8a1a2a3a4a5a6a7a8".into()),
@@ -709,5 +748,34 @@ mod tests {
         assert_ne!(base, offer_digest(&[9; 32], &[2; 32], "aa"));
         assert_ne!(base, offer_digest(&[1; 32], &[9; 32], "aa"));
         assert_ne!(base, offer_digest(&[1; 32], &[2; 32], "bb"));
+    }
+
+    #[test]
+    fn an_envelopes_age_is_the_agents_monotonic_time_since_its_offer_whatever_its_clock_says() {
+        use std::time::Duration;
+        let issued = 2_000_000_000;
+        // Three hours ahead or behind: the backend's time is still issued + time since the offer.
+        for local in [issued + 3 * 3600, issued - 3 * 3600] {
+            assert_eq!(service_now(issued, Duration::from_secs(10), local), issued + 11);
+        }
+        // Ten minutes since the offer: a five-minute envelope has expired, whatever the clock.
+        let old = UnlockSecrets {
+            guid: "aa".into(),
+            expires_at: issued + 300,
+            issued_at: issued,
+            current_puks: vec![Zeroizing::new("12345678".into())],
+            new_puk: Zeroizing::new("87654321".into()),
+            proof_challenge: String::new(),
+        };
+        let late = service_now(issued, Duration::from_secs(600), issued - 3 * 3600);
+        assert_eq!(old.check("aa", late), Err(EnvelopeError::Expired));
+        assert_eq!(old.check("aa", service_now(issued, Duration::from_secs(5), issued + 7200)), Ok(()));
+        // An older backend's envelope (no issued_at) is judged by the workstation's clock.
+        assert_eq!(service_now(0, Duration::from_secs(5), 42), 42);
+        // The offset is reported when the time since the offer cannot explain it.
+        assert_eq!(clock_offset(issued, Duration::from_secs(10), issued + 3 * 3600), Some(3 * 3600));
+        assert_eq!(clock_offset(issued, Duration::from_secs(10), issued - 3 * 3600), Some(-3 * 3600));
+        assert_eq!(clock_offset(issued, Duration::from_secs(10), issued + 30), None);
+        assert_eq!(clock_offset(0, Duration::from_secs(10), 5), None);
     }
 }

@@ -81,6 +81,21 @@ impl RunningAgent {
         Self::start_command(command).await
     }
 
+    /// The test agent with its clock `offset` off the real one (`faketime`, e.g. `"+3h"`), its
+    /// log written to `log`. The monotonic clock is left alone, as a wrong wall clock leaves it.
+    pub async fn start_with_clock_offset(offset: &str, log: &std::path::Path) -> anyhow::Result<Self> {
+        let agent = Self::command(&workspace_binary("card-agent")?, &[]);
+        let mut command = Command::new("faketime");
+        command
+            .args(["-f", offset])
+            .arg(agent.get_program())
+            .args(agent.get_args())
+            .envs(agent.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .stderr(std::fs::File::create(log)?);
+        Self::start_command(command).await
+    }
+
     fn command(program: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Command {
         let mut command = Command::new(program);
         command
@@ -199,6 +214,7 @@ pub fn seal_for(
     let secrets = UnlockSecrets {
         guid: guid.into(),
         expires_at,
+        issued_at: 0,
         current_puks: current.iter().map(|p| Zeroizing::new((*p).to_owned())).collect(),
         new_puk: Zeroizing::new(new.into()),
         proof_challenge: STANDARD.encode(proof_challenge),

@@ -266,6 +266,7 @@ pub async fn start(
         offered_guid: offered_guid.map(String::from),
         new_guid: guid.to_string(),
         expires_at: u64::try_from(expires_at).unwrap_or(0),
+        issued_at: u64::try_from(now).unwrap_or(0),
         current_management_keys,
         current_puks,
         attestation_required: !issuer.attestation_roots.is_empty(),
@@ -429,6 +430,7 @@ pub async fn certify(
         issuance_id: issuance.id.clone(),
         guid: issuance.card_guid.to_string(),
         expires_at: u64::try_from(issuance.expires_at).unwrap_or(0),
+        issued_at: u64::try_from(now_unix()).unwrap_or(0),
         new_management_key: management_key_secret(
             &issuer
                 .vault

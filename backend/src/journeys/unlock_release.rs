@@ -151,6 +151,7 @@ pub async fn release(
     let secrets = envelope::UnlockSecrets {
         guid: attempt.guid.to_string(),
         expires_at: u64::try_from(now + ENVELOPE_SECONDS).unwrap_or(u64::MAX),
+        issued_at: u64::try_from(now).unwrap_or(0),
         current_puks: plan.candidates,
         new_puk: plan.new_puk,
         proof_challenge: proof_challenge.challenge_b64(),

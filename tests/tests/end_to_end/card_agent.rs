@@ -375,6 +375,7 @@ async fn envelopes_a_page_sealed_itself_are_refused_before_the_card_is_touched()
         let guessed = envelope::UnlockSecrets {
             guid,
             expires_at,
+            issued_at: 0,
             current_puks: vec![zeroize::Zeroizing::new(guess.to_owned())],
             new_puk: zeroize::Zeroizing::new("24682468".into()),
             proof_challenge: STANDARD.encode([1u8; 32]),
@@ -408,6 +409,7 @@ async fn envelopes_a_page_sealed_itself_are_refused_before_the_card_is_touched()
         offered_guid: None,
         new_guid: "00112233445566778899aabbccddeeff".into(),
         expires_at: u64::MAX,
+        issued_at: 0,
         current_management_keys: vec![envelope::ManagementKeySecret {
             algorithm: 0x03,
             key_hex: zeroize::Zeroizing::new("010203040506070801020304050607080102030405060708".into()),

@@ -4,6 +4,8 @@
 
 mod agent_package;
 mod card_agent;
+mod clock_skew;
+mod crash_issuance;
 mod crash_unlock;
 mod desk_unlock;
 mod issue_card_cli;
