@@ -22,7 +22,7 @@ use crate::{
 
 /// `backend serve` on the app's database and data folder; its URL, the process, and its log
 /// (read all along, so that a full pipe never stalls it).
-fn serve_as_child(
+pub(crate) fn serve_as_child(
     app: &TestApp,
     smtp_url: &str,
 ) -> (String, std::process::Child, std::thread::JoinHandle<String>) {

@@ -4,3 +4,4 @@
 mod database_restart;
 mod disk_full;
 mod mail_outage;
+mod two_instances;
