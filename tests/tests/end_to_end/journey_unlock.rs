@@ -27,7 +27,7 @@ async fn wrong_passcode(browser: &Browser, expected: &str) {
 }
 
 /// Fills each asked question with its registered answer (or a wrong one), by the label's text.
-async fn answer_questions(browser: &Browser, right: bool) {
+pub(crate) async fn answer_questions(browser: &Browser, right: bool) {
     let labels = browser
         .execute("return Array.from(document.querySelectorAll('label[for^=unlock-answer]')).map(l => l.textContent)")
         .await

@@ -12,6 +12,7 @@ mod issue_card_cli;
 mod journey_ra;
 mod journey_register;
 mod journey_unlock;
+mod mail_delayed_page;
 mod makers_cards;
 mod sign_in_with_card;
 mod smoke;
