@@ -56,7 +56,7 @@ async fn two_instances_racing_on_one_attempt_release_one_puk_and_complete_it_onc
             app.post("/api/unlock/report", &report_a),
             other.post("/api/unlock/report", &report_b)
         );
-        let mut statuses = vec![a.status().as_u16(), b.status().as_u16()];
+        let mut statuses = [a.status().as_u16(), b.status().as_u16()];
         statuses.sort_unstable();
         let loser = if a.status() == 204 { b } else { a };
         assert_eq!(statuses[0], 204, "round {round}: one report completes the unlock");
