@@ -76,5 +76,18 @@ for source in fuzz/fuzz_targets/*.rs; do
     rm -f "$work.sizes"
   fi
 done
+# The API's routes on an in-process app (a Rust test, not libFuzzer: each body needs a running
+# backend and its databases). Bodies per route scale with the time given to each target.
+step "Hostile bodies on every API route, on SQLite and PostgreSQL"
+trap stop_postgres EXIT
+start_postgres
+bodies=$((SECONDS_PER_TARGET * 10))
+if HOSTILE_BODIES=$bodies cargo test -p backend --test api -- hostile_bodies >"$ROOT/target/fuzz/api_routes.log" 2>&1; then
+  echo "| api_routes (in-process app) | - | $bodies bodies × each route × 2 engines | - | 0 | - |" >>"$report"
+else
+  failed=1
+  echo "| api_routes (in-process app) | - | $bodies bodies × each route × 2 engines | - | 1 | - |" >>"$report"
+  echo "A hostile body broke an API route: see target/fuzz/api_routes.log" >&2
+fi
 cat "$report"
 exit "$failed"

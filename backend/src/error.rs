@@ -112,20 +112,29 @@ pub fn database_unavailable(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| unavailable_code(&code)),
+        // Each engine's codes are its own: PostgreSQL's SQLSTATE "22021" is not SQLite's 22021.
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                postgres_unavailable(pg.code())
+            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                db.code().is_some_and(|code| sqlite_unavailable(&code))
+            } else {
+                false
+            }
+        }
         _ => false,
     }
 }
 
-/// PostgreSQL SQLSTATEs and SQLite result codes for "not now" (the server shutting down or
-/// starting, the connection lost, the disk full) rather than "never".
-fn unavailable_code(code: &str) -> bool {
-    // PostgreSQL: class 08 (connection), 53 (insufficient resources: disk full, too many
-    // connections), 57P01-03 (shutting down, crashed, starting up), 58030 (I/O error).
-    if code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") || code == "58030" {
-        return true;
-    }
-    // SQLite gives its (extended) result code as a number; the primary code is the low byte.
+/// PostgreSQL SQLSTATEs for "not now": class 08 (connection), 53 (insufficient resources: disk
+/// full, too many connections), 57P01-03 (shutting down, crashed, starting up), 58030 (I/O).
+fn postgres_unavailable(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") || code == "58030"
+}
+
+/// SQLite result codes for "not now" (busy, out of memory or disk, I/O, read-only or unopenable
+/// file). SQLite gives its extended code as a number; the primary code is the low byte.
+fn sqlite_unavailable(code: &str) -> bool {
     code.parse::<u32>().is_ok_and(|extended| {
         const BUSY: u32 = 5;
         const LOCKED: u32 = 6;
@@ -165,10 +174,40 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// `axum::Json` whose rejections come back in the [`ApiErrorBody`] envelope.
-#[derive(Debug, FromRequest)]
-#[from_request(via(Json), rejection(ApiError))]
+/// `axum::Json` whose rejections come back in the [`ApiErrorBody`] envelope. A body whose text
+/// holds a NUL character is refused as bad input: no field of this API can hold one, and
+/// PostgreSQL refuses it in text, which must not reach the database as an error of its own.
+#[derive(Debug)]
 pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(value) = Json::<serde_json::Value>::from_request(request, state).await?;
+        if holds_nul(&value) {
+            return Err(ApiError::InvalidJson("Text in the request may not contain NUL characters.".into()));
+        }
+        serde_json::from_value(value).map(AppJson).map_err(|e| {
+            ApiError::InvalidJson(format!("Failed to deserialize the JSON body into the target type: {e}"))
+        })
+    }
+}
+
+/// Whether any string (or object key) in `value` holds U+0000.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(key, item)| key.contains('\0') || holds_nul(item)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
 
 impl<T: serde::Serialize> IntoResponse for AppJson<T> {
     fn into_response(self) -> Response {
@@ -182,11 +221,18 @@ mod tests {
 
     #[test]
     fn a_database_that_cannot_serve_now_is_a_503_and_a_wrong_query_a_500() {
-        for code in ["08006", "08001", "57P01", "57P03", "53100", "53300", "13", "10", "266", "3338", "5"] {
-            assert!(unavailable_code(code), "{code}");
+        for code in ["08006", "08001", "57P01", "57P03", "53100", "53300", "58030"] {
+            assert!(postgres_unavailable(code), "{code}");
         }
-        for code in ["23505", "42P01", "22P02", "19", "2067", "1", "1555"] {
-            assert!(!unavailable_code(code), "{code}");
+        // 22021: a NUL in text, which is the request's fault (its digits are not a SQLite code).
+        for code in ["23505", "42P01", "22P02", "22021", "40001"] {
+            assert!(!postgres_unavailable(code), "{code}");
+        }
+        for code in ["13", "10", "266", "3338", "5", "517"] {
+            assert!(sqlite_unavailable(code), "{code}");
+        }
+        for code in ["19", "2067", "1", "1555", "20"] {
+            assert!(!sqlite_unavailable(code), "{code}");
         }
         let lost = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
         assert_eq!(ApiError::from(lost).status(), StatusCode::SERVICE_UNAVAILABLE);

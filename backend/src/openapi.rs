@@ -88,7 +88,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("post", "/api/unlock/release", "The PUK, sealed to the key the card vouched for", Some("UnlockRelease"), J(200, "UnlockReleased"), Public, &[400, 401, 409]),
     op("post", "/api/unlock/report", "The card's report and proof", Some("UnlockReported"), Empty(204), Public, &[400, 401, 409]),
     op("get", "/api/ra/users", "Find people by name, user id or card GUID", None, J(200, "[UserSummary]"), Ra, &[400, 401, 403]),
-    op("post", "/api/ra/users", "Add a person whose identity was checked", Some("NewPerson"), J(201, "UserSummary"), Ra, &[400, 401, 403, 409]),
+    op("post", "/api/ra/users", "Add a person whose identity was checked", Some("NewPerson"), J(201, "UserSummary"), Ra, &[400, 401, 403, 409, 422]),
     op("get", "/api/ra/users/{user_id}", "A person, their cards and self-service state", None, J(200, "UserDetail"), Ra, &[401, 403, 404]),
     op("post", "/api/ra/users/{user_id}/clear-lockout", "Clear a self-service lockout", Some("Reason"), Empty(204), Ra, &[400, 401, 403, 404, 409]),
     op("post", "/api/ra/users/{user_id}/withdraw-registration", "Withdraw a person's registration", Some("Reason"), Empty(204), Ra, &[400, 401, 403, 404, 409]),

@@ -16,6 +16,7 @@ mod backup;
 mod bounded_state;
 mod faults;
 mod health;
+mod hostile_bodies;
 mod issuance;
 mod kek_rotation;
 mod logs;
