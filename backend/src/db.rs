@@ -48,6 +48,9 @@ impl FromStr for DatabaseKind {
     }
 }
 
+/// How long start-up waits for a database that does not answer yet.
+const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: AnyPool,
@@ -102,7 +105,7 @@ impl Database {
                 format!("Failed to create the data directory {}", settings.data_dir.display())
             })?;
         }
-        let pool = AnyPoolOptions::new()
+        let options = AnyPoolOptions::new()
             .max_connections(match kind {
                 // One writer at a time is SQLite's model; a few readers help the SPA's parallel calls.
                 DatabaseKind::Sqlite => 4,
@@ -115,10 +118,26 @@ impl Database {
             // then fails and the connection keeps believing it is in one, refusing every later
             // BEGIN. (The ping before this check has run any rollback still queued.) Such a
             // connection is closed and replaced, so the service recovers when space returns.
-            .before_acquire(|conn, _| Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) }))
-            .connect(url)
-            .await
-            .with_context(|| format!("Failed to connect to the {kind} database"))?;
+            .before_acquire(|conn, _| {
+                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+            });
+        // At start-up a PostgreSQL server may still be starting (both services started
+        // together): it gets half a minute, not the 3 s a request gets.
+        let deadline = std::time::Instant::now() + STARTUP_WAIT;
+        let pool = loop {
+            match options.clone().connect(url).await {
+                Ok(pool) => break pool,
+                Err(e)
+                    if kind == DatabaseKind::Postgres
+                        && crate::error::database_unavailable(&e)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tracing::warn!(error = %e, "the {kind} database is not answering yet; trying again");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e).with_context(|| format!("Failed to connect to the {kind} database")),
+            }
+        };
         if kind == DatabaseKind::Sqlite {
             // WAL lets readers proceed during a write; the setting persists in the file.
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;

@@ -31,11 +31,15 @@ use crate::{db::Database, time::now_unix, vault::Vault};
 
 /// How long a sender may hold a claimed message before another instance may retry it.
 const CLAIM_SECONDS: i64 = 120;
-/// Backoff after the n-th failed attempt: 5 s, 10 s, 20 s, … capped at 15 minutes.
+/// Backoff after the n-th failed attempt: 5 s, 10 s, 20 s, … capped at 2 minutes, so that a
+/// code (good for 15 minutes) arrives soon after the relay is back.
 fn backoff_seconds(attempts: i64) -> i64 {
     let exponent = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
-    5i64.saturating_mul(2i64.saturating_pow(exponent)).min(15 * 60)
+    5i64.saturating_mul(2i64.saturating_pow(exponent)).min(120)
 }
+/// A message the relay has not taken for this long is given up (and so is one it refused for
+/// good): it would be stale, and it must not hold its address's later mail for ever.
+const GIVE_UP_SECONDS: i64 = 24 * 3600;
 
 #[derive(Debug, Clone)]
 pub enum Transport {
@@ -161,7 +165,7 @@ const DELAYED_AFTER_SECONDS: i64 = 60;
 /// ask for code after code.
 pub async fn delayed(conn: &mut sqlx::AnyConnection) -> sqlx::Result<bool> {
     let waiting: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM mail_outbox WHERE sent_at IS NULL \
+        "SELECT COUNT(*) FROM (SELECT 1 FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL \
          AND (last_error IS NOT NULL OR created_at < $1) LIMIT 1) AS late",
     )
     .bind(now_unix() - DELAYED_AFTER_SECONDS)
@@ -198,7 +202,7 @@ impl Outbox {
         body: &str,
     ) -> anyhow::Result<()> {
         let now = now_unix();
-        sqlx::query("DELETE FROM mail_outbox WHERE sent_at < $1")
+        sqlx::query("DELETE FROM mail_outbox WHERE sent_at < $1 OR failed_at < $1")
             .bind(now - SENT_KEPT_SECONDS)
             .execute(&mut **tx)
             .await?;
@@ -211,6 +215,16 @@ impl Outbox {
         .bind(subject)
         .bind(sealed)
         .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        // Older mail to this address, waiting out a backoff, is due now: the new message waits
+        // behind it, and must not wait out the old one's backoff after the relay is back.
+        sqlx::query(
+            "UPDATE mail_outbox SET next_attempt_at = $1 \
+             WHERE to_addr = $2 AND sent_at IS NULL AND failed_at IS NULL AND next_attempt_at > $1",
+        )
+        .bind(now)
+        .bind(to)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -256,13 +270,14 @@ impl Outbox {
         let now = now_unix();
         let claimed = sqlx::query(
             "UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1 \
-             WHERE id = (SELECT id FROM mail_outbox m WHERE sent_at IS NULL AND next_attempt_at <= $2 \
-                         AND (claimed_until IS NULL OR claimed_until < $2) \
+             WHERE id = (SELECT id FROM mail_outbox m WHERE sent_at IS NULL AND failed_at IS NULL \
+                         AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2) \
                          AND NOT EXISTS (SELECT 1 FROM mail_outbox earlier WHERE earlier.to_addr = m.to_addr \
-                                         AND earlier.sent_at IS NULL AND earlier.id < m.id) \
+                                         AND earlier.sent_at IS NULL AND earlier.failed_at IS NULL \
+                                         AND earlier.id < m.id) \
                          ORDER BY id LIMIT 1) \
              AND sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < $2) \
-             RETURNING id, to_addr, subject, body, attempts",
+             RETURNING id, to_addr, subject, body, attempts, created_at",
         )
         .bind(now + CLAIM_SECONDS)
         .bind(now)
@@ -271,15 +286,29 @@ impl Outbox {
         let Some(row) = claimed else { return Ok(false) };
         let id: i64 = row.try_get("id")?;
         let attempts: i64 = row.try_get("attempts")?;
-        let result = async {
-            let to_addr: String = row.try_get("to_addr")?;
-            let body = self.body_of(&to_addr, &row.try_get::<String, _>("body")?)?;
-            let message = Message::builder()
-                .from(self.from.clone())
-                .to(to_addr.parse::<Mailbox>()?)
-                .subject(row.try_get::<String, _>("subject")?)
-                .body(body.to_string())?;
-            self.transport.send(message, id).await
+        let created_at: i64 = row.try_get("created_at")?;
+        // Err((cause, permanent)): a message that cannot be built, or that the relay refused for
+        // good (5xx), will never go; anything else may once the relay is back.
+        let result: Result<(), (anyhow::Error, bool)> = async {
+            let message = async {
+                let to_addr: String = row.try_get("to_addr")?;
+                let body = self.body_of(&to_addr, &row.try_get::<String, _>("body")?)?;
+                anyhow::Ok(
+                    Message::builder()
+                        .from(self.from.clone())
+                        .to(to_addr.parse::<Mailbox>()?)
+                        .subject(row.try_get::<String, _>("subject")?)
+                        .body(body.to_string())?,
+                )
+            }
+            .await
+            .map_err(|e| (e, true))?;
+            self.transport.send(message, id).await.map_err(|e| {
+                let refused = e
+                    .downcast_ref::<lettre::transport::smtp::Error>()
+                    .is_some_and(lettre::transport::smtp::Error::is_permanent);
+                (e, refused)
+            })
         }
         .await;
         match result {
@@ -297,7 +326,21 @@ impl Outbox {
                 crate::metrics::global().mail_sent();
                 tracing::info!(id, "mail sent");
             }
-            Err(e) => {
+            Err((e, permanent)) if permanent || created_at < now_unix() - GIVE_UP_SECONDS => {
+                crate::metrics::global().mail_failed();
+                tracing::error!(id, attempts, error = %e, permanent, "mail given up");
+                // Its body may hold a code; the row stays as the record that it never went.
+                sqlx::query(
+                    "UPDATE mail_outbox SET claimed_until = NULL, failed_at = $1, last_error = $2, body = '' \
+                     WHERE id = $3",
+                )
+                .bind(now_unix())
+                .bind(format!("{e:#}"))
+                .bind(id)
+                .execute(self.db.pool())
+                .await?;
+            }
+            Err((e, _)) => {
                 crate::metrics::global().mail_failed();
                 let retry_at = now_unix() + backoff_seconds(attempts);
                 tracing::warn!(id, attempts, error = %e, retry_at, "mail not sent; will retry");
@@ -348,6 +391,8 @@ mod tests {
         assert_eq!(backoff_seconds(1), 5);
         assert_eq!(backoff_seconds(2), 10);
         assert_eq!(backoff_seconds(4), 40);
-        assert_eq!(backoff_seconds(50), 15 * 60);
+        assert_eq!(backoff_seconds(5), 80);
+        assert_eq!(backoff_seconds(6), 120);
+        assert_eq!(backoff_seconds(50), 120);
     }
 }

@@ -193,10 +193,11 @@ impl Drop for QueuedHash {
 }
 
 async fn outbox(db: &Database) -> (i64, i64) {
-    let row: Result<(i64, Option<i64>), _> =
-        sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM mail_outbox WHERE sent_at IS NULL")
-            .fetch_one(db.pool())
-            .await;
+    let row: Result<(i64, Option<i64>), _> = sqlx::query_as(
+        "SELECT COUNT(*), MIN(created_at) FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL",
+    )
+    .fetch_one(db.pool())
+    .await;
     match row {
         Ok((backlog, oldest)) => (backlog, oldest.map_or(0, |at| (now_unix() - at).max(0))),
         // A scrape while the database is away says so by its absence of mail numbers, not an error.

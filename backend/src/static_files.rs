@@ -205,7 +205,8 @@ impl Coding {
         let cap = u64::try_from(limit).ok()?.saturating_add(1);
         let mut out = Vec::with_capacity(limit);
         let read = match self {
-            Coding::Gzip => flate2::read::GzDecoder::new(encoded).take(cap).read_to_end(&mut out),
+            // Every member: a second one appended to a kept file would be served with it.
+            Coding::Gzip => flate2::read::MultiGzDecoder::new(encoded).take(cap).read_to_end(&mut out),
             Coding::Brotli => brotli::Decompressor::new(encoded, 64 * 1024).take(cap).read_to_end(&mut out),
         };
         read.ok().map(|_| out)
@@ -226,7 +227,9 @@ fn compressed(path: &Path, bytes: &[u8], coding: Coding) -> anyhow::Result<Vec<u
     let mut kept = path.as_os_str().to_owned();
     kept.push(format!(".{}", coding.extension()));
     let kept = PathBuf::from(kept);
-    if let Ok(stored) = std::fs::read(&kept) {
+    // Only a regular file (not a link, a device or a pipe) is read back.
+    let regular = std::fs::symlink_metadata(&kept).is_ok_and(|m| m.is_file());
+    if let Some(stored) = regular.then(|| std::fs::read(&kept).ok()).flatten() {
         if coding.decode(&stored, bytes.len()).as_deref() == Some(bytes) {
             return Ok(stored);
         }

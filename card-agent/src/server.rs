@@ -234,6 +234,8 @@ enum PendingIssue {
         offer_key: OneTimeKey,
         reader: String,
         begun: Instant,
+        /// When `offer_key` was made: the second envelope, sealed to it, is no older.
+        offered: Instant,
     },
 }
 
@@ -428,6 +430,7 @@ async fn handle_issue<R: CardReaders>(
                 return Outcome::Error(issue::refused(problem));
             }
             let offer_key = OneTimeKey::generate();
+            let offered = Instant::now();
             let offer_public = offer_key.public_key_bytes();
             let generated = Arc::new(Mutex::new(None));
             let (for_card, keys_out) = (secrets.clone(), generated.clone());
@@ -454,7 +457,8 @@ async fn handle_issue<R: CardReaders>(
             let keys = generated.lock().ok().and_then(|mut slot| slot.take());
             if let Some(keys) = keys {
                 tracing::info!(issuance = %secrets.issuance_id, "issue: keys generated on the card");
-                *pending = Some(PendingIssue::KeysGenerated { secrets, keys, offer_key, reader, begun });
+                *pending =
+                    Some(PendingIssue::KeysGenerated { secrets, keys, offer_key, reader, begun, offered });
             }
             outcome
         }
@@ -478,8 +482,14 @@ async fn handle_issue<R: CardReaders>(
             };
             // Whatever happens next, this issuance is used up on this connection: a retry starts
             // again from `begin_issue` (the backend then finishes a half-issued card).
-            let Some(PendingIssue::KeysGenerated { secrets, keys, offer_key, reader: issuing_reader, begun }) =
-                pending.take()
+            let Some(PendingIssue::KeysGenerated {
+                secrets,
+                keys,
+                offer_key,
+                reader: issuing_reader,
+                begun,
+                offered,
+            }) = pending.take()
             else {
                 return not_begun();
             };
@@ -493,7 +503,7 @@ async fn handle_issue<R: CardReaders>(
                 Ok(new) => new,
                 Err(problem) => return Outcome::Error(issue::refused(problem)),
             };
-            let now = service_now(new.issued_at, begun);
+            let now = service_now(new.issued_at, offered);
             let outcome = pcsc
                 .run(
                     reader,

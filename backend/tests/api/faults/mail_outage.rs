@@ -144,3 +144,32 @@ on_both_databases! {
         assert_eq!(unsent, 0, "nothing left behind");
     }
 }
+
+on_both_databases! {
+    async fn a_message_that_can_never_go_is_given_up_and_holds_no_later_mail(engine: Engine) {
+        let (app, smtp, card) = holder(engine, true).await;
+        smtp.wait_for(HAL, "You are registered", 1).await.unwrap();
+        // Waiting for Hal: a message whose sealed body no longer opens (as after a key was
+        // lost), so it can never be sent.
+        let now = backend::time::now_unix();
+        sqlx::query(
+            "INSERT INTO mail_outbox (to_addr, subject, body, created_at, attempts, next_attempt_at) \
+             VALUES ($1, 'Lost', 'sealed:v1:!!!', $2, 0, $2)",
+        )
+        .bind(HAL)
+        .bind(now)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+        // His next code comes all the same, and the lost one is recorded as given up.
+        past_the_code(&app, &smtp, &card, 0).await;
+        let (failed_at, body): (Option<i64>, String) =
+            sqlx::query_as("SELECT failed_at, body FROM mail_outbox WHERE subject = 'Lost'")
+                .fetch_one(app.db.pool())
+                .await
+                .unwrap();
+        assert!(failed_at.is_some() && body.is_empty(), "{failed_at:?} {body:?}");
+        let mut conn = app.db.pool().acquire().await.unwrap();
+        assert!(!backend::mail::delayed(&mut conn).await.unwrap(), "a message given up is not mail running late");
+    }
+}
