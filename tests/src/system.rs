@@ -131,7 +131,7 @@ impl RunningBackend {
         self.spawn(env, crash_at).await
     }
 
-    /// `kill -9` of the backend process, as an operating system's OOM killer or a power cut does.
+    /// `kill -9` of the backend process, as the OOM killer or an operator sends it.
     pub async fn kill(&mut self) -> anyhow::Result<()> {
         let (child, _) = self.process.as_mut().context("not a backend process")?;
         child.kill_hard();
