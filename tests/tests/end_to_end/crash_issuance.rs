@@ -27,7 +27,7 @@ const BACKEND_POINTS: [&str; 4] = [
 ];
 
 /// The PUKs the backend holds for the card: every issuance's recorded one and the bound card's.
-async fn held_puks(backend: &RunningBackend) -> Vec<String> {
+async fn recorded_puks(backend: &RunningBackend) -> Vec<String> {
     let settings = backend.settings();
     let db = backend::db::Database::connect(&settings).await.unwrap();
     let mut rows: Vec<(String, Vec<u8>)> =
@@ -57,7 +57,7 @@ async fn held_puks(backend: &RunningBackend) -> Vec<String> {
 /// it without changing anything; a resumed issuance keeps its PUK, so there are at most two to
 /// try, and the right one resets the card's counter.
 async fn card_puk_is_known(backend: &RunningBackend, after: &str) -> String {
-    let mut candidates = held_puks(backend).await;
+    let mut candidates = recorded_puks(backend).await;
     candidates.push(FACTORY_PUK.into());
     candidates.dedup();
     assert!(candidates.len() <= 2, "after {after}: more PUKs than a resumed issuance makes: {candidates:?}");

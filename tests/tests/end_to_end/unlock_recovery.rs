@@ -7,7 +7,7 @@
 use protocol::agent::{AgentErrorCode, PukOnCard, UnlockStep};
 use tests::{
     agent::{AgentClient, RunningAgent},
-    self_service::{register, release, release_unreported, unlock_past_the_code, Api},
+    self_service::{held_puks, register, release, release_unreported, unlock_past_the_code, Api},
     smartcard::{exclusive, yubico, CardFile, InsertedCard},
     smtp::SmtpServer,
     system::RunningBackend,
@@ -59,16 +59,8 @@ impl Scene {
 
     /// The PUK the backend now holds as current, and whether one is pending.
     async fn puks(&self) -> (String, bool) {
-        let settings = self.backend.settings();
-        let db = backend::db::Database::connect(&settings).await.unwrap();
-        let (current, pending): (Vec<u8>, Option<Vec<u8>>) =
-            sqlx::query_as("SELECT puk_sealed, puk_pending_sealed FROM cards WHERE guid = $1")
-                .bind(&self.guid)
-                .fetch_one(db.pool())
-                .await
-                .unwrap();
-        let vault = backend::vault::Vault::from_settings(&settings).unwrap();
-        (vault.open(&self.guid, &current).unwrap().to_string(), pending.is_some())
+        let (current, pending) = held_puks(&self.backend, &self.guid).await.unwrap();
+        (current, pending.is_some())
     }
 
     /// The next unlock, on a healthy card, succeeds and leaves exactly one PUK that the card accepts.
