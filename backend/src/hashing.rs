@@ -32,6 +32,11 @@ impl Default for AnswerHasher {
     }
 }
 
+/// The parameters, as an operator reads them.
+pub fn parameters() -> String {
+    format!("argon2id m={MEMORY_KIB} KiB, t={PASSES}, p={LANES}")
+}
+
 fn argon2() -> anyhow::Result<Argon2<'static>> {
     let params =
         Params::new(MEMORY_KIB, PASSES, LANES, None).map_err(|e| anyhow::anyhow!("argon2 params: {e}"))?;
@@ -73,6 +78,39 @@ impl AnswerHasher {
         })
         .await?
     }
+}
+
+/// Raw argon2id verifications a second on `threads` threads for about `duration`, with the
+/// service's parameters and the same verification [`AnswerHasher::verify`] does, nothing else:
+/// the bound the answer checks are measured against (`backend measure-argon2`, scripts/bench.sh),
+/// and what an operator sizes a machine by.
+pub fn verifications_per_second(threads: usize, duration: std::time::Duration) -> anyhow::Result<f64> {
+    let salt = SaltString::generate(&mut OsRng);
+    let stored =
+        argon2()?.hash_password(b"oak road", &salt).map_err(|e| anyhow::anyhow!("argon2: {e}"))?.to_string();
+    let started = std::time::Instant::now();
+    let verified: anyhow::Result<Vec<u64>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<u64> {
+                    let mut count = 0;
+                    while started.elapsed() < duration {
+                        let parsed =
+                            PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+                        anyhow::ensure!(
+                            argon2()?.verify_password(b"oak road", &parsed).is_ok(),
+                            "did not verify"
+                        );
+                        count += 1;
+                    }
+                    Ok(count)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().map_err(|_| anyhow::anyhow!("a worker panicked"))?).collect()
+    });
+    // Over the time until the last worker finished its last verification.
+    Ok(verified?.iter().sum::<u64>() as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Hashes one-time codes under a server key, so a copy of the database alone does not let
@@ -136,6 +174,12 @@ mod tests {
         assert_ne!(a, b, "salted");
         assert!(hasher.verify("oak road".into(), a.clone()).await.unwrap());
         assert!(!hasher.verify("oak lane".into(), a).await.unwrap());
+    }
+
+    #[test]
+    fn the_raw_rate_counts_verifications() {
+        let rate = verifications_per_second(1, std::time::Duration::from_millis(1)).unwrap();
+        assert!(rate > 0.0, "at least one verification ran: {rate}");
     }
 
     #[test]

@@ -24,6 +24,12 @@ enum Command {
     Migrate,
     /// Print the effective settings (secrets redacted) and exit.
     Settings,
+    /// Measure how many security-answer checks this machine can do: argon2id verifications a
+    /// second on every core, with the service's parameters. Prints the rate and exits.
+    MeasureArgon2 {
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
     /// Operator commands: users, cards, audit check.
     #[command(subcommand)]
     Admin(backend::admin::AdminCommand),
@@ -53,6 +59,14 @@ async fn main() -> anyhow::Result<()> {
             let result = backend::admin::run(&db, &settings, command).await;
             db.close().await;
             result
+        }
+        Command::MeasureArgon2 { seconds } => {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let duration = std::time::Duration::try_from_secs_f64(seconds)
+                .context("--seconds must be a positive number")?;
+            let rate = backend::hashing::verifications_per_second(threads, duration)?;
+            println!("{rate:.1} verifications/s on {threads} threads ({})", backend::hashing::parameters());
+            Ok(())
         }
         Command::Settings => {
             println!("{}", settings.redacted_toml()?);

@@ -1,0 +1,138 @@
+//! Scenario 3: a million people in PostgreSQL, brought in by the bulk path (`import-cards`, timed),
+//! then the RA console's reads: search by part of a name, by user id and by card GUID, one
+//! person's audit trail, and the 366-day report.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::{
+    api::{Api, Who},
+    load::open_loop,
+    people::{KeyPool, Person},
+    process::{Backend, Engine, PeakRss},
+    report::{Report, Row},
+    scenarios::import,
+    Options,
+};
+
+const SCENARIO: &str = "3 a million people";
+const TARGET_MS: f64 = 50.0;
+
+pub async fn run(options: &Options, report: &mut Report, database: &str) -> anyhow::Result<()> {
+    let engine = Engine::Postgres(database.to_owned());
+    let (rate, seconds) = if options.quick { (20.0, 1.0) } else { (100.0, 10.0) };
+    let requests = (rate * seconds) as usize;
+    let officers = 20;
+    let data = tempfile::tempdir()?;
+    let env = Backend::environment(&options.programs, &engine, data.path());
+    let pool = KeyPool::new(256);
+    let people: Vec<Person> = tokio::task::spawn_blocking({
+        let count = options.people;
+        move || {
+            (0..count + officers)
+                .map(|i| {
+                    let mut person = pool.person(i, "mil");
+                    if i >= count {
+                        person.roles = "ra";
+                    }
+                    person
+                })
+                .collect()
+        }
+    })
+    .await?;
+    let took = import(&options.programs, &env, &people)?;
+    report.note(format!(
+        "PostgreSQL: {} people and their cards brought in by `backend admin import-cards` in {:.1} s ({:.0} rows/s).",
+        options.people,
+        took.as_secs_f64(),
+        options.people as f64 / took.as_secs_f64()
+    ));
+    let backend = Backend::start(&options.programs, env).await?;
+    let api = Api::new(&backend.url)?;
+    let officers: Arc<Vec<Person>> = Arc::new(people[options.people..].to_vec());
+    let cookies: Arc<Vec<String>> = {
+        let mut cookies = Vec::new();
+        for officer in officers.iter() {
+            cookies.push(api.sign_in(officer).await.context("signing an officer in")?);
+        }
+        Arc::new(cookies)
+    };
+    // Spread over the population, so no one page of the index is always the one read.
+    let step = (options.people / 997).max(1);
+    let sample: Arc<Vec<Person>> =
+        Arc::new((0..options.people).step_by(step).map(|i| people[i].clone()).collect());
+    drop(people);
+    let today = days_to_date(now_days());
+    let year_ago = days_to_date(now_days() - 365);
+
+    type Query = fn(&Person, &str, &str) -> String;
+    let queries: [(&str, Query); 6] = [
+        ("search by part of a name", |p, _, _| {
+            // The surname and the start of the number: "patel 12" as an officer types it.
+            let mut words = p.name.split(' ').skip(1);
+            let last = words.next().unwrap_or("smith").to_lowercase();
+            let number: String = words.next().unwrap_or("1").chars().take(2).collect();
+            format!("/api/ra/users?q={last}%20{number}")
+        }),
+        ("search by a common surname", |p, _, _| {
+            format!("/api/ra/users?q={}", p.name.split(' ').nth(1).unwrap_or("smith").to_lowercase())
+        }),
+        ("search by user id", |p, _, _| format!("/api/ra/users?q={}", p.user_id)),
+        ("search by card GUID", |p, _, _| format!("/api/ra/users?q={}", p.guid)),
+        ("a person's audit trail", |p, _, _| format!("/api/ra/audit?user_id={}", p.user_id)),
+        ("the 366-day report", |_, from, to| format!("/api/ra/report?from={from}&to={to}")),
+    ];
+    for (what, query) in queries {
+        let peak = PeakRss::start(backend.pid());
+        let outcome = open_loop(rate, requests, |i| {
+            let (api, officers, cookies, sample) =
+                (api.clone(), officers.clone(), cookies.clone(), sample.clone());
+            let path = query(&sample[i % sample.len()], &year_ago, &today);
+            async move {
+                let n = i % officers.len();
+                api.get_status(&path, Who { address: &officers[n].address, cookie: Some(&cookies[n]) }).await
+            }
+        })
+        .await;
+        let mut row =
+            Row::from_outcome(SCENARIO, "PostgreSQL", format!("{rate:.0}/s {what}"), &outcome, |s| s == 200)
+                .p99_within(TARGET_MS);
+        row.rss_mb = Some(peak.finish().await);
+        report.row(row);
+    }
+    Ok(())
+}
+
+fn now_days() -> i64 {
+    let seconds =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    i64::try_from(seconds / 86_400).unwrap_or(0)
+}
+
+/// `YYYY-MM-DD` of a day since the epoch (Howard Hinnant's civil-from-days).
+fn days_to_date(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_become_dates() {
+        assert_eq!(days_to_date(0), "1970-01-01");
+        assert_eq!(days_to_date(20_789), "2026-12-02");
+        assert_eq!(days_to_date(19_782), "2024-02-29");
+    }
+}
