@@ -88,14 +88,18 @@ as_postgres() {
 # Starts a throw-away PostgreSQL server from Debian's package on a free port and exports
 # TEST_POSTGRES_URL. It is stopped and deleted by stop_postgres (call it from an EXIT trap).
 PG_BIN=/usr/lib/postgresql/15/bin
+# `start_postgres durable`: as a production server runs (fsync on, more shared buffers), for the
+# benchmarks; by default as the tests want it, fast and forgetful.
 start_postgres() {
+  local settings="-c fsync=off -c synchronous_commit=off"
+  [[ ${1:-} == durable ]] && settings="-c shared_buffers=1GB -c max_wal_size=4GB"
   step "Starting a throw-away PostgreSQL server"
   PG_DIR=$(mktemp -d /tmp/selfservice-pg.XXXXXX)
   [[ $(id -u) -eq 0 ]] && chown postgres: "$PG_DIR"
   PG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   as_postgres "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres -E UTF8 >/dev/null
   as_postgres "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -o \
-    "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300" \
+    "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 $settings -c max_connections=300" \
     start >/dev/null
   export TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 }

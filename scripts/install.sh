@@ -18,6 +18,10 @@ APT_PACKAGES=(
   # the npm registry hosts wasm-opt (binaryen)
   nodejs npm
 )
+if [[ $MODE == bench ]]; then
+  # scripts/bench.sh: what running needs, and the PostgreSQL server the benchmarks measure
+  APT_PACKAGES+=(postgresql)
+fi
 if [[ $MODE == test ]]; then
   APT_PACKAGES+=(
     # an independent PIV tool the tests check the card with

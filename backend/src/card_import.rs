@@ -20,17 +20,19 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use p256::pkcs8::DecodePublicKey;
 use protocol::card_guid::CardGuid;
 use sha2::{Digest, Sha256};
+use sqlx::Row as _;
 use zeroize::Zeroizing;
 
 use crate::{
     audit::{self, Entry, SYSTEM},
-    db::Database,
+    db::{Database, WriteTx},
     store::people::{self, User},
     time::now_unix,
     vault::Vault,
 };
 
-/// Rows written per transaction: few enough that a write transaction stays short.
+/// Rows written per transaction, each kind in one statement: few enough that a write transaction
+/// stays short (tens of milliseconds) and its bound values under every engine's limit.
 const BATCH: usize = 500;
 const HEADER: [&str; 8] = ["user_id", "name", "email", "roles", "guid", "piv_auth", "card_auth", "puk"];
 const KNOWN_ROLES: [&str; 1] = ["ra"];
@@ -90,27 +92,26 @@ pub async fn import(
     let mut added: HashMap<String, i64> = HashMap::new();
     for batch in rows.chunks(BATCH) {
         let mut tx = db.begin_write().await?;
+        // The batch's new people, once each, in one statement.
+        let mut new_people: Vec<&Row> = Vec::new();
+        for row in batch {
+            let known = plan.people.get(&row.user_id).is_some_and(Option::is_some);
+            if !known
+                && !added.contains_key(&row.user_id)
+                && !new_people.iter().any(|p| p.user_id == row.user_id)
+            {
+                new_people.push(row);
+            }
+        }
+        for (user_id, id) in insert_people(&mut tx, &new_people, now).await? {
+            added.insert(user_id, id);
+        }
+        imported.people_added += new_people.len();
+        let mut cards = Vec::new();
         for row in batch {
             let known = plan.people.get(&row.user_id).and_then(|u| u.as_ref().map(|u| u.id));
-            let user_ref = match known.or_else(|| added.get(&row.user_id).copied()) {
-                Some(id) => id,
-                None => {
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO users (user_id, name, contact_email, roles, created_at) \
-                         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                    )
-                    .bind(&row.user_id)
-                    .bind(&row.name)
-                    .bind(row.email.as_deref())
-                    .bind(row.roles.join(" "))
-                    .bind(now)
-                    .fetch_one(&mut **tx)
-                    .await?;
-                    imported.people_added += 1;
-                    added.insert(row.user_id.clone(), id);
-                    id
-                }
-            };
+            let user_ref =
+                known.or_else(|| added.get(&row.user_id).copied()).context("a person not written")?;
             if plan.cards_present.contains(row.guid.as_str()) {
                 let recorded = match &row.puk {
                     Some(puk) => sqlx::query(
@@ -127,33 +128,21 @@ pub async fn import(
                 continue;
             }
             let puk_sealed = row.puk.as_ref().map(|puk| vault.seal(row.guid.as_str(), puk)).transpose()?;
-            sqlx::query(
-                "INSERT INTO cards (guid, user_ref, piv_auth_key, card_auth_key, piv_auth_certificate, \
-                 card_auth_certificate, status, issued_at, puk_sealed, puk_version) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $9)",
-            )
-            .bind(row.guid.as_str())
-            .bind(user_ref)
-            .bind(&row.piv_auth_key)
-            .bind(&row.card_auth_key)
-            .bind(row.piv_auth_certificate.as_deref())
-            .bind(row.card_auth_certificate.as_deref())
-            .bind(now)
-            .bind(puk_sealed.as_deref())
-            .bind(i64::from(puk_sealed.is_some()))
-            .execute(&mut **tx)
-            .await?;
-            imported.cards_added += 1;
-            imported.puks_recorded += usize::from(puk_sealed.is_some());
-            audit::append(
-                &mut tx,
+            cards.push((row, user_ref, puk_sealed));
+        }
+        insert_cards(&mut tx, &cards, now).await?;
+        imported.cards_added += cards.len();
+        imported.puks_recorded += cards.iter().filter(|(_, _, puk)| puk.is_some()).count();
+        let entries: Vec<Entry> = cards
+            .iter()
+            .map(|(row, _, puk_sealed)| {
                 Entry::new(SYSTEM, "card_imported").subject(&row.user_id).details(serde_json::json!({
                     "guid": row.guid,
                     "puk_recorded": puk_sealed.is_some(),
-                })),
-            )
-            .await?;
-        }
+                }))
+            })
+            .collect();
+        audit::append_all(&mut tx, &entries).await?;
         tx.commit().await?;
     }
     if (imported.people_added, imported.cards_added, imported.puks_recorded) == (0, 0, 0) {
@@ -172,6 +161,71 @@ pub async fn import(
     )
     .await?;
     Ok(imported)
+}
+
+/// Writes `people` in one statement; their user ids and new ids.
+async fn insert_people(tx: &mut WriteTx, people: &[&Row], now: i64) -> sqlx::Result<Vec<(String, i64)>> {
+    if people.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values: Vec<String> = (0..people.len())
+        .map(|i| format!("(${}, ${}, ${}, ${}, ${})", 5 * i + 1, 5 * i + 2, 5 * i + 3, 5 * i + 4, 5 * i + 5))
+        .collect();
+    let sql = format!(
+        "INSERT INTO users (user_id, name, contact_email, roles, created_at) VALUES {} RETURNING id, user_id",
+        values.join(", ")
+    );
+    let insert = people.iter().fold(sqlx::query(&sql), |q, row| {
+        q.bind(&row.user_id).bind(&row.name).bind(row.email.as_deref()).bind(row.roles.join(" ")).bind(now)
+    });
+    let written = insert.fetch_all(&mut ***tx).await?;
+    written.iter().map(|r| Ok((r.try_get("user_id")?, r.try_get("id")?))).collect()
+}
+
+/// Writes new cards (row, holder, sealed PUK) in one statement.
+async fn insert_cards(
+    tx: &mut WriteTx,
+    cards: &[(&Row, i64, Option<Vec<u8>>)],
+    now: i64,
+) -> sqlx::Result<()> {
+    if cards.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<String> = (0..cards.len())
+        .map(|i| {
+            let p = 9 * i;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, 'active', ${}, ${}, ${})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6,
+                p + 7,
+                p + 8,
+                p + 9
+            )
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO cards (guid, user_ref, piv_auth_key, card_auth_key, piv_auth_certificate, \
+         card_auth_certificate, status, issued_at, puk_sealed, puk_version) VALUES {}",
+        values.join(", ")
+    );
+    let insert = cards.iter().fold(sqlx::query(&sql), |q, (row, user_ref, puk_sealed)| {
+        q.bind(row.guid.as_str())
+            .bind(*user_ref)
+            .bind(&row.piv_auth_key)
+            .bind(&row.card_auth_key)
+            .bind(row.piv_auth_certificate.as_deref())
+            .bind(row.card_auth_certificate.as_deref())
+            .bind(now)
+            .bind(puk_sealed.as_deref())
+            .bind(i64::from(puk_sealed.is_some()))
+    });
+    insert.execute(&mut ***tx).await?;
+    Ok(())
 }
 
 /// Checks each row on its own and against the others: the good rows, and the problems.

@@ -88,5 +88,9 @@ async fn main() -> anyhow::Result<()> {
     scenarios::run(&options, &mut report).await?;
     report.write()?;
     println!("report: {}", options.out.display());
+    let failures = report.failures();
+    if options.quick && !failures.is_empty() {
+        bail!("the harness saw failures:\n{}", failures.join("\n"));
+    }
     Ok(())
 }

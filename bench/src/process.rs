@@ -108,6 +108,35 @@ impl PeakRss {
     }
 }
 
+/// What a process used over a stretch of load: its highest RSS, and its CPU.
+#[derive(Debug)]
+pub struct Probe {
+    pid: u32,
+    peak: PeakRss,
+    cpu: f64,
+    started: Instant,
+}
+
+/// [`Probe`]'s findings.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub peak_rss_mb: f64,
+    /// CPU time over wall time, in % of one core (200 % is both cores of a 2-core machine).
+    pub cpu_percent: f64,
+}
+
+impl Probe {
+    pub fn start(pid: u32) -> Self {
+        Self { pid, peak: PeakRss::start(pid), cpu: cpu_seconds(pid).unwrap_or(0.0), started: Instant::now() }
+    }
+
+    pub async fn finish(self) -> Usage {
+        let cpu = cpu_seconds(self.pid).unwrap_or(self.cpu) - self.cpu;
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
+        Usage { peak_rss_mb: self.peak.finish().await, cpu_percent: 100.0 * cpu / elapsed }
+    }
+}
+
 /// Which database a backend uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Engine {
@@ -191,10 +220,6 @@ impl Backend {
 
     pub fn rss_mb(&self) -> anyhow::Result<f64> {
         rss_mb(self.pid())
-    }
-
-    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        cpu_seconds(self.pid())
     }
 
     /// `backend admin ARGS` on this backend's settings; its standard output.

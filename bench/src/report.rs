@@ -6,6 +6,10 @@ use std::{fmt::Write as _, path::PathBuf};
 
 use crate::load::Outcome;
 
+/// A check's ratio when it held, and when it did not.
+pub const EXACT: &str = "exact";
+pub const NOT_EXACT: &str = "NOT exact";
+
 #[derive(Debug, Clone, Default)]
 pub struct Row {
     pub scenario: String,
@@ -18,6 +22,8 @@ pub struct Row {
     pub max: Option<f64>,
     pub errors: Option<u64>,
     pub rss_mb: Option<f64>,
+    /// The backend's CPU over the run, in % of one core.
+    pub cpu_percent: Option<f64>,
     /// The target or bound it is held against, in words with its unit.
     pub limit: String,
     /// What was measured against the limit, in the limit's unit.
@@ -46,6 +52,13 @@ impl Row {
             errors: Some(outcome.count() - outcome.answered(ok)),
             ..Self::default()
         }
+    }
+
+    /// The backend's peak RSS and CPU over the run.
+    pub fn used(mut self, usage: crate::process::Usage) -> Self {
+        self.rss_mb = Some(usage.peak_rss_mb);
+        self.cpu_percent = Some(usage.cpu_percent);
+        self
     }
 
     /// Held against a latency target: the p99 over it.
@@ -93,6 +106,25 @@ impl Report {
         self.notes.push(note);
     }
 
+    /// The rows where a request failed or a limit that must be exact was not: what fails a quick
+    /// run (a timing never does).
+    pub fn failures(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .filter(|r| r.errors.unwrap_or(0) > 0 || r.ratio == NOT_EXACT)
+            .map(|r| {
+                format!(
+                    "{} | {} | {}: {} errors, {}",
+                    r.scenario,
+                    r.engine,
+                    r.load,
+                    r.errors.unwrap_or(0),
+                    r.measured
+                )
+            })
+            .collect()
+    }
+
     pub fn write(&self) -> anyhow::Result<()> {
         if let Some(folder) = self.path.parent() {
             std::fs::create_dir_all(folder)?;
@@ -104,13 +136,13 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut md = format!("# {}\n\n", self.title);
         md.push_str(
-            "| scenario | engine | load | requests | p50 ms | p99 ms | max ms | errors | RSS MB | limit | measured | ratio |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            "| scenario | engine | load | requests | p50 ms | p99 ms | max ms | errors | RSS MB | CPU % | limit | measured | ratio |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for r in &self.rows {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.scenario,
                 r.engine,
                 r.load,
@@ -120,6 +152,7 @@ impl Report {
                 number(r.max),
                 r.errors.map_or("—".into(), |e| e.to_string()),
                 number(r.rss_mb),
+                r.cpu_percent.map_or("—".into(), |c| format!("{c:.0}")),
                 or_dash(&r.limit),
                 or_dash(&r.measured),
                 or_dash(&r.ratio),
@@ -176,7 +209,7 @@ mod tests {
         let md = report.markdown();
         assert!(
             md.contains(
-                "| routes | SQLite | 500/s | 5000 | 1.2 | 4.0 | 120 | 0 | — | p99 ≤ 10 ms | 4.0 ms | 0.40 |"
+                "| routes | SQLite | 500/s | 5000 | 1.2 | 4.0 | 120 | 0 | — | — | p99 ≤ 10 ms | 4.0 ms | 0.40 |"
             ),
             "{md}"
         );

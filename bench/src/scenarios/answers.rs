@@ -11,7 +11,7 @@ use crate::{
     load::open_loop,
     mailbox::Mailbox,
     people::{KeyPool, Person},
-    process::{Backend, Engine, PeakRss},
+    process::{Backend, Engine, Probe},
     report::{Report, Row},
     scenarios::{import, raw_argon2_rate, register_all, together},
     Options,
@@ -57,14 +57,14 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
         let first = next;
         let attempts = start_attempts(&api, &people, first, n).await?;
         next = (first + n) % people.len();
-        let peak = PeakRss::start(backend.pid());
+        let probe = Probe::start(backend.pid());
         let outcome = submit(&api, &people, attempts, rate, first).await;
-        let rss = peak.finish().await;
+        let usage = probe.finish().await;
         let throughput = outcome.throughput(|s| s == 200);
         best = best.max(throughput);
         let mut row =
             Row::from_outcome(SCENARIO, engine.name(), format!("{rate:.1}/s"), &outcome, |s| s == 200);
-        row.rss_mb = Some(rss);
+        row = row.used(usage);
         row.limit = format!("≥ 90 % of {limit:.1}/s");
         row.measured = format!("{throughput:.1}/s");
         row.ratio = format!("{:.2}", throughput / limit);
@@ -79,16 +79,17 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
     // Everyone at once: memory stays bounded and every request is answered.
     let attempts = start_attempts(&api, &people, 0, people.len()).await?;
     let before = backend.rss_mb()?;
-    let peak = PeakRss::start(backend.pid());
+    let probe = Probe::start(backend.pid());
     let outcome = submit(&api, &people, attempts, f64::INFINITY, 0).await;
-    let rss = peak.finish().await;
+    let usage = probe.finish().await;
+    let rss = usage.peak_rss_mb;
     tokio::time::sleep(if options.quick { Duration::from_secs(1) } else { Duration::from_secs(20) }).await;
     let after = backend.rss_mb()?;
     let mut row =
         Row::from_outcome(SCENARIO, engine.name(), format!("{} at once", people.len()), &outcome, |s| {
             s == 200
         });
-    row.rss_mb = Some(rss);
+    row = row.used(usage);
     row.limit = "RSS ≤ 300 MB".into();
     row.measured = format!("{rss:.0} MB peak");
     row.ratio = format!("{:.2}", rss / 300.0);

@@ -14,7 +14,7 @@ use anyhow::Context;
 use crate::{
     api::{Api, Who},
     load::closed_loop,
-    process::{rss_mb, Backend, Engine, PeakRss, Running},
+    process::{rss_mb, Backend, Engine, Probe, Running},
     report::{Report, Row},
     Options,
 };
@@ -54,8 +54,7 @@ pub async fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
     // The burst: each request from a client address of its own, so the per-client limit does not
     // turn it into cheap 429s.
     let api = Arc::new(Api::new(&backend.url)?);
-    let cpu_before = backend.cpu_seconds()?;
-    let peak = PeakRss::start(backend.pid());
+    let probe = Probe::start(backend.pid());
     let outcome = closed_loop(64, burst, {
         let api = api.clone();
         move |i| {
@@ -72,8 +71,7 @@ pub async fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         }
     })
     .await;
-    let peak = peak.finish().await;
-    let cpu = backend.cpu_seconds()? - cpu_before;
+    let usage = probe.finish().await;
     tokio::time::sleep(burst).await;
     let after = backend.rss_mb()?;
     let mut row = Row::from_outcome(
@@ -83,17 +81,15 @@ pub async fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         &outcome,
         |s| s == 200,
     );
-    row.rss_mb = Some(peak);
+    row = row.used(usage);
     row.limit = "RSS back near idle".into();
     row.measured = format!("{after:.0} MB {} s after (idle {idle:.0} MB)", burst.as_secs());
     row.ratio = format!("{:.2}", after / idle);
     report.row(row);
     report.note(format!(
-        "The burst: {:.0} requests/s served ({}), {:.1} s of backend CPU in {} s.",
+        "The burst: {:.0} requests/s served ({}).",
         outcome.throughput(|s| s == 200),
-        outcome.status_summary(),
-        cpu,
-        burst.as_secs()
+        outcome.status_summary()
     ));
     drop(backend);
 

@@ -12,7 +12,7 @@ use crate::{
     mailbox::Mailbox,
     people::{KeyPool, Person},
     process::{Backend, Engine},
-    report::{Report, Row},
+    report::{Report, Row, EXACT, NOT_EXACT},
     scenarios::{import, raw_argon2_rate, register_all, together},
     Options,
 };
@@ -135,7 +135,7 @@ pub async fn run(options: &Options, report: &mut Report, database: &str) -> anyh
         errors: Some(outcome.count() - wrong - locked),
         limit: "exactly 3 tries counted".into(),
         measured: format!("{wrong} wrong + 1 locking out, {} told locked out", locked),
-        ratio: if wrong == 2 && locked == 48 { "exact".into() } else { "NOT exact".into() },
+        ratio: if wrong == 2 && locked == 48 { EXACT } else { NOT_EXACT }.into(),
         ..Row::default()
     });
 
@@ -161,11 +161,7 @@ pub async fn run(options: &Options, report: &mut Report, database: &str) -> anyh
         errors: Some(outcome.count() - outcome.answered(|s| s == 200 || s == 400)),
         limit: "one code mailed, once".into(),
         measured: format!("answers {}; {mails} unlock mail(s)", outcome.status_summary()),
-        ratio: if mails == 1 && outcome.answered(|s| s == 200) == 1 {
-            "exact".into()
-        } else {
-            "NOT exact".into()
-        },
+        ratio: if mails == 1 && outcome.answered(|s| s == 200) == 1 { EXACT } else { NOT_EXACT }.into(),
         ..Row::default()
     });
     Ok(())

@@ -12,7 +12,7 @@ use crate::{
     load::{open_loop, Outcome},
     mailbox::Mailbox,
     people::{KeyPool, Person},
-    process::{Backend, Engine, PeakRss},
+    process::{Backend, Engine, Probe, Usage},
     report::{Report, Row},
     scenarios::{import, register_all, together},
     Options,
@@ -42,23 +42,22 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
     let name = engine.name();
     let load = format!("{rate:.0}/s");
     let ok = |s: u16| (200..300).contains(&s);
-    let mut measure = |route: &str, outcome: Outcome, rss: f64| {
-        let mut row =
+    let mut measure = |route: &str, outcome: Outcome, usage: Usage| {
+        let row =
             Row::from_outcome(SCENARIO, name, format!("{load} {route}"), &outcome, ok).p99_within(TARGET_MS);
-        row.rss_mb = Some(rss);
-        report.row(row);
+        report.row(row.used(usage));
     };
 
     // The floor.
-    let peak = PeakRss::start(backend.pid());
+    let probe = Probe::start(backend.pid());
     let outcome = open_loop(rate, requests, |i| {
         let (api, people) = (api.clone(), people.clone());
         async move { api.get_status("/api/client-config", Who::person(&people[i % people.len()])).await }
     })
     .await;
-    measure("GET /api/client-config (floor)", outcome, peak.finish().await);
+    measure("GET /api/client-config (floor)", outcome, probe.finish().await);
 
-    let peak = PeakRss::start(backend.pid());
+    let probe = Probe::start(backend.pid());
     let outcome =
         open_loop(rate, requests, |i| {
             let (api, people) = (api.clone(), people.clone());
@@ -67,7 +66,7 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
             }
         })
         .await;
-    measure("POST /api/sign-in/challenge", outcome, peak.finish().await);
+    measure("POST /api/sign-in/challenge", outcome, probe.finish().await);
 
     // Sign-ins: each a fresh challenge, signed by the card's 9A key beforehand.
     let signed = Arc::new(
@@ -82,7 +81,7 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
         })
         .await?,
     );
-    let peak = PeakRss::start(backend.pid());
+    let probe = Probe::start(backend.pid());
     let outcome =
         open_loop(rate, requests, |i| {
             let (api, people, signed) = (api.clone(), people.clone(), signed.clone());
@@ -91,10 +90,10 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
             }
         })
         .await;
-    measure("POST /api/sign-in (9A signature checked)", outcome, peak.finish().await);
+    measure("POST /api/sign-in (9A signature checked)", outcome, probe.finish().await);
 
     let cookies = Arc::new(sign_in_all(&api, &people).await?);
-    let peak = PeakRss::start(backend.pid());
+    let probe = Probe::start(backend.pid());
     let outcome = open_loop(rate, requests, |i| {
         let (api, people, cookies) = (api.clone(), people.clone(), cookies.clone());
         async move {
@@ -103,7 +102,7 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
         }
     })
     .await;
-    measure("GET /api/me", outcome, peak.finish().await);
+    measure("GET /api/me", outcome, probe.finish().await);
 
     let starts = Arc::new(
         together(requests, 32, |i| {
@@ -112,7 +111,7 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
         })
         .await?,
     );
-    let peak = PeakRss::start(backend.pid());
+    let probe = Probe::start(backend.pid());
     let outcome = open_loop(rate, requests, |i| {
         let (api, people, starts) = (api.clone(), people.clone(), starts.clone());
         async move {
@@ -120,7 +119,7 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
         }
     })
     .await;
-    measure("POST /api/unlock/start (9E signature checked)", outcome, peak.finish().await);
+    measure("POST /api/unlock/start (9E signature checked)", outcome, probe.finish().await);
 
     // The emailed code: each person past their questions once (argon2, beforehand), then each
     // code typed once, right, at the rate. There are only as many as there are people.
@@ -146,7 +145,7 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
         })
         .await?,
     );
-    let peak = PeakRss::start(backend.pid());
+    let probe = Probe::start(backend.pid());
     let outcome = open_loop(rate, people.len(), |i| {
         let (api, people, attempts, codes) = (api.clone(), people.clone(), attempts.clone(), codes.clone());
         async move {
@@ -155,7 +154,7 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
         }
     })
     .await;
-    measure("POST /api/unlock/code (right code)", outcome, peak.finish().await);
+    measure("POST /api/unlock/code (right code)", outcome, probe.finish().await);
 
     // RA search: many officers, each signed in, searching by part of a name, a user id, a GUID.
     let officer_cookies = Arc::new(sign_in_all(&api, &officers).await?);
@@ -169,7 +168,7 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
             })
             .collect(),
     );
-    let peak = PeakRss::start(backend.pid());
+    let probe = Probe::start(backend.pid());
     let outcome = open_loop(rate, requests, |i| {
         let (api, officers, cookies, queries) =
             (api.clone(), officers.clone(), officer_cookies.clone(), queries.clone());
@@ -180,7 +179,7 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
         }
     })
     .await;
-    measure("GET /api/ra/users?q= (RA search)", outcome, peak.finish().await);
+    measure("GET /api/ra/users?q= (RA search)", outcome, probe.finish().await);
     report.note(format!(
         "{name}: routes measured one at a time, each for {seconds:.0} s ({requests} requests), from {} people and {} RA officers; the unlock code route has one right code per person ({} requests).",
         people.len(),
