@@ -134,7 +134,11 @@ pub async fn run(options: &Options, report: &mut Report, database: &str) -> anyh
         requests: Some(outcome.count()),
         errors: Some(outcome.count() - wrong - locked),
         limit: "exactly 3 tries counted".into(),
-        measured: format!("{wrong} wrong + 1 locking out, {} told locked out", locked),
+        // Anything else is shown by status (1: wrong, 2: locked out).
+        measured: format!(
+            "{wrong} wrong + 1 locking out, {locked} told locked out ({})",
+            outcome.status_summary()
+        ),
         ratio: if wrong == 2 && locked == 48 { EXACT } else { NOT_EXACT }.into(),
         ..Row::default()
     });

@@ -146,7 +146,7 @@ fn seed_history(database: &str, people: usize) -> anyhow::Result<(u64, std::time
          SELECT EXTRACT(EPOCH FROM now())::bigint - 366 * 86400 + g * (366 * 86400) / {total}, 'anonymous', \
                 CASE{cases} END, 'mil' || lpad(((g * 7919) % {people})::text, 7, '0'), '{{}}', '\\x00'::bytea, \
                 sha256(('history ' || g)::bytea), 1 \
-         FROM generate_series(0, {total} - 1) AS g"
+         FROM generate_series(0::bigint, {total} - 1) AS g"
     );
     let started = std::time::Instant::now();
     let status = std::process::Command::new("psql")
