@@ -391,14 +391,19 @@ pub async fn search(
     exact: &str,
     limit: i64,
 ) -> sqlx::Result<Vec<UserSummary>> {
-    // LIKE wildcards typed by the officer are taken literally.
+    // LIKE wildcards typed by the officer are taken literally. One branch per way to match, so
+    // each can use its own index (PostgreSQL's trigram indexes, the unique keys); joined by OR
+    // with the card lookup's subquery, no one index answers the query (issue 16).
     let pattern = format!("%{}%", fragment.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
     let rows = sqlx::query(
         "SELECT u.user_id, u.name, u.contact_email, u.unlock_locked_at, \
                 (SELECT COUNT(*) FROM registrations r WHERE r.user_ref = u.id AND r.status = 'active') AS registered \
          FROM users u \
-         WHERE LOWER(u.name) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(u.contact_email, '')) LIKE $1 ESCAPE '\\' \
-            OR u.user_id = $2 OR u.id IN (SELECT c.user_ref FROM cards c WHERE c.guid = $2) \
+         WHERE u.id IN ( \
+             SELECT id FROM users WHERE LOWER(name) LIKE $1 ESCAPE '\\' \
+             UNION SELECT id FROM users WHERE LOWER(COALESCE(contact_email, '')) LIKE $1 ESCAPE '\\' \
+             UNION SELECT id FROM users WHERE user_id = $2 \
+             UNION SELECT user_ref FROM cards WHERE guid = $2) \
          ORDER BY u.name, u.user_id LIMIT $3",
     )
     .bind(&pattern)

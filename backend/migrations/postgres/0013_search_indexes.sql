@@ -1,0 +1,8 @@
+-- RA search over a million people (issue 16): a name or email fragment is matched anywhere in the
+-- text, which a B-tree cannot answer; trigram indexes can (pg_trgm ships with PostgreSQL and is a
+-- trusted extension, so the database's owner may create it).
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX users_name_trigrams ON users USING gin (LOWER(name) gin_trgm_ops);
+CREATE INDEX users_email_trigrams ON users USING gin (LOWER(COALESCE(contact_email, '')) gin_trgm_ops);
+-- Results come by name: a common surname's thousands of matches are sorted from this.
+CREATE INDEX users_by_name ON users (name, user_id);

@@ -1,0 +1,4 @@
+-- RA search (issue 16). SQLite has no trigram index: a name or email fragment is matched by
+-- scanning the people (fine for the one-site deployments SQLite is for; PostgreSQL indexes
+-- it). Results come by name, from this index.
+CREATE INDEX users_by_name ON users (name, user_id);
