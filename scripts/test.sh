@@ -36,6 +36,11 @@ scripts/package-agent-windows.sh --profile dev
 step "Native tests (unit, API on SQLite and PostgreSQL, PC/SC with PIV tools, Wine, browsers)"
 cargo test --workspace
 
+step "The load harness, quick mode (scripts/bench.sh; its numbers mean nothing here)"
+# Seconds of each scenario with a few people, so the harness keeps working: a failed request
+# or an inexact per-person limit fails it; no timing is checked.
+scripts/bench.sh --quick
+
 step "SPA wasm tests in headless Chromium"
 # The runner reads frontend/webdriver.json (headless, no sandbox as root) from its working folder.
 (cd "$ROOT/frontend" && CHROMEDRIVER=$(command -v chromedriver) wasm_env \

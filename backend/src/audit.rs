@@ -92,7 +92,7 @@ pub async fn append(tx: &mut WriteTx, entry: Entry<'_>) -> anyhow::Result<()> {
     append_all(tx, &[entry]).await
 }
 
-/// Rows written by one `INSERT`: 8 bound values each, well under every engine's limit.
+/// Rows written by one `INSERT`: 7 bound values each, well under every engine's limit.
 const ROWS_PER_INSERT: usize = 1000;
 
 /// Appends `entries` in order inside the caller's transaction, chained as [`append`] would chain
