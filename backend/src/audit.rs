@@ -92,7 +92,7 @@ pub async fn append(tx: &mut WriteTx, entry: Entry<'_>) -> anyhow::Result<()> {
     append_all(tx, &[entry]).await
 }
 
-/// Rows written by one `INSERT`: 7 bound values each, well under every engine's limit.
+/// Rows written by one `INSERT`: 8 bound values each, well under every engine's limit.
 const ROWS_PER_INSERT: usize = 1000;
 
 /// Appends `entries` in order inside the caller's transaction, chained as [`append`] would chain
@@ -117,20 +117,10 @@ pub async fn append_all(tx: &mut WriteTx, entries: &[Entry<'_>]) -> anyhow::Resu
             let details = entry.details.to_string();
             let hash =
                 keyed_hash(&key, &previous, at, entry.actor, entry.event, entry.subject, &details).to_vec();
-            let p = i * 7;
             if i > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, 1)",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5,
-                p + 6,
-                p + 7
-            ));
+            sql.push_str(&crate::db::row_placeholders(i, 8));
             rows.push((entry, details, std::mem::replace(&mut previous, hash.clone()), hash));
         }
         let mut insert = sqlx::query(&sql);
@@ -142,7 +132,8 @@ pub async fn append_all(tx: &mut WriteTx, entries: &[Entry<'_>]) -> anyhow::Resu
                 .bind(entry.subject)
                 .bind(details)
                 .bind(prev_hash)
-                .bind(hash);
+                .bind(hash)
+                .bind(1_i64);
         }
         insert.execute(&mut ***tx).await?;
     }

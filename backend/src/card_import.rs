@@ -168,9 +168,7 @@ async fn insert_people(tx: &mut WriteTx, people: &[&Row], now: i64) -> sqlx::Res
     if people.is_empty() {
         return Ok(Vec::new());
     }
-    let values: Vec<String> = (0..people.len())
-        .map(|i| format!("(${}, ${}, ${}, ${}, ${})", 5 * i + 1, 5 * i + 2, 5 * i + 3, 5 * i + 4, 5 * i + 5))
-        .collect();
+    let values: Vec<String> = (0..people.len()).map(|i| crate::db::row_placeholders(i, 5)).collect();
     let sql = format!(
         "INSERT INTO users (user_id, name, contact_email, roles, created_at) VALUES {} RETURNING id, user_id",
         values.join(", ")
@@ -191,23 +189,7 @@ async fn insert_cards(
     if cards.is_empty() {
         return Ok(());
     }
-    let values: Vec<String> = (0..cards.len())
-        .map(|i| {
-            let p = 9 * i;
-            format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, 'active', ${}, ${}, ${})",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5,
-                p + 6,
-                p + 7,
-                p + 8,
-                p + 9
-            )
-        })
-        .collect();
+    let values: Vec<String> = (0..cards.len()).map(|i| crate::db::row_placeholders(i, 10)).collect();
     let sql = format!(
         "INSERT INTO cards (guid, user_ref, piv_auth_key, card_auth_key, piv_auth_certificate, \
          card_auth_certificate, status, issued_at, puk_sealed, puk_version) VALUES {}",
@@ -220,6 +202,7 @@ async fn insert_cards(
             .bind(&row.card_auth_key)
             .bind(row.piv_auth_certificate.as_deref())
             .bind(row.card_auth_certificate.as_deref())
+            .bind("active")
             .bind(now)
             .bind(puk_sealed.as_deref())
             .bind(i64::from(puk_sealed.is_some()))

@@ -223,3 +223,11 @@ mod tests {
         assert!("mysql://h/db".parse::<DatabaseKind>().is_err());
     }
 }
+
+/// The placeholders of row `row` (from 0) of a multi-row `VALUES` list `width` values wide:
+/// `($1, $2)`, `($3, $4)`, … (the bulk writes: one statement per batch).
+pub(crate) fn row_placeholders(row: usize, width: usize) -> String {
+    let first = row * width + 1;
+    let list: Vec<String> = (first..first + width).map(|n| format!("${n}")).collect();
+    format!("({})", list.join(", "))
+}
