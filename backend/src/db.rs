@@ -210,8 +210,22 @@ impl Database {
     }
 }
 
+/// The placeholders of row `row` (from 0) of a multi-row `VALUES` list `width` values wide:
+/// `($1, $2)`, `($3, $4)`, … (the bulk writes: one statement per batch).
+pub(crate) fn row_placeholders(row: usize, width: usize) -> String {
+    let first = row * width + 1;
+    let list: Vec<String> = (first..first + width).map(|n| format!("${n}")).collect();
+    format!("({})", list.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_row_of_a_values_list_numbers_its_own_placeholders() {
+        assert_eq!(row_placeholders(0, 3), "($1, $2, $3)");
+        assert_eq!(row_placeholders(2, 2), "($5, $6)");
+    }
+
     use super::*;
 
     #[test]
@@ -222,12 +236,4 @@ mod tests {
         assert_eq!("postgresql://h/db".parse::<DatabaseKind>().unwrap(), DatabaseKind::Postgres);
         assert!("mysql://h/db".parse::<DatabaseKind>().is_err());
     }
-}
-
-/// The placeholders of row `row` (from 0) of a multi-row `VALUES` list `width` values wide:
-/// `($1, $2)`, `($3, $4)`, … (the bulk writes: one statement per batch).
-pub(crate) fn row_placeholders(row: usize, width: usize) -> String {
-    let first = row * width + 1;
-    let list: Vec<String> = (first..first + width).map(|n| format!("${n}")).collect();
-    format!("({})", list.join(", "))
 }
