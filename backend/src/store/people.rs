@@ -392,20 +392,27 @@ pub async fn search(
     limit: i64,
 ) -> sqlx::Result<Vec<UserSummary>> {
     // LIKE wildcards typed by the officer are taken literally. One branch per way to match, so
-    // each can use its own index (PostgreSQL's trigram indexes, the unique keys); joined by OR
-    // with the card lookup's subquery, no one index answers the query (issue 16).
+    // each can use its own index, and each brings at most `limit` people in the final order: a
+    // rare fragment is looked up in PostgreSQL's trigram indexes, but a common surname (tens of
+    // thousands of people in a million) is read in name order until `limit` match, not found in
+    // full and sorted (issue 16). The planner picks per branch from the column statistics and
+    // this fragment, so the statement is not kept prepared: PostgreSQL would soon plan a kept
+    // one once for every fragment.
     let pattern = format!("%{}%", fragment.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
     let rows = sqlx::query(
         "SELECT u.user_id, u.name, u.contact_email, u.unlock_locked_at, \
                 (SELECT COUNT(*) FROM registrations r WHERE r.user_ref = u.id AND r.status = 'active') AS registered \
          FROM users u \
          WHERE u.id IN ( \
-             SELECT id FROM users WHERE LOWER(name) LIKE $1 ESCAPE '\\' \
-             UNION SELECT id FROM users WHERE LOWER(COALESCE(contact_email, '')) LIKE $1 ESCAPE '\\' \
+             SELECT id FROM (SELECT id FROM users WHERE LOWER(name) LIKE $1 ESCAPE '\\' \
+                             ORDER BY name, user_id LIMIT $3) AS by_name \
+             UNION SELECT id FROM (SELECT id FROM users WHERE LOWER(COALESCE(contact_email, '')) LIKE $1 ESCAPE '\\' \
+                                   ORDER BY name, user_id LIMIT $3) AS by_email \
              UNION SELECT id FROM users WHERE user_id = $2 \
              UNION SELECT user_ref FROM cards WHERE guid = $2) \
          ORDER BY u.name, u.user_id LIMIT $3",
     )
+    .persistent(false)
     .bind(&pattern)
     .bind(exact)
     .bind(limit)

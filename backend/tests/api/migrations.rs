@@ -45,3 +45,61 @@ on_both_databases! {
         assert!(rows.windows(2).all(|w| w[0].1 < w[1].1));
     }
 }
+
+on_both_databases! {
+    async fn the_reports_day_counts_cover_an_older_trail_and_every_later_row(engine: Engine) {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings { data_dir: data_dir.path().join("data"), ..Settings::default() };
+        if let Engine::Postgres = engine {
+            settings.database_url = Some(fresh_postgres_database().await);
+        }
+        let db = Database::connect(&settings).await.unwrap();
+        db.migrate_through(13).await.unwrap();
+        // Straight into the table, several rows in one statement, as a bulk load would.
+        let insert = |rows: &[(i64, &str)], tag: &str| {
+            let values: Vec<String> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, (at, event))| format!("({at}, 'system', '{event}', '{{}}', $1, ${}, 0)", i + 2))
+                .collect();
+            let sql = format!(
+                "INSERT INTO audit_log (at, actor, event, details, prev_hash, hash, keyed) VALUES {}",
+                values.join(", ")
+            );
+            let hashes: Vec<Vec<u8>> = (0..rows.len()).map(|i| format!("{tag}{i}").into_bytes()).collect();
+            (sql, hashes)
+        };
+        let write = |(sql, hashes): (String, Vec<Vec<u8>>)| {
+            let pool = db.pool().clone();
+            async move {
+                let mut query = sqlx::query(&sql).bind(vec![0u8; 32]);
+                for hash in hashes {
+                    query = query.bind(hash);
+                }
+                query.execute(&pool).await.unwrap();
+            }
+        };
+        let day = 20_000 * 86_400;
+        let older = [(day, "card_unlocked"), (day + 86_399, "card_unlocked"), (day + 86_400, "card_unlocked"), (day + 5, "sign_in")];
+        write(insert(&older, "old")).await;
+
+        db.migrate().await.unwrap();
+        let later = [(day + 10, "card_unlocked"), (day + 86_401, "sign_in"), (day + 86_402, "sign_in")];
+        write(insert(&later, "new")).await;
+
+        let counted: Vec<(i64, String, i64)> =
+            sqlx::query_as("SELECT day, event, n FROM audit_daily ORDER BY day, event").fetch_all(db.pool()).await.unwrap();
+        let grouped: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT at / 86400, event, COUNT(*) FROM audit_log GROUP BY at / 86400, event ORDER BY 1, 2",
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(counted, grouped);
+        let unlocks_and_signins: Vec<(i64, String, i64)> =
+            [(20_000, "card_unlocked", 3), (20_000, "sign_in", 1), (20_001, "card_unlocked", 1), (20_001, "sign_in", 2)]
+                .map(|(d, e, n)| (d, e.to_owned(), n))
+                .to_vec();
+        assert_eq!(counted, unlocks_and_signins);
+    }
+}

@@ -178,6 +178,33 @@ on_both_databases! {
 }
 
 on_both_databases! {
+    async fn a_search_matching_more_than_a_page_brings_the_first_fifty_by_name(engine: Engine) {
+        let (app, _smtp, _card) = holder(engine, true).await;
+        let ra = officer(&app).await;
+        // Half match by name, half only by email; the email half sorts first by name.
+        for i in 0..60 {
+            let (name, email) = if i % 2 == 0 {
+                (format!("Zed Match {i:02}"), None)
+            } else {
+                (format!("Amy Other {i:02}"), Some(format!("amy.match{i:02}@nhs.net")))
+            };
+            sqlx::query("INSERT INTO users (user_id, name, contact_email, roles, created_at) VALUES ($1, $2, $3, '', 0)")
+                .bind(format!("7000000000{i:02}"))
+                .bind(name)
+                .bind(email)
+                .execute(app.db.pool())
+                .await
+                .unwrap();
+        }
+        let found: Vec<UserSummary> = get(&app, &ra, "/api/ra/users?q=MATCH").await.json().await.unwrap();
+        let names: Vec<&str> = found.iter().map(|u| u.name.as_str()).collect();
+        let mut expected: Vec<String> = (0..60).filter(|i| i % 2 == 1).map(|i| format!("Amy Other {i:02}")).collect();
+        expected.extend((0..40).step_by(2).map(|i| format!("Zed Match {i:02}")));
+        assert_eq!(names, expected);
+    }
+}
+
+on_both_databases! {
     async fn the_report_counts_each_day_and_downloads_as_csv(engine: Engine) {
         let (app, _smtp, _card) = locked_out_holder(engine).await;
         let ra = officer(&app).await;
