@@ -79,6 +79,9 @@ pub enum ErrorCode {
     ReasonRequired,
     /// 400: a search needs more characters.
     QueryTooShort,
+    /// 400: more people match a search than one page shows; it needs more of the name, or a
+    /// user id or card GUID.
+    TooManyMatches,
     /// 400: not a user id.
     InvalidUserId,
     /// 400: not a name the directory accepts.
@@ -149,6 +152,7 @@ impl ErrorCode {
             | AnswersWrong
             | ReasonRequired
             | QueryTooShort
+            | TooManyMatches
             | InvalidUserId
             | InvalidName
             | InvalidDate

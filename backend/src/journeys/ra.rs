@@ -24,6 +24,7 @@ use crate::{
     time::{civil_from_days, parse_day},
 };
 
+/// A search shows everyone it matches, up to this many; more is refused, to be narrowed.
 const SEARCH_LIMIT: i64 = 50;
 const AUDIT_PAGE: i64 = 100;
 /// Reports cover at most about a year: enough for an RA manager, bounded for the database.
@@ -44,8 +45,22 @@ pub async fn search(state: &AppState, query: SearchQuery) -> Result<Vec<UserSumm
         ));
     }
     let mut conn = state.db.pool().acquire().await?;
-    let found = people::search(&mut conn, &q, &q, SEARCH_LIMIT).await?;
-    Ok(found)
+    let found = people::search(&mut conn, &q, &q, SEARCH_LIMIT + 1).await?;
+    if found.len() <= SEARCH_LIMIT as usize {
+        return Ok(found.into_iter().map(|f| f.person).collect());
+    }
+    // Too many to show: a typed user id or card GUID still finds its person.
+    let exact: Vec<UserSummary> = found.into_iter().filter(|f| f.exact).map(|f| f.person).collect();
+    if !exact.is_empty() {
+        return Ok(exact);
+    }
+    Err(ApiError::rejected(
+        ErrorCode::TooManyMatches,
+        format!(
+            "More than {SEARCH_LIMIT} people match. Add more of the name (a first name and surname), \
+             or search by user id or card GUID."
+        ),
+    ))
 }
 
 pub async fn person(state: &AppState, user_id: &str) -> Result<User, ApiError> {

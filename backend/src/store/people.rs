@@ -383,49 +383,56 @@ pub async fn set_card_status(conn: &mut Conn, card_id: i64, status: CardStatus) 
     Ok(())
 }
 
-/// People whose name or contact email contains `fragment` (lowercase), or whose user id or a card
-/// GUID is exactly `exact`, by name, at most `limit`.
-pub async fn search(
-    conn: &mut Conn,
-    fragment: &str,
-    exact: &str,
-    limit: i64,
-) -> sqlx::Result<Vec<UserSummary>> {
+/// A person a search found, and whether they were found by `exact` (their user id or a card's
+/// GUID) rather than by a fragment.
+#[derive(Debug)]
+pub struct Found {
+    pub person: UserSummary,
+    pub exact: bool,
+}
+
+/// People whose name or contact email contains `fragment` (lowercase), at most `cap` found each
+/// way, and those whose user id or a card GUID is exactly `exact`; by name.
+pub async fn search(conn: &mut Conn, fragment: &str, exact: &str, cap: i64) -> sqlx::Result<Vec<Found>> {
     // LIKE wildcards typed by the officer are taken literally. One branch per way to match, so
-    // each can use its own index, and each brings at most `limit` people in the final order: a
-    // rare fragment is looked up in PostgreSQL's trigram indexes, but a common surname (tens of
-    // thousands of people in a million) is read in name order until `limit` match, not found in
-    // full and sorted (issue 16). The planner picks per branch from the column statistics and
-    // this fragment, so the statement is not kept prepared: PostgreSQL would soon plan a kept
-    // one once for every fragment.
+    // each can use its own index, and each stops at `cap`: a caller asking for one more than it
+    // shows learns that there are more without any branch finding, or sorting, all of them. A
+    // common surname has tens of thousands of people in a million, which took seconds to sort
+    // for a page no officer reads to the end (issue 16). A fragment is looked up in PostgreSQL's
+    // trigram indexes, or the table is read until `cap` match, whichever the planner finds
+    // cheaper for this fragment; so the statement is not kept prepared, which would soon get
+    // one plan for every fragment.
     let pattern = format!("%{}%", fragment.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
     let rows = sqlx::query(
         "SELECT u.user_id, u.name, u.contact_email, u.unlock_locked_at, \
-                (SELECT COUNT(*) FROM registrations r WHERE r.user_ref = u.id AND r.status = 'active') AS registered \
+                (SELECT COUNT(*) FROM registrations r WHERE r.user_ref = u.id AND r.status = 'active') AS registered, \
+                CASE WHEN u.user_id = $2 OR u.id IN (SELECT user_ref FROM cards WHERE guid = $2) THEN 1 ELSE 0 END AS exact \
          FROM users u \
          WHERE u.id IN ( \
-             SELECT id FROM (SELECT id FROM users WHERE LOWER(name) LIKE $1 ESCAPE '\\' \
-                             ORDER BY name, user_id LIMIT $3) AS by_name \
+             SELECT id FROM (SELECT id FROM users WHERE LOWER(name) LIKE $1 ESCAPE '\\' LIMIT $3) AS by_name \
              UNION SELECT id FROM (SELECT id FROM users WHERE LOWER(COALESCE(contact_email, '')) LIKE $1 ESCAPE '\\' \
-                                   ORDER BY name, user_id LIMIT $3) AS by_email \
+                                   LIMIT $3) AS by_email \
              UNION SELECT id FROM users WHERE user_id = $2 \
              UNION SELECT user_ref FROM cards WHERE guid = $2) \
-         ORDER BY u.name, u.user_id LIMIT $3",
+         ORDER BY u.name, u.user_id",
     )
     .persistent(false)
     .bind(&pattern)
     .bind(exact)
-    .bind(limit)
+    .bind(cap)
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
         .map(|row| {
-            Ok(UserSummary {
-                user_id: row.try_get("user_id")?,
-                name: row.try_get("name")?,
-                contact_email: row.try_get("contact_email")?,
-                registered: row.try_get::<i64, _>("registered")? > 0,
-                locked_out: row.try_get::<Option<i64>, _>("unlock_locked_at")?.is_some(),
+            Ok(Found {
+                person: UserSummary {
+                    user_id: row.try_get("user_id")?,
+                    name: row.try_get("name")?,
+                    contact_email: row.try_get("contact_email")?,
+                    registered: row.try_get::<i64, _>("registered")? > 0,
+                    locked_out: row.try_get::<Option<i64>, _>("unlock_locked_at")?.is_some(),
+                },
+                exact: row.try_get::<i64, _>("exact")? == 1,
             })
         })
         .collect()

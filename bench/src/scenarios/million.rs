@@ -74,23 +74,33 @@ pub async fn run(options: &Options, report: &mut Report, database: &str) -> anyh
     let year_ago = days_to_date(now_days() - 365);
 
     type Query = fn(&Person, &str, &str) -> String;
-    let queries: [(&str, Query); 6] = [
-        ("search by part of a name", |p, _, _| {
-            // The surname and the start of the number: "patel 12" as an officer types it.
-            let mut words = p.name.split(' ').skip(1);
-            let last = words.next().unwrap_or("smith").to_lowercase();
-            let number: String = words.next().unwrap_or("1").chars().take(2).collect();
-            format!("/api/ra/users?q={last}%20{number}")
-        }),
-        ("search by a common surname", |p, _, _| {
-            format!("/api/ra/users?q={}", p.name.split(' ').nth(1).unwrap_or("smith").to_lowercase())
-        }),
-        ("search by user id", |p, _, _| format!("/api/ra/users?q={}", p.user_id)),
-        ("search by card GUID", |p, _, _| format!("/api/ra/users?q={}", p.guid)),
-        ("a person's audit trail", |p, _, _| format!("/api/ra/audit?user_id={}", p.user_id)),
-        ("the 366-day report", |_, from, to| format!("/api/ra/report?from={from}&to={to}")),
+    // Each read and the status it is answered with: a surname alone matches 62,500 people here,
+    // more than a page shows, so the search asks the officer to narrow it (`too_many_matches`).
+    let queries: [(&str, Query, u16); 6] = [
+        (
+            "search by part of a name",
+            |p, _, _| {
+                // The surname and the start of the number: "patel 1234" as an officer narrows it.
+                let mut words = p.name.split(' ').skip(1);
+                let last = words.next().unwrap_or("smith").to_lowercase();
+                let number: String = words.next().unwrap_or("1").chars().take(4).collect();
+                format!("/api/ra/users?q={last}%20{number}")
+            },
+            200,
+        ),
+        (
+            "search by a common surname (too many: narrow it)",
+            |p, _, _| {
+                format!("/api/ra/users?q={}", p.name.split(' ').nth(1).unwrap_or("smith").to_lowercase())
+            },
+            400,
+        ),
+        ("search by user id", |p, _, _| format!("/api/ra/users?q={}", p.user_id), 200),
+        ("search by card GUID", |p, _, _| format!("/api/ra/users?q={}", p.guid), 200),
+        ("a person's audit trail", |p, _, _| format!("/api/ra/audit?user_id={}", p.user_id), 200),
+        ("the 366-day report", |_, from, to| format!("/api/ra/report?from={from}&to={to}"), 200),
     ];
-    for (what, query) in queries {
+    for (what, query, expected) in queries {
         let probe = Probe::start(backend.pid());
         let outcome = open_loop(rate, requests, |i| {
             let (api, officers, cookies, sample) =
@@ -102,9 +112,10 @@ pub async fn run(options: &Options, report: &mut Report, database: &str) -> anyh
             }
         })
         .await;
-        let row =
-            Row::from_outcome(SCENARIO, "PostgreSQL", format!("{rate:.0}/s {what}"), &outcome, |s| s == 200)
-                .p99_within(TARGET_MS);
+        let row = Row::from_outcome(SCENARIO, "PostgreSQL", format!("{rate:.0}/s {what}"), &outcome, |s| {
+            s == expected
+        })
+        .p99_within(TARGET_MS);
         report.row(row.used(probe.finish().await));
     }
     Ok(())

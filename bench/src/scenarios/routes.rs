@@ -163,8 +163,9 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
             .iter()
             .take(50)
             .flat_map(|p| {
-                let last = p.name.split(' ').nth(1).unwrap_or("smith").to_lowercase();
-                [last, p.user_id.clone(), p.guid.clone()]
+                // The name as typed ("fay smith 12" also matches "Fay Smith 120"): a surname
+                // alone matches more people than a search shows.
+                [p.name.to_lowercase().replace(' ', "%20"), p.user_id.clone(), p.guid.clone()]
             })
             .collect(),
     );
