@@ -42,7 +42,17 @@ pub struct AnswerHasher {
     waiting: Arc<AtomicUsize>,
     #[cfg_attr(not(test), allow(dead_code, reason = "only the tests read it"))]
     running: Arc<AtomicUsize>,
+    /// Submissions let past [`AnswerHasher::admit`] at once.
+    admitted: Arc<tokio::sync::Semaphore>,
 }
+
+/// Submissions in flight per argon2 worker: enough that a worker finishing a hash finds the
+/// next one queued, few enough that a burst waits at the door holding nothing.
+const ADMITTED_PER_WORKER: usize = 4;
+
+/// A submission's turn to be checked; the next waiting one goes when it is dropped.
+#[derive(Debug)]
+pub struct Admission(#[allow(dead_code, reason = "held for its drop")] tokio::sync::OwnedSemaphorePermit);
 
 /// A worker's buffer: the blocks argon2 fills, grown (never shrunk) to what a hash needs.
 type Memory = Vec<Block>;
@@ -96,7 +106,18 @@ impl AnswerHasher {
                 tracing::error!(error = %e, "could not start an argon2 worker");
             }
         }
-        Self { jobs, waiting, running }
+        let admitted = Arc::new(tokio::sync::Semaphore::new(workers.max(1) * ADMITTED_PER_WORKER));
+        Self { jobs, waiting, running, admitted }
+    }
+
+    /// Waits for a submission's turn, in arrival order. Without it, a burst (1,000 submissions
+    /// at once, issue 16) had every request take its database connections before its hashes:
+    /// those left waiting for a connection past the pool's 3 s were told 503 while the workers
+    /// were busy with the rest. Waiting here holds no connection and no memory beyond the
+    /// request, so every submission is answered, in turn.
+    pub async fn admit(&self) -> anyhow::Result<Admission> {
+        let permit = self.admitted.clone().acquire_owned().await?;
+        Ok(Admission(permit))
     }
 
     /// Runs `hash` on a worker. A request that gives up while its job waits takes the job with
@@ -364,5 +385,22 @@ mod tests {
         assert!(!hasher.matches("registration", "12345679", &stored));
         assert!(!hasher.matches("unlock", "12345678", &stored));
         assert!(!CodeHasher::new([8; 32]).matches("registration", "12345678", &stored));
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_submissions_is_let_in_a_few_per_worker_at_a_time() {
+        let hasher = AnswerHasher::new(1);
+        let mut admitted = Vec::new();
+        for _ in 0..ADMITTED_PER_WORKER {
+            admitted.push(hasher.admit().await.unwrap());
+        }
+        let next = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.admit().await.map(drop) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!next.is_finished(), "waits while the worker's share is in flight");
+        admitted.pop();
+        tokio::time::timeout(std::time::Duration::from_secs(5), next).await.unwrap().unwrap().unwrap();
     }
 }

@@ -187,6 +187,7 @@ fn choose(registered: &[u32], count: usize) -> Vec<u32> {
 }
 
 pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockCodeSent, ApiError> {
+    let _turn = state.answers.admit().await?;
     let now = now_unix();
     let OpenAttempt { user_ref, guid, question_ids: asked, .. } =
         open_attempt(state, &request.attempt_id, Step::Questions).await?;
