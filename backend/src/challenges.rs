@@ -91,6 +91,21 @@ pub async fn issue_in(
     Ok(issued)
 }
 
+/// The bytes of a challenge that could still be redeemed, without using it up: a signature can
+/// be checked against them before a write transaction begins, so the database's writer does
+/// not wait on the curve arithmetic. [`redeem`] decides; it returns the same bytes.
+pub async fn peek(db: &Database, id: &str, purpose: Purpose) -> anyhow::Result<Option<Vec<u8>>> {
+    let challenge = sqlx::query_scalar(
+        "SELECT challenge FROM challenges WHERE id = $1 AND purpose = $2 AND used_at IS NULL AND expires_at >= $3",
+    )
+    .bind(id)
+    .bind(purpose.as_str())
+    .bind(now_unix())
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(challenge)
+}
+
 /// Uses up the challenge (whatever the signature turns out to be) and returns its bytes.
 pub async fn redeem(
     tx: &mut Transaction<'static, Any>,
