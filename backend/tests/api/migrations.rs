@@ -7,14 +7,38 @@ use crate::{
     on_both_databases,
 };
 
+/// A database of `engine` with no migrations run yet, and the folder its SQLite file lives in.
+async fn unmigrated(engine: Engine) -> (tempfile::TempDir, Database) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings { data_dir: data_dir.path().join("data"), ..Settings::default() };
+    if let Engine::Postgres = engine {
+        settings.database_url = Some(fresh_postgres_database().await);
+    }
+    let db = Database::connect(&settings).await.unwrap();
+    (data_dir, db)
+}
+
+/// Audit rows `(at, event)` straight into the table, in one statement, as a bulk load would.
+async fn write_audit_rows(db: &Database, rows: &[(i64, &str)], tag: &str) {
+    let values: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (at, event))| format!("({at}, 'system', '{event}', '{{}}', $1, ${}, 0)", i + 2))
+        .collect();
+    let sql = format!(
+        "INSERT INTO audit_log (at, actor, event, details, prev_hash, hash, keyed) VALUES {}",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql).bind(vec![0u8; 32]);
+    for i in 0..rows.len() {
+        query = query.bind(format!("{tag}{i}").into_bytes());
+    }
+    query.execute(db.pool()).await.unwrap();
+}
+
 on_both_databases! {
     async fn the_questions_of_attempts_in_progress_survive_the_move_to_rows(engine: Engine) {
-        let data_dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings { data_dir: data_dir.path().join("data"), ..Settings::default() };
-        if let Engine::Postgres = engine {
-            settings.database_url = Some(fresh_postgres_database().await);
-        }
-        let db = Database::connect(&settings).await.unwrap();
+        let (_data_dir, db) = unmigrated(engine).await;
         db.migrate_through(7).await.unwrap();
         sqlx::query("INSERT INTO users (user_id, name, roles, created_at) VALUES ('u1', 'Fay Holder', '', 0)")
             .execute(db.pool())
@@ -48,44 +72,15 @@ on_both_databases! {
 
 on_both_databases! {
     async fn the_reports_day_counts_cover_an_older_trail_and_every_later_row(engine: Engine) {
-        let data_dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings { data_dir: data_dir.path().join("data"), ..Settings::default() };
-        if let Engine::Postgres = engine {
-            settings.database_url = Some(fresh_postgres_database().await);
-        }
-        let db = Database::connect(&settings).await.unwrap();
+        let (_data_dir, db) = unmigrated(engine).await;
         db.migrate_through(13).await.unwrap();
-        // Straight into the table, several rows in one statement, as a bulk load would.
-        let insert = |rows: &[(i64, &str)], tag: &str| {
-            let values: Vec<String> = rows
-                .iter()
-                .enumerate()
-                .map(|(i, (at, event))| format!("({at}, 'system', '{event}', '{{}}', $1, ${}, 0)", i + 2))
-                .collect();
-            let sql = format!(
-                "INSERT INTO audit_log (at, actor, event, details, prev_hash, hash, keyed) VALUES {}",
-                values.join(", ")
-            );
-            let hashes: Vec<Vec<u8>> = (0..rows.len()).map(|i| format!("{tag}{i}").into_bytes()).collect();
-            (sql, hashes)
-        };
-        let write = |(sql, hashes): (String, Vec<Vec<u8>>)| {
-            let pool = db.pool().clone();
-            async move {
-                let mut query = sqlx::query(&sql).bind(vec![0u8; 32]);
-                for hash in hashes {
-                    query = query.bind(hash);
-                }
-                query.execute(&pool).await.unwrap();
-            }
-        };
         let day = 20_000 * 86_400;
         let older = [(day, "card_unlocked"), (day + 86_399, "card_unlocked"), (day + 86_400, "card_unlocked"), (day + 5, "sign_in")];
-        write(insert(&older, "old")).await;
+        write_audit_rows(&db, &older, "old").await;
 
         db.migrate().await.unwrap();
         let later = [(day + 10, "card_unlocked"), (day + 86_401, "sign_in"), (day + 86_402, "sign_in")];
-        write(insert(&later, "new")).await;
+        write_audit_rows(&db, &later, "new").await;
 
         let counted: Vec<(i64, String, i64)> =
             sqlx::query_as("SELECT day, event, n FROM audit_daily ORDER BY day, event").fetch_all(db.pool()).await.unwrap();
