@@ -48,6 +48,9 @@ impl FromStr for DatabaseKind {
     }
 }
 
+/// How long a request waits for a connection (or SQLite's write turn) before it is told 503.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// How long start-up waits for a database that does not answer yet.
 const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -58,6 +61,11 @@ pub struct Database {
     /// Keys the audit chain (`audit`): kept outside the database, so someone who can write to it
     /// cannot recompute the chain.
     audit_key: crate::audit::AuditKey,
+    /// SQLite's writers queue here, in the process, before they take a connection (issue 16).
+    /// Left to SQLite, every writer but one fails `BEGIN IMMEDIATE` and sleeps in its busy
+    /// handler (1, 2, 5, 10 … ms) holding one of the pool's four connections, so readers starve
+    /// and sign-in at 500/s fell seconds behind. `None` on PostgreSQL, which locks rows.
+    write_gate: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// A transaction that will write, with what appending to the audit trail inside it needs.
@@ -67,6 +75,8 @@ pub struct WriteTx {
     pub(crate) audit_key: crate::audit::AuditKey,
     /// The events audited in this transaction, counted in the metrics once it commits.
     pub(crate) audited: Vec<String>,
+    /// SQLite's turn to write ([`Database::begin_write`]): given back when the transaction ends.
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
@@ -113,7 +123,7 @@ impl Database {
             })
             // A request waits this long for a connection before it is told 503 (try again): a
             // database restarting or failing over must not hold every request for sqlx's 30 s.
-            .acquire_timeout(std::time::Duration::from_secs(3))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             // When the disk fills, SQLite rolls the transaction back itself; sqlx's own ROLLBACK
             // then fails and the connection keeps believing it is in one, refusing every later
             // BEGIN. (The ping before this check has run any rollback still queued.) Such a
@@ -143,7 +153,8 @@ impl Database {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
         let audit_key = crate::audit::AuditKey::derive(&crate::keys::server_key(settings)?);
-        Ok(Self { pool, kind, audit_key })
+        let write_gate = (kind == DatabaseKind::Sqlite).then(Default::default);
+        Ok(Self { pool, kind, audit_key, write_gate })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -171,12 +182,23 @@ impl Database {
     /// A transaction that will write. SQLite gets `BEGIN IMMEDIATE`: taking the write lock up
     /// front means two writers queue (busy timeout) instead of one failing when it upgrades a
     /// read snapshot another writer has since changed. PostgreSQL locks rows as it goes.
+    ///
+    /// On SQLite the writers of this process first wait their turn at the write gate, as long as
+    /// they would wait for a connection (a turn not given in time is the same 503).
     pub async fn begin_write(&self) -> sqlx::Result<WriteTx> {
+        let turn = match &self.write_gate {
+            Some(gate) => Some(
+                tokio::time::timeout(ACQUIRE_TIMEOUT, gate.clone().lock_owned())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)?,
+            ),
+            None => None,
+        };
         let tx = match self.kind {
             DatabaseKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             DatabaseKind::Postgres => self.pool.begin().await?,
         };
-        Ok(WriteTx { tx, audit_key: self.audit_key.clone(), audited: Vec::new() })
+        Ok(WriteTx { tx, audit_key: self.audit_key.clone(), audited: Vec::new(), _turn: turn })
     }
 
     pub(crate) fn audit_key(&self) -> &crate::audit::AuditKey {

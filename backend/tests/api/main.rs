@@ -29,3 +29,4 @@ mod sign_in;
 mod spa_hosting;
 mod unlock;
 mod unlock_release;
+mod write_turns;
