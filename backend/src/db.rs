@@ -180,11 +180,12 @@ impl Database {
     }
 
     /// A transaction that will write. SQLite gets `BEGIN IMMEDIATE`: taking the write lock up
-    /// front means two writers queue (busy timeout) instead of one failing when it upgrades a
-    /// read snapshot another writer has since changed. PostgreSQL locks rows as it goes.
+    /// front means two writers queue instead of one failing when it upgrades a read snapshot
+    /// another writer has since changed. PostgreSQL locks rows as it goes.
     ///
-    /// On SQLite the writers of this process first wait their turn at the write gate, as long as
-    /// they would wait for a connection (a turn not given in time is the same 503).
+    /// On SQLite the writers of this process queue at the write gate, as long as they would wait
+    /// for a connection (a turn not given in time is the same 503); only a writer in another
+    /// process (the admin commands) still meets SQLite's busy timeout.
     pub async fn begin_write(&self) -> sqlx::Result<WriteTx> {
         let turn = match &self.write_gate {
             Some(gate) => Some(
