@@ -72,17 +72,20 @@ pub struct Database {
 #[derive(Debug)]
 pub struct WriteTx {
     tx: Transaction<'static, Any>,
-    pub(crate) audit_key: crate::audit::AuditKey,
-    /// The events audited in this transaction, counted in the metrics once it commits.
-    pub(crate) audited: Vec<String>,
+    kind: DatabaseKind,
+    audit_key: crate::audit::AuditKey,
+    /// The audit entries of this transaction, written by its commit (`audit::write`) and then
+    /// counted in the metrics.
+    pub(crate) pending: Vec<crate::audit::Pending>,
     /// SQLite's turn to write ([`Database::begin_write`]): given back when the transaction ends.
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {
-    pub async fn commit(self) -> sqlx::Result<()> {
+    pub async fn commit(mut self) -> sqlx::Result<()> {
+        crate::audit::write(&mut self.tx, self.kind, &self.audit_key, &self.pending).await?;
         self.tx.commit().await?;
-        crate::metrics::global().audited(self.audited.iter().map(String::as_str));
+        crate::metrics::global().audited(self.pending.iter().map(crate::audit::Pending::event));
         Ok(())
     }
 }
@@ -199,7 +202,13 @@ impl Database {
             DatabaseKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             DatabaseKind::Postgres => self.pool.begin().await?,
         };
-        Ok(WriteTx { tx, audit_key: self.audit_key.clone(), audited: Vec::new(), _turn: turn })
+        Ok(WriteTx {
+            tx,
+            kind: self.kind,
+            audit_key: self.audit_key.clone(),
+            pending: Vec::new(),
+            _turn: turn,
+        })
     }
 
     pub(crate) fn audit_key(&self) -> &crate::audit::AuditKey {

@@ -40,8 +40,16 @@ on_both_databases! {
             .map(|i| {
                 let db = app.db.clone();
                 tokio::spawn(async move {
-                    audit::record(&db, audit::Entry::new(audit::SYSTEM, "test_event").details(serde_json::json!({"i": i})))
-                        .await
+                    // Two entries a transaction, with its other work between them and after:
+                    // the rows are chained at the commit, so the transactions interleave freely.
+                    let mut tx = db.begin_write().await?;
+                    audit::append(&mut tx, audit::Entry::new(audit::SYSTEM, "test_event").details(serde_json::json!({"i": i}))).await?;
+                    sqlx::query("SELECT COUNT(*) FROM audit_log").execute(&mut **tx).await?;
+                    tokio::task::yield_now().await;
+                    audit::append(&mut tx, audit::Entry::new(audit::SYSTEM, "test_event").details(serde_json::json!({"i": i, "second": true}))).await?;
+                    tokio::task::yield_now().await;
+                    tx.commit().await?;
+                    anyhow::Ok(())
                 })
             })
             .collect();
@@ -49,7 +57,15 @@ on_both_databases! {
             task.await.unwrap().unwrap();
         }
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(app.db.pool()).await.unwrap();
-        assert_eq!(count, 20);
+        assert_eq!(count, 40);
+        // Each transaction's two rows are next to each other in the chain.
+        let details: Vec<String> = sqlx::query_scalar("SELECT details FROM audit_log ORDER BY id").fetch_all(app.db.pool()).await.unwrap();
+        for pair in details.chunks(2) {
+            let (first, second): (serde_json::Value, serde_json::Value) =
+                (serde_json::from_str(&pair[0]).unwrap(), serde_json::from_str(&pair[1]).unwrap());
+            assert_eq!(first["i"], second["i"]);
+            assert_eq!(second["second"], true);
+        }
         assert_eq!(audit::first_broken_row(&app.db).await.unwrap(), None);
     }
 }
