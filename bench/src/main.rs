@@ -4,8 +4,11 @@
 //! starts PostgreSQL and runs it; `--quick` (seconds, a few people) is what the test command runs
 //! so the harness keeps working. Nothing here asserts a timing: the report says.
 //!
-//! `bench [--quick] [--only NAME,..] [--postgres URL] [--people N] [--out FILE]
+//! `bench [--quick] [--only NAME,..] [--postgres URL] [--postgres-only] [--people N] [--out FILE]
 //!        [--backend PATH] [--agent PATH] [--dist DIR]`
+//!
+//! `--postgres-only` skips SQLite in the scenarios that run on both (answers, routes): to
+//! compare two builds on PostgreSQL, run by run, without the SQLite half between them.
 
 mod api;
 mod load;
@@ -28,6 +31,8 @@ pub struct Options {
     pub only: Option<Vec<String>>,
     /// A PostgreSQL server URL the bench may create databases on (as its superuser).
     pub postgres: Option<String>,
+    /// Leave SQLite out of the scenarios that run on both engines.
+    pub postgres_only: bool,
     /// People in the "million people" scenario.
     pub people: usize,
     pub out: PathBuf,
@@ -37,7 +42,7 @@ pub struct Options {
 fn options() -> anyhow::Result<Options> {
     let mut args = std::env::args().skip(1);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut quick = false;
+    let (mut quick, mut postgres_only) = (false, false);
     let (mut only, mut postgres, mut people, mut out) = (None, None, None, None);
     let (mut backend, mut agent, mut dist) = (None, None, root.join("dist"));
     while let Some(arg) = args.next() {
@@ -46,6 +51,7 @@ fn options() -> anyhow::Result<Options> {
             "--quick" => quick = true,
             "--only" => only = Some(value()?.split(',').map(str::to_owned).collect()),
             "--postgres" => postgres = Some(value()?),
+            "--postgres-only" => postgres_only = true,
             "--people" => people = Some(value()?.parse()?),
             "--out" => out = Some(PathBuf::from(value()?)),
             "--backend" => backend = Some(PathBuf::from(value()?)),
@@ -60,6 +66,7 @@ fn options() -> anyhow::Result<Options> {
         quick,
         only,
         postgres: postgres.or_else(|| std::env::var("TEST_POSTGRES_URL").ok()),
+        postgres_only,
         people: people.unwrap_or(if quick { 2_000 } else { 1_000_000 }),
         out: out.unwrap_or_else(|| root.join("target/bench/report.md")),
         programs: Programs {

@@ -491,14 +491,20 @@ impl Purpose {
     }
 }
 
-/// What the card signs for `purpose`: SHA-256 over the label, the challenge's length and the
-/// challenge.
+/// What the card signs for `purpose`: SHA-256 over [`signed_preimage`].
 pub fn signed_digest(purpose: Purpose, challenge: &[u8]) -> [u8; 32] {
-    let mut hash = Sha256::new();
-    hash.update(purpose.label());
-    hash.update((challenge.len() as u32).to_be_bytes());
-    hash.update(challenge);
-    hash.finalize().into()
+    Sha256::digest(signed_preimage(purpose, challenge)).into()
+}
+
+/// The bytes [`signed_digest`] hashes: the label, the challenge's length and the challenge (a
+/// verifier that hashes for itself is given these).
+pub fn signed_preimage(purpose: Purpose, challenge: &[u8]) -> Vec<u8> {
+    let label = purpose.label();
+    let mut message = Vec::with_capacity(label.len() + 4 + challenge.len());
+    message.extend_from_slice(label);
+    message.extend_from_slice(&(challenge.len() as u32).to_be_bytes());
+    message.extend_from_slice(challenge);
+    message
 }
 
 /// What an issued card's final proofs sign: the backend's challenge and the algorithm the card
