@@ -74,10 +74,7 @@ pub async fn issue_in(
 ) -> anyhow::Result<Issued> {
     let issued = Issued { id: random_token(), challenge: random_bytes() };
     let now = now_unix();
-    sqlx::query("DELETE FROM challenges WHERE expires_at < $1")
-        .bind(now - LIFETIME_SECONDS)
-        .execute(&mut **tx)
-        .await?;
+    crate::db::sweep(tx, "challenges", "expires_at", now - LIFETIME_SECONDS).await?;
     sqlx::query(
         "INSERT INTO challenges (id, purpose, challenge, session_ref, expires_at) VALUES ($1, $2, $3, $4, $5)",
     )

@@ -52,11 +52,8 @@ pub async fn create(
     .execute(&mut **tx)
     .await?;
     // Expired sessions are swept as new ones start: no separate job to forget.
-    sqlx::query("DELETE FROM sessions WHERE expires_at < $1 OR last_seen_at < $2")
-        .bind(now)
-        .bind(now - IDLE_SECONDS)
-        .execute(&mut **tx)
-        .await?;
+    crate::db::sweep(tx, "sessions", "expires_at", now).await?;
+    crate::db::sweep(tx, "sessions", "last_seen_at", now - IDLE_SECONDS).await?;
     Ok(token)
 }
 

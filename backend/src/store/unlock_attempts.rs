@@ -137,16 +137,13 @@ const KEPT_AFTER_EXPIRY_SECONDS: i64 = 24 * 3600;
 
 pub async fn insert(conn: &mut Conn, new: &NewAttempt<'_>) -> sqlx::Result<()> {
     let swept_before = new.created_at - KEPT_AFTER_EXPIRY_SECONDS;
-    sqlx::query(
-        "DELETE FROM unlock_attempt_questions WHERE attempt_id IN (SELECT id FROM unlock_attempts WHERE expires_at < $1)",
-    )
-    .bind(swept_before)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("DELETE FROM unlock_attempts WHERE expires_at < $1")
-        .bind(swept_before)
-        .execute(&mut *conn)
-        .await?;
+    // The questions of the attempts the sweep is about to remove: the same range, so the same rows.
+    let questions = format!(
+        "DELETE FROM unlock_attempt_questions WHERE attempt_id IN (SELECT id FROM unlock_attempts WHERE {})",
+        crate::db::oldest("unlock_attempts", "expires_at")
+    );
+    sqlx::query(&questions).bind(swept_before).execute(&mut *conn).await?;
+    crate::db::sweep(conn, "unlock_attempts", "expires_at", swept_before).await?;
     sqlx::query(
         "INSERT INTO unlock_attempts (id, user_ref, card_guid, status, created_at, expires_at, route, \
          desk_officer, desk_identity_check, desk_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",

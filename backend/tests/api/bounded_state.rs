@@ -23,9 +23,57 @@ on_both_databases! {
             assert_eq!(app.post("/api/unlock/challenge", &()).await.status(), 200);
         }
         assert_eq!(count(&app, "challenges").await, 400, "each lives two minutes");
-        sqlx::query("UPDATE challenges SET expires_at = 0").execute(app.db.pool()).await.unwrap();
+        // All expired, each at its own second (rows sharing the batch's last second go with it).
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM challenges").fetch_all(app.db.pool()).await.unwrap();
+        for (second, id) in ids.iter().enumerate() {
+            sqlx::query("UPDATE challenges SET expires_at = $1 WHERE id = $2")
+                .bind(second as i64)
+                .bind(id)
+                .execute(app.db.pool())
+                .await
+                .unwrap();
+        }
         assert_eq!(app.post("/api/unlock/challenge", &()).await.status(), 200);
-        assert_eq!(count(&app, "challenges").await, 1, "the expired ones went with the next");
+        // Each new challenge sweeps a batch of 64, the oldest: bounded work in the request, and
+        // a backlog that shrinks by 63 a request.
+        assert_eq!(count(&app, "challenges").await, 400 - 64 + 1, "one batch went with the next");
+        for _ in 0..6 {
+            assert_eq!(app.post("/api/unlock/challenge", &()).await.status(), 200);
+        }
+        assert_eq!(count(&app, "challenges").await, 7, "and the rest with the next six: only live ones are left");
+    }
+}
+
+on_both_databases! {
+    /// What PostgreSQL makes of the sweep on a table that has grown by thousands since it was
+    /// last analysed: a walk along the index, not a scan of every row (issue 16).
+    async fn a_sweep_walks_the_index_on_a_table_grown_since_it_was_analysed(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        sqlx::query(
+            "INSERT INTO challenges (id, purpose, challenge, session_ref, expires_at) \
+             SELECT 'c' || n, 'sign_in', 'x', NULL, 4000000000 + n FROM (WITH RECURSIVE s(n) AS \
+             (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 20000) SELECT n FROM s) AS numbers",
+        )
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+        let sweep = format!("DELETE FROM challenges WHERE {}", backend::db::oldest("challenges", "expires_at"));
+        let explain = match app.db.kind() {
+            backend::db::DatabaseKind::Postgres => format!("EXPLAIN {}", sweep.replace("$1", "4000000000")),
+            backend::db::DatabaseKind::Sqlite => format!("EXPLAIN QUERY PLAN {}", sweep.replace("$1", "4000000000")),
+        };
+        let rows = sqlx::query(&explain).fetch_all(app.db.pool()).await.unwrap();
+        let plan: Vec<String> = rows
+            .iter()
+            .map(|row| {
+                use sqlx::Row;
+                row.try_get::<String, _>(row.len() - 1).unwrap()
+            })
+            .collect();
+        let plan = plan.join("\n");
+        assert!(plan.contains("challenges_expires"), "the sweep walks the expiry index:\n{plan}");
+        assert!(!plan.contains("Seq Scan on challenges") && !plan.contains("SCAN challenges"), "{plan}");
+        assert_eq!(count(&app, "challenges").await, 20000, "EXPLAIN deleted nothing");
     }
 }
 
