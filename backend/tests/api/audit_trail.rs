@@ -154,3 +154,44 @@ on_both_databases! {
         assert_eq!(audit::first_broken_row(&app.db).await.unwrap(), None);
     }
 }
+
+/// Two appenders read the same head while a third holds its lock; when it lets go, one moves
+/// the head and the other finds it moved, reads it again and chains after it (PostgreSQL's
+/// optimistic path, `audit::write`).
+#[tokio::test]
+async fn appenders_that_read_the_same_head_chain_one_after_the_other() {
+    let app = TestApp::spawn(crate::helpers::Engine::Postgres).await;
+    audit::record(&app.db, audit::Entry::new(audit::SYSTEM, "first")).await.unwrap();
+    let mut holder = app.db.pool().begin().await.unwrap();
+    sqlx::query("UPDATE audit_head SET hash = hash WHERE id = 1").execute(&mut *holder).await.unwrap();
+    let appenders: Vec<_> = ["second", "third"]
+        .into_iter()
+        .map(|event| {
+            let db = app.db.clone();
+            tokio::spawn(async move {
+                let mut tx = db.begin_write().await?;
+                audit::append(&mut tx, audit::Entry::new(audit::SYSTEM, event)).await?;
+                tx.commit().await?;
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    // Both have read the head and wait on its lock.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH head AS%'",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(waiting, 2, "both appenders wait in the statement that moves the head");
+    holder.rollback().await.unwrap();
+    for appender in appenders {
+        appender.await.unwrap().unwrap();
+    }
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT event FROM audit_log ORDER BY id").fetch_all(app.db.pool()).await.unwrap();
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0], "first");
+    assert_eq!(audit::first_broken_row(&app.db).await.unwrap(), None);
+}
