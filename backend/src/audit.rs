@@ -138,14 +138,6 @@ pub(crate) async fn write(
     if pending.is_empty() {
         return Ok(());
     }
-    if kind == DatabaseKind::Postgres && pending.len() <= ROWS_PER_INSERT {
-        for _ in 0..OPTIMISTIC_TRIES {
-            if write_if_head_is_still(tx, key, pending).await? {
-                return Ok(());
-            }
-        }
-        // Others kept moving the head first: queue on its lock instead.
-    }
     let mut previous: Vec<u8> =
         sqlx::query_scalar("UPDATE audit_head SET hash = hash WHERE id = 1 RETURNING hash")
             .fetch_one(&mut **tx)
@@ -211,79 +203,6 @@ pub(crate) async fn write(
             .await?;
     }
     Ok(())
-}
-
-/// How often an appender on PostgreSQL reads the head again after another moved it first,
-/// before it queues on the head's lock.
-const OPTIMISTIC_TRIES: usize = 8;
-
-/// PostgreSQL's usual path: the head read without a lock, the rows chained from it, then one
-/// statement that moves the head only if it is still what was read and writes the rows only if
-/// it moved. The head's row lock is then held from that statement to the COMMIT, not across the
-/// two round trips of lock-read-write (issue 16: queued sign-ins waited on the holder's round
-/// trips to the backend). A concurrent appender holding the lock makes this statement wait and
-/// then find the head changed: nothing is written and `false` says read again.
-async fn write_if_head_is_still(
-    tx: &mut Transaction<'static, Any>,
-    key: &AuditKey,
-    pending: &[Pending],
-) -> sqlx::Result<bool> {
-    let read: Vec<u8> =
-        sqlx::query_scalar("SELECT hash FROM audit_head WHERE id = 1").fetch_one(&mut **tx).await?;
-    let at = now_unix();
-    let mut previous = read.clone();
-    let mut values = Vec::with_capacity(pending.len());
-    let mut rows = Vec::with_capacity(pending.len());
-    for (i, entry) in pending.iter().enumerate() {
-        let hash = keyed_hash(
-            key,
-            &previous,
-            at,
-            &entry.actor,
-            &entry.event,
-            entry.subject.as_deref(),
-            &entry.details,
-        )
-        .to_vec();
-        let n = i * 8;
-        values.push(format!(
-            "(${}::BIGINT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::BYTEA, ${}::BYTEA, ${}::BIGINT)",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4,
-            n + 5,
-            n + 6,
-            n + 7,
-            n + 8
-        ));
-        rows.push((entry, std::mem::replace(&mut previous, hash.clone()), hash));
-    }
-    let head = pending.len() * 8 + 1;
-    let sql = format!(
-        "WITH head AS (UPDATE audit_head SET hash = ${head}, seal = ${} WHERE id = 1 AND hash = ${} RETURNING id) \
-         INSERT INTO audit_log (at, actor, event, subject, details, prev_hash, hash, keyed) \
-         SELECT v.at, v.actor, v.event, v.subject, v.details, v.prev_hash, v.hash, v.keyed FROM (VALUES {}) \
-         AS v (at, actor, event, subject, details, prev_hash, hash, keyed) WHERE EXISTS (SELECT 1 FROM head)",
-        head + 1,
-        head + 2,
-        values.join(", ")
-    );
-    let mut statement = sqlx::query(&sql);
-    for (entry, prev_hash, hash) in rows {
-        statement = statement
-            .bind(at)
-            .bind(entry.actor.as_str())
-            .bind(entry.event.as_str())
-            .bind(entry.subject.as_deref())
-            .bind(entry.details.as_str())
-            .bind(prev_hash)
-            .bind(hash)
-            .bind(1_i64);
-    }
-    let seal = key.seal(&previous);
-    let written = statement.bind(previous).bind(seal).bind(read).execute(&mut **tx).await?.rows_affected();
-    Ok(written == pending.len() as u64)
 }
 
 /// Seals the head if it has no seal yet: the first start after the upgrade to a keyed chain.
