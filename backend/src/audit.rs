@@ -143,8 +143,8 @@ pub(crate) async fn write(
             .fetch_one(&mut **tx)
             .await?;
     let at = now_unix();
-    let chunks: Vec<&[Pending]> = pending.chunks(ROWS_PER_INSERT).collect();
-    for (n, chunk) in chunks.iter().enumerate() {
+    let last_chunk = (pending.len() - 1) / ROWS_PER_INSERT;
+    for (n, chunk) in pending.chunks(ROWS_PER_INSERT).enumerate() {
         let mut sql = String::from(
             "INSERT INTO audit_log (at, actor, event, subject, details, prev_hash, hash, keyed) VALUES ",
         );
@@ -168,8 +168,7 @@ pub(crate) async fn write(
         }
         // PostgreSQL moves the head in the statement that writes the last rows: one round trip
         // fewer with the lock held. (SQLite has no INSERT inside WITH; its round trips are calls.)
-        let moves_head = kind == DatabaseKind::Postgres && n + 1 == chunks.len();
-        let seal = key.seal(&previous);
+        let moves_head = kind == DatabaseKind::Postgres && n == last_chunk;
         if moves_head {
             let at_head = chunk.len() * 8 + 1;
             sql = format!(
@@ -190,7 +189,7 @@ pub(crate) async fn write(
                 .bind(1_i64);
         }
         if moves_head {
-            statement = statement.bind(previous.clone()).bind(seal);
+            statement = statement.bind(previous.clone()).bind(key.seal(&previous));
         }
         statement.execute(&mut **tx).await?;
     }

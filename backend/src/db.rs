@@ -272,8 +272,12 @@ pub async fn sweep(
     column: &str,
     before: i64,
 ) -> sqlx::Result<u64> {
-    let sql = format!("DELETE FROM {table} WHERE {}", oldest(table, column));
-    Ok(sqlx::query(&sql).bind(before).execute(conn).await?.rows_affected())
+    Ok(sqlx::query(&sweep_statement(table, column)).bind(before).execute(conn).await?.rows_affected())
+}
+
+/// The statement [`sweep`] runs, `$1` the time before which rows go (the tests read its plan).
+pub fn sweep_statement(table: &str, column: &str) -> String {
+    format!("DELETE FROM {table} WHERE {}", oldest(table, column))
 }
 
 /// The placeholders of row `row` (from 0) of a multi-row `VALUES` list `width` values wide:

@@ -60,12 +60,16 @@ fn options() -> anyhow::Result<Options> {
             other => bail!("unknown argument {other} (see the top of bench/src/main.rs)"),
         }
     }
+    let postgres = postgres.or_else(|| std::env::var("TEST_POSTGRES_URL").ok());
+    if postgres_only && postgres.is_none() {
+        bail!("--postgres-only needs a PostgreSQL server (--postgres or TEST_POSTGRES_URL)");
+    }
     // Next to this program by default: the build that made it made them.
     let here = std::env::current_exe()?.parent().context("no folder")?.to_path_buf();
     Ok(Options {
         quick,
         only,
-        postgres: postgres.or_else(|| std::env::var("TEST_POSTGRES_URL").ok()),
+        postgres,
         postgres_only,
         people: people.unwrap_or(if quick { 2_000 } else { 1_000_000 }),
         out: out.unwrap_or_else(|| root.join("target/bench/report.md")),

@@ -34,9 +34,6 @@ pub async fn run(options: &Options, report: &mut Report) -> anyhow::Result<()> {
         report.note("No PostgreSQL server was given (--postgres or TEST_POSTGRES_URL): SQLite only.");
     }
     let engines = |name: &str| -> anyhow::Result<Vec<Engine>> {
-        if options.postgres_only && options.postgres.is_none() {
-            bail!("--postgres-only needs a PostgreSQL server (--postgres or TEST_POSTGRES_URL)");
-        }
         let mut engines = if options.postgres_only { vec![] } else { vec![Engine::Sqlite] };
         if let Some(server) = &options.postgres {
             engines.push(Engine::Postgres(fresh_database(server, name)?));
