@@ -5,10 +5,13 @@
 //! rows can encode alike; the head beside the trail carries a seal (an HMAC of the last hash).
 //! Without the key no one can recompute the chain after changing a row, nor cut rows from its end
 //! and point the head at the new last one. Rows from before the key (migration 0010) kept their
-//! plain SHA-256 hashes: the first keyed row, or the seal, covers them. A transaction's entries are
-//! written at its commit, after updating the single `audit_head` row, which queues concurrent
-//! appenders (a row lock in PostgreSQL, the write lock in SQLite), so the chain never forks even
-//! with several backend instances.
+//! plain SHA-256 hashes: the first keyed row, or the seal, covers them.
+//!
+//! The trail is [`lanes`] chains ("lanes"), each with its own sealed head in `audit_head`: 16 on
+//! PostgreSQL, where a single head's row lock made every writing route's commit queue behind the
+//! one before it (issue 16), and 1 on SQLite, which writes one transaction at a time anyway. A
+//! transaction's entries are written at its commit onto one lane whose head it locks, so no lane
+//! ever forks, even with several backend instances; rows are ordered by `id` across lanes.
 
 use hmac::{Hmac, Mac};
 use protocol::ra::AuditRow;
@@ -47,8 +50,20 @@ impl AuditKey {
         mac(&self.0[..])
     }
 
-    /// The head's seal over the last row's hash.
-    fn seal(&self, last_hash: &[u8]) -> Vec<u8> {
+    /// The seal of lane `lane`'s head over its last row's hash, as `kind` writes it: with one
+    /// lane (SQLite) the seal the single chain always had; with lanes, bound to the lane's
+    /// number, so a head moved to another lane does not verify, and lane 1's seal in this form
+    /// is what says the lanes are open ([`open_lanes`]).
+    fn seal(&self, kind: DatabaseKind, lane: i64, last_hash: &[u8]) -> Vec<u8> {
+        if lanes(kind) == 1 {
+            return self.single_seal(last_hash);
+        }
+        let mac = self.mac().chain_update(b"head").chain_update(lane.to_be_bytes());
+        mac.chain_update(last_hash).finalize().into_bytes().to_vec()
+    }
+
+    /// The seal of the single chain, before lanes (and SQLite's still).
+    fn single_seal(&self, last_hash: &[u8]) -> Vec<u8> {
         self.mac().chain_update(b"head").chain_update(last_hash).finalize().into_bytes().to_vec()
     }
 }
@@ -119,16 +134,51 @@ impl Pending {
     }
 }
 
-/// Rows written by one `INSERT`: 8 bound values each, well under every engine's limit.
+/// Rows written by one `INSERT`: 9 bound values each, well under every engine's limit.
 const ROWS_PER_INSERT: usize = 1000;
 
-/// Writes a transaction's entries to the trail, chained in order, as the last thing before its
-/// `COMMIT`. The head is locked, read and moved once: a row lock in PostgreSQL (SQLite's write
-/// lock is the transaction's already), which every other appender waits for until the commit.
-/// Taking it last, not at the first `append`, is what keeps that wait short (issue 16: the lock
-/// had been held across every statement of sign-in and unlock, p99 30–77 ms at 500/s): three
-/// round trips now, the lock and read in one statement, the rows and the head's move in one
-/// more (on PostgreSQL), then the commit. Every appender takes it last, so it closes no cycle.
+/// How many lanes the trail has on `kind`.
+pub fn lanes(kind: DatabaseKind) -> i64 {
+    match kind {
+        DatabaseKind::Postgres => 16,
+        DatabaseKind::Sqlite => 1,
+    }
+}
+
+/// The lane a waiter queues on when every lane is held, taken in turn so waiters spread out.
+static NEXT_LANE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Locks a lane's head for this transaction and reads it: `(lane, last hash)`.
+///
+/// On PostgreSQL the first head no other transaction holds (`SKIP LOCKED`), so up to
+/// [`lanes`] commits chain and flush at once instead of queueing on one row lock through each
+/// other's WAL flush (issue 16: that queue held most of sign-in's time at 500/s). Only sealed
+/// lanes are taken: the others are not open yet. SQLite's transaction holds the write lock
+/// already: lane 1.
+async fn take_lane(tx: &mut Transaction<'static, Any>, kind: DatabaseKind) -> sqlx::Result<(i64, Vec<u8>)> {
+    if kind != DatabaseKind::Postgres {
+        return sqlx::query_as("SELECT id, hash FROM audit_head WHERE id = 1").fetch_one(&mut **tx).await;
+    }
+    let free = sqlx::query_as(
+        "SELECT id, hash FROM audit_head WHERE seal IS NOT NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(lane) = free {
+        return Ok(lane);
+    }
+    let lane = 1 + NEXT_LANE.fetch_add(1, std::sync::atomic::Ordering::Relaxed).rem_euclid(lanes(kind));
+    sqlx::query_as("SELECT id, hash FROM audit_head WHERE id = $1 FOR UPDATE")
+        .bind(lane)
+        .fetch_one(&mut **tx)
+        .await
+}
+
+/// Writes a transaction's entries to the trail, chained in order on one lane, as the last thing
+/// before its `COMMIT`. The lane's head is locked and read, then moved once; taking it last, not
+/// at the first `append`, keeps it held for two round trips and the commit (issue 16: it had
+/// been held across every statement of sign-in and unlock). Every appender takes one head and
+/// takes it last, so it closes no lock cycle.
 pub(crate) async fn write(
     tx: &mut Transaction<'static, Any>,
     kind: DatabaseKind,
@@ -138,15 +188,12 @@ pub(crate) async fn write(
     if pending.is_empty() {
         return Ok(());
     }
-    let mut previous: Vec<u8> =
-        sqlx::query_scalar("UPDATE audit_head SET hash = hash WHERE id = 1 RETURNING hash")
-            .fetch_one(&mut **tx)
-            .await?;
+    let (lane, mut previous) = take_lane(tx, kind).await?;
     let at = now_unix();
     let last_chunk = (pending.len() - 1) / ROWS_PER_INSERT;
     for (n, chunk) in pending.chunks(ROWS_PER_INSERT).enumerate() {
         let mut sql = String::from(
-            "INSERT INTO audit_log (at, actor, event, subject, details, prev_hash, hash, keyed) VALUES ",
+            "INSERT INTO audit_log (at, actor, event, subject, details, prev_hash, hash, keyed, lane) VALUES ",
         );
         let mut rows = Vec::with_capacity(chunk.len());
         for (i, entry) in chunk.iter().enumerate() {
@@ -163,17 +210,18 @@ pub(crate) async fn write(
             if i > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&crate::db::row_placeholders(i, 8));
+            sql.push_str(&crate::db::row_placeholders(i, 9));
             rows.push((entry, std::mem::replace(&mut previous, hash.clone()), hash));
         }
         // PostgreSQL moves the head in the statement that writes the last rows: one round trip
         // fewer with the lock held. (SQLite has no INSERT inside WITH; its round trips are calls.)
         let moves_head = kind == DatabaseKind::Postgres && n == last_chunk;
         if moves_head {
-            let at_head = chunk.len() * 8 + 1;
+            let at_head = chunk.len() * 9 + 1;
             sql = format!(
-                "WITH written AS ({sql}) UPDATE audit_head SET hash = ${at_head}, seal = ${} WHERE id = 1",
-                at_head + 1
+                "WITH written AS ({sql}) UPDATE audit_head SET hash = ${at_head}, seal = ${} WHERE id = ${}",
+                at_head + 1,
+                at_head + 2
             );
         }
         let mut statement = sqlx::query(&sql);
@@ -186,37 +234,97 @@ pub(crate) async fn write(
                 .bind(entry.details.as_str())
                 .bind(prev_hash)
                 .bind(hash)
-                .bind(1_i64);
+                .bind(1_i64)
+                .bind(lane);
         }
         if moves_head {
-            statement = statement.bind(previous.clone()).bind(key.seal(&previous));
+            statement = statement.bind(previous.clone()).bind(key.seal(kind, lane, &previous)).bind(lane);
         }
         statement.execute(&mut **tx).await?;
     }
     if kind != DatabaseKind::Postgres {
-        let seal = key.seal(&previous);
-        sqlx::query("UPDATE audit_head SET hash = $1, seal = $2 WHERE id = 1")
+        let seal = key.seal(kind, lane, &previous);
+        sqlx::query("UPDATE audit_head SET hash = $1, seal = $2 WHERE id = $3")
             .bind(previous)
             .bind(seal)
+            .bind(lane)
             .execute(&mut **tx)
             .await?;
     }
     Ok(())
 }
 
-/// Seals the head if it has no seal yet: the first start after the upgrade to a keyed chain.
-/// From then on a head without a valid seal is damage.
-pub async fn seal_head_once(db: &Database) -> anyhow::Result<()> {
+/// Readies the trail at start-up: seals a head that was never sealed, then opens the lanes.
+pub async fn prepare(db: &Database) -> anyhow::Result<()> {
+    seal_head_once(db).await?;
+    open_lanes(db).await
+}
+
+/// Seals lane 1's head, as the single chain was, if it has no seal yet and the trail holds no
+/// keyed row: a new database,
+/// or the first start after the upgrade to a keyed chain. Once a keyed row exists, a head
+/// without a seal is damage (someone cleared it), and sealing it at the next start would bless
+/// whatever was done with it.
+async fn seal_head_once(db: &Database) -> anyhow::Result<()> {
     let mut tx = db.begin_write().await?;
     let head: (Vec<u8>, Option<Vec<u8>>) =
         sqlx::query_as("SELECT hash, seal FROM audit_head WHERE id = 1").fetch_one(&mut **tx).await?;
     if head.1.is_none() {
-        sqlx::query("UPDATE audit_head SET seal = $1 WHERE id = 1 AND seal IS NULL")
-            .bind(db.audit_key().seal(&head.0))
+        let keyed: Option<i64> = sqlx::query_scalar("SELECT id FROM audit_log WHERE keyed = 1 LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+        if keyed.is_none() {
+            sqlx::query("UPDATE audit_head SET seal = $1 WHERE id = 1 AND seal IS NULL")
+                .bind(db.audit_key().single_seal(&head.0))
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Opens the lanes beyond the first, once (migration 0016 made them): seals their empty heads and
+/// seals lane 1 again in the lanes' form, in one transaction. Lane 1's seal in that form, which
+/// only the key can make, is what makes an unsealed lane damage from then on: a lane someone
+/// emptied and unsealed does not pass for one never opened, and a later start, finding lane 1
+/// sealed so, seals nothing again.
+async fn open_lanes(db: &Database) -> anyhow::Result<()> {
+    let unsealed: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM audit_head WHERE id > 1 AND seal IS NULL LIMIT 1")
+            .fetch_optional(db.pool())
+            .await?;
+    if unsealed.is_none() {
+        return Ok(());
+    }
+    let key = db.audit_key();
+    let mut tx = db.begin_write().await?;
+    // Lane 1's lock makes instances that start together open the lanes one after the other.
+    let (hash, seal): (Vec<u8>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT hash, seal FROM audit_head WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut **tx)
+            .await?;
+    if !seal.is_some_and(|seal| bool::from(key.single_seal(&hash).ct_eq(&seal))) {
+        // Opened already (and a lane's seal since cleared), or lane 1 is damaged: verifying the
+        // trail reports either; sealing anything now would hide it.
+        tracing::warn!("the audit trail has a lane without a seal; verify the trail");
+        return Ok(());
+    }
+    let empty = vec![0u8; 32];
+    for lane in 2..=lanes(db.kind()) {
+        sqlx::query("UPDATE audit_head SET seal = $1 WHERE id = $2 AND seal IS NULL AND hash = $3")
+            .bind(key.seal(db.kind(), lane, &empty))
+            .bind(lane)
+            .bind(&empty)
             .execute(&mut **tx)
             .await?;
     }
+    sqlx::query("UPDATE audit_head SET seal = $1 WHERE id = 1")
+        .bind(key.seal(db.kind(), 1, &hash))
+        .execute(&mut **tx)
+        .await?;
     tx.commit().await?;
+    tracing::info!(lanes = lanes(db.kind()), "opened the audit trail's lanes");
     Ok(())
 }
 
@@ -285,33 +393,63 @@ fn each_field(
 /// Rows read per query while verifying: memory stays constant however long the trail is.
 const VERIFY_PAGE: i64 = 1000;
 
-/// Walks the whole chain, a page at a time; returns the id of the first row that does not
-/// verify or is missing, if any. The chain must also reach the head recorded beside it, so
-/// deleting the newest rows is found too (the id then is the first one missing). Rows appended
-/// while it runs come after the head it read first, so they never look like damage.
+/// One lane as the verifier walks it.
+struct LaneWalk {
+    head: Vec<u8>,
+    seal: Option<Vec<u8>>,
+    /// The hash of the lane's last row so far (zeros before its first).
+    last: Vec<u8>,
+}
+
+impl LaneWalk {
+    /// Whether the lane's rows end at its head and the head carries `seal` of it.
+    fn ends_sealed(&self, seal: impl FnOnce(&[u8]) -> Vec<u8>) -> bool {
+        self.last == self.head
+            && self.seal.as_ref().is_some_and(|stored| bool::from(seal(&self.head).ct_eq(stored)))
+    }
+}
+
+/// Walks the whole trail, a page at a time; returns the id of the first row that does not
+/// verify or is missing, if any. Each lane must also end exactly at its head, sealed, so
+/// deleting a lane's newest rows is found too (the id then is one past the last row).
+///
+/// It reads one snapshot (a repeatable-read transaction): lanes commit independently, so
+/// between pages a row with a lower id than one already read can appear, and a head read
+/// before the rows could be behind them.
 pub async fn first_broken_row(db: &Database) -> anyhow::Result<Option<i64>> {
     let key = db.audit_key();
-    let (head, seal): (Vec<u8>, Option<Vec<u8>>) =
-        sqlx::query_as("SELECT hash, seal FROM audit_head WHERE id = 1").fetch_one(db.pool()).await?;
-    // A head that is not the key's: rows were cut from the end and the head moved to match.
-    let head_sealed = seal.is_some_and(|seal| bool::from(key.seal(&head).ct_eq(&seal)));
+    let mut tx = match db.kind() {
+        DatabaseKind::Postgres => {
+            db.pool().begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?
+        }
+        // SQLite's read transaction is one snapshot (WAL) from its first read.
+        DatabaseKind::Sqlite => db.pool().begin().await?,
+    };
+    let heads: Vec<(i64, Vec<u8>, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT id, hash, seal FROM audit_head ORDER BY id").fetch_all(&mut *tx).await?;
+    let lane_count = lanes(db.kind());
+    let mut walks: std::collections::BTreeMap<i64, LaneWalk> = heads
+        .into_iter()
+        .filter(|(lane, _, _)| (1..=lane_count).contains(lane))
+        .map(|(lane, head, seal)| (lane, LaneWalk { head, seal, last: vec![0u8; 32] }))
+        .collect();
     let mut keyed_seen = false;
-    let mut expected_previous = vec![0u8; 32];
-    let mut reached_head = head == expected_previous;
     let mut last_id = 0_i64;
     loop {
         let rows = sqlx::query(
-            "SELECT id, at, actor, event, subject, details, prev_hash, hash, keyed FROM audit_log \
+            "SELECT id, at, actor, event, subject, details, prev_hash, hash, keyed, lane FROM audit_log \
              WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(last_id)
         .bind(VERIFY_PAGE)
-        .fetch_all(db.pool())
+        .fetch_all(&mut *tx)
         .await?;
         let Some(last) = rows.last() else { break };
         let page_end: i64 = last.try_get("id")?;
         for row in rows {
             let id: i64 = row.try_get("id")?;
+            // A row on a lane the trail does not have, or whose head is gone.
+            let Some(walk) = walks.get_mut(&row.try_get::<i64, _>("lane")?) else { return Ok(Some(id)) };
             let previous: Vec<u8> = row.try_get("prev_hash")?;
             let subject: Option<String> = row.try_get("subject")?;
             let (at, actor, event, details): (i64, String, String, String) =
@@ -329,15 +467,29 @@ pub async fn first_broken_row(db: &Database) -> anyhow::Result<Option<i64>> {
                 chain_hash(&previous, at, &actor, &event, subject.as_deref(), &details)
             };
             let stored: Vec<u8> = row.try_get("hash")?;
-            if previous != expected_previous || stored != hash {
+            if previous != walk.last || stored != hash {
                 return Ok(Some(id));
             }
-            reached_head |= stored == head;
-            expected_previous = stored;
+            walk.last = stored;
         }
         last_id = page_end;
     }
-    Ok((!reached_head || !head_sealed).then_some(last_id + 1))
+    tx.rollback().await?;
+    let kind = db.kind();
+    let sealed =
+        |lane: i64| walks.get(&lane).is_some_and(|walk| walk.ends_sealed(|head| key.seal(kind, lane, head)));
+    // Until the lanes are opened, lane 1 carries the single chain's seal and the others are empty
+    // and need none; from then on (lane 1 sealed in the lanes' form) a head without the key's
+    // seal is one someone moved, cut or cleared.
+    let opened = sealed(1);
+    let unopened = |lane: i64| {
+        walks.get(&lane).is_some_and(|walk| match lane {
+            1 => walk.ends_sealed(|head| key.single_seal(head)),
+            _ => walk.seal.is_none() && walk.head == [0u8; 32] && walk.last == walk.head,
+        })
+    };
+    let whole = (1..=lane_count).all(|lane| sealed(lane) || (!opened && unopened(lane)));
+    Ok((!whole).then_some(last_id + 1))
 }
 
 #[cfg(test)]
@@ -420,7 +572,8 @@ pub async fn count(conn: &mut sqlx::AnyConnection) -> sqlx::Result<i64> {
 
 /// How often each of `events` happened on each UTC day (days since the epoch) of
 /// `[from_day, to_day]`: `(day, event, count)`, from the per-day counts a trigger keeps as rows
-/// are appended (migration 0014), so a year's report reads a few thousand rows, not the trail.
+/// are appended (migration 0014; on PostgreSQL one count per lane, added up here), so a year's
+/// report reads a few thousand rows, not the trail.
 pub async fn daily_counts(
     conn: &mut sqlx::AnyConnection,
     from_day: i64,
@@ -429,7 +582,8 @@ pub async fn daily_counts(
 ) -> sqlx::Result<Vec<(i64, String, i64)>> {
     let placeholders: Vec<String> = (3..3 + events.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "SELECT day, event, n FROM audit_daily WHERE day >= $1 AND day <= $2 AND event IN ({})",
+        "SELECT day, event, CAST(SUM(n) AS BIGINT) AS n FROM audit_daily WHERE day >= $1 AND day <= $2 \
+         AND event IN ({}) GROUP BY day, event",
         placeholders.join(", ")
     );
     let mut query = sqlx::query(&sql).bind(from_day).bind(to_day);

@@ -166,8 +166,8 @@ impl Database {
             DatabaseKind::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&self.pool).await.context("Failed to apply the database migrations")?;
-        // The first start after the audit chain became keyed seals the head it finds.
-        crate::audit::seal_head_once(self).await
+        // The first start seals the audit chain's head and opens its lanes.
+        crate::audit::prepare(self).await
     }
 
     /// Applies the migrations up to and including `version` only: how an upgrade test builds

@@ -11,6 +11,7 @@ mod postgres;
 #[path = "../../../tests/src/smtp.rs"]
 mod smtp;
 
+mod audit_lanes;
 mod audit_trail;
 mod backup;
 mod bounded_state;

@@ -98,3 +98,38 @@ on_both_databases! {
         assert_eq!(counted, unlocks_and_signins);
     }
 }
+
+on_both_databases! {
+    async fn a_trail_from_before_the_lanes_verifies_after_them_and_takes_new_rows(engine: Engine) {
+        let (_data_dir, db) = unmigrated(engine).await;
+        db.migrate_through(15).await.unwrap();
+        // A chain the release before the key left (its rows' plain SHA-256 hashes, its head
+        // never sealed): the oldest trail an upgrade meets.
+        let mut previous = vec![0u8; 32];
+        for i in 0..3_i64 {
+            let details = format!(r#"{{"i":{i}}}"#);
+            let hash = backend::audit::chain_hash(&previous, 1_700_000_000 + i, "system", "sign_in", None, &details).to_vec();
+            sqlx::query("INSERT INTO audit_log (at, actor, event, details, prev_hash, hash) VALUES ($1, 'system', 'sign_in', $2, $3, $4)")
+                .bind(1_700_000_000 + i)
+                .bind(&details)
+                .bind(&previous)
+                .bind(&hash)
+                .execute(db.pool())
+                .await
+                .unwrap();
+            previous = hash;
+        }
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1").bind(&previous).execute(db.pool()).await.unwrap();
+
+        db.migrate().await.unwrap();
+        assert_eq!(backend::audit::first_broken_row(&db).await.unwrap(), None);
+        let sealed: Vec<i64> = sqlx::query_scalar("SELECT id FROM audit_head WHERE seal IS NOT NULL ORDER BY id")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        let lanes = backend::audit::lanes(db.kind());
+        assert_eq!(sealed, (1..=lanes).collect::<Vec<_>>(), "every lane sealed");
+        backend::audit::record(&db, backend::audit::Entry::new(backend::audit::SYSTEM, "test_event")).await.unwrap();
+        assert_eq!(backend::audit::first_broken_row(&db).await.unwrap(), None);
+    }
+}
