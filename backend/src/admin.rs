@@ -114,6 +114,10 @@ pub enum AdminCommand {
     },
     /// Check the audit trail's hash chain; exits non-zero naming the first broken row.
     VerifyAudit,
+    /// Seal the audit trail's head as it stands, once, after upgrading from a release before the
+    /// keyed trail (whose head was never sealed): start-up seals only a new, empty trail, since
+    /// nothing in the database can be trusted to say the rest is genuine.
+    SealAudit,
     /// Import cards already issued, with their holders, from a CSV file (README, "Importing
     /// cards"): every row is checked before any is written; a rerun changes nothing.
     ImportCards { file: PathBuf },
@@ -278,6 +282,10 @@ pub async fn run(db: &Database, settings: &Settings, command: AdminCommand) -> a
             }
         }
         AdminCommand::EnvelopeKey => println!("{}", crate::trust::envelope_signer(settings)?.trusted_key()),
+        AdminCommand::SealAudit => match audit::seal_as_it_stands(db).await? {
+            true => println!("audit trail sealed as it stands"),
+            false => println!("the audit trail's head was sealed already: nothing changed"),
+        },
         AdminCommand::VerifyAudit => match audit::first_broken_row(db).await? {
             None => println!("audit trail intact"),
             Some(id) => anyhow::bail!("the audit trail is broken at row {id}: it was altered or removed"),

@@ -12,6 +12,10 @@
 //! one before it (issue 16), and 1 on SQLite, which writes one transaction at a time anyway. A
 //! transaction's entries are written at its commit onto one lane whose head it locks, so no lane
 //! ever forks, even with several backend instances; rows are ordered by `id` across lanes.
+//!
+//! Nothing in the database is trusted to say a head is genuine: a writer chains onto a head only
+//! as sealed, and re-seals only a head whose seal it has checked, so a head someone moved stays
+//! visibly unsealed however many rows follow it; start-up seals only a new, empty trail.
 
 use hmac::{Hmac, Mac};
 use protocol::ra::AuditRow;
@@ -52,19 +56,30 @@ impl AuditKey {
 
     /// The seal of lane `lane`'s head over its last row's hash, as `kind` writes it: with one
     /// lane (SQLite) the seal the single chain always had; with lanes, bound to the lane's
-    /// number, so a head moved to another lane does not verify, and lane 1's seal in this form
-    /// is what says the lanes are open ([`open_lanes`]).
+    /// number, so a head moved to another lane does not verify.
     fn seal(&self, kind: DatabaseKind, lane: i64, last_hash: &[u8]) -> Vec<u8> {
         if lanes(kind) == 1 {
             return self.single_seal(last_hash);
         }
-        let mac = self.mac().chain_update(b"head").chain_update(lane.to_be_bytes());
+        // Labelled apart from the single chain's seal (`head` vs `lane`, same length), so one
+        // can never be made to stand for the other whatever bytes a head holds.
+        let mac = self.mac().chain_update(b"lane").chain_update(lane.to_be_bytes());
         mac.chain_update(last_hash).finalize().into_bytes().to_vec()
     }
 
     /// The seal of the single chain, before lanes (and SQLite's still).
     fn single_seal(&self, last_hash: &[u8]) -> Vec<u8> {
         self.mac().chain_update(b"head").chain_update(last_hash).finalize().into_bytes().to_vec()
+    }
+
+    /// Whether `stored` is the key's seal of lane `lane`'s head `hash`. Lane 1 may also carry the
+    /// single chain's seal: before the lanes are opened, or written since by an instance of the
+    /// release before them.
+    fn seals(&self, kind: DatabaseKind, lane: i64, hash: &[u8], stored: Option<&[u8]>) -> bool {
+        let Some(stored) = stored else { return false };
+        let matches = |seal: Vec<u8>| bool::from(seal.ct_eq(stored));
+        hash.len() == 32
+            && (matches(self.seal(kind, lane, hash)) || (lane == 1 && matches(self.single_seal(hash))))
     }
 }
 
@@ -145,33 +160,55 @@ pub fn lanes(kind: DatabaseKind) -> i64 {
     }
 }
 
+/// The hash a lane's first row chains from: zeros for lane 1, as the single chain always had;
+/// the others their number (migration 0016), so no two lanes' rows can hash alike.
+pub fn genesis(lane: i64) -> Vec<u8> {
+    let mut start = vec![0u8; 32];
+    if lane != 1 {
+        start[24..].copy_from_slice(&lane.to_be_bytes());
+    }
+    start
+}
+
 /// The lane a waiter queues on when every lane is held, taken in turn so waiters spread out.
 static NEXT_LANE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
-/// Locks a lane's head for this transaction and reads it: `(lane, last hash)`.
+/// A lane's head, locked by this transaction.
+struct Head {
+    lane: i64,
+    hash: Vec<u8>,
+    seal: Option<Vec<u8>>,
+}
+
+/// Locks a lane's head for this transaction and reads it.
 ///
 /// On PostgreSQL the first head no other transaction holds (`SKIP LOCKED`), so up to
 /// [`lanes`] commits chain and flush at once instead of queueing on one row lock through each
-/// other's WAL flush (issue 16: that queue held most of sign-in's time at 500/s). Only sealed
-/// lanes are taken: the others are not open yet. SQLite's transaction holds the write lock
+/// other's WAL flush (issue 16: that queue held most of sign-in's time at 500/s). Only lanes
+/// with a seal are taken: the others are not open yet. SQLite's transaction holds the write lock
 /// already: lane 1.
-async fn take_lane(tx: &mut Transaction<'static, Any>, kind: DatabaseKind) -> sqlx::Result<(i64, Vec<u8>)> {
-    if kind != DatabaseKind::Postgres {
-        return sqlx::query_as("SELECT id, hash FROM audit_head WHERE id = 1").fetch_one(&mut **tx).await;
-    }
-    let free = sqlx::query_as(
-        "SELECT id, hash FROM audit_head WHERE seal IS NOT NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
-    )
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some(lane) = free {
-        return Ok(lane);
-    }
-    let lane = 1 + NEXT_LANE.fetch_add(1, std::sync::atomic::Ordering::Relaxed).rem_euclid(lanes(kind));
-    sqlx::query_as("SELECT id, hash FROM audit_head WHERE id = $1 FOR UPDATE")
-        .bind(lane)
-        .fetch_one(&mut **tx)
-        .await
+async fn take_lane(tx: &mut Transaction<'static, Any>, kind: DatabaseKind) -> sqlx::Result<Head> {
+    let head: (i64, Vec<u8>, Option<Vec<u8>>) = if kind != DatabaseKind::Postgres {
+        sqlx::query_as("SELECT id, hash, seal FROM audit_head WHERE id = 1").fetch_one(&mut **tx).await?
+    } else {
+        let free = sqlx::query_as(
+            "SELECT id, hash, seal FROM audit_head WHERE seal IS NOT NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .fetch_optional(&mut **tx)
+        .await?;
+        match free {
+            Some(head) => head,
+            None => {
+                let lane =
+                    1 + NEXT_LANE.fetch_add(1, std::sync::atomic::Ordering::Relaxed).rem_euclid(lanes(kind));
+                sqlx::query_as("SELECT id, hash, seal FROM audit_head WHERE id = $1 FOR UPDATE")
+                    .bind(lane)
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+        }
+    };
+    Ok(Head { lane: head.0, hash: head.1, seal: head.2 })
 }
 
 /// Writes a transaction's entries to the trail, chained in order on one lane, as the last thing
@@ -179,6 +216,10 @@ async fn take_lane(tx: &mut Transaction<'static, Any>, kind: DatabaseKind) -> sq
 /// at the first `append`, keeps it held for two round trips and the commit (issue 16: it had
 /// been held across every statement of sign-in and unlock). Every appender takes one head and
 /// takes it last, so it closes no lock cycle.
+///
+/// The head is sealed again only if its seal was the key's: a head someone pointed back at an
+/// earlier row keeps the seal that no longer fits it, and the damage stays on record for
+/// verifying to find, while the service goes on recording.
 pub(crate) async fn write(
     tx: &mut Transaction<'static, Any>,
     kind: DatabaseKind,
@@ -188,7 +229,15 @@ pub(crate) async fn write(
     if pending.is_empty() {
         return Ok(());
     }
-    let (lane, mut previous) = take_lane(tx, kind).await?;
+    let head = take_lane(tx, kind).await?;
+    let (lane, genuine) = (head.lane, key.seals(kind, head.lane, &head.hash, head.seal.as_deref()));
+    if !genuine {
+        tracing::error!(
+            lane,
+            "the audit trail's head is not sealed by the key: it was altered; verify the trail"
+        );
+    }
+    let mut previous = head.hash;
     let at = now_unix();
     let last_chunk = (pending.len() - 1) / ROWS_PER_INSERT;
     for (n, chunk) in pending.chunks(ROWS_PER_INSERT).enumerate() {
@@ -238,12 +287,13 @@ pub(crate) async fn write(
                 .bind(lane);
         }
         if moves_head {
-            statement = statement.bind(previous.clone()).bind(key.seal(kind, lane, &previous)).bind(lane);
+            let seal = if genuine { Some(key.seal(kind, lane, &previous)) } else { head.seal.clone() };
+            statement = statement.bind(previous.clone()).bind(seal).bind(lane);
         }
         statement.execute(&mut **tx).await?;
     }
     if kind != DatabaseKind::Postgres {
-        let seal = key.seal(kind, lane, &previous);
+        let seal = if genuine { Some(key.seal(kind, lane, &previous)) } else { head.seal };
         sqlx::query("UPDATE audit_head SET hash = $1, seal = $2 WHERE id = $3")
             .bind(previous)
             .bind(seal)
@@ -254,28 +304,31 @@ pub(crate) async fn write(
     Ok(())
 }
 
-/// Readies the trail at start-up: seals a head that was never sealed, then opens the lanes.
+/// The event of the entry, on lane 1, that opened the other lanes: from it on, each must carry
+/// the key's seal ([`open_lanes`]).
+pub const LANES_OPENED: &str = "audit_lanes_opened";
+
+/// Readies the trail at start-up: seals a new trail's head, then opens the lanes.
 pub async fn prepare(db: &Database) -> anyhow::Result<()> {
-    seal_head_once(db).await?;
+    seal_new_trail(db).await?;
     open_lanes(db).await
 }
 
-/// Seals lane 1's head, as the single chain was, if it has no seal yet and the trail holds no
-/// keyed row: a new database,
-/// or the first start after the upgrade to a keyed chain. Once a keyed row exists, a head
-/// without a seal is damage (someone cleared it), and sealing it at the next start would bless
-/// whatever was done with it.
-async fn seal_head_once(db: &Database) -> anyhow::Result<()> {
+/// Seals lane 1's empty head on a new database: no rows, no seal. Nothing else is sealed at
+/// start-up, since anything else in the database (a `keyed` flag, the migrations table) could
+/// have been set by whoever altered the trail; a trail from before the key is sealed by an
+/// operator ([`seal_as_it_stands`]).
+async fn seal_new_trail(db: &Database) -> anyhow::Result<()> {
     let mut tx = db.begin_write().await?;
     let head: (Vec<u8>, Option<Vec<u8>>) =
         sqlx::query_as("SELECT hash, seal FROM audit_head WHERE id = 1").fetch_one(&mut **tx).await?;
-    if head.1.is_none() {
-        let keyed: Option<i64> = sqlx::query_scalar("SELECT id FROM audit_log WHERE keyed = 1 LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?;
-        if keyed.is_none() {
+    let empty = vec![0u8; 32];
+    if head.1.is_none() && head.0 == empty {
+        let any: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM audit_log LIMIT 1").fetch_optional(&mut **tx).await?;
+        if any.is_none() {
             sqlx::query("UPDATE audit_head SET seal = $1 WHERE id = 1 AND seal IS NULL")
-                .bind(db.audit_key().single_seal(&head.0))
+                .bind(db.audit_key().single_seal(&empty))
                 .execute(&mut **tx)
                 .await?;
         }
@@ -284,48 +337,74 @@ async fn seal_head_once(db: &Database) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the lanes beyond the first, once (migration 0016 made them): seals their empty heads and
-/// seals lane 1 again in the lanes' form, in one transaction. Lane 1's seal in that form, which
-/// only the key can make, is what makes an unsealed lane damage from then on: a lane someone
-/// emptied and unsealed does not pass for one never opened, and a later start, finding lane 1
-/// sealed so, seals nothing again.
-async fn open_lanes(db: &Database) -> anyhow::Result<()> {
-    let unsealed: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM audit_head WHERE id > 1 AND seal IS NULL LIMIT 1")
-            .fetch_optional(db.pool())
+/// Seals lane 1's head as it stands, if it has no seal: `backend admin seal-audit`, run once by
+/// an operator after upgrading from a release before the keyed trail (migration 0010), whose
+/// head was never sealed. Returns whether it sealed; the lanes are opened after it.
+pub async fn seal_as_it_stands(db: &Database) -> anyhow::Result<bool> {
+    let mut tx = db.begin_write().await?;
+    let head: (Vec<u8>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT hash, seal FROM audit_head WHERE id = 1").fetch_one(&mut **tx).await?;
+    let sealed = head.1.is_none() && head.0.len() == 32;
+    if sealed {
+        sqlx::query("UPDATE audit_head SET seal = $1 WHERE id = 1 AND seal IS NULL")
+            .bind(db.audit_key().single_seal(&head.0))
+            .execute(&mut **tx)
             .await?;
-    if unsealed.is_none() {
+    }
+    tx.commit().await?;
+    open_lanes(db).await?;
+    Ok(sealed)
+}
+
+/// Opens the lanes beyond the first, once (migration 0016 made them): seals their empty heads and
+/// records it on lane 1 ([`LANES_OPENED`]), in one transaction. The entry, in lane 1's keyed
+/// chain where it cannot be cut out unseen, is what makes an unsealed lane damage from then
+/// on; a later start finds it and seals nothing.
+async fn open_lanes(db: &Database) -> anyhow::Result<()> {
+    if lanes(db.kind()) == 1 || lanes_opened(db.pool()).await? {
         return Ok(());
     }
     let key = db.audit_key();
     let mut tx = db.begin_write().await?;
-    // Lane 1's lock makes instances that start together open the lanes one after the other.
+    // Lane 1's lock makes instances that start together open the lanes one after the other, and
+    // this transaction's entry goes onto lane 1: the first lane, and one it holds.
     let (hash, seal): (Vec<u8>, Option<Vec<u8>>) =
         sqlx::query_as("SELECT hash, seal FROM audit_head WHERE id = 1 FOR UPDATE")
             .fetch_one(&mut **tx)
             .await?;
-    if !seal.is_some_and(|seal| bool::from(key.single_seal(&hash).ct_eq(&seal))) {
-        // Opened already (and a lane's seal since cleared), or lane 1 is damaged: verifying the
-        // trail reports either; sealing anything now would hide it.
-        tracing::warn!("the audit trail has a lane without a seal; verify the trail");
+    if lanes_opened(&mut **tx).await? {
         return Ok(());
     }
-    let empty = vec![0u8; 32];
+    if !key.seals(db.kind(), 1, &hash, seal.as_deref()) {
+        // Verifying the trail reports it; opening lanes onto it would bury it.
+        tracing::warn!("the audit trail's first head is not sealed; its other lanes stay closed");
+        return Ok(());
+    }
     for lane in 2..=lanes(db.kind()) {
+        let start = genesis(lane);
         sqlx::query("UPDATE audit_head SET seal = $1 WHERE id = $2 AND seal IS NULL AND hash = $3")
-            .bind(key.seal(db.kind(), lane, &empty))
+            .bind(key.seal(db.kind(), lane, &start))
             .bind(lane)
-            .bind(&empty)
+            .bind(&start)
             .execute(&mut **tx)
             .await?;
     }
-    sqlx::query("UPDATE audit_head SET seal = $1 WHERE id = 1")
-        .bind(key.seal(db.kind(), 1, &hash))
-        .execute(&mut **tx)
-        .await?;
+    append(
+        &mut tx,
+        Entry::new(SYSTEM, LANES_OPENED).details(serde_json::json!({ "lanes": lanes(db.kind()) })),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(lanes = lanes(db.kind()), "opened the audit trail's lanes");
     Ok(())
+}
+
+async fn lanes_opened<'c>(conn: impl sqlx::Executor<'c, Database = Any>) -> sqlx::Result<bool> {
+    let entry: Option<i64> = sqlx::query_scalar("SELECT id FROM audit_log WHERE event = $1 LIMIT 1")
+        .bind(LANES_OPENED)
+        .fetch_optional(conn)
+        .await?;
+    Ok(entry.is_some())
 }
 
 /// Appends one event in its own transaction.
@@ -397,15 +476,19 @@ const VERIFY_PAGE: i64 = 1000;
 struct LaneWalk {
     head: Vec<u8>,
     seal: Option<Vec<u8>>,
-    /// The hash of the lane's last row so far (zeros before its first).
+    /// The hash of the lane's last row so far ([`genesis`] before its first).
     last: Vec<u8>,
 }
 
 impl LaneWalk {
-    /// Whether the lane's rows end at its head and the head carries `seal` of it.
-    fn ends_sealed(&self, seal: impl FnOnce(&[u8]) -> Vec<u8>) -> bool {
-        self.last == self.head
-            && self.seal.as_ref().is_some_and(|stored| bool::from(seal(&self.head).ct_eq(stored)))
+    /// Whether the lane's rows end at its head and the head carries the key's seal.
+    fn ends_sealed(&self, key: &AuditKey, kind: DatabaseKind, lane: i64) -> bool {
+        self.last == self.head && key.seals(kind, lane, &self.head, self.seal.as_deref())
+    }
+
+    /// Whether the lane was never written: an empty lane before the lanes were opened.
+    fn never_written(&self, lane: i64) -> bool {
+        self.seal.is_none() && self.head == genesis(lane) && self.last == self.head
     }
 }
 
@@ -431,10 +514,12 @@ pub async fn first_broken_row(db: &Database) -> anyhow::Result<Option<i64>> {
     let mut walks: std::collections::BTreeMap<i64, LaneWalk> = heads
         .into_iter()
         .filter(|(lane, _, _)| (1..=lane_count).contains(lane))
-        .map(|(lane, head, seal)| (lane, LaneWalk { head, seal, last: vec![0u8; 32] }))
+        .map(|(lane, head, seal)| (lane, LaneWalk { head, seal, last: genesis(lane) }))
         .collect();
     let mut keyed_seen = false;
-    let mut last_id = 0_i64;
+    let mut opened = false;
+    // From the least id there can be: a row given an id below the first one written is read too.
+    let mut last_id = i64::MIN;
     loop {
         let rows = sqlx::query(
             "SELECT id, at, actor, event, subject, details, prev_hash, hash, keyed, lane FROM audit_log \
@@ -448,16 +533,18 @@ pub async fn first_broken_row(db: &Database) -> anyhow::Result<Option<i64>> {
         let page_end: i64 = last.try_get("id")?;
         for row in rows {
             let id: i64 = row.try_get("id")?;
+            let lane: i64 = row.try_get("lane")?;
             // A row on a lane the trail does not have, or whose head is gone.
-            let Some(walk) = walks.get_mut(&row.try_get::<i64, _>("lane")?) else { return Ok(Some(id)) };
+            let Some(walk) = walks.get_mut(&lane) else { return Ok(Some(id)) };
             let previous: Vec<u8> = row.try_get("prev_hash")?;
             let subject: Option<String> = row.try_get("subject")?;
             let (at, actor, event, details): (i64, String, String, String) =
                 (row.try_get("at")?, row.try_get("actor")?, row.try_get("event")?, row.try_get("details")?);
             let keyed = row.try_get::<i64, _>("keyed")? != 0;
             // Once the chain is keyed every later row is: an unkeyed row after a keyed one was
-            // written by someone without the key.
-            if keyed_seen && !keyed {
+            // written by someone without the key, and so was one on any lane but the first
+            // (the lanes came after the key).
+            if (keyed_seen || lane != 1) && !keyed {
                 return Ok(Some(id));
             }
             keyed_seen |= keyed;
@@ -471,25 +558,20 @@ pub async fn first_broken_row(db: &Database) -> anyhow::Result<Option<i64>> {
                 return Ok(Some(id));
             }
             walk.last = stored;
+            opened |= keyed && lane == 1 && event == LANES_OPENED;
         }
         last_id = page_end;
     }
     tx.rollback().await?;
+    // Until the lanes are opened the others are empty and need no seal; from the entry that
+    // opened them on, a head without the key's seal is one someone moved, cut or cleared.
     let kind = db.kind();
-    let sealed =
-        |lane: i64| walks.get(&lane).is_some_and(|walk| walk.ends_sealed(|head| key.seal(kind, lane, head)));
-    // Until the lanes are opened, lane 1 carries the single chain's seal and the others are empty
-    // and need none; from then on (lane 1 sealed in the lanes' form) a head without the key's
-    // seal is one someone moved, cut or cleared.
-    let opened = sealed(1);
-    let unopened = |lane: i64| {
-        walks.get(&lane).is_some_and(|walk| match lane {
-            1 => walk.ends_sealed(|head| key.single_seal(head)),
-            _ => walk.seal.is_none() && walk.head == [0u8; 32] && walk.last == walk.head,
+    let whole = (1..=lane_count).all(|lane| {
+        walks.get(&lane).is_some_and(|walk| {
+            walk.ends_sealed(key, kind, lane) || (lane > 1 && !opened && walk.never_written(lane))
         })
-    };
-    let whole = (1..=lane_count).all(|lane| sealed(lane) || (!opened && unopened(lane)));
-    Ok((!whole).then_some(last_id + 1))
+    });
+    Ok((!whole).then_some(last_id.max(0) + 1))
 }
 
 #[cfg(test)]

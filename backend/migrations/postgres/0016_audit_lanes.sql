@@ -7,7 +7,9 @@
 -- 1, at its first start after this migration (`audit::open_lanes`).
 ALTER TABLE audit_head DROP CONSTRAINT audit_head_id_check;
 ALTER TABLE audit_head ADD CONSTRAINT audit_head_lane CHECK (id BETWEEN 1 AND 16);
-INSERT INTO audit_head (id, hash) SELECT n, decode(repeat('00', 32), 'hex') FROM generate_series(2, 16) AS n;
+-- Each new lane starts from its own value (its number, as 32 bytes), not lane 1's zeros: two
+-- lanes' first rows with the same fields would otherwise have the same hash.
+INSERT INTO audit_head (id, hash) SELECT n, decode(lpad(to_hex(n), 64, '0'), 'hex') FROM generate_series(2, 16) AS n;
 
 ALTER TABLE audit_log ADD COLUMN lane BIGINT NOT NULL DEFAULT 1;
 

@@ -93,22 +93,30 @@ async fn with_every_lane_held_a_commit_waits_for_one() {
 }
 
 #[tokio::test]
-async fn the_lanes_are_opened_and_sealed_once_without_a_row() {
+async fn the_lanes_are_opened_once_and_recorded_on_lane_one() {
     let app = TestApp::spawn(Engine::Postgres).await;
-    let seals = || async {
-        sqlx::query_scalar::<_, Vec<u8>>("SELECT seal FROM audit_head WHERE seal IS NOT NULL ORDER BY id")
+    let sealed = || async {
+        sqlx::query_scalar::<_, i64>("SELECT id FROM audit_head WHERE seal IS NOT NULL ORDER BY id")
             .fetch_all(app.db.pool())
             .await
             .unwrap()
     };
-    let opened = seals().await;
-    assert_eq!(opened.len() as i64, audit::lanes(app.db.kind()));
-    app.db.migrate().await.unwrap();
-    assert_eq!(seals().await, opened, "the next start seals nothing again");
-    let rows: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(app.db.pool()).await.unwrap();
-    assert_eq!(rows, 0, "a new trail is empty");
+    assert_eq!(sealed().await, (1..=audit::lanes(app.db.kind())).collect::<Vec<_>>());
+    let opened = || async {
+        sqlx::query_as::<_, (i64, String)>("SELECT lane, details FROM audit_log WHERE event = $1")
+            .bind(audit::LANES_OPENED)
+            .fetch_all(app.db.pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(opened().await, [(1, r#"{"lanes":16}"#.to_owned())]);
     assert!(!broken(&app.db).await);
+    // A later start finds the entry and seals nothing, not even a lane whose seal was cleared.
+    sqlx::query("UPDATE audit_head SET seal = NULL WHERE id = 5").execute(app.db.pool()).await.unwrap();
+    app.db.migrate().await.unwrap();
+    assert!(!sealed().await.contains(&5));
+    assert_eq!(opened().await.len(), 1);
+    assert!(broken(&app.db).await);
 }
 
 #[tokio::test]
@@ -118,7 +126,7 @@ async fn a_lane_emptied_and_unsealed_is_found_and_a_restart_does_not_seal_it_aga
     // The intruder deletes lane 2's rows and makes its head look like one never used.
     sqlx::query("DELETE FROM audit_log WHERE lane = 2").execute(app.db.pool()).await.unwrap();
     sqlx::query("UPDATE audit_head SET hash = $1, seal = NULL WHERE id = 2")
-        .bind(vec![0u8; 32])
+        .bind(audit::genesis(2))
         .execute(app.db.pool())
         .await
         .unwrap();
@@ -172,28 +180,45 @@ async fn a_lane_cut_with_its_head_is_found_and_not_made_again() {
 }
 
 #[tokio::test]
-async fn a_trail_made_to_look_unopened_is_found_and_a_restart_does_not_bless_it() {
+async fn cutting_the_entry_that_opened_the_lanes_is_found_and_a_restart_does_not_bless_it() {
     let app = TestApp::spawn(Engine::Postgres).await;
     record_on_lane_two(&app.db, 2).await;
     record(&app.db, 9).await;
-    // Unopened lanes may be unsealed if empty: the intruder empties lane 2, clears every seal,
-    // lane 1's included (its seal in the lanes' form is what says they were opened), and
-    // restarts the backend to have it seal them afresh.
-    sqlx::query("DELETE FROM audit_log WHERE lane = 2").execute(app.db.pool()).await.unwrap();
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id > 1")
-        .bind(vec![0u8; 32])
+    // Without the entry, empty unsealed lanes would pass for lanes never opened: the intruder
+    // cuts it, empties lane 2 and clears the seals, then restarts the backend so that it opens
+    // the lanes afresh.
+    sqlx::query("DELETE FROM audit_log WHERE event = $1")
+        .bind(audit::LANES_OPENED)
         .execute(app.db.pool())
         .await
         .unwrap();
-    sqlx::query("UPDATE audit_head SET seal = NULL").execute(app.db.pool()).await.unwrap();
-    assert!(broken(&app.db).await);
+    sqlx::query("DELETE FROM audit_log WHERE lane = 2").execute(app.db.pool()).await.unwrap();
+    sqlx::query(
+        "UPDATE audit_head SET hash = decode(lpad(to_hex(id), 64, '0'), 'hex'), seal = NULL WHERE id > 1",
+    )
+    .execute(app.db.pool())
+    .await
+    .unwrap();
+    assert!(broken(&app.db).await, "lane 1's chain no longer holds together");
     app.db.migrate().await.unwrap();
-    assert!(broken(&app.db).await, "a head over keyed rows is not sealed again");
-    let sealed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_head WHERE seal IS NOT NULL")
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap();
-    assert_eq!(sealed, 0);
+    assert!(broken(&app.db).await);
+}
+
+#[tokio::test]
+async fn heads_swapped_between_lanes_are_found() {
+    let app = TestApp::spawn(Engine::Postgres).await;
+    record_on_lane_two(&app.db, 2).await;
+    // Lane 2's rows and head become lane 3's, and lane 3's empty head lane 2's: every chain
+    // still ends at its head, but each seal names the lane it was made for.
+    sqlx::query("UPDATE audit_log SET lane = 3 WHERE lane = 2").execute(app.db.pool()).await.unwrap();
+    sqlx::query(
+        "UPDATE audit_head SET hash = swapped.hash, seal = swapped.seal FROM audit_head AS swapped \
+         WHERE (audit_head.id, swapped.id) IN ((2, 3), (3, 2))",
+    )
+    .execute(app.db.pool())
+    .await
+    .unwrap();
+    assert!(broken(&app.db).await);
 }
 
 on_both_databases! {
@@ -204,5 +229,49 @@ on_both_databases! {
         assert!(broken(&app.db).await);
         app.db.migrate().await.unwrap();
         assert!(broken(&app.db).await, "a restart does not seal a head over keyed rows");
+    }
+}
+
+on_both_databases! {
+    async fn a_head_pointed_back_is_not_sealed_again_by_the_commits_after_it(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        for i in 0..3 {
+            record(&app.db, i).await;
+        }
+        // The intruder cuts the newest row and points the head at the one before, leaving the
+        // seal; the next commits must not seal over it.
+        let newest: i64 = sqlx::query_scalar("SELECT MAX(id) FROM audit_log").fetch_one(app.db.pool()).await.unwrap();
+        sqlx::query("DELETE FROM audit_log WHERE id = $1").bind(newest).execute(app.db.pool()).await.unwrap();
+        sqlx::query("UPDATE audit_head SET hash = (SELECT hash FROM audit_log WHERE id = $1) WHERE id = 1")
+            .bind(newest - 1)
+            .execute(app.db.pool())
+            .await
+            .unwrap();
+        for i in 3..6 {
+            record(&app.db, i).await;
+        }
+        let recorded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE event = 'test_event'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(recorded, 5, "the service goes on recording");
+        assert!(broken(&app.db).await, "and the damage stays found");
+    }
+}
+
+on_both_databases! {
+    async fn a_row_given_an_id_below_the_first_is_found(engine: Engine) {
+        let app = TestApp::spawn(engine).await;
+        record(&app.db, 1).await;
+        sqlx::query(
+            "INSERT INTO audit_log (id, at, actor, event, details, prev_hash, hash, keyed, lane) \
+             VALUES (-5, 0, 'system', 'card_unlocked', '{}', $1, $2, 1, 1)",
+        )
+        .bind(vec![0u8; 32])
+        .bind(vec![7u8; 32])
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+        assert_eq!(audit::first_broken_row(&app.db).await.unwrap(), Some(-5));
     }
 }

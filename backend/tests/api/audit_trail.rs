@@ -13,14 +13,15 @@ on_both_databases! {
             assert_eq!(card.sign_in(&app).await.status(), 200);
         }
         assert_eq!(TestCard::new().sign_in(&app).await.status(), 403);
-        let events: Vec<String> = sqlx::query_scalar("SELECT event FROM audit_log ORDER BY id")
+        // (PostgreSQL's trail starts with the entry that opened its lanes.)
+        let events: Vec<String> = sqlx::query_scalar("SELECT event FROM audit_log WHERE event <> 'audit_lanes_opened' ORDER BY id")
             .fetch_all(app.db.pool())
             .await
             .unwrap();
         assert_eq!(events, ["sign_in", "sign_in", "sign_in", "sign_in_refused"]);
         assert_eq!(audit::first_broken_row(&app.db).await.unwrap(), None);
 
-        let second: i64 = sqlx::query_scalar("SELECT id FROM audit_log ORDER BY id LIMIT 1 OFFSET 1")
+        let second: i64 = sqlx::query_scalar("SELECT id FROM audit_log WHERE event = 'sign_in' ORDER BY id LIMIT 1 OFFSET 1")
             .fetch_one(app.db.pool())
             .await
             .unwrap();
@@ -56,10 +57,10 @@ on_both_databases! {
         for task in tasks {
             task.await.unwrap().unwrap();
         }
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log").fetch_one(app.db.pool()).await.unwrap();
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE event = 'test_event'").fetch_one(app.db.pool()).await.unwrap();
         assert_eq!(count, 40);
         // Each transaction's two rows are next to each other in its lane's chain.
-        let details: Vec<String> = sqlx::query_scalar("SELECT details FROM audit_log ORDER BY lane, id").fetch_all(app.db.pool()).await.unwrap();
+        let details: Vec<String> = sqlx::query_scalar("SELECT details FROM audit_log WHERE event = 'test_event' ORDER BY lane, id").fetch_all(app.db.pool()).await.unwrap();
         for pair in details.chunks(2) {
             let (first, second): (serde_json::Value, serde_json::Value) =
                 (serde_json::from_str(&pair[0]).unwrap(), serde_json::from_str(&pair[1]).unwrap());
@@ -127,6 +128,10 @@ on_both_databases! {
         }
         sqlx::query("UPDATE audit_head SET hash = $1, seal = NULL WHERE id = 1").bind(&previous).execute(app.db.pool()).await.unwrap();
         assert!(audit::first_broken_row(&app.db).await.unwrap().is_some(), "a chain without the key does not pass");
+        // Nor after a restart: every row now says it is unkeyed, but start-up seals only an empty
+        // trail, whatever the rows say of themselves.
+        app.db.migrate().await.unwrap();
+        assert!(audit::first_broken_row(&app.db).await.unwrap().is_some(), "a restart does not seal it");
         // Nor with a key of their own.
         sqlx::query("UPDATE audit_head SET seal = $1 WHERE id = 1").bind(vec![0u8; 32]).execute(app.db.pool()).await.unwrap();
         assert!(audit::first_broken_row(&app.db).await.unwrap().is_some());
