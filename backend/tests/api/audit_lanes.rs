@@ -208,8 +208,9 @@ async fn cutting_the_entry_that_opened_the_lanes_is_found_and_a_restart_does_not
 async fn heads_swapped_between_lanes_are_found() {
     let app = TestApp::spawn(Engine::Postgres).await;
     record_on_lane_two(&app.db, 2).await;
-    // Lane 2's rows and head become lane 3's, and lane 3's empty head lane 2's: every chain
-    // still ends at its head, but each seal names the lane it was made for.
+    // Lane 2's rows and head become lane 3's, and lane 3's empty head lane 2's: each chain
+    // still ends at its head, but a lane's rows start from that lane's own value and each seal
+    // names the lane it was made for.
     sqlx::query("UPDATE audit_log SET lane = 3 WHERE lane = 2").execute(app.db.pool()).await.unwrap();
     sqlx::query(
         "UPDATE audit_head SET hash = swapped.hash, seal = swapped.seal FROM audit_head AS swapped \
