@@ -170,7 +170,8 @@ pub fn genesis(lane: i64) -> Vec<u8> {
     start
 }
 
-/// The lane a waiter queues on when every lane is held, taken in turn so waiters spread out.
+/// Where a waiter starts among the lanes when every lane is held, taken in turn so waiters
+/// spread out.
 static NEXT_LANE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
 /// A lane's head, locked by this transaction.
@@ -184,27 +185,34 @@ struct Head {
 ///
 /// On PostgreSQL the first head no other transaction holds (`SKIP LOCKED`), so up to
 /// [`lanes`] commits chain and flush at once instead of queueing on one row lock through each
-/// other's WAL flush (issue 16: that queue held most of sign-in's time at 500/s). Only lanes
-/// with a seal are taken: the others are not open yet. SQLite's transaction holds the write lock
+/// other's WAL flush (issue 16: that queue held most of sign-in's time at 500/s); if every one
+/// is held, it waits for one, a different one each time. Besides lane 1, only lanes with a seal
+/// are taken: the others are not open yet (while a trail from before the key waits for
+/// `seal-audit`, everything goes onto lane 1). SQLite's transaction holds the write lock
 /// already: lane 1.
 async fn take_lane(tx: &mut Transaction<'static, Any>, kind: DatabaseKind) -> sqlx::Result<Head> {
     let head: (i64, Vec<u8>, Option<Vec<u8>>) = if kind != DatabaseKind::Postgres {
         sqlx::query_as("SELECT id, hash, seal FROM audit_head WHERE id = 1").fetch_one(&mut **tx).await?
     } else {
         let free = sqlx::query_as(
-            "SELECT id, hash, seal FROM audit_head WHERE seal IS NOT NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            "SELECT id, hash, seal FROM audit_head WHERE id = 1 OR seal IS NOT NULL \
+             ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
         )
         .fetch_optional(&mut **tx)
         .await?;
         match free {
             Some(head) => head,
             None => {
-                let lane =
-                    1 + NEXT_LANE.fetch_add(1, std::sync::atomic::Ordering::Relaxed).rem_euclid(lanes(kind));
-                sqlx::query_as("SELECT id, hash, seal FROM audit_head WHERE id = $1 FOR UPDATE")
-                    .bind(lane)
-                    .fetch_one(&mut **tx)
-                    .await?
+                let turn =
+                    NEXT_LANE.fetch_add(1, std::sync::atomic::Ordering::Relaxed).rem_euclid(lanes(kind));
+                sqlx::query_as(&format!(
+                    "SELECT id, hash, seal FROM audit_head WHERE id = 1 OR seal IS NOT NULL \
+                     ORDER BY (id + $1) % {} LIMIT 1 FOR UPDATE",
+                    lanes(kind)
+                ))
+                .bind(turn)
+                .fetch_one(&mut **tx)
+                .await?
             }
         }
     };

@@ -125,6 +125,15 @@ on_both_databases! {
         // Start-up does not seal a trail it finds unsealed (it cannot tell it from one someone
         // unsealed); the operator does, once.
         assert!(backend::audit::first_broken_row(&db).await.unwrap().is_some());
+        // The service records meanwhile, all of it on lane 1: the other lanes are not open yet.
+        for _ in 0..3 {
+            backend::audit::record(&db, backend::audit::Entry::new(backend::audit::SYSTEM, "test_event")).await.unwrap();
+        }
+        let off_lane_one: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE lane <> 1")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(off_lane_one, 0);
         assert!(backend::audit::seal_as_it_stands(&db).await.unwrap());
         assert!(!backend::audit::seal_as_it_stands(&db).await.unwrap(), "once");
         assert_eq!(backend::audit::first_broken_row(&db).await.unwrap(), None);
