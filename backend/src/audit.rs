@@ -72,14 +72,14 @@ impl AuditKey {
         self.mac().chain_update(b"head").chain_update(last_hash).finalize().into_bytes().to_vec()
     }
 
-    /// Whether `stored` is the key's seal of lane `lane`'s head `hash`. Lane 1 may also carry the
-    /// single chain's seal: before the lanes are opened, or written since by an instance of the
-    /// release before them.
+    /// Whether `stored` is the key's seal, as `kind` writes it, of lane `lane`'s head `hash`.
     fn seals(&self, kind: DatabaseKind, lane: i64, hash: &[u8], stored: Option<&[u8]>) -> bool {
-        let Some(stored) = stored else { return false };
-        let matches = |seal: Vec<u8>| bool::from(seal.ct_eq(stored));
-        hash.len() == 32
-            && (matches(self.seal(kind, lane, hash)) || (lane == 1 && matches(self.single_seal(hash))))
+        stored.is_some_and(|stored| hash.len() == 32 && bool::from(self.seal(kind, lane, hash).ct_eq(stored)))
+    }
+
+    /// Whether `stored` is the single chain's seal of `hash`: lane 1's before the lanes are opened.
+    fn single_seals(&self, hash: &[u8], stored: Option<&[u8]>) -> bool {
+        stored.is_some_and(|stored| hash.len() == 32 && bool::from(self.single_seal(hash).ct_eq(stored)))
     }
 }
 
@@ -364,10 +364,15 @@ pub async fn seal_as_it_stands(db: &Database) -> anyhow::Result<bool> {
     Ok(sealed)
 }
 
-/// Opens the lanes beyond the first, once (migration 0016 made them): seals their empty heads and
-/// records it on lane 1 ([`LANES_OPENED`]), in one transaction. The entry, in lane 1's keyed
-/// chain where it cannot be cut out unseen, is what makes an unsealed lane damage from then
-/// on; a later start finds it and seals nothing.
+/// Opens the lanes beyond the first, once (migration 0016 made them): seals lane 1's head in the
+/// lanes' form and the others' empty heads, and records it on lane 1 ([`LANES_OPENED`]), in one
+/// transaction. The entry, in lane 1's keyed chain where it cannot be cut out unseen, is what
+/// makes an unsealed lane damage from then on; a later start finds it and seals nothing.
+///
+/// Whether the entry is there is a plain query anyone can fool (hide the entry for one start,
+/// put it back after), so the lanes open only over a trail that verifies whole, checked with
+/// lane 1 held so nothing is written between the check and the seals: with the entry cut out,
+/// lane 1's chain is broken and nothing is sealed.
 async fn open_lanes(db: &Database) -> anyhow::Result<()> {
     if lanes(db.kind()) == 1 || lanes_opened(db.pool()).await? {
         return Ok(());
@@ -376,18 +381,20 @@ async fn open_lanes(db: &Database) -> anyhow::Result<()> {
     let mut tx = db.begin_write().await?;
     // Lane 1's lock makes instances that start together open the lanes one after the other, and
     // this transaction's entry goes onto lane 1: the first lane, and one it holds.
-    let (hash, seal): (Vec<u8>, Option<Vec<u8>>) =
-        sqlx::query_as("SELECT hash, seal FROM audit_head WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut **tx)
-            .await?;
+    let hash: Vec<u8> = sqlx::query_scalar("SELECT hash FROM audit_head WHERE id = 1 FOR UPDATE")
+        .fetch_one(&mut **tx)
+        .await?;
     if lanes_opened(&mut **tx).await? {
         return Ok(());
     }
-    if !key.seals(db.kind(), 1, &hash, seal.as_deref()) {
-        // Verifying the trail reports it; opening lanes onto it would bury it.
-        tracing::warn!("the audit trail's first head is not sealed; its other lanes stay closed");
+    if let Some(row) = first_broken_row(db).await? {
+        tracing::warn!(row, "the audit trail does not verify; its lanes stay closed");
         return Ok(());
     }
+    sqlx::query("UPDATE audit_head SET seal = $1 WHERE id = 1")
+        .bind(key.seal(db.kind(), 1, &hash))
+        .execute(&mut **tx)
+        .await?;
     for lane in 2..=lanes(db.kind()) {
         let start = genesis(lane);
         sqlx::query("UPDATE audit_head SET seal = $1 WHERE id = $2 AND seal IS NULL AND hash = $3")
@@ -494,6 +501,11 @@ impl LaneWalk {
         self.last == self.head && key.seals(kind, lane, &self.head, self.seal.as_deref())
     }
 
+    /// Whether the lane's rows end at its head and the head carries the single chain's seal.
+    fn ends_single_sealed(&self, key: &AuditKey) -> bool {
+        self.last == self.head && key.single_seals(&self.head, self.seal.as_deref())
+    }
+
     /// Whether the lane was never written: an empty lane before the lanes were opened.
     fn never_written(&self, lane: i64) -> bool {
         self.seal.is_none() && self.head == genesis(lane) && self.last == self.head
@@ -526,29 +538,38 @@ pub async fn first_broken_row(db: &Database) -> anyhow::Result<Option<i64>> {
         .collect();
     let mut keyed_seen = false;
     let mut opened = false;
-    // From the least id there can be: a row given an id below the first one written is read too.
-    let mut last_id = i64::MIN;
+    // The first page has no lower bound: a row given an id below the first one written, however
+    // low, is read too.
+    let mut last_id: Option<i64> = None;
     loop {
-        let rows = sqlx::query(
-            "SELECT id, at, actor, event, subject, details, prev_hash, hash, keyed, lane FROM audit_log \
-             WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(last_id)
-        .bind(VERIFY_PAGE)
+        let rows = match last_id {
+            None => sqlx::query(
+                "SELECT id, at, actor, event, subject, details, prev_hash, hash, keyed, lane FROM audit_log \
+                 ORDER BY id LIMIT $1",
+            )
+            .bind(VERIFY_PAGE),
+            Some(after) => sqlx::query(
+                "SELECT id, at, actor, event, subject, details, prev_hash, hash, keyed, lane FROM audit_log \
+                 WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(VERIFY_PAGE),
+        }
         .fetch_all(&mut *tx)
         .await?;
         let Some(last) = rows.last() else { break };
         let page_end: i64 = last.try_get("id")?;
         for row in rows {
             let id: i64 = row.try_get("id")?;
-            let lane: i64 = row.try_get("lane")?;
-            // A row on a lane the trail does not have, or whose head is gone.
+            // A row on a lane the trail does not have (or none), or whose head is gone.
+            let Some(lane) = row.try_get::<Option<i64>, _>("lane")? else { return Ok(Some(id)) };
             let Some(walk) = walks.get_mut(&lane) else { return Ok(Some(id)) };
             let previous: Vec<u8> = row.try_get("prev_hash")?;
             let subject: Option<String> = row.try_get("subject")?;
             let (at, actor, event, details): (i64, String, String, String) =
                 (row.try_get("at")?, row.try_get("actor")?, row.try_get("event")?, row.try_get("details")?);
-            let keyed = row.try_get::<i64, _>("keyed")? != 0;
+            let Some(keyed) = row.try_get::<Option<i64>, _>("keyed")? else { return Ok(Some(id)) };
+            let keyed = keyed != 0;
             // Once the chain is keyed every later row is: an unkeyed row after a keyed one was
             // written by someone without the key, and so was one on any lane but the first
             // (the lanes came after the key).
@@ -568,18 +589,22 @@ pub async fn first_broken_row(db: &Database) -> anyhow::Result<Option<i64>> {
             walk.last = stored;
             opened |= keyed && lane == 1 && event == LANES_OPENED;
         }
-        last_id = page_end;
+        last_id = Some(page_end);
     }
     tx.rollback().await?;
-    // Until the lanes are opened the others are empty and need no seal; from the entry that
-    // opened them on, a head without the key's seal is one someone moved, cut or cleared.
+    // Until the lanes are opened lane 1 carries the single chain's seal and the others are empty
+    // and need none; from the entry that opened them on, every head carries the lanes' seal, and
+    // one without it is one someone moved, cut or cleared (or an instance of the release before
+    // the lanes wrote, which must be stopped before they open).
     let kind = db.kind();
     let whole = (1..=lane_count).all(|lane| {
         walks.get(&lane).is_some_and(|walk| {
-            walk.ends_sealed(key, kind, lane) || (lane > 1 && !opened && walk.never_written(lane))
+            walk.ends_sealed(key, kind, lane)
+                || (!opened && lane == 1 && walk.ends_single_sealed(key))
+                || (!opened && lane > 1 && walk.never_written(lane))
         })
     });
-    Ok((!whole).then_some(last_id.max(0) + 1))
+    Ok((!whole).then_some(last_id.map_or(1, |id| id.max(0).saturating_add(1))))
 }
 
 #[cfg(test)]

@@ -205,6 +205,40 @@ async fn cutting_the_entry_that_opened_the_lanes_is_found_and_a_restart_does_not
 }
 
 #[tokio::test]
+async fn the_entry_hidden_for_a_restart_and_put_back_does_not_get_emptied_lanes_sealed() {
+    let app = TestApp::spawn(Engine::Postgres).await;
+    record_on_lane_two(&app.db, 2).await;
+    record(&app.db, 9).await;
+    // The intruder keeps a copy of the entry, cuts it, empties lane 2 back to never written and
+    // restarts the backend, hoping it opens the lanes afresh; then puts the entry back.
+    let mut intruder = app.db.pool().acquire().await.unwrap();
+    sqlx::query("CREATE TEMPORARY TABLE kept AS SELECT * FROM audit_log WHERE event = $1")
+        .bind(audit::LANES_OPENED)
+        .execute(&mut *intruder)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM audit_log WHERE event = $1")
+        .bind(audit::LANES_OPENED)
+        .execute(&mut *intruder)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM audit_log WHERE lane = 2").execute(&mut *intruder).await.unwrap();
+    sqlx::query("UPDATE audit_head SET hash = $1, seal = NULL WHERE id = 2")
+        .bind(audit::genesis(2))
+        .execute(&mut *intruder)
+        .await
+        .unwrap();
+    app.db.migrate().await.unwrap();
+    sqlx::query("INSERT INTO audit_log SELECT * FROM kept").execute(&mut *intruder).await.unwrap();
+    let seal: Option<Vec<u8>> = sqlx::query_scalar("SELECT seal FROM audit_head WHERE id = 2")
+        .fetch_one(&mut *intruder)
+        .await
+        .unwrap();
+    assert_eq!(seal, None, "the restart sealed nothing over a trail that did not verify");
+    assert!(broken(&app.db).await);
+}
+
+#[tokio::test]
 async fn heads_swapped_between_lanes_are_found() {
     let app = TestApp::spawn(Engine::Postgres).await;
     record_on_lane_two(&app.db, 2).await;
@@ -261,18 +295,19 @@ on_both_databases! {
 }
 
 on_both_databases! {
-    async fn a_row_given_an_id_below_the_first_is_found(engine: Engine) {
+    async fn a_row_given_the_least_id_there_is_is_found(engine: Engine) {
         let app = TestApp::spawn(engine).await;
         record(&app.db, 1).await;
         sqlx::query(
             "INSERT INTO audit_log (id, at, actor, event, details, prev_hash, hash, keyed, lane) \
-             VALUES (-5, 0, 'system', 'card_unlocked', '{}', $1, $2, 1, 1)",
+             VALUES ($1, 0, 'system', 'card_unlocked', '{}', $2, $3, 1, 1)",
         )
+        .bind(i64::MIN)
         .bind(vec![0u8; 32])
         .bind(vec![7u8; 32])
         .execute(app.db.pool())
         .await
         .unwrap();
-        assert_eq!(audit::first_broken_row(&app.db).await.unwrap(), Some(-5));
+        assert_eq!(audit::first_broken_row(&app.db).await.unwrap(), Some(i64::MIN));
     }
 }
