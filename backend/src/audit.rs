@@ -74,13 +74,18 @@ impl AuditKey {
 
     /// Whether `stored` is the key's seal, as `kind` writes it, of lane `lane`'s head `hash`.
     fn seals(&self, kind: DatabaseKind, lane: i64, hash: &[u8], stored: Option<&[u8]>) -> bool {
-        stored.is_some_and(|stored| hash.len() == 32 && bool::from(self.seal(kind, lane, hash).ct_eq(stored)))
+        is_seal(hash, stored, |hash| self.seal(kind, lane, hash))
     }
 
     /// Whether `stored` is the single chain's seal of `hash`: lane 1's before the lanes are opened.
     fn single_seals(&self, hash: &[u8], stored: Option<&[u8]>) -> bool {
-        stored.is_some_and(|stored| hash.len() == 32 && bool::from(self.single_seal(hash).ct_eq(stored)))
+        is_seal(hash, stored, |hash| self.single_seal(hash))
     }
+}
+
+/// Whether `stored` is `seal` of `hash`, a 32-byte hash (compared in constant time).
+fn is_seal(hash: &[u8], stored: Option<&[u8]>, seal: impl FnOnce(&[u8]) -> Vec<u8>) -> bool {
+    stored.is_some_and(|stored| hash.len() == 32 && bool::from(seal(hash).ct_eq(stored)))
 }
 
 fn mac(key: &[u8]) -> Hmac<Sha256> {
@@ -318,49 +323,40 @@ pub const LANES_OPENED: &str = "audit_lanes_opened";
 
 /// Readies the trail at start-up: seals a new trail's head, then opens the lanes.
 pub async fn prepare(db: &Database) -> anyhow::Result<()> {
-    seal_new_trail(db).await?;
+    seal_first_head(db, false).await?;
     open_lanes(db).await
-}
-
-/// Seals lane 1's empty head on a new database: no rows, no seal. Nothing else is sealed at
-/// start-up, since anything else in the database (a `keyed` flag, the migrations table) could
-/// have been set by whoever altered the trail; a trail from before the key is sealed by an
-/// operator ([`seal_as_it_stands`]).
-async fn seal_new_trail(db: &Database) -> anyhow::Result<()> {
-    let mut tx = db.begin_write().await?;
-    let head: (Vec<u8>, Option<Vec<u8>>) =
-        sqlx::query_as("SELECT hash, seal FROM audit_head WHERE id = 1").fetch_one(&mut **tx).await?;
-    let empty = vec![0u8; 32];
-    if head.1.is_none() && head.0 == empty {
-        let any: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM audit_log LIMIT 1").fetch_optional(&mut **tx).await?;
-        if any.is_none() {
-            sqlx::query("UPDATE audit_head SET seal = $1 WHERE id = 1 AND seal IS NULL")
-                .bind(db.audit_key().single_seal(&empty))
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
-    tx.commit().await?;
-    Ok(())
 }
 
 /// Seals lane 1's head as it stands, if it has no seal: `backend admin seal-audit`, run once by
 /// an operator after upgrading from a release before the keyed trail (migration 0010), whose
 /// head was never sealed. Returns whether it sealed; the lanes are opened after it.
 pub async fn seal_as_it_stands(db: &Database) -> anyhow::Result<bool> {
+    let sealed = seal_first_head(db, true).await?;
+    open_lanes(db).await?;
+    Ok(sealed)
+}
+
+/// Seals lane 1's head with the single chain's seal if it has none: `as_it_stands` (the
+/// operator's word), or else only on a new database, an empty head over no rows. Start-up seals
+/// nothing else, since anything else in the database (a `keyed` flag, the migrations table)
+/// could have been set by whoever altered the trail. Returns whether it sealed.
+async fn seal_first_head(db: &Database, as_it_stands: bool) -> anyhow::Result<bool> {
     let mut tx = db.begin_write().await?;
-    let head: (Vec<u8>, Option<Vec<u8>>) =
+    let (hash, seal): (Vec<u8>, Option<Vec<u8>>) =
         sqlx::query_as("SELECT hash, seal FROM audit_head WHERE id = 1").fetch_one(&mut **tx).await?;
-    let sealed = head.1.is_none() && head.0.len() == 32;
+    let mut sealed = seal.is_none() && hash.len() == 32;
+    if sealed && !as_it_stands {
+        let any: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM audit_log LIMIT 1").fetch_optional(&mut **tx).await?;
+        sealed = hash == genesis(1) && any.is_none();
+    }
     if sealed {
         sqlx::query("UPDATE audit_head SET seal = $1 WHERE id = 1 AND seal IS NULL")
-            .bind(db.audit_key().single_seal(&head.0))
+            .bind(db.audit_key().single_seal(&hash))
             .execute(&mut **tx)
             .await?;
     }
     tx.commit().await?;
-    open_lanes(db).await?;
     Ok(sealed)
 }
 
@@ -381,10 +377,18 @@ async fn open_lanes(db: &Database) -> anyhow::Result<()> {
     let mut tx = db.begin_write().await?;
     // Lane 1's lock makes instances that start together open the lanes one after the other, and
     // this transaction's entry goes onto lane 1: the first lane, and one it holds.
-    let hash: Vec<u8> = sqlx::query_scalar("SELECT hash FROM audit_head WHERE id = 1 FOR UPDATE")
-        .fetch_one(&mut **tx)
-        .await?;
+    let (hash, seal): (Vec<u8>, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT hash, seal FROM audit_head WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut **tx)
+            .await?;
     if lanes_opened(&mut **tx).await? {
+        return Ok(());
+    }
+    // Lanes not yet open leave lane 1 with the single chain's seal; without it (a trail waiting
+    // for `seal-audit`, or one whose entry was cut out) nothing opens, and every start is spared
+    // walking a trail that cannot verify.
+    if !key.single_seals(&hash, seal.as_deref()) {
+        tracing::warn!("the audit trail's first head is not sealed as before the lanes; they stay closed");
         return Ok(());
     }
     if let Some(row) = first_broken_row(db).await? {

@@ -40,6 +40,17 @@ async fn record_on_lane_two(db: &Database, n: i64) {
     drop(held);
 }
 
+/// What an intruder does to make lane 2 look never written: its rows cut, its head back at its
+/// start, its seal cleared.
+async fn empty_lane_two(conn: &mut sqlx::AnyConnection) {
+    sqlx::query("DELETE FROM audit_log WHERE lane = 2").execute(&mut *conn).await.unwrap();
+    sqlx::query("UPDATE audit_head SET hash = $1, seal = NULL WHERE id = 2")
+        .bind(audit::genesis(2))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+}
+
 async fn lane_rows(db: &Database, lane: i64) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE lane = $1")
         .bind(lane)
@@ -124,12 +135,7 @@ async fn a_lane_emptied_and_unsealed_is_found_and_a_restart_does_not_seal_it_aga
     let app = TestApp::spawn(Engine::Postgres).await;
     record_on_lane_two(&app.db, 3).await;
     // The intruder deletes lane 2's rows and makes its head look like one never used.
-    sqlx::query("DELETE FROM audit_log WHERE lane = 2").execute(app.db.pool()).await.unwrap();
-    sqlx::query("UPDATE audit_head SET hash = $1, seal = NULL WHERE id = 2")
-        .bind(audit::genesis(2))
-        .execute(app.db.pool())
-        .await
-        .unwrap();
+    empty_lane_two(&mut app.db.pool().acquire().await.unwrap()).await;
     assert!(broken(&app.db).await);
     app.db.migrate().await.unwrap();
     assert!(broken(&app.db).await, "the next start does not bless it");
@@ -222,12 +228,7 @@ async fn the_entry_hidden_for_a_restart_and_put_back_does_not_get_emptied_lanes_
         .execute(&mut *intruder)
         .await
         .unwrap();
-    sqlx::query("DELETE FROM audit_log WHERE lane = 2").execute(&mut *intruder).await.unwrap();
-    sqlx::query("UPDATE audit_head SET hash = $1, seal = NULL WHERE id = 2")
-        .bind(audit::genesis(2))
-        .execute(&mut *intruder)
-        .await
-        .unwrap();
+    empty_lane_two(&mut intruder).await;
     app.db.migrate().await.unwrap();
     sqlx::query("INSERT INTO audit_log SELECT * FROM kept").execute(&mut *intruder).await.unwrap();
     let seal: Option<Vec<u8>> = sqlx::query_scalar("SELECT seal FROM audit_head WHERE id = 2")
