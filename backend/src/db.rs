@@ -51,6 +51,9 @@ impl FromStr for DatabaseKind {
 /// How long a request waits for a connection (or SQLite's write turn) before it is told 503.
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// A pooled connection idle this long is pinged before it is handed out (see `connect_url`).
+const PING_IF_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long start-up waits for a database that does not answer yet.
 const STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -127,12 +130,27 @@ impl Database {
             // A request waits this long for a connection before it is told 503 (try again): a
             // database restarting or failing over must not hold every request for sqlx's 30 s.
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            // When the disk fills, SQLite rolls the transaction back itself; sqlx's own ROLLBACK
-            // then fails and the connection keeps believing it is in one, refusing every later
-            // BEGIN. (The ping before this check has run any rollback still queued.) Such a
-            // connection is closed and replaced, so the service recovers when space returns.
-            .before_acquire(|conn, _| {
-                Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) })
+            // sqlx pings every connection as it goes back to the pool (which also runs any
+            // rollback still queued) and, by default, again as it is handed out: one more round
+            // trip for each query a request makes outside a transaction, about seven of sign-in's
+            // twenty-one (issue 16). Only a connection that sat idle, which the database may
+            // have dropped meanwhile, is pinged again.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    // When the disk fills, SQLite rolls the transaction back itself; sqlx's own
+                    // ROLLBACK then fails and the connection keeps believing it is in one,
+                    // refusing every later BEGIN. Such a connection is closed and replaced, so
+                    // the service recovers when space returns.
+                    if sqlx::Connection::is_in_transaction(conn) {
+                        return Ok(false);
+                    }
+                    if meta.idle_for >= PING_IF_IDLE {
+                        // An error closes this connection; the pool hands out another.
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
             });
         // At start-up a PostgreSQL server may still be starting (both services started
         // together): it gets half a minute, not the 3 s a request gets.

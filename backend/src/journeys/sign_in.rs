@@ -26,11 +26,7 @@ pub async fn sign_in(state: &AppState, request: SignInRequest) -> Result<(Profil
     let signature = card_proof::signature_from_base64(&request.signature)?;
     let guid = request.guid;
     // Reads first: a write transaction holds a pooled connection, and must not wait for a second.
-    let card = people::card_by_guid(&state.db, &guid).await?;
-    let holder = match &card {
-        Some(card) => people::user_by_ref(&state.db, card.user_ref).await?,
-        None => None,
-    };
+    let (card, holder) = people::card_and_holder(&state.db, &guid).await?.unzip();
     // The signature is checked before the write transaction, against the challenge as it stands
     // (issue 16: inside it, SQLite's one writer waited on every check, and sign-in at 500/s fell
     // behind); it counts only if the challenge then redeemed is the one checked.

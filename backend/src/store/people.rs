@@ -17,10 +17,15 @@ pub struct User {
 }
 
 impl User {
-    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+    pub(crate) fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        Self::from_row_with_id(row, row.try_get("id")?)
+    }
+
+    /// From a row that names the person's id otherwise (a card's `user_ref`, say).
+    fn from_row_with_id(row: &AnyRow, id: i64) -> sqlx::Result<Self> {
         let roles: String = row.try_get("roles")?;
         Ok(Self {
-            id: row.try_get("id")?,
+            id,
             user_id: row.try_get("user_id")?,
             name: row.try_get("name")?,
             contact_email: row.try_get("contact_email")?,
@@ -103,6 +108,8 @@ pub enum PeopleError {
 }
 
 const USER_COLUMNS: &str = "id, user_id, name, contact_email, roles";
+/// [`USER_COLUMNS`] of a query that calls `users` `u`.
+pub(crate) const USER_COLUMNS_OF_U: &str = "u.id, u.user_id, u.name, u.contact_email, u.roles";
 const CARD_COLUMNS: &str = "id, guid, user_ref, piv_auth_key, card_auth_key, status, issued_at";
 
 pub async fn add_user(db: &Database, new: &NewUser<'_>) -> Result<User, PeopleError> {
@@ -205,6 +212,23 @@ pub async fn card_by_guid(db: &Database, guid: &str) -> Result<Option<Card>, sql
         .fetch_optional(db.pool())
         .await?;
     row.as_ref().map(Card::from_row).transpose()
+}
+
+/// The card with `guid` and the person it was issued to, in one statement: sign-in's first
+/// read (issue 16).
+pub async fn card_and_holder(db: &Database, guid: &str) -> Result<Option<(Card, User)>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT c.id, c.guid, c.user_ref, c.piv_auth_key, c.card_auth_key, c.status, c.issued_at, \
+         u.user_id, u.name, u.contact_email, u.roles FROM cards c JOIN users u ON u.id = c.user_ref \
+         WHERE c.guid = $1",
+    )
+    .bind(guid.to_ascii_lowercase())
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let card = Card::from_row(&row)?;
+    let holder = User::from_row_with_id(&row, card.user_ref)?;
+    Ok(Some((card, holder)))
 }
 
 pub async fn cards_of(db: &Database, user_ref: i64) -> Result<Vec<Card>, sqlx::Error> {

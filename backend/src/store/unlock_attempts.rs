@@ -160,16 +160,20 @@ pub async fn insert(conn: &mut Conn, new: &NewAttempt<'_>) -> sqlx::Result<()> {
     .bind(new.desk.map(|d| d.reason.as_str()))
     .execute(&mut *conn)
     .await?;
-    for (position, question) in (1_i64..).zip(new.question_ids) {
-        sqlx::query(
-            "INSERT INTO unlock_attempt_questions (attempt_id, position, question_id) VALUES ($1, $2, $3)",
-        )
-        .bind(new.id)
-        .bind(position)
-        .bind(i64::from(*question))
-        .execute(&mut *conn)
-        .await?;
+    if new.question_ids.is_empty() {
+        return Ok(());
     }
+    // The questions in one statement: a round trip each was a fifth of the start's (issue 16).
+    let rows: Vec<String> =
+        (0..new.question_ids.len()).map(|row| crate::db::row_placeholders(row, 3)).collect();
+    let sql = format!(
+        "INSERT INTO unlock_attempt_questions (attempt_id, position, question_id) VALUES {}",
+        rows.join(", ")
+    );
+    let insert = (1_i64..).zip(new.question_ids).fold(sqlx::query(&sql), |q, (position, question)| {
+        q.bind(new.id).bind(position).bind(i64::from(*question))
+    });
+    insert.execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -120,3 +120,43 @@ async fn a_postgres_restart_under_load_is_a_clear_503_and_nothing_half_written()
     let (current, pending, _) = puks(&app, &card).await;
     assert_eq!((current.as_str(), pending), (secrets.new_puk.as_str(), None));
 }
+
+/// PostgreSQL ends the backend's idle connections (an idle timeout, a failover, an operator's
+/// `pg_terminate_backend`) while the backend has no reason to notice: the next requests are
+/// served on connections that answer, not failed on the dead ones. (The pool no longer pings a
+/// connection at every hand-out, only one that sat idle, issue 16.)
+#[tokio::test]
+async fn connections_the_database_ended_while_idle_are_replaced_unseen() {
+    let app = Arc::new(TestApp::spawn(Engine::Postgres).await);
+    // Several connections in the pool: requests at once each take one.
+    assert_eq!(challenges_at_once(&app, 8).await, [200; 8]);
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) AS ended",
+    )
+    .fetch_one(app.db.pool())
+    .await
+    .unwrap();
+    assert!(ended >= 2, "the backend's connections were ended: {ended}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..20 {
+        let response = app.post("/api/unlock/challenge", &()).await;
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    }
+    assert_eq!(challenges_at_once(&app, 8).await, [200; 8]);
+}
+
+/// The statuses of `n` challenges asked for at once.
+async fn challenges_at_once(app: &Arc<TestApp>, n: usize) -> Vec<u16> {
+    let asked: Vec<_> = (0..n)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move { app.post("/api/unlock/challenge", &()).await.status().as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in asked {
+        statuses.push(task.await.unwrap());
+    }
+    statuses
+}
