@@ -11,6 +11,7 @@
 //! compare two builds on PostgreSQL, run by run, without the SQLite half between them.
 
 mod api;
+mod disk;
 mod load;
 mod mailbox;
 mod people;

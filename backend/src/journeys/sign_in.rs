@@ -26,11 +26,17 @@ pub async fn sign_in(state: &AppState, request: SignInRequest) -> Result<(Profil
     let signature = card_proof::signature_from_base64(&request.signature)?;
     let guid = request.guid;
     // Reads first: a write transaction holds a pooled connection, and must not wait for a second.
-    let (card, holder) = people::card_and_holder(&state.db, &guid).await?.unzip();
     // The signature is checked before the write transaction, against the challenge as it stands
     // (issue 16: inside it, SQLite's one writer waited on every check, and sign-in at 500/s fell
-    // behind); it counts only if the challenge then redeemed is the one checked.
-    let peeked = challenges::peek(&state.db, &request.challenge_id, Purpose::SignIn).await?;
+    // behind); it counts only if the challenge then redeemed is the one checked. Both reads at
+    // once, each on its own connection.
+    let (found, peeked) = tokio::try_join!(
+        async { Ok::<_, ApiError>(people::card_and_holder(&state.db, &guid).await?) },
+        async {
+            Ok::<_, ApiError>(challenges::peek(&state.db, &request.challenge_id, Purpose::SignIn).await?)
+        },
+    )?;
+    let (card, holder) = found.unzip();
     let verified = match (&card, &peeked) {
         (Some(card), Some(peeked)) => {
             card_proof::verifies_for(&card.piv_auth_key, envelope::Purpose::SignIn, peeked, &signature)

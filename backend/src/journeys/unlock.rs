@@ -57,32 +57,12 @@ pub async fn start(state: &AppState, request: UnlockStart) -> Result<UnlockQuest
     let guid = request.guid;
     // Reads first: the write transaction below must not wait for a second pooled connection.
     let card = people::card_by_guid(&state.db, &guid).await?;
-    let mut conn = state.db.pool().acquire().await?;
-    let standing = match &card {
-        Some(card) => people::unlock_standing(&mut conn, card.user_ref).await?.unwrap_or_default(),
-        None => UnlockStanding::default(),
-    };
-    let registered: Vec<u32> = match &card {
-        Some(card) => registrations::active_answers(&mut conn, card.user_ref)
-            .await?
-            .into_iter()
-            .map(|answer| answer.question_id)
-            .collect(),
-        None => Vec::new(),
-    };
-    let contact_email = match &card {
-        Some(card) if state.settings.unlock_without_registration => {
-            people::user_by_ref(&state.db, card.user_ref).await?.and_then(|u| u.contact_email)
-        }
-        _ => None,
+    let Known { standing, registered, contact_email, puk_held } = match &card {
+        Some(card) => known_of(state, card).await?,
+        None => Known::default(),
     };
     let registered_or_free =
         registered.len() == questions::QUESTIONS_PER_REGISTRATION || contact_email.is_some();
-    let puk_held = match &card {
-        Some(card) => people::puk_held(&mut conn, card.id).await?,
-        None => false,
-    };
-    drop(conn);
     let mut tx = state.db.begin_write().await?;
     let challenge = challenges::redeem(&mut tx, &request.challenge_id, Purpose::Unlock, None).await?;
     let refusal = match &card {
@@ -172,6 +152,43 @@ pub async fn start(state: &AppState, request: UnlockStart) -> Result<UnlockQuest
         .filter_map(|id| questions::question(*id).map(|text| Question { id: *id, text: text.to_owned() }))
         .collect();
     Ok(UnlockQuestions { attempt_id, questions, attempts_left, code_sent: None })
+}
+
+/// What an unlock's start knows of the card's holder before it decides.
+#[derive(Debug, Default)]
+struct Known {
+    standing: UnlockStanding,
+    /// The questions of their registration.
+    registered: Vec<u32>,
+    /// Where a code goes without a registration, if the policy allows that.
+    contact_email: Option<String>,
+    puk_held: bool,
+}
+
+/// [`Known`] of `card`'s holder: the reads at once, each on a connection of its own that it
+/// gives back before anything waits on it (issue 16: one after another they were three round
+/// trips' wait).
+async fn known_of(state: &AppState, card: &people::Card) -> Result<Known, ApiError> {
+    let db = &state.db;
+    let (standing, registered, contact_email, puk_held) = tokio::try_join!(
+        async {
+            let standing = people::unlock_standing(&mut *db.pool().acquire().await?, card.user_ref).await?;
+            Ok::<_, ApiError>(standing.unwrap_or_default())
+        },
+        async {
+            let answers =
+                registrations::active_answers(&mut *db.pool().acquire().await?, card.user_ref).await?;
+            Ok(answers.into_iter().map(|answer| answer.question_id).collect())
+        },
+        async {
+            Ok(match state.settings.unlock_without_registration {
+                true => people::user_by_ref(db, card.user_ref).await?.and_then(|u| u.contact_email),
+                false => None,
+            })
+        },
+        async { Ok(people::puk_held(&mut *db.pool().acquire().await?, card.id).await?) },
+    )?;
+    Ok(Known { standing, registered, contact_email, puk_held })
 }
 
 /// `count` of the registered questions, in a random order.

@@ -9,6 +9,7 @@ use protocol::api::{ChallengeIssued, UnlockCode, UnlockQuestions};
 
 use crate::{
     api::{answers, Api, Who},
+    disk,
     load::{open_loop, Outcome},
     mailbox::Mailbox,
     people::{KeyPool, Person},
@@ -42,6 +43,10 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
     let name = engine.name();
     let load = format!("{rate:.0}/s");
     let ok = |s: u16| (200..300).contains(&s);
+    if let Engine::Sqlite = engine {
+        let times = disk::flushes(data.path(), if options.quick { 20 } else { 200 })?;
+        report.row(flush_row(name, &times, rate));
+    }
     let mut measure = |route: &str, outcome: Outcome, usage: Usage| {
         let row =
             Row::from_outcome(SCENARIO, name, format!("{load} {route}"), &outcome, ok).p99_within(TARGET_MS);
@@ -188,6 +193,26 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
         people.len()
     ));
     Ok(())
+}
+
+/// The data disk's flush times beside the rate the writing routes are offered at: SQLite's one
+/// writer flushes once a commit, so `rate` flushes must fit in a second (`disk`).
+fn flush_row(engine: &str, times: &[Duration], rate: f64) -> Row {
+    let budget_ms = 1000.0 / rate;
+    let mean = disk::mean_ms(times);
+    Row {
+        scenario: SCENARIO.into(),
+        engine: engine.into(),
+        load: format!("4 KiB write + fdatasync ×{} in the data folder", times.len()),
+        requests: Some(times.len() as u64),
+        p50: Some(disk::quantile_ms(times, 0.5)),
+        p99: Some(disk::quantile_ms(times, 0.99)),
+        max: Some(disk::quantile_ms(times, 1.0)),
+        limit: format!("mean flush ≤ {budget_ms:.1} ms (one a commit at {rate:.0}/s)"),
+        measured: format!("mean {mean:.2} ms ({:.0} flushes/s)", 1000.0 / mean),
+        ratio: format!("{:.2}", mean / budget_ms),
+        ..Row::default()
+    }
 }
 
 /// Each person's session cookie.
