@@ -132,8 +132,8 @@ impl Database {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             // sqlx pings every connection as it goes back to the pool (which also runs any
             // rollback still queued) and, by default, again as it is handed out: one more round
-            // trip for each query a request makes outside a transaction, about seven of sign-in's
-            // twenty-one (issue 16). Only a connection that sat idle, which the database may
+            // trip for each connection a request takes, about seven of sign-in's twenty-one
+            // (issue 16). Only a connection that sat idle, which the database may
             // have dropped meanwhile, is pinged again.
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {

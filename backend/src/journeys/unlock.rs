@@ -181,10 +181,10 @@ async fn known_of(state: &AppState, card: &people::Card) -> Result<Known, ApiErr
             Ok(answers.into_iter().map(|answer| answer.question_id).collect())
         },
         async {
-            Ok(match state.settings.unlock_without_registration {
-                true => people::user_by_ref(db, card.user_ref).await?.and_then(|u| u.contact_email),
-                false => None,
-            })
+            if !state.settings.unlock_without_registration {
+                return Ok(None);
+            }
+            Ok(people::user_by_ref(db, card.user_ref).await?.and_then(|u| u.contact_email))
         },
         async { Ok(people::puk_held(&mut *db.pool().acquire().await?, card.id).await?) },
     )?;
