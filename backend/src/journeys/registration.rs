@@ -100,6 +100,9 @@ pub async fn register(
     }
 
     let mut tx = state.db.begin_write().await?;
+    // One registration of a person at a time: on PostgreSQL two at once (a double click) each
+    // found no pending one to replace, and the second insert broke the one-pending rule (a 500).
+    people::hold(&mut tx, me.user.id).await?;
     // A code sent for the registration this one replaces proves the same mailbox, if it is the
     // same address: when the limits refuse a new code, that one still completes this one.
     let same_address =

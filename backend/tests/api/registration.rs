@@ -192,3 +192,33 @@ on_both_databases! {
         assert!(matches!(profile.self_service, SelfService::Registered { ref email, .. } if email == "fay@nhs.net"));
     }
 }
+
+on_both_databases! {
+    async fn the_same_registration_sent_many_times_at_once_is_taken_one_at_a_time(engine: Engine) {
+        // A double click, or a page retrying: each submission replaces the one before it.
+        let (app, smtp, card) = signed_in(engine).await;
+        assert_eq!(prove_passcode(&app, &card).await.status(), 204);
+        let request = RegistrationRequest { answers: answers(["Jaws", "Leeds", "Sam", "Blue moon"]), email: "fay@nhs.net".into() };
+        let app = std::sync::Arc::new(app);
+        let sent: Vec<_> = (0..16)
+            .map(|_| {
+                let (app, request) = (app.clone(), request.clone());
+                tokio::spawn(async move { app.post("/api/registration", &request).await.status().as_u16() })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for task in sent {
+            statuses.push(task.await.unwrap());
+        }
+        assert!(statuses.iter().all(|s| *s == 201), "every one answered as a registration: {statuses:?}");
+        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM registrations WHERE status = 'pending'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(pending, 1, "one registration waits for its code");
+        // The one code sent completes it.
+        let code = code_in(&smtp.wait_for("fay@nhs.net", "registration code", 1).await.unwrap()).unwrap();
+        let profile: Profile = app.post("/api/registration/confirm", &CodeRequest { code }).await.json().await.unwrap();
+        assert!(matches!(profile.self_service, SelfService::Registered { ref email, .. } if email == "fay@nhs.net"));
+    }
+}
