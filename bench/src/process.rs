@@ -63,15 +63,80 @@ pub fn rss_mb(pid: u32) -> anyhow::Result<f64> {
 
 /// User and system CPU time so far, in seconds.
 pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    Ok(stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat"))?)?.1)
+}
+
+/// A `/proc/.../stat` line's command name and its user + system CPU time in seconds.
+fn stat_cpu(stat: &str) -> anyhow::Result<(&str, f64)> {
     // The command name (field 2) may hold spaces: fields are counted after its closing bracket.
-    let after = stat.rsplit_once(')').context("malformed stat")?.1;
+    let (before, after) = stat.rsplit_once(')').context("malformed stat")?;
+    let name = before.split_once('(').context("malformed stat")?.1;
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks =
         |i: usize| -> anyhow::Result<f64> { Ok(fields.get(i).context("short stat")?.parse::<f64>()?) };
     // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name. Linux
     // counts them in USER_HZ, which is 100 on every architecture it exposes to user space.
-    Ok((ticks(11)? + ticks(12)?) / 100.0)
+    Ok((name, (ticks(11)? + ticks(12)?) / 100.0))
+}
+
+/// Where the machine's CPU went, in seconds so far: what a run's cost per request is made of.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuSplit {
+    /// The backend's argon2 worker threads (`argon2-N`).
+    pub argon2: f64,
+    /// The rest of the backend: HTTP, the database driver, the mail outbox, the runtime.
+    pub backend: f64,
+    /// Every `postgres` process (none for SQLite, which runs inside the backend).
+    pub database: f64,
+    /// This load generator.
+    pub harness: f64,
+}
+
+impl CpuSplit {
+    pub fn now(backend: u32) -> Self {
+        let mut split = Self::default();
+        split.argon2 = tasks(&format!("/proc/{backend}/task"))
+            .filter(|(name, _)| name.starts_with("argon2-"))
+            .map(|(_, cpu)| cpu)
+            .sum();
+        // From the process's total, which keeps the time of threads that have ended (tokio's
+        // blocking threads end when idle); the argon2 workers never do.
+        split.backend = cpu_seconds(backend).unwrap_or(0.0) - split.argon2;
+        split.database = tasks("/proc").filter(|(name, _)| name == "postgres").map(|(_, cpu)| cpu).sum();
+        split.harness = cpu_seconds(std::process::id()).unwrap_or(0.0);
+        split
+    }
+
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            argon2: self.argon2 - earlier.argon2,
+            backend: self.backend - earlier.backend,
+            database: self.database - earlier.database,
+            harness: self.harness - earlier.harness,
+        }
+    }
+
+    /// Each part divided by `n`, in milliseconds: the CPU one request cost.
+    pub fn per_request_ms(self, n: u64) -> Self {
+        let each = |seconds: f64| 1000.0 * seconds / n.max(1) as f64;
+        Self {
+            argon2: each(self.argon2),
+            backend: each(self.backend),
+            database: each(self.database),
+            harness: each(self.harness),
+        }
+    }
+}
+
+/// The command name and CPU seconds of every numbered entry in `folder` (processes or threads);
+/// one that ends while it is read is left out.
+fn tasks(folder: &str) -> impl Iterator<Item = (String, f64)> {
+    std::fs::read_dir(folder).into_iter().flatten().flatten().filter_map(|entry| {
+        entry.file_name().to_str()?.parse::<u32>().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        let (name, cpu) = stat_cpu(&stat).ok()?;
+        Some((name.to_owned(), cpu))
+    })
 }
 
 /// Samples a process's RSS every 50 ms in the background and keeps the highest seen.
@@ -114,6 +179,7 @@ pub struct Probe {
     pid: u32,
     peak: PeakRss,
     cpu: f64,
+    split: CpuSplit,
     started: Instant,
 }
 
@@ -123,17 +189,26 @@ pub struct Usage {
     pub peak_rss_mb: f64,
     /// CPU time over wall time, in % of one core (200 % is both cores of a 2-core machine).
     pub cpu_percent: f64,
+    /// The CPU seconds the run cost, part by part.
+    pub split: CpuSplit,
 }
 
 impl Probe {
     pub fn start(pid: u32) -> Self {
-        Self { pid, peak: PeakRss::start(pid), cpu: cpu_seconds(pid).unwrap_or(0.0), started: Instant::now() }
+        Self {
+            pid,
+            peak: PeakRss::start(pid),
+            cpu: cpu_seconds(pid).unwrap_or(0.0),
+            split: CpuSplit::now(pid),
+            started: Instant::now(),
+        }
     }
 
     pub async fn finish(self) -> Usage {
         let cpu = cpu_seconds(self.pid).unwrap_or(self.cpu) - self.cpu;
+        let split = CpuSplit::now(self.pid).since(self.split);
         let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
-        Usage { peak_rss_mb: self.peak.finish().await, cpu_percent: 100.0 * cpu / elapsed }
+        Usage { peak_rss_mb: self.peak.finish().await, cpu_percent: 100.0 * cpu / elapsed, split }
     }
 }
 

@@ -11,7 +11,7 @@ use crate::{
     load::open_loop,
     mailbox::Mailbox,
     people::{KeyPool, Person},
-    process::{Backend, Engine, Probe},
+    process::{Backend, CpuSplit, Engine, Probe},
     report::{Report, Row},
     scenarios::{import, raw_argon2_rate, register_all, together},
     Options,
@@ -37,21 +37,20 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
         took.as_secs_f64()
     ));
 
-    // The bound, on the same cores, the backend idle meanwhile.
-    let raw = raw_argon2_rate(&options.programs, if options.quick { 1.0 } else { 5.0 })?;
+    // The bound, on the same cores, the backend idle meanwhile: before the steps and again after
+    // them, since a shared machine's speed drifts (5-second samples minutes apart differed by
+    // up to 15 % on 2026-12-03); the steps are held against the mean of the two.
+    let seconds = if options.quick { 1.0 } else { 5.0 };
+    let raw_before = raw_argon2_rate(&options.programs, seconds)?;
     let asked = api.start_unlock(&people[0]).await?.questions.len().max(1);
-    let limit = raw / asked as f64;
-    report.note(format!(
-        "{}: raw argon2id (m=19 MiB, t=2, p=1) {raw:.1} verifications/s on every core; an unlock asks {asked} questions, so the bound is {limit:.1} answer checks/s.",
-        engine.name()
-    ));
+    let offered = raw_before / asked as f64;
 
     let fractions: &[f64] = if options.quick { &[0.5] } else { &[0.25, 0.5, 0.75, 0.9, 1.0, 1.25] };
     let people = Arc::new(people);
     let mut next = 0;
-    let mut best = 0.0f64;
+    let mut steps = Vec::new();
     for fraction in fractions {
-        let rate = limit * fraction;
+        let rate = offered * fraction;
         let n = ((rate * step.as_secs_f64()).ceil() as usize).clamp(1, people.len());
         // Each person has one open attempt at a time: n different people, each a new attempt.
         let first = next;
@@ -59,9 +58,21 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
         next = (first + n) % people.len();
         let probe = Probe::start(backend.pid());
         let outcome = submit(&api, &people, attempts, rate, first).await;
-        let usage = probe.finish().await;
+        steps.push((rate, outcome, probe.finish().await));
+    }
+    let raw_after = raw_argon2_rate(&options.programs, seconds)?;
+    let raw = (raw_before + raw_after) / 2.0;
+    let limit = raw / asked as f64;
+    report.note(format!(
+        "{}: raw argon2id (m=19 MiB, t=2, p=1) {raw_before:.1} verifications/s on every core before the steps, {raw_after:.1}/s after, {raw:.1}/s in the mean; an unlock asks {asked} questions, so the bound is {limit:.1} answer checks/s.",
+        engine.name()
+    ));
+    let mut best = 0.0f64;
+    let mut costs = Vec::new();
+    for (rate, outcome, usage) in steps {
         let throughput = outcome.throughput(|s| s == 200);
         best = best.max(throughput);
+        costs.push(cost(rate, engine, usage.split.per_request_ms(outcome.answered(|s| s == 200))));
         let mut row =
             Row::from_outcome(SCENARIO, engine.name(), format!("{rate:.1}/s"), &outcome, |s| s == 200);
         row = row.used(usage);
@@ -74,6 +85,14 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
         "{}: the most answer checks served in a second, at any offered rate: {best:.1}/s = {:.0} % of the raw bound.",
         engine.name(),
         100.0 * best / limit
+    ));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    report.note(format!(
+        "{}: CPU per answer check (the bound allows {:.1} ms of argon2, {asked} × {:.1} ms, on {cores} cores): {}.",
+        engine.name(),
+        1000.0 * cores / limit,
+        1000.0 * cores / raw,
+        costs.join("; ")
     ));
 
     // Everyone at once: memory stays bounded and every request is answered.
@@ -102,6 +121,16 @@ pub async fn run(options: &Options, report: &mut Report, engine: &Engine) -> any
         if options.quick { 1 } else { 20 }
     ));
     Ok(())
+}
+
+/// What one answer check cost the machine at `rate`, part by part.
+fn cost(rate: f64, engine: &Engine, each: CpuSplit) -> String {
+    // On SQLite, PostgreSQL's share is the bench's server idling beside it.
+    let database = if *engine == Engine::Sqlite { "PostgreSQL, not in use," } else { "PostgreSQL" };
+    format!(
+        "at {rate:.1}/s argon2 {:.1} ms, the rest of the backend {:.1} ms, {database} {:.1} ms, the load generator {:.1} ms",
+        each.argon2, each.backend, each.database, each.harness
+    )
 }
 
 /// New unlock attempts (their questions) for people `first..first + n` (wrapping).
