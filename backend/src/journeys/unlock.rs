@@ -206,11 +206,16 @@ fn choose(registered: &[u32], count: usize) -> Vec<u32> {
 pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockCodeSent, ApiError> {
     let _turn = state.answers.admit().await?;
     let now = now_unix();
-    let OpenAttempt { user_ref, guid, question_ids: asked, .. } =
-        open_attempt(state, &request.attempt_id, Step::Questions).await?;
-    // The try is counted before the answers are hashed, and given back only if they are right: a
-    // submission abandoned half-way (the page closed, the connection cut) still counts.
+    // One transaction before the hashing: the attempt, the try counted, and what the answers are
+    // checked against (each transaction is a commit, and each pooled connection a round trip
+    // more when it is given back: issue 16). The try is counted before the answers are hashed,
+    // and given back only if they are right: a submission abandoned half-way (the page closed,
+    // the connection cut) still counts.
     let mut tx = state.db.begin_write().await?;
+    let OpenAttempt { user_ref, guid, question_ids: asked, .. } =
+        unlock_attempts::open_at(&mut tx, &request.attempt_id, Step::Questions, now)
+            .await?
+            .ok_or_else(attempt_ended)?;
     let Some(failures) = people::reserve_unlock_try(&mut tx, user_ref, MAX_FAILURES).await? else {
         // Every try is spent (the last perhaps abandoned before it was answered): locked out.
         if people::lock_out(&mut tx, user_ref, now).await? {
@@ -225,11 +230,9 @@ pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockC
         tx.commit().await?;
         return Err(locked_out());
     };
+    let stored = registrations::active_answers(&mut tx, user_ref).await?;
+    let email = registrations::email(&mut tx, user_ref, registrations::Status::Active).await?;
     tx.commit().await?;
-    let mut conn = state.db.pool().acquire().await?;
-    let stored = registrations::active_answers(&mut conn, user_ref).await?;
-    let email = registrations::email(&mut conn, user_ref, registrations::Status::Active).await?;
-    drop(conn);
     // Every asked question must be answered, once; every answer is checked (no early exit, so
     // the time taken does not tell how many were right).
     let mut all_right = request.answers.len() == asked.len();
@@ -244,53 +247,92 @@ pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockC
         };
         all_right &= right;
     }
-
-    let mut tx = state.db.begin_write().await?;
     if !all_right {
-        let now_locked = failures >= MAX_FAILURES && people::lock_out(&mut tx, user_ref, now).await?;
-        if now_locked {
-            unlock_attempts::fail_all(&mut tx, user_ref, &[Step::Questions]).await?;
-        } else if failures >= MAX_FAILURES {
-            // A parallel submission locked the person first; it said so in the audit trail.
-            tx.commit().await?;
-            return Err(locked_out());
-        }
-        let event = if now_locked { "selfservice_locked_out" } else { "unlock_answers_wrong" };
-        audit::append(
-            &mut tx,
-            Entry::new(ANONYMOUS, event).subject(&guid).details(serde_json::json!({ "failures": failures })),
-        )
-        .await?;
-        tx.commit().await?;
-        if now_locked {
-            return Err(locked_out());
-        }
-        let left = MAX_FAILURES - failures;
-        return Err(ApiError::rejected(
-            ErrorCode::AnswersWrong,
-            format!(
-                "One or more answers are not right. You have {left} more {} before self-service locks.",
-                if left == 1 { "attempt" } else { "attempts" }
-            ),
-        )
-        .with_attempts_left(u32::try_from(left).unwrap_or(0)));
+        return Err(wrong(state, user_ref, &guid, failures, now).await?);
     }
-    // Right: the try is given back (unless a parallel wrong one locked the person meanwhile),
-    // whatever becomes of the code below: right answers never count against the person.
+    match passed(state, &request.attempt_id, user_ref, email.as_deref(), &guid).await {
+        Ok(sent) => {
+            state.outbox.wake();
+            Ok(sent)
+        }
+        Err(refused) => {
+            // Right answers never count against the person, whatever became of the code: the
+            // try goes back on its own (unless a parallel wrong one locked the person meanwhile).
+            if let Err(e) = give_back_try(state, user_ref).await {
+                tracing::error!(error = %e, user_ref, "right answers: the try could not be given back");
+            }
+            Err(refused)
+        }
+    }
+}
+
+/// Wrong answers: the try reserved stays counted, and the last one locks the person out. Gives
+/// the refusal to answer with; an error only if that could not be recorded.
+async fn wrong(
+    state: &AppState,
+    user_ref: i64,
+    guid: &str,
+    failures: i64,
+    now: i64,
+) -> Result<ApiError, ApiError> {
+    let mut tx = state.db.begin_write().await?;
+    let now_locked = failures >= MAX_FAILURES && people::lock_out(&mut tx, user_ref, now).await?;
+    if now_locked {
+        unlock_attempts::fail_all(&mut tx, user_ref, &[Step::Questions]).await?;
+    } else if failures >= MAX_FAILURES {
+        // A parallel submission locked the person first; it said so in the audit trail.
+        tx.commit().await?;
+        return Ok(locked_out());
+    }
+    let event = if now_locked { "selfservice_locked_out" } else { "unlock_answers_wrong" };
+    audit::append(
+        &mut tx,
+        Entry::new(ANONYMOUS, event).subject(guid).details(serde_json::json!({ "failures": failures })),
+    )
+    .await?;
+    tx.commit().await?;
+    if now_locked {
+        return Ok(locked_out());
+    }
+    let left = MAX_FAILURES - failures;
+    Ok(ApiError::rejected(
+        ErrorCode::AnswersWrong,
+        format!(
+            "One or more answers are not right. You have {left} more {} before self-service locks.",
+            if left == 1 { "attempt" } else { "attempts" }
+        ),
+    )
+    .with_attempts_left(u32::try_from(left).unwrap_or(0)))
+}
+
+/// Right answers, in one transaction: the try given back, the attempt on to its code, the code
+/// sent and the audit entry. If any of it fails, none of it is written (the caller then gives
+/// the try back alone).
+async fn passed(
+    state: &AppState,
+    attempt_id: &str,
+    user_ref: i64,
+    email: Option<&str>,
+    guid: &str,
+) -> Result<UnlockCodeSent, ApiError> {
+    let mut tx = state.db.begin_write().await?;
     if !people::clear_unlock_failures(&mut tx, user_ref).await? {
         return Err(locked_out());
     }
-    tx.commit().await?;
-    let mut tx = state.db.begin_write().await?;
-    if !unlock_attempts::advance(&mut tx, &request.attempt_id, Step::Questions, Step::Code).await? {
+    if !unlock_attempts::advance(&mut tx, attempt_id, Step::Questions, Step::Code).await? {
         return Err(attempt_ended());
     }
     let email = email.ok_or_else(attempt_ended)?;
-    let sent = send_code(&mut tx, state, user_ref, &email, codes::Reuse::Live).await?;
-    audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_questions_passed").subject(&guid)).await?;
+    let sent = send_code(&mut tx, state, user_ref, email, codes::Reuse::Live).await?;
+    audit::append(&mut tx, Entry::new(ANONYMOUS, "unlock_questions_passed").subject(guid)).await?;
     tx.commit().await?;
-    state.outbox.wake();
     Ok(sent)
+}
+
+async fn give_back_try(state: &AppState, user_ref: i64) -> sqlx::Result<()> {
+    let mut tx = state.db.begin_write().await?;
+    people::clear_unlock_failures(&mut tx, user_ref).await?;
+    tx.commit().await
 }
 
 /// Where a holder's unlock mail goes: their registered address, or (registration-free policy)
