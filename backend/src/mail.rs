@@ -157,6 +157,10 @@ const SENT_KEPT_SECONDS: i64 = 7 * 24 * 3600;
 /// How a body sealed by the vault is stored (older rows hold plain text).
 pub(crate) const SEALED_PREFIX: &str = "sealed:v1:";
 
+/// Removes the records of mail sent or given up before `$1`, along the indexes on `sent_at` and
+/// `failed_at` (test `the_mail_sweep_walks_the_indexes`).
+pub const SWEEP: &str = "DELETE FROM mail_outbox WHERE sent_at < $1 OR failed_at < $1";
+
 /// Mail waiting longer than this, with no failure yet, also counts as delayed.
 const DELAYED_AFTER_SECONDS: i64 = 60;
 
@@ -202,10 +206,7 @@ impl Outbox {
         body: &str,
     ) -> anyhow::Result<()> {
         let now = now_unix();
-        sqlx::query("DELETE FROM mail_outbox WHERE sent_at < $1 OR failed_at < $1")
-            .bind(now - SENT_KEPT_SECONDS)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(SWEEP).bind(now - SENT_KEPT_SECONDS).execute(&mut **tx).await?;
         let sealed = format!("{SEALED_PREFIX}{}", STANDARD.encode(self.vault.seal_mail(to, body)?));
         sqlx::query(
             "INSERT INTO mail_outbox (to_addr, subject, body, created_at, attempts, next_attempt_at) \
