@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The benchmarks (issue 16, README "Performance"): builds the release programs, starts a
 # PostgreSQL server configured as in production (fsync on), runs every scenario of bench/ beside
-# its limit and writes target/bench/report.md. About 18 minutes on 2 cores
-# (2026-12-03). Arguments after the first go to the harness, e.g. `--only answers,routes` or
+# its limit and writes target/bench/report.md. About 16-18 minutes on 2 cores
+# (2026-12-03, 2026-12-04). Arguments after the first go to the harness, e.g. `--only answers,routes` or
 # `--people 100000` (bench/src/main.rs).
 #
 # `scripts/bench.sh --quick`: seconds and a few people, on the test command's debug build and
