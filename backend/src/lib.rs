@@ -16,6 +16,7 @@ pub mod config;
 pub mod crash;
 pub mod csrf;
 pub mod db;
+pub mod deadline;
 pub mod error;
 pub mod hashing;
 pub mod journeys;

@@ -3,10 +3,10 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{extract::DefaultBodyLimit, http::StatusCode, middleware, Router};
+use axum::{extract::DefaultBodyLimit, middleware, Router};
 use tokio::net::TcpListener;
 use tower::limit::GlobalConcurrencyLimitLayer;
-use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
+use tower_http::trace::TraceLayer;
 
 use card_ca::CertificateAuthority;
 
@@ -89,7 +89,7 @@ pub fn app(
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // A request that takes too long is answered rather than left hanging; what waits for a
         // turn is bounded.
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(middleware::from_fn_with_state(timeout, crate::deadline::limit))
         .layer(GlobalConcurrencyLimitLayer::new(concurrency))
         .layer(TraceLayer::new_for_http().make_span_with(crate::request_id::span_for))
         // Outermost: the id is given before the trace's span is made.

@@ -9,7 +9,7 @@ use protocol::api::{
     ChallengeIssued, Question, UnlockAnswers, UnlockAttempt, UnlockCode, UnlockCodeSent, UnlockQuestions,
     UnlockStart,
 };
-use protocol::error_code::ErrorCode;
+use protocol::{card_guid::CardGuid, error_code::ErrorCode};
 
 use crate::{
     audit::{self, Entry, ANONYMOUS},
@@ -206,16 +206,19 @@ fn choose(registered: &[u32], count: usize) -> Vec<u32> {
 pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockCodeSent, ApiError> {
     let _turn = state.answers.admit().await?;
     let now = now_unix();
-    // One transaction before the hashing: the attempt, the try counted, and what the answers are
-    // checked against (each transaction is a commit, and each pooled connection a round trip
+    // One transaction before the hashing: the attempt, what the answers are checked against, and
+    // the try counted (each transaction is a commit, and each pooled connection a round trip
     // more when it is given back: issue 16). The try is counted before the answers are hashed,
     // and given back only if they are right: a submission abandoned half-way (the page closed,
-    // the connection cut) still counts.
+    // the connection cut) still counts. It is counted last, so the person's row it locks is
+    // held only until the commit.
     let mut tx = state.db.begin_write().await?;
     let OpenAttempt { user_ref, guid, question_ids: asked, .. } =
         unlock_attempts::open_at(&mut tx, &request.attempt_id, Step::Questions, now)
             .await?
             .ok_or_else(attempt_ended)?;
+    let stored = registrations::active_answers(&mut tx, user_ref).await?;
+    let email = registrations::email(&mut tx, user_ref, registrations::Status::Active).await?;
     let Some(failures) = people::reserve_unlock_try(&mut tx, user_ref, MAX_FAILURES).await? else {
         // Every try is spent (the last perhaps abandoned before it was answered): locked out.
         if people::lock_out(&mut tx, user_ref, now).await? {
@@ -230,12 +233,11 @@ pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockC
         tx.commit().await?;
         return Err(locked_out());
     };
-    let stored = registrations::active_answers(&mut tx, user_ref).await?;
-    let email = registrations::email(&mut tx, user_ref, registrations::Status::Active).await?;
     tx.commit().await?;
     // Every asked question must be answered, once; every answer is checked (no early exit, so
-    // the time taken does not tell how many were right).
-    let mut all_right = request.answers.len() == asked.len();
+    // the time taken does not tell how many were right). An attempt always asks some; one that
+    // asked none is answered by nothing and passes nothing.
+    let mut all_right = !asked.is_empty() && request.answers.len() == asked.len();
     for question in &asked {
         let given = request.answers.iter().find(|a| a.question_id == *question);
         let hash = stored.iter().find(|a| a.question_id == *question).map(|a| a.answer_hash.clone());
@@ -250,7 +252,21 @@ pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockC
     if !all_right {
         return Err(wrong(state, user_ref, &guid, failures, now).await?);
     }
-    match passed(state, &request.attempt_id, user_ref, email.as_deref(), &guid).await {
+    // From here on the try must go back whatever the client does: the rest runs as a task of
+    // its own, which a hang-up or the request timeout cannot cancel half-way.
+    let settled = tokio::spawn(right(state.clone(), request.attempt_id, user_ref, email, guid));
+    settled.await.map_err(|e| anyhow::anyhow!("right answers: {e}"))?
+}
+
+/// Right answers: the code sent, or the refusal with the try given back.
+async fn right(
+    state: AppState,
+    attempt_id: String,
+    user_ref: i64,
+    email: Option<String>,
+    guid: CardGuid,
+) -> Result<UnlockCodeSent, ApiError> {
+    match passed(&state, &attempt_id, user_ref, email.as_deref(), &guid).await {
         Ok(sent) => {
             state.outbox.wake();
             Ok(sent)
@@ -258,7 +274,7 @@ pub async fn answers(state: &AppState, request: UnlockAnswers) -> Result<UnlockC
         Err(refused) => {
             // Right answers never count against the person, whatever became of the code: the
             // try goes back on its own (unless a parallel wrong one locked the person meanwhile).
-            if let Err(e) = give_back_try(state, user_ref).await {
+            if let Err(e) = give_back_try(&state, user_ref).await {
                 tracing::error!(error = %e, user_ref, "right answers: the try could not be given back");
             }
             Err(refused)

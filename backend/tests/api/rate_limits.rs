@@ -63,7 +63,8 @@ async fn a_request_that_cannot_finish_in_time_is_answered_503_and_changes_nothin
     let mut held = app.db.begin_write().await.unwrap();
     sqlx::query("UPDATE audit_head SET hash = hash").execute(&mut **held).await.unwrap();
     let answer = challenge(&app, None).await;
-    assert_eq!(answer.status(), 503);
+    assert!(answer.headers().contains_key("retry-after"));
+    assert_eq!(error_code(answer).await, (503, "unavailable".into()), "the usual envelope");
     drop(held);
     assert_eq!(challenges(&app).await, 0, "the request that timed out wrote nothing");
     assert_eq!(challenge(&app, None).await.status(), 200, "and the next one is served");
