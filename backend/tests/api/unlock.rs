@@ -451,6 +451,33 @@ on_both_databases! {
 }
 
 on_both_databases! {
+    /// A double (or triple) click: the same right answers for one attempt, at once. One is
+    /// answered with the code, the others that the attempt has moved on; one mail, no try kept.
+    async fn the_same_right_answers_sent_three_times_at_once_send_one_code_and_count_nothing(engine: Engine) {
+        let (app, smtp, card) = holder(engine, true).await;
+        let questions: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
+        let body = answers_for(&questions, true);
+        let (a, b, c) = tokio::join!(
+            app.post("/api/unlock/answers", &body),
+            app.post("/api/unlock/answers", &body),
+            app.post("/api/unlock/answers", &body)
+        );
+        let mut statuses = vec![a.status().as_u16(), b.status().as_u16(), c.status().as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 400, 400]);
+        smtp.wait_for("hal@nhs.net", "unlock code", 1).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let codes = smtp.messages_to("hal@nhs.net").iter().filter(|m| m.contains("unlock code")).count();
+        assert_eq!(codes, 1, "one code mailed");
+        let failures: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users WHERE user_id = '500000000001'")
+            .fetch_one(app.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(failures, 0, "right answers are not a failed try");
+    }
+}
+
+on_both_databases! {
     async fn wrong_answers_say_how_many_attempts_are_left_as_a_number(engine: Engine) {
         let (app, _smtp, card) = holder(engine, true).await;
         let questions: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
