@@ -178,7 +178,6 @@ impl PeakRss {
 pub struct Probe {
     pid: u32,
     peak: PeakRss,
-    cpu: f64,
     split: CpuSplit,
     started: Instant,
 }
@@ -195,18 +194,13 @@ pub struct Usage {
 
 impl Probe {
     pub fn start(pid: u32) -> Self {
-        Self {
-            pid,
-            peak: PeakRss::start(pid),
-            cpu: cpu_seconds(pid).unwrap_or(0.0),
-            split: CpuSplit::now(pid),
-            started: Instant::now(),
-        }
+        Self { pid, peak: PeakRss::start(pid), split: CpuSplit::now(pid), started: Instant::now() }
     }
 
     pub async fn finish(self) -> Usage {
-        let cpu = cpu_seconds(self.pid).unwrap_or(self.cpu) - self.cpu;
         let split = CpuSplit::now(self.pid).since(self.split);
+        // The backend's two parts are its whole process (a process that has ended reads as 0).
+        let cpu = (split.argon2 + split.backend).max(0.0);
         let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
         Usage { peak_rss_mb: self.peak.finish().await, cpu_percent: 100.0 * cpu / elapsed, split }
     }

@@ -55,6 +55,14 @@ pub async fn holder_with(
     (app, smtp, card)
 }
 
+/// The holder's unlock tries counted and not given back (`users.unlock_failures`).
+pub async fn failures(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT unlock_failures FROM users WHERE user_id = '500000000001'")
+        .fetch_one(app.db.pool())
+        .await
+        .unwrap()
+}
+
 pub async fn start(app: &TestApp, card: &TestCard) -> reqwest::Response {
     let issued: ChallengeIssued = app.post("/api/unlock/challenge", &()).await.json().await.unwrap();
     let request = UnlockStart {
@@ -152,8 +160,7 @@ on_both_databases! {
         }
         assert_eq!(error_code(app.post("/api/unlock/answers", &partly).await).await, (403, "locked_out".into()));
         assert_eq!(error_code(start(&app, &card).await).await, (403, "locked_out".into()));
-        let failures: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users").fetch_one(app.db.pool()).await.unwrap();
-        assert_eq!(failures, 3);
+                assert_eq!(failures(&app).await, 3);
     }
 }
 
@@ -186,8 +193,7 @@ on_both_databases! {
                 .contains(o)),
             "{outcomes:?}"
         );
-        let failures: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users").fetch_one(app.db.pool()).await.unwrap();
-        assert_eq!(failures, 3, "exactly the limit, never more");
+                assert_eq!(failures(&app).await, 3, "exactly the limit, never more");
         // Even the right answers are refused now.
         let right = app.post("/api/unlock/answers", &answers_for(&questions, true)).await;
         assert!(matches!(error_code(right).await, (403, _) | (400, _)));
@@ -373,11 +379,7 @@ on_both_databases! {
         for request in load {
             request.await.unwrap().unwrap();
         }
-        let failures: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users WHERE user_id = '500000000001'")
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
-        assert_eq!(failures, 1, "the abandoned try counts");
+                assert_eq!(failures(&app).await, 1, "the abandoned try counts");
     }
 }
 
@@ -421,11 +423,7 @@ on_both_databases! {
             .await
             .unwrap();
         assert_eq!(mails, 1, "no second mail was sent");
-        let failures: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users WHERE user_id = '500000000001'")
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
-        assert_eq!(failures, 0, "right answers are not a failed try");
+                assert_eq!(failures(&app).await, 0, "right answers are not a failed try");
         let entered = app.post("/api/unlock/code", &UnlockCode { attempt_id: second.attempt_id.clone(), code }).await;
         assert_eq!(entered.status(), 204, "the earlier code opens the new attempt");
     }
@@ -442,11 +440,7 @@ on_both_databases! {
         let second: UnlockQuestions = start(&app, &card).await.json().await.unwrap();
         let refused = app.post("/api/unlock/answers", &answers_for(&second, true)).await;
         assert_eq!(error_code(refused).await, (429, "code_recently_sent".into()));
-        let failures: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users WHERE user_id = '500000000001'")
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
-        assert_eq!(failures, 0, "right answers are not a failed try");
+                assert_eq!(failures(&app).await, 0, "right answers are not a failed try");
     }
 }
 
@@ -469,11 +463,7 @@ on_both_databases! {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let codes = smtp.messages_to("hal@nhs.net").iter().filter(|m| m.contains("unlock code")).count();
         assert_eq!(codes, 1, "one code mailed");
-        let failures: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users WHERE user_id = '500000000001'")
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
-        assert_eq!(failures, 0, "right answers are not a failed try");
+                assert_eq!(failures(&app).await, 0, "right answers are not a failed try");
     }
 }
 

@@ -8,7 +8,7 @@ use protocol::api::UnlockQuestions;
 use crate::{
     helpers::Engine,
     smtp::code_in,
-    unlock::{answers_for, holder_with, start},
+    unlock::{answers_for, failures, holder_with, start},
 };
 
 /// PostgreSQL only: the test holds the attempt's row lock from a connection of its own, so the
@@ -29,21 +29,12 @@ async fn right_answers_cut_off_after_the_hashing_still_give_the_try_back_and_sen
     let cut = app.post("/api/unlock/answers", &answers_for(&questions, true)).await;
     assert_eq!(cut.status(), 503, "the request timeout cut it off");
     assert!(sent.elapsed() >= Duration::from_secs(2));
-    let counted: i64 = sqlx::query_scalar("SELECT unlock_failures FROM users WHERE user_id = '500000000001'")
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap();
-    assert_eq!(counted, 1, "the try was counted before the hashing, and is held meanwhile");
+    assert_eq!(failures(&app).await, 1, "the try was counted before the hashing, and is held meanwhile");
     blocker.rollback().await.unwrap();
 
     // What was cut off is the answer, not the work: the code goes and the try comes back.
     code_in(&smtp.wait_for("hal@nhs.net", "unlock code", 1).await.unwrap()).unwrap();
-    let failures: i64 =
-        sqlx::query_scalar("SELECT unlock_failures FROM users WHERE user_id = '500000000001'")
-            .fetch_one(app.db.pool())
-            .await
-            .unwrap();
-    assert_eq!(failures, 0, "right answers are not a failed try");
+    assert_eq!(failures(&app).await, 0, "right answers are not a failed try");
     let status: String = sqlx::query_scalar("SELECT status FROM unlock_attempts WHERE id = $1")
         .bind(&questions.attempt_id)
         .fetch_one(app.db.pool())
